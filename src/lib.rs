@@ -1,0 +1,5 @@
+//! tend: a declarative init and supervisor for namespaced environments.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]

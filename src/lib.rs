@@ -3,3 +3,6 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+pub mod signal;
+pub mod supervisor;

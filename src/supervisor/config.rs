@@ -1,0 +1,71 @@
+//! What the supervisor needs to know of one service: the decisions-relevant
+//! part of a unit file, already validated. The unit module builds these; the
+//! supervisor never sees TOML, paths or users.
+
+use std::time::Duration;
+
+/// When a service counts as up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    /// Up once exec succeeded (or once its `ready` check passed, if it has one).
+    Simple,
+    /// Runs to completion; dependents start after it exited 0.
+    Oneshot,
+    /// Up when it sends `READY=1` over `$NOTIFY_SOCKET`.
+    Notify,
+}
+
+/// Whether a service that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+}
+
+/// The supervisor's view of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub service_type: ServiceType,
+    /// A `ready` check (tcp or exec) decides readiness of a simple service.
+    pub has_ready_check: bool,
+    /// How long starting may take before the service counts as failed to start.
+    pub ready_timeout: Option<Duration>,
+    pub restart: RestartPolicy,
+    pub restart_delay: Duration,
+    pub restart_delay_max: Duration,
+    pub start_limit_burst: u32,
+    pub start_limit_interval: Duration,
+    /// Start after these are ready (order only).
+    pub after: Vec<String>,
+    /// Start after these are ready, and stop when one of them fails for good.
+    pub requires: Vec<String>,
+    /// Signal number sent first when stopping.
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    /// When this service exits, the whole environment shuts down with its code.
+    pub main: bool,
+    /// Started at boot.
+    pub enabled: bool,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            service_type: ServiceType::Simple,
+            has_ready_check: false,
+            ready_timeout: None,
+            restart: RestartPolicy::OnFailure,
+            restart_delay: Duration::from_millis(100),
+            restart_delay_max: Duration::from_secs(30),
+            start_limit_burst: 5,
+            start_limit_interval: Duration::from_secs(10),
+            after: Vec::new(),
+            requires: Vec::new(),
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            main: false,
+            enabled: true,
+        }
+    }
+}

@@ -81,7 +81,10 @@ mod tests {
         };
         let mut backoff = Backoff::default();
         let delays: Vec<_> = (0..6).map(|_| backoff.next(&config, ms(1))).collect();
-        assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        assert_eq!(
+            delays,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
     }
 
     #[test]

@@ -6,12 +6,12 @@
 
 use std::time::Instant;
 
+use super::config::ServiceType;
 use super::machine::{Mode, Supervisor};
 use super::order::depends_on;
 use super::phase::{Failure, Input, Phase, Then};
 use super::service::Service;
 use super::types::Action;
-use super::config::ServiceType;
 
 /// A dependency as its dependents see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,9 @@ impl Supervisor {
         };
         let total = counted().count();
         let up = counted().filter(|s| self.is_up(s)).count();
-        let failed = counted().filter(|s| matches!(s.phase, Phase::Failed(_))).count();
+        let failed = counted()
+            .filter(|s| matches!(s.phase, Phase::Failed(_)))
+            .count();
         let mut status = format!("{up} of {total} services up");
         if failed > 0 {
             status.push_str(&format!(", {failed} failed"));

@@ -32,7 +32,9 @@ pub(super) enum Mode {
     Created,
     Running,
     /// `deadline` is the global shutdown timeout.
-    ShuttingDown { deadline: Option<Instant> },
+    ShuttingDown {
+        deadline: Option<Instant>,
+    },
     /// `Action::Exit` was emitted; every event is ignored.
     Done,
 }

@@ -16,7 +16,9 @@ pub(super) enum Phase {
     /// Wants to run; some dependency is not met yet.
     Waiting,
     /// Restart pending until `until`.
-    Delay { until: Instant },
+    Delay {
+        until: Instant,
+    },
     /// `Action::Spawn` is out; no pid yet.
     Spawning,
     /// The process runs. `deadline` is the ready timeout while not ready;
@@ -69,7 +71,7 @@ impl fmt::Display for Failure {
             Failure::Exited(status) => write!(f, "{status}"),
             Failure::Start(reason) => write!(f, "{reason}"),
             Failure::StartLimit => f.write_str("start limit reached"),
-            Failure::Dependency(dep) => write!(f, "required service {dep} failed"),
+            Failure::Dependency(dep) => write!(f, "required service {dep} is down for good"),
         }
     }
 }

@@ -92,27 +92,56 @@ impl Service {
             (P::Up { ready: false, .. }, I::ReadyFailed(reason)) => {
                 self.stop(Then::Fail(format!("not ready: {reason}")), cx)
             }
-            (P::Up { ready: false, deadline: Some(at), .. }, I::Timer) if at <= now => {
-                self.ready_timeout(cx)
-            }
+            (
+                P::Up {
+                    ready: false,
+                    deadline: Some(at),
+                    ..
+                },
+                I::Timer,
+            ) if at <= now => self.ready_timeout(cx),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
             (P::Up { .. }, I::Stop(then)) => self.stop(then, cx),
             (P::Up { .. }, I::DepBroken(dep)) => self.stop(Then::Blocked(dep), cx),
             (P::Up { pid, .. }, I::Kill) => self.kill(Some(pid), Then::Down, cx),
-            (P::Stopping { pid: None, then, .. }, I::Spawned(pid)) => self.signal(pid, then, cx),
-            (P::Stopping { pid: None, then, .. }, I::SpawnFailed(_)) => {
-                return self.stopped(then, None, cx)
-            }
+            (
+                P::Stopping {
+                    pid: None, then, ..
+                },
+                I::Spawned(pid),
+            ) => self.signal(pid, then, cx),
+            (
+                P::Stopping {
+                    pid: None, then, ..
+                },
+                I::SpawnFailed(_),
+            ) => return self.stopped(then, None, cx),
             (P::Stopping { then, .. }, I::Exited(status)) => {
                 return self.stopped(then, Some(status), cx)
             }
-            (P::Stopping { pid: Some(pid), deadline: Some(at), then }, I::Timer) if at <= now => {
-                self.kill(Some(pid), then, cx)
-            }
-            (P::Stopping { pid: Some(pid), then, .. }, I::Kill) => self.kill(Some(pid), then, cx),
+            (
+                P::Stopping {
+                    pid: Some(pid),
+                    deadline: Some(at),
+                    then,
+                },
+                I::Timer,
+            ) if at <= now => self.kill(Some(pid), then, cx),
+            (
+                P::Stopping {
+                    pid: Some(pid),
+                    then,
+                    ..
+                },
+                I::Kill,
+            ) => self.kill(Some(pid), then, cx),
             (P::Stopping { pid, deadline, .. }, I::Stop(then)) => {
-                self.phase = P::Stopping { pid, deadline, then }
+                self.phase = P::Stopping {
+                    pid,
+                    deadline,
+                    then,
+                }
             }
             (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.set(P::Exited, now),
             (phase, input) => {
@@ -219,7 +248,10 @@ impl Service {
         let ready = !self.readies() && self.config.service_type != ServiceType::Oneshot;
         let deadline = match ready {
             true => None,
-            false => self.config.ready_timeout.and_then(|t| cx.now.checked_add(t)),
+            false => self
+                .config
+                .ready_timeout
+                .and_then(|t| cx.now.checked_add(t)),
         };
         let up = Phase::Up {
             pid,

@@ -61,9 +61,10 @@ impl Supervisor {
         if let Some(status) = main.filter(|s| !s.is_live()).and_then(|s| s.last_exit) {
             return status.code();
         }
-        let unclean = self.services.values().any(|s| {
-            s.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_))
-        });
+        let unclean = self
+            .services
+            .values()
+            .any(|s| s.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)));
         i32::from(unclean)
     }
 

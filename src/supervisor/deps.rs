@@ -142,7 +142,7 @@ impl Supervisor {
     fn has_live_dependents(&self, name: &str) -> bool {
         self.services
             .values()
-            .any(|s| s.name != name && s.is_live() && depends_on(&s.config, name))
+            .any(|s| s.name != name && s.phase.is_live() && depends_on(&s.config, name))
     }
 
     /// Why a service is in its state, for `status`.

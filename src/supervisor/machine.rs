@@ -100,7 +100,7 @@ impl Supervisor {
         };
         self.services
             .values()
-            .filter_map(Service::deadline)
+            .filter_map(|s| s.phase.deadline())
             .chain(global)
             .min()
     }
@@ -111,8 +111,8 @@ impl Supervisor {
             .values()
             .map(|service| ServiceStatus {
                 name: service.name.clone(),
-                state: service.state(),
-                pid: service.pid(),
+                state: service.phase.state(),
+                pid: service.phase.pid(),
                 since: service.since,
                 restarts: service.restarts,
                 last_exit: service.last_exit,
@@ -163,14 +163,14 @@ impl Supervisor {
             tracing::debug!(service = name, ?input, "input for an unknown service");
             return;
         };
-        let was_down = service.is_down();
+        let was_down = service.phase.is_down();
         let mut cx = Cx {
             now,
             actions: &mut self.actions,
             shutting_down,
         };
         let outcome = service.step(input, &mut cx);
-        let main_went_down = service.config.main && !was_down && service.is_down();
+        let main_went_down = service.config.main && !was_down && service.phase.is_down();
         if outcome == Outcome::Forget {
             self.services.remove(name);
         } else if main_went_down && !shutting_down {
@@ -180,7 +180,7 @@ impl Supervisor {
     }
 
     fn reaped(&mut self, pid: i32, status: ExitStatus, now: Instant) {
-        let owner = self.services.values().find(|s| s.pid() == Some(pid));
+        let owner = self.services.values().find(|s| s.phase.pid() == Some(pid));
         match owner.map(|s| s.name.clone()) {
             Some(name) => self.route(&name, Input::Exited(status), now),
             None => tracing::debug!(pid, %status, "reaped a process no service owns"),
@@ -197,7 +197,7 @@ impl Supervisor {
         let due: Vec<String> = self
             .services
             .values()
-            .filter(|s| s.deadline().is_some_and(|at| at <= now))
+            .filter(|s| s.phase.deadline().is_some_and(|at| at <= now))
             .map(|s| s.name.clone())
             .collect();
         for name in due {
@@ -242,7 +242,7 @@ impl Supervisor {
     }
 
     fn restart(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
-        let input = match self.startable(name)?.is_live() {
+        let input = match self.startable(name)?.phase.is_live() {
             true => Input::Stop(Then::Restart),
             false => Input::Start,
         };
@@ -261,7 +261,7 @@ impl Supervisor {
             }
             Mode::ShuttingDown { .. } => {
                 self.reconcile(now);
-                if !self.services.values().any(Service::is_live) {
+                if !self.services.values().any(|s| s.phase.is_live()) {
                     self.finish();
                 }
             }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
-use super::types::{Action, ExitStatus};
+use super::types::{Action, ExitStatus, ServiceState};
 
 /// Where a service is; richer than the [`ServiceState`] users see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,57 @@ pub(super) enum Phase {
     },
     Exited,
     Failed(Failure),
+}
+
+impl Phase {
+    /// The state users see.
+    pub(super) fn state(&self) -> ServiceState {
+        match self {
+            Phase::Disabled => ServiceState::Disabled,
+            Phase::Invalid => ServiceState::Invalid,
+            Phase::Waiting | Phase::Delay { .. } | Phase::Spawning => ServiceState::Starting,
+            Phase::Up { stopping: true, .. } | Phase::Stopping { .. } => ServiceState::Stopping,
+            Phase::Up { ready: true, .. } => ServiceState::Ready,
+            Phase::Up { .. } => ServiceState::Running,
+            Phase::Exited => ServiceState::Exited,
+            Phase::Failed(_) => ServiceState::Failed,
+        }
+    }
+
+    pub(super) fn pid(&self) -> Option<i32> {
+        match *self {
+            Phase::Up { pid, .. } => Some(pid),
+            Phase::Stopping { pid, .. } => pid,
+            _ => None,
+        }
+    }
+
+    /// A process exists (or is being spawned).
+    pub(super) fn is_live(&self) -> bool {
+        matches!(
+            self,
+            Phase::Spawning | Phase::Up { .. } | Phase::Stopping { .. }
+        )
+    }
+
+    /// Down until someone starts it: exited or failed.
+    pub(super) fn is_down(&self) -> bool {
+        matches!(self, Phase::Exited | Phase::Failed(_))
+    }
+
+    /// The next moment this service needs a `Timer`.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Phase::Delay { until } => Some(until),
+            Phase::Up {
+                ready: false,
+                deadline,
+                ..
+            } => deadline,
+            Phase::Stopping { deadline, .. } => deadline,
+            _ => None,
+        }
+    }
 }
 
 /// What happens once a stop completes.

@@ -57,7 +57,7 @@ impl Supervisor {
 
     fn reload_invalid(&mut self, name: String, reason: String, now: Instant) {
         match self.services.get_mut(&name) {
-            Some(service) if service.is_live() => {
+            Some(service) if service.phase.is_live() => {
                 tracing::warn!(
                     service = name,
                     reason,
@@ -84,7 +84,7 @@ impl Supervisor {
             service.config_error = None;
             return;
         }
-        if service.is_live() {
+        if service.phase.is_live() {
             service.config_error = None;
             service.pending_config = Some(config);
             self.route(&name, Input::Stop(Then::Restart), now);

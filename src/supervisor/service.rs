@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::backoff::{Backoff, StartLimit};
 use super::config::{RestartPolicy, ServiceConfig, ServiceType};
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
-use super::types::{Action, ExitStatus, ServiceState};
+use super::types::{Action, ExitStatus};
 
 #[derive(Debug, Clone)]
 pub(super) struct Service {
@@ -65,145 +65,56 @@ impl Service {
 
     /// The single transition function: every legal (phase, input) pair is
     /// an arm here; anything else is logged and ignored.
+    #[rustfmt::skip] // a table: one line per transition
     pub(super) fn step(&mut self, input: Input, cx: &mut Cx) -> Outcome {
-        use Input as I;
-        use Phase as P;
+        use {Input as I, Phase as P};
         let now = cx.now;
+        let due = self.phase.deadline().is_some_and(|at| at <= now);
         match (self.phase.clone(), input) {
-            (P::Disabled | P::Invalid | P::Exited | P::Failed(_), I::Stop(Then::Forget)) => {
-                return Outcome::Forget
-            }
+            (P::Disabled | P::Invalid | P::Exited | P::Failed(_), I::Stop(Then::Forget)) => return Outcome::Forget,
             (P::Disabled | P::Exited | P::Failed(_), I::Start) => self.want_up(now),
-            (P::Delay { .. }, I::Start) => self.set(P::Waiting, now),
-            (P::Delay { until }, I::Timer) if until <= now => self.set(P::Waiting, now),
+            (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.set(P::Exited, now),
+
             (P::Waiting, I::DepsMet) => self.spawn(cx),
             (P::Waiting | P::Delay { .. }, I::Stop(then)) => return self.stopped(then, None, cx),
-            (P::Waiting | P::Delay { .. }, I::DepBroken(dep)) => {
-                self.set(P::Failed(Failure::Dependency(dep)), now)
-            }
+            (P::Waiting | P::Delay { .. }, I::DepBroken(dep)) => self.set(P::Failed(Failure::Dependency(dep)), now),
+            (P::Delay { .. }, I::Start) => self.set(P::Waiting, now),
+            (P::Delay { .. }, I::Timer) if due => self.set(P::Waiting, now),
+
             (P::Spawning, I::Spawned(pid)) => self.spawned(pid, cx),
-            (P::Spawning, I::SpawnFailed(reason)) => {
-                self.failed_start(format!("cannot spawn: {reason}"), cx)
-            }
+            (P::Spawning, I::SpawnFailed(reason)) => self.failed_start(format!("cannot spawn: {reason}"), cx),
             (P::Spawning, I::Stop(then)) => self.stop_unspawned(then, now),
             (P::Spawning, I::Kill) => self.stop_unspawned(Then::Down, now),
             (P::Spawning, I::DepBroken(dep)) => self.stop_unspawned(Then::Blocked(dep), now),
+
             (P::Up { ready: false, .. }, I::Ready) if self.readies() => self.ready(now),
-            (P::Up { ready: false, .. }, I::ReadyFailed(reason)) => {
-                self.stop(Then::Fail(format!("not ready: {reason}")), cx)
-            }
-            (
-                P::Up {
-                    ready: false,
-                    deadline: Some(at),
-                    ..
-                },
-                I::Timer,
-            ) if at <= now => self.ready_timeout(cx),
+            (P::Up { ready: false, .. }, I::ReadyFailed(why)) => self.stop(Then::Fail(format!("not ready: {why}")), cx),
+            (P::Up { ready: false, .. }, I::Timer) if due => self.ready_timeout(cx),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
             (P::Up { .. }, I::Stop(then)) => self.stop(then, cx),
             (P::Up { .. }, I::DepBroken(dep)) => self.stop(Then::Blocked(dep), cx),
             (P::Up { pid, .. }, I::Kill) => self.kill(Some(pid), Then::Down, cx),
-            (
-                P::Stopping {
-                    pid: None, then, ..
-                },
-                I::Spawned(pid),
-            ) => self.signal(pid, then, cx),
-            (
-                P::Stopping {
-                    pid: None, then, ..
-                },
-                I::SpawnFailed(_),
-            ) => return self.stopped(then, None, cx),
-            (P::Stopping { then, .. }, I::Exited(status)) => {
-                return self.stopped(then, Some(status), cx)
+
+            (P::Stopping { pid: None, then, .. }, I::Spawned(pid)) => self.signal(pid, then, cx),
+            (P::Stopping { pid: None, then, .. }, I::SpawnFailed(_)) => return self.stopped(then, None, cx),
+            (P::Stopping { then, .. }, I::Exited(status)) => return self.stopped(then, Some(status), cx),
+            (P::Stopping { pid, then, .. }, I::Timer) if due => self.kill(pid, then, cx),
+            (P::Stopping { pid: Some(pid), then, .. }, I::Kill) => self.kill(Some(pid), then, cx),
+            (P::Stopping { pid, deadline, .. }, I::Stop(then)) => self.phase = P::Stopping { pid, deadline, then },
+            (P::Stopping { pid, deadline, then }, I::Start) if then != Then::Forget => {
+                self.phase = P::Stopping { pid, deadline, then: Then::Restart }
             }
-            (
-                P::Stopping {
-                    pid: Some(pid),
-                    deadline: Some(at),
-                    then,
-                },
-                I::Timer,
-            ) if at <= now => self.kill(Some(pid), then, cx),
-            (
-                P::Stopping {
-                    pid: Some(pid),
-                    then,
-                    ..
-                },
-                I::Kill,
-            ) => self.kill(Some(pid), then, cx),
-            (P::Stopping { pid, deadline, .. }, I::Stop(then)) => {
-                self.phase = P::Stopping {
-                    pid,
-                    deadline,
-                    then,
-                }
-            }
-            (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.set(P::Exited, now),
-            (phase, input) => {
-                tracing::debug!(service = %self.name, ?phase, ?input, "ignored input");
-            }
+
+            (phase, input) => tracing::debug!(service = %self.name, ?phase, ?input, "ignored input"),
         }
         Outcome::Keep
     }
 
-    /// The state users see.
-    pub(super) fn state(&self) -> ServiceState {
-        match &self.phase {
-            Phase::Disabled => ServiceState::Disabled,
-            Phase::Invalid => ServiceState::Invalid,
-            Phase::Waiting | Phase::Delay { .. } | Phase::Spawning => ServiceState::Starting,
-            Phase::Up { stopping: true, .. } | Phase::Stopping { .. } => ServiceState::Stopping,
-            Phase::Up { ready: true, .. } => ServiceState::Ready,
-            Phase::Up { .. } => ServiceState::Running,
-            Phase::Exited => ServiceState::Exited,
-            Phase::Failed(_) => ServiceState::Failed,
-        }
-    }
-
-    pub(super) fn pid(&self) -> Option<i32> {
-        match self.phase {
-            Phase::Up { pid, .. } => Some(pid),
-            Phase::Stopping { pid, .. } => pid,
-            _ => None,
-        }
-    }
-
-    /// A process exists (or is being spawned).
-    pub(super) fn is_live(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Spawning | Phase::Up { .. } | Phase::Stopping { .. }
-        )
-    }
-
-    /// Down until someone starts it: exited or failed.
-    pub(super) fn is_down(&self) -> bool {
-        matches!(self.phase, Phase::Exited | Phase::Failed(_))
-    }
-
-    /// The next moment this service needs a `Timer`.
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Delay { until } => Some(until),
-            Phase::Up {
-                ready: false,
-                deadline,
-                ..
-            } => deadline,
-            Phase::Stopping { deadline, .. } => deadline,
-            _ => None,
-        }
-    }
-
     fn set(&mut self, phase: Phase, now: Instant) {
-        let before = self.state();
+        let before = self.phase.state();
         self.phase = phase;
-        let after = self.state();
+        let after = self.phase.state();
         if after != before {
             self.since = now;
             tracing::info!(service = %self.name, "{before} -> {after}");
@@ -358,7 +269,7 @@ impl Service {
 
     fn stop(&mut self, then: Then, cx: &mut Cx) {
         self.cancel_check_if_pending(cx);
-        match self.pid() {
+        match self.phase.pid() {
             Some(pid) => self.signal(pid, then, cx),
             None => self.stop_unspawned(then, cx.now),
         }

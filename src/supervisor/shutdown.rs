@@ -58,17 +58,20 @@ impl Supervisor {
     /// exited non-zero while stopping), or is still alive at the timeout.
     fn exit_code(&self) -> i32 {
         let main = self.services.values().find(|s| s.config.main);
-        if let Some(status) = main.filter(|s| !s.is_live()).and_then(|s| s.last_exit) {
+        if let Some(status) = main
+            .filter(|s| !s.phase.is_live())
+            .and_then(|s| s.last_exit)
+        {
             return status.code();
         }
         let unclean = self
             .services
             .values()
-            .any(|s| s.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)));
+            .any(|s| s.phase.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)));
         i32::from(unclean)
     }
 
     fn live(&self) -> impl Iterator<Item = &Service> {
-        self.services.values().filter(|s| s.is_live())
+        self.services.values().filter(|s| s.phase.is_live())
     }
 }

@@ -185,3 +185,11 @@ fn operator_errors_are_typed() {
     let late = h.sup.handle(Event::Start { name: "a".into() }, h.now);
     assert_eq!(late, Err(SupervisorError::ShuttingDown));
 }
+
+#[test]
+fn start_while_stopping_restarts_after_the_stop() {
+    let mut h = Harness::booted(vec![("a", crashy())]);
+    h.send(Event::Stop { name: "a".into() });
+    assert_eq!(core(h.send(Event::Start { name: "a".into() })), []);
+    assert_eq!(core(h.exit("a", ExitStatus::Signal(TERM))), [spawn("a")]);
+}

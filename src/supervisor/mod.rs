@@ -28,6 +28,7 @@
 //! | Up       | any      | Announce          | Up, shown stopping                    |
 //! | Stopping | stopping | Timer (stop timeout), Kill | Stopping, `KillAll`          |
 //! | Stopping | stopping | Exited            | per the stop's `Then`: Exited / Waiting / restart policy / Failed / forgotten |
+//! | Stopping | stopping | Stop, Start       | Stopping, with the new `Then` (Start: restart once stopped) |
 //! | Delay    | starting | Timer             | Waiting                               |
 //! | Exited, Failed | exited, failed | Start | Waiting, backoff and start limit reset |
 //! | Failed(dependency) | failed | Start (dependency recovered) | Waiting     |
@@ -55,8 +56,24 @@
 //!   failure propagates: an operator stop of a dependency leaves dependents up.
 //! * `ready_timeout` counts from the spawn, for notify services, simple ones
 //!   with a ready check and oneshots (which are "ready" when they exit 0).
-//! * Shutdown: see `shutdown.rs`. A second shutdown request kills everything.
-//! * Reload: see `reload.rs`.
+//! * `main`: when it goes down for good (exited, failed, stopped by an
+//!   operator; not when it is restarted or removed by a reload) everything
+//!   shuts down.
+//! * Shutdown (`shutdown.rs`): reverse dependency order, each service within
+//!   its stop timeout, the whole within the global one, then `KillAll` what is
+//!   left and `Exit`. Exit code: the main service's (128+N for signal N) if it
+//!   has exited; else 1 if a service is failed, needed more than its stop
+//!   signal, or was still alive at the timeout; else 0. A second shutdown
+//!   request kills everything at once, then exits when all are reaped.
+//! * Reload (`reload.rs`): new units start, removed ones stop and are
+//!   forgotten, a changed one is stopped and handled like a new unit, an
+//!   unchanged one is left alone; a running service whose new unit is invalid
+//!   keeps running with the old one and shows the error.
+//! * Operator requests answer through `handle`'s `Result` (unknown or invalid
+//!   service, shutting down); their effect shows in `status`.
+//! * `READY=1` goes up once, when every enabled valid service is up (ready,
+//!   or exited 0); `STATUS=` whenever the "N of M services up" line changes;
+//!   `STOPPING=1` when shutdown begins.
 
 mod backoff;
 pub mod config;

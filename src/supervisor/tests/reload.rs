@@ -135,3 +135,19 @@ fn reload_that_makes_a_cycle_stops_nothing_running() {
     assert!(h.detail("a").contains("dependency cycle through a, b"));
     assert_eq!(h.due_in(), None);
 }
+
+#[test]
+fn removing_a_service_that_never_ran_forgets_it_at_once() {
+    let blocked = ServiceConfig {
+        after: names(&["never"]),
+        ..ServiceConfig::default()
+    };
+    let never = ServiceConfig {
+        service_type: crate::supervisor::ServiceType::Notify,
+        ..ServiceConfig::default()
+    };
+    let mut h = Harness::booted(vec![("never", never.clone()), ("w", blocked)]);
+    assert_eq!(h.state("w"), ServiceState::Starting);
+    assert_eq!(core(h.send(reload(vec![("never", never)], &[]))), []);
+    assert_eq!(h.sup.status().len(), 1);
+}

@@ -178,3 +178,16 @@ fn a_service_dying_during_shutdown_is_not_restarted() {
     assert_eq!(core(h.exit("web", ExitStatus::Signal(TERM))), [term("app")]);
     assert_eq!(core(h.exit("app", ExitStatus::Signal(TERM))), [exit(1)]);
 }
+
+#[test]
+fn operator_stop_of_main_shuts_everything_down() {
+    let mut h = Harness::booted(vec![("main", main_service()), ("side", Default::default())]);
+    assert_eq!(
+        core(h.send(Event::Stop {
+            name: "main".into()
+        })),
+        [term("main")]
+    );
+    assert_eq!(core(h.exit("main", ExitStatus::Code(0))), [term("side")]);
+    assert_eq!(core(h.exit("side", ExitStatus::Signal(TERM))), [exit(0)]);
+}

@@ -1,0 +1,270 @@
+//! [`Supervisor`]: the whole set of services, its mode (booting, running,
+//! shutting down, done) and [`Supervisor::handle`], whose `transition` is the
+//! single mode × event table. Each event is routed to one service's own
+//! machine; afterwards `settle` derives what follows from the new states
+//! (dependencies met or broken, the next service to stop at shutdown, what to
+//! tell the manager above).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::config::ServiceConfig;
+use super::phase::{Cx, Input, Outcome, Phase, Then};
+use super::reload::split_cycles;
+use super::service::Service;
+use super::types::{Action, Event, ExitStatus, ServiceStatus, SupervisorError};
+
+/// The supervision state machine. Pure: time comes in, actions go out.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub(super) services: BTreeMap<String, Service>,
+    pub(super) mode: Mode,
+    pub(super) shutdown_timeout: Duration,
+    pub(super) actions: VecDeque<Action>,
+    /// The last things said to the manager above.
+    pub(super) told_ready: bool,
+    pub(super) told_status: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Before `boot`: nothing is spawned.
+    Created,
+    Running,
+    /// `deadline` is the global shutdown timeout.
+    ShuttingDown {
+        deadline: Option<Instant>,
+    },
+    /// `Action::Exit` was emitted; every event is ignored.
+    Done,
+}
+
+impl Supervisor {
+    /// Takes the units: `services` are valid, `invalid` maps a unit's name to
+    /// its error (shown as `invalid`, never started). Services on a dependency
+    /// cycle are shown invalid too. Nothing starts before [`Supervisor::boot`].
+    pub fn new(
+        services: BTreeMap<String, ServiceConfig>,
+        invalid: BTreeMap<String, String>,
+        shutdown_timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        let (services, invalid) = split_cycles(services, invalid);
+        let mut all: BTreeMap<String, Service> = services
+            .into_iter()
+            .map(|(name, config)| (name.clone(), Service::new(&name, config, now)))
+            .collect();
+        for (name, reason) in invalid {
+            all.insert(name.clone(), Service::invalid(&name, reason, now));
+        }
+        Supervisor {
+            services: all,
+            mode: Mode::Created,
+            shutdown_timeout,
+            actions: VecDeque::new(),
+            told_ready: false,
+            told_status: String::new(),
+        }
+    }
+
+    /// Starts every enabled service, each as soon as its dependencies are met:
+    /// independent services all at once.
+    pub fn boot(&mut self, now: Instant) {
+        if self.mode == Mode::Created {
+            self.mode = Mode::Running;
+        }
+        self.settle(now);
+    }
+
+    /// Feeds one event. Only operator requests (`Start`, `Stop`, `Restart`)
+    /// can fail: for an unknown or invalid service, or while shutting down.
+    /// Every other event that does not fit the current state is logged and
+    /// ignored. Drain [`Supervisor::poll_action`] afterwards.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Result<(), SupervisorError> {
+        let result = self.transition(event, now);
+        self.settle(now);
+        result
+    }
+
+    /// The next action for the event loop, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to feed [`Event::Timer`]; `None` when nothing is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let global = match self.mode {
+            Mode::ShuttingDown { deadline } => deadline,
+            Mode::Done => return None,
+            Mode::Created | Mode::Running => None,
+        };
+        self.services
+            .values()
+            .filter_map(|s| s.phase.deadline())
+            .chain(global)
+            .min()
+    }
+
+    /// Every service, by name.
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        self.services
+            .values()
+            .map(|service| ServiceStatus {
+                name: service.name.clone(),
+                state: service.phase.state(),
+                pid: service.phase.pid(),
+                since: service.since,
+                restarts: service.restarts,
+                last_exit: service.last_exit,
+                status_text: service.status_text.clone(),
+                detail: self.detail(service),
+            })
+            .collect()
+    }
+
+    /// The mode × event table.
+    fn transition(&mut self, event: Event, now: Instant) -> Result<(), SupervisorError> {
+        use Event as E;
+        use Mode as M;
+        match (self.mode, event) {
+            (M::Done, event) => tracing::debug!(?event, "ignored after exit"),
+            (_, E::Spawned { name, pid }) => self.route(&name, Input::Spawned(pid), now),
+            (_, E::SpawnFailed { name, reason }) => {
+                self.route(&name, Input::SpawnFailed(reason), now)
+            }
+            (_, E::Exited { pid, status }) => self.reaped(pid, status, now),
+            (_, E::Ready { name }) => self.route(&name, Input::Ready, now),
+            (_, E::ReadyFailed { name, reason }) => {
+                self.route(&name, Input::ReadyFailed(reason), now)
+            }
+            (_, E::Stopping { name }) => self.route(&name, Input::Announce, now),
+            (_, E::Status { name, text }) => self.status_text(&name, text),
+            (_, E::Timer) => self.timer(now),
+            (M::ShuttingDown { .. }, E::Shutdown) => self.escalate(now),
+            (_, E::Shutdown) => self.begin_shutdown(now),
+            (M::ShuttingDown { .. }, E::Start { .. } | E::Restart { .. }) => {
+                return Err(SupervisorError::ShuttingDown)
+            }
+            (M::ShuttingDown { .. }, E::Reload { .. }) => {
+                tracing::warn!("reload ignored while shutting down")
+            }
+            (_, E::Reload { services, invalid }) => self.reload(services, invalid, now),
+            (_, E::Start { name }) => return self.start(&name, now),
+            (_, E::Stop { name }) => return self.stop(&name, now),
+            (_, E::Restart { name }) => return self.restart(&name, now),
+        }
+        Ok(())
+    }
+
+    /// Feeds one input to one service's machine and applies the outcome.
+    pub(super) fn route(&mut self, name: &str, input: Input, now: Instant) {
+        let shutting_down = !matches!(self.mode, Mode::Created | Mode::Running);
+        let Some(service) = self.services.get_mut(name) else {
+            tracing::debug!(service = name, ?input, "input for an unknown service");
+            return;
+        };
+        let was_down = service.phase.is_down();
+        let mut cx = Cx {
+            now,
+            actions: &mut self.actions,
+            shutting_down,
+        };
+        let outcome = service.step(input, &mut cx);
+        let main_went_down = service.config.main && !was_down && service.phase.is_down();
+        if outcome == Outcome::Forget {
+            self.services.remove(name);
+        } else if main_went_down && !shutting_down {
+            tracing::info!(service = name, "main service is down, shutting down");
+            self.begin_shutdown(now);
+        }
+    }
+
+    fn reaped(&mut self, pid: i32, status: ExitStatus, now: Instant) {
+        let owner = self.services.values().find(|s| s.phase.pid() == Some(pid));
+        match owner.map(|s| s.name.clone()) {
+            Some(name) => self.route(&name, Input::Exited(status), now),
+            None => tracing::debug!(pid, %status, "reaped a process no service owns"),
+        }
+    }
+
+    fn status_text(&mut self, name: &str, text: String) {
+        if let Some(service) = self.services.get_mut(name) {
+            service.status_text = Some(text);
+        }
+    }
+
+    fn timer(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .services
+            .values()
+            .filter(|s| s.phase.deadline().is_some_and(|at| at <= now))
+            .map(|s| s.name.clone())
+            .collect();
+        for name in due {
+            self.route(&name, Input::Timer, now);
+        }
+        if let Mode::ShuttingDown { deadline: Some(at) } = self.mode {
+            if at <= now {
+                self.shutdown_timed_out();
+            }
+        }
+    }
+
+    fn known(&self, name: &str) -> Result<&Service, SupervisorError> {
+        let service = self.services.get(name);
+        service.ok_or_else(|| SupervisorError::UnknownService {
+            name: name.to_string(),
+        })
+    }
+
+    /// Known and not invalid.
+    fn startable(&self, name: &str) -> Result<&Service, SupervisorError> {
+        let service = self.known(name)?;
+        match (&service.phase, &service.config_error) {
+            (Phase::Invalid, Some(reason)) => Err(SupervisorError::InvalidService {
+                name: name.to_string(),
+                reason: reason.clone(),
+            }),
+            _ => Ok(service),
+        }
+    }
+
+    fn start(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
+        self.startable(name)?;
+        self.route(name, Input::Start, now);
+        Ok(())
+    }
+
+    fn stop(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
+        self.known(name)?;
+        self.route(name, Input::Stop(Then::Down), now);
+        Ok(())
+    }
+
+    fn restart(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
+        let input = match self.startable(name)?.phase.is_live() {
+            true => Input::Stop(Then::Restart),
+            false => Input::Start,
+        };
+        self.route(name, input, now);
+        Ok(())
+    }
+
+    /// After each event: derive the follow-up inputs, then finish a shutdown
+    /// or tell the manager what changed.
+    fn settle(&mut self, now: Instant) {
+        match self.mode {
+            Mode::Created | Mode::Done => {}
+            Mode::Running => {
+                self.reconcile(now);
+                self.notify();
+            }
+            Mode::ShuttingDown { .. } => {
+                self.reconcile(now);
+                if !self.services.values().any(|s| s.phase.is_live()) {
+                    self.finish();
+                }
+            }
+        }
+    }
+}

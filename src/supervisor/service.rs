@@ -1,0 +1,344 @@
+//! One service's state machine: its [`Phase`], the [`Input`]s it takes, and
+//! [`Service::step`], the single transition function holding the whole
+//! phase × input table. Dependencies, shutdown order and reloads are decided
+//! one level up, in the machine, which feeds the resulting inputs here.
+
+use std::time::{Duration, Instant};
+
+use super::backoff::{Backoff, StartLimit};
+use super::config::{RestartPolicy, ServiceConfig, ServiceType};
+use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
+use super::types::{Action, ExitStatus};
+
+#[derive(Debug, Clone)]
+pub(super) struct Service {
+    pub name: String,
+    pub config: ServiceConfig,
+    /// A reloaded config, applied once the old instance has stopped.
+    pub pending_config: Option<ServiceConfig>,
+    /// The unit's error: why it is invalid, or why a reload was refused.
+    pub config_error: Option<String>,
+    pub phase: Phase,
+    pub since: Instant,
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
+    pub status_text: Option<String>,
+    /// The last stop needed more than the stop signal.
+    pub unclean_stop: bool,
+    backoff: Backoff,
+    limit: StartLimit,
+}
+
+impl Service {
+    pub(super) fn new(name: &str, config: ServiceConfig, now: Instant) -> Self {
+        let phase = if config.enabled {
+            Phase::Waiting
+        } else {
+            Phase::Disabled
+        };
+        Service {
+            name: name.to_string(),
+            config,
+            pending_config: None,
+            config_error: None,
+            phase,
+            since: now,
+            restarts: 0,
+            last_exit: None,
+            status_text: None,
+            unclean_stop: false,
+            backoff: Backoff::default(),
+            limit: StartLimit::default(),
+        }
+    }
+
+    pub(super) fn invalid(name: &str, reason: String, now: Instant) -> Self {
+        let config = ServiceConfig {
+            enabled: false,
+            ..ServiceConfig::default()
+        };
+        let mut service = Service::new(name, config, now);
+        service.phase = Phase::Invalid;
+        service.config_error = Some(reason);
+        service
+    }
+
+    /// The single transition function: every legal (phase, input) pair is
+    /// an arm here; anything else is logged and ignored.
+    #[rustfmt::skip] // a table: one line per transition
+    pub(super) fn step(&mut self, input: Input, cx: &mut Cx) -> Outcome {
+        use {Input as I, Phase as P};
+        let now = cx.now;
+        let due = self.phase.deadline().is_some_and(|at| at <= now);
+        match (self.phase.clone(), input) {
+            (P::Disabled | P::Invalid | P::Exited | P::Failed(_), I::Stop(Then::Forget)) => return Outcome::Forget,
+            (P::Disabled | P::Exited | P::Failed(_), I::Start) => self.want_up(now),
+            (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.set(P::Exited, now),
+
+            (P::Waiting, I::DepsMet) => self.spawn(cx),
+            (P::Waiting | P::Delay { .. }, I::Stop(then)) => return self.stopped(then, None, cx),
+            (P::Waiting | P::Delay { .. }, I::DepBroken(dep)) => self.set(P::Failed(Failure::Dependency(dep)), now),
+            (P::Delay { .. }, I::Start) => self.set(P::Waiting, now),
+            (P::Delay { .. }, I::Timer) if due => self.set(P::Waiting, now),
+
+            (P::Spawning, I::Spawned(pid)) => self.spawned(pid, cx),
+            (P::Spawning, I::SpawnFailed(reason)) => self.failed_start(format!("cannot spawn: {reason}"), cx),
+            (P::Spawning, I::Stop(then)) => self.stop_unspawned(then, now),
+            (P::Spawning, I::Kill) => self.stop_unspawned(Then::Down, now),
+            (P::Spawning, I::DepBroken(dep)) => self.stop_unspawned(Then::Blocked(dep), now),
+
+            (P::Up { ready: false, .. }, I::Ready) if self.readies() => self.ready(now),
+            (P::Up { ready: false, .. }, I::ReadyFailed(why)) => self.stop(Then::Fail(format!("not ready: {why}")), cx),
+            (P::Up { ready: false, .. }, I::Timer) if due => self.ready_timeout(cx),
+            (P::Up { .. }, I::Announce) => self.announce(now),
+            (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
+            (P::Up { .. }, I::Stop(then)) => self.stop(then, cx),
+            (P::Up { .. }, I::DepBroken(dep)) => self.stop(Then::Blocked(dep), cx),
+            (P::Up { pid, .. }, I::Kill) => self.kill(Some(pid), Then::Down, cx),
+
+            (P::Stopping { pid: None, then, .. }, I::Spawned(pid)) => self.signal(pid, then, cx),
+            (P::Stopping { pid: None, then, .. }, I::SpawnFailed(_)) => return self.stopped(then, None, cx),
+            (P::Stopping { then, .. }, I::Exited(status)) => return self.stopped(then, Some(status), cx),
+            (P::Stopping { pid, then, .. }, I::Timer) if due => self.kill(pid, then, cx),
+            (P::Stopping { pid: Some(pid), then, .. }, I::Kill) => self.kill(Some(pid), then, cx),
+            (P::Stopping { pid, deadline, .. }, I::Stop(then)) => self.phase = P::Stopping { pid, deadline, then },
+            (P::Stopping { pid, deadline, then }, I::Start) if then != Then::Forget => {
+                self.phase = P::Stopping { pid, deadline, then: Then::Restart }
+            }
+
+            (phase, input) => tracing::debug!(service = %self.name, ?phase, ?input, "ignored input"),
+        }
+        Outcome::Keep
+    }
+
+    fn set(&mut self, phase: Phase, now: Instant) {
+        let before = self.phase.state();
+        self.phase = phase;
+        let after = self.phase.state();
+        if after != before {
+            self.since = now;
+            tracing::info!(service = %self.name, "{before} -> {after}");
+        }
+    }
+
+    fn push(&self, cx: &mut Cx, make: fn(String) -> Action) {
+        cx.actions.push_back(make(self.name.clone()));
+    }
+
+    /// Does this service become ready by `Event::Ready` (not at spawn, not at exit)?
+    fn readies(&self) -> bool {
+        match self.config.service_type {
+            ServiceType::Notify => true,
+            ServiceType::Simple => self.config.has_ready_check,
+            ServiceType::Oneshot => false,
+        }
+    }
+
+    fn has_check(&self) -> bool {
+        self.config.has_ready_check && self.config.service_type != ServiceType::Oneshot
+    }
+
+    /// Wanted up again by someone: a fresh start, history forgotten.
+    fn want_up(&mut self, now: Instant) {
+        self.backoff.reset();
+        self.limit.reset();
+        self.set(Phase::Waiting, now);
+    }
+
+    fn spawn(&mut self, cx: &mut Cx) {
+        self.limit.record(cx.now);
+        self.unclean_stop = false;
+        self.push(cx, |name| Action::Spawn { name });
+        self.set(Phase::Spawning, cx.now);
+    }
+
+    fn spawned(&mut self, pid: i32, cx: &mut Cx) {
+        if self.has_check() {
+            self.push(cx, |name| Action::StartReadyCheck { name });
+        }
+        let ready = !self.readies() && self.config.service_type != ServiceType::Oneshot;
+        let deadline = match ready {
+            true => None,
+            false => self
+                .config
+                .ready_timeout
+                .and_then(|t| cx.now.checked_add(t)),
+        };
+        let up = Phase::Up {
+            pid,
+            since: cx.now,
+            ready,
+            deadline,
+            stopping: false,
+        };
+        self.set(up, cx.now);
+    }
+
+    fn ready(&mut self, now: Instant) {
+        if let Phase::Up {
+            pid,
+            since,
+            stopping,
+            ..
+        } = self.phase
+        {
+            let up = Phase::Up {
+                pid,
+                since,
+                ready: true,
+                deadline: None,
+                stopping,
+            };
+            self.set(up, now);
+        }
+    }
+
+    fn announce(&mut self, now: Instant) {
+        if let Phase::Up {
+            pid,
+            since,
+            ready,
+            deadline,
+            ..
+        } = self.phase
+        {
+            let up = Phase::Up {
+                pid,
+                since,
+                ready,
+                deadline,
+                stopping: true,
+            };
+            self.set(up, now);
+        }
+    }
+
+    fn ready_timeout(&mut self, cx: &mut Cx) {
+        let limit = self.config.ready_timeout.unwrap_or_default();
+        self.stop(Then::Fail(format!("not ready within {limit:?}")), cx);
+    }
+
+    fn cancel_check_if_pending(&self, cx: &mut Cx) {
+        if self.has_check() && matches!(self.phase, Phase::Up { ready: false, .. }) {
+            self.push(cx, |name| Action::CancelReadyCheck { name });
+        }
+    }
+
+    /// The process exited without being asked to.
+    fn exited(&mut self, status: ExitStatus, since: Instant, cx: &mut Cx) {
+        self.cancel_check_if_pending(cx);
+        self.last_exit = Some(status);
+        let done = self.config.service_type == ServiceType::Oneshot && status.success();
+        if done {
+            return self.set(Phase::Exited, cx.now);
+        }
+        let uptime = cx.now.saturating_duration_since(since);
+        self.decide(status.success(), Failure::Exited(status), uptime, cx);
+    }
+
+    fn failed_start(&mut self, reason: String, cx: &mut Cx) {
+        self.decide(false, Failure::Start(reason), Duration::ZERO, cx);
+    }
+
+    /// The restart policy, the backoff and the start limit decide what follows
+    /// an exit or a failed start.
+    fn decide(&mut self, success: bool, failure: Failure, uptime: Duration, cx: &mut Cx) {
+        let restart = !cx.shutting_down
+            && match self.config.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !success,
+                RestartPolicy::No => false,
+            };
+        if !restart {
+            let phase = if success {
+                Phase::Exited
+            } else {
+                Phase::Failed(failure)
+            };
+            return self.set(phase, cx.now);
+        }
+        let delay = self.backoff.next(&self.config, uptime);
+        // an overflowing Instant needs an absurd delay; restart at once then
+        let until = cx.now.checked_add(delay).unwrap_or(cx.now);
+        if self.limit.exceeded(&self.config, until) {
+            return self.set(Phase::Failed(Failure::StartLimit), cx.now);
+        }
+        self.restarts = self.restarts.saturating_add(1);
+        self.set(Phase::Delay { until }, cx.now);
+    }
+
+    fn stop(&mut self, then: Then, cx: &mut Cx) {
+        self.cancel_check_if_pending(cx);
+        match self.phase.pid() {
+            Some(pid) => self.signal(pid, then, cx),
+            None => self.stop_unspawned(then, cx.now),
+        }
+    }
+
+    fn stop_unspawned(&mut self, then: Then, now: Instant) {
+        let phase = Phase::Stopping {
+            pid: None,
+            deadline: None,
+            then,
+        };
+        self.set(phase, now);
+    }
+
+    fn signal(&mut self, pid: i32, then: Then, cx: &mut Cx) {
+        let signal = self.config.stop_signal;
+        cx.actions.push_back(Action::Signal {
+            name: self.name.clone(),
+            signal,
+        });
+        let deadline = cx.now.checked_add(self.config.stop_timeout);
+        let phase = Phase::Stopping {
+            pid: Some(pid),
+            deadline,
+            then,
+        };
+        self.set(phase, cx.now);
+    }
+
+    fn kill(&mut self, pid: Option<i32>, then: Then, cx: &mut Cx) {
+        self.cancel_check_if_pending(cx);
+        self.push(cx, |name| Action::KillAll { name });
+        let phase = Phase::Stopping {
+            pid,
+            deadline: None,
+            then,
+        };
+        self.set(phase, cx.now);
+    }
+
+    /// A stop completed (`status` is `None` when there was no process).
+    fn stopped(&mut self, then: Then, status: Option<ExitStatus>, cx: &mut Cx) -> Outcome {
+        if let Some(status) = status {
+            self.last_exit = Some(status);
+            let clean = status.success() || status == ExitStatus::Signal(self.config.stop_signal);
+            self.unclean_stop = !clean;
+        }
+        match then {
+            Then::Down => self.set(Phase::Exited, cx.now),
+            Then::Restart => self.restart(cx.now),
+            Then::Fail(reason) => self.failed_start(reason, cx),
+            Then::Blocked(dep) => self.set(Phase::Failed(Failure::Dependency(dep)), cx.now),
+            Then::Forget => return Outcome::Forget,
+        }
+        Outcome::Keep
+    }
+
+    /// Start again after a requested stop; a reloaded config makes it a new unit.
+    fn restart(&mut self, now: Instant) {
+        match self.pending_config.take() {
+            Some(config) if !config.enabled => {
+                self.config = config;
+                self.set(Phase::Disabled, now);
+            }
+            Some(config) => {
+                self.config = config;
+                self.want_up(now);
+            }
+            None => self.want_up(now),
+        }
+    }
+}

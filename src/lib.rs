@@ -6,3 +6,4 @@
 
 pub mod signal;
 pub mod supervisor;
+pub mod unit;

@@ -2,11 +2,11 @@
 //! dependency cycles, at most one unit is `main`, and a unit that requires
 //! an invalid unit is invalid too (it could never start).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::error::{Position, Problem, UnitError};
 use super::suggest::suggest;
-use super::validate::Checked;
+use super::validate::{Checked, Dep};
 use super::Unit;
 
 /// Each loaded file's name, its unit if it was well-formed, and its errors.
@@ -17,8 +17,8 @@ pub type Parsed = BTreeMap<String, (Option<Checked>, Vec<UnitError>)>;
 pub fn check(mut parsed: Parsed) -> (BTreeMap<String, Unit>, BTreeMap<String, Vec<UnitError>>) {
     unknown_dependencies(&mut parsed);
     many_mains(&mut parsed);
-    cycles(&mut parsed);
-    while requires_invalid(&mut parsed) {}
+    let in_cycles = cycles(&mut parsed);
+    requires_invalid(&mut parsed, &in_cycles);
     let mut units = BTreeMap::new();
     let mut invalid = BTreeMap::new();
     for (name, (checked, errors)) in parsed {
@@ -85,7 +85,8 @@ fn many_mains(parsed: &mut Parsed) {
 }
 
 /// Reports, on each valid unit in a cycle, the cycle starting from it.
-fn cycles(parsed: &mut Parsed) {
+/// Returns the cycle of each such unit.
+fn cycles(parsed: &mut Parsed) -> BTreeMap<String, Vec<String>> {
     let edges: BTreeMap<String, Vec<String>> = parsed
         .iter()
         .filter(|(_, entry)| is_valid(entry))
@@ -98,6 +99,7 @@ fn cycles(parsed: &mut Parsed) {
             ))
         })
         .collect();
+    let mut found = BTreeMap::new();
     for name in edges.keys() {
         let Some(path) = cycle_from(name, &edges) else {
             continue;
@@ -116,7 +118,9 @@ fn cycles(parsed: &mut Parsed) {
                 path: path.join(" -> "),
             },
         ));
+        found.insert(name.clone(), path);
     }
+    found
 }
 
 /// The shortest path from `start` back to itself, both ends included.
@@ -152,22 +156,35 @@ fn path_back(start: &str, last: &str, parent: &BTreeMap<&str, &str>) -> Vec<Stri
         .collect()
 }
 
-/// Marks valid units that require an invalid one. Returns whether it did,
-/// so the caller repeats until requirements of requirements are settled.
-fn requires_invalid(parsed: &mut Parsed) -> bool {
-    let bad: Vec<String> = parsed
+/// Reports, on every unit, each required unit that is invalid, counting
+/// as invalid the units that require an invalid one, and so on. A unit in
+/// the same cycle is not reported again.
+fn requires_invalid(parsed: &mut Parsed, in_cycles: &BTreeMap<String, Vec<String>>) {
+    let mut bad: BTreeSet<String> = parsed
         .iter()
         .filter(|(_, entry)| !is_valid(entry))
         .map(|(name, _)| name.clone())
         .collect();
-    let mut changed = false;
-    for entry in parsed.values_mut().filter(|entry| is_valid(entry)) {
-        let (Some(c), errors) = entry else { continue };
+    loop {
+        let newly: Vec<String> = parsed
+            .iter()
+            .filter(|(name, (c, _))| !bad.contains(*name) && requires_any(c, &bad))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if newly.is_empty() {
+            break;
+        }
+        bad.extend(newly);
+    }
+    for (name, (checked, errors)) in parsed.iter_mut() {
+        let Some(c) = checked else { continue };
+        let cycle = in_cycles.get(name);
+        let reported = |d: &&Dep| cycle.is_some_and(|path| path.contains(&d.name));
         let broken = c
             .deps
             .iter()
             .filter(|d| d.kind == "requires" && bad.contains(&d.name));
-        for dep in broken {
+        for dep in broken.filter(|d| !reported(d)) {
             errors.push(error(
                 c,
                 dep.at,
@@ -175,8 +192,12 @@ fn requires_invalid(parsed: &mut Parsed) -> bool {
                     name: dep.name.clone(),
                 },
             ));
-            changed = true;
         }
     }
-    changed
+}
+
+fn requires_any(checked: &Option<Checked>, names: &BTreeSet<String>) -> bool {
+    let deps = checked.iter().flat_map(|c| &c.deps);
+    deps.filter(|d| d.kind == "requires")
+        .any(|d| names.contains(&d.name))
 }

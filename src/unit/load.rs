@@ -133,7 +133,7 @@ pub(crate) fn check_text(
     let src = Source { file, text };
     let (raw, errors, bad) = parse(&src);
     let Some(raw) = raw else {
-        return (None, errors);
+        return (None, in_file_order(file, errors));
     };
     let mut cx = Ctx {
         src: &src,
@@ -142,7 +142,13 @@ pub(crate) fn check_text(
         errors,
     };
     let checked = validate(name, raw, &bad, &mut cx);
-    (Some(checked), cx.errors)
+    (Some(checked), in_file_order(file, cx.errors))
+}
+
+/// Sorts by position; problems of other files (env files) come last.
+fn in_file_order(file: &Path, mut errors: Vec<UnitError>) -> Vec<UnitError> {
+    errors.sort_by_key(|e| (e.file != file, e.at));
+    errors
 }
 
 /// The report of `tend check`: every error, one per line as

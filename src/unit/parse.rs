@@ -39,7 +39,9 @@ impl Source<'_> {
 pub fn parse(src: &Source) -> (Option<RawUnit>, Vec<UnitError>, Vec<String>) {
     let (mut table, syntax) = DeTable::parse_recoverable(src.text);
     if !syntax.is_empty() {
-        let errors = syntax.iter().map(|e| toml_error(src, e, None)).collect();
+        let mut errors: Vec<_> = syntax.iter().map(|e| toml_error(src, e, None)).collect();
+        // Recovery often reports the same slip several times on a line.
+        errors.dedup_by_key(|e| e.at.map(|p| p.line));
         return (None, errors, Vec::new());
     }
     let mut errors = Vec::new();

@@ -16,7 +16,7 @@ use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
 use super::suggest::{position, suggest};
 use super::{Stdio, Unit};
-use crate::supervisor::{RestartPolicy, ServiceType};
+use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
@@ -120,13 +120,9 @@ impl Ctx<'_> {
 /// Builds the unit named `name` from its raw form. `bad` lists keys already
 /// reported as wrong, so that they are not also reported missing.
 pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
-    let service_type = cx.choice(
-        "type",
-        raw.service_type,
-        TYPE_NAMES,
-        TYPES,
-        ServiceType::Simple,
-    );
+    // The supervisor's defaults are the unit's defaults.
+    let d = ServiceConfig::default();
+    let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
     let working_dir = absolute(cx, "working-dir", raw.working_dir);
     let env = env::environment(cx, raw.env_file, raw.env);
     let has_ready = raw.ready.is_some();
@@ -134,15 +130,11 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
     let (uid, gid) = env::ids(cx, raw.user, raw.group);
-    let restart_delay = cx.duration(
-        "restart-delay",
-        raw.restart_delay.clone(),
-        Duration::from_millis(100),
-    );
+    let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
     let restart_delay_max = cx.duration(
         "restart-delay-max",
         raw.restart_delay_max,
-        Duration::from_secs(30),
+        d.restart_delay_max,
     );
     if restart_delay > restart_delay_max {
         delay_above_max(cx, raw.restart_delay, restart_delay, restart_delay_max);
@@ -158,25 +150,19 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         service_type,
         ready,
         ready_timeout,
-        restart: cx.choice(
-            "restart",
-            raw.restart,
-            RESTART_NAMES,
-            RESTARTS,
-            RestartPolicy::OnFailure,
-        ),
+        restart: cx.choice("restart", raw.restart, RESTART_NAMES, RESTARTS, d.restart),
         restart_delay,
         restart_delay_max,
-        start_limit_burst: burst(cx, raw.start_limit_burst),
+        start_limit_burst: burst(cx, raw.start_limit_burst, d.start_limit_burst),
         start_limit_interval: cx.duration(
             "start-limit-interval",
             raw.start_limit_interval,
-            Duration::from_secs(10),
+            d.start_limit_interval,
         ),
         after: names(&raw.after),
         requires: names(&raw.requires),
-        stop_signal: signal(cx, raw.stop_signal),
-        stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, Duration::from_secs(10)),
+        stop_signal: signal(cx, raw.stop_signal, d.stop_signal),
+        stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
         uid,
         gid,
         working_dir,
@@ -184,8 +170,8 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         limits: limits(cx, raw.limits),
         stdout: stdio(cx, "stdout", raw.stdout),
         stderr: stdio(cx, "stderr", raw.stderr),
-        main: raw.main.as_ref().is_some_and(|m| *m.get_ref()),
-        enabled: raw.enabled.map_or(true, Spanned::into_inner),
+        main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
+        enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
     };
     Checked {
         unit,
@@ -230,14 +216,14 @@ fn delay_above_max(cx: &mut Ctx, at: Option<Spanned<String>>, delay: Duration, m
     );
 }
 
-fn burst(cx: &mut Ctx, value: Option<Spanned<u32>>) -> u32 {
+fn burst(cx: &mut Ctx, value: Option<Spanned<u32>>, default: u32) -> u32 {
     match value {
         Some(v) if *v.get_ref() == 0 => {
             cx.err(v.span(), Problem::BurstZero);
             1
         }
         Some(v) => v.into_inner(),
-        None => 5,
+        None => default,
     }
 }
 
@@ -254,15 +240,15 @@ fn dependencies(cx: &Ctx, deps: &Option<Vec<Spanned<String>>>, kind: &'static st
     deps.iter().flatten().map(dep).collect()
 }
 
-fn signal(cx: &mut Ctx, value: Option<Spanned<NameOrNumber>>) -> i32 {
-    let Some(v) = value else { return libc::SIGTERM };
+fn signal(cx: &mut Ctx, value: Option<Spanned<NameOrNumber>>, default: i32) -> i32 {
+    let Some(v) = value else { return default };
     let text = match v.get_ref() {
         NameOrNumber::Number(n) => n.to_string(),
         NameOrNumber::Name(s) => s.clone(),
     };
     crate::signal::parse(&text).unwrap_or_else(|| {
         cx.err(v.span(), Problem::Signal { value: text });
-        libc::SIGTERM
+        default
     })
 }
 

@@ -200,3 +200,21 @@ const EXAMPLE_PROGRAMS: &[&str] = &[
     "/usr/local/bin/worker",
     "/usr/sbin/crond",
 ];
+
+/// `units/README.md` documents every key of the schema.
+#[test]
+fn readme_documents_every_key() {
+    let readme = include_str!("../../../units/README.md");
+    for (key, _) in crate::unit::schema::UNIT_KEYS.0 {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "{key} is not documented"
+        );
+    }
+    for resource in Resource::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", resource.name())),
+            "{resource:?}"
+        );
+    }
+}

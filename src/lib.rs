@@ -8,3 +8,4 @@ pub mod runtime;
 pub mod signal;
 pub mod supervisor;
 pub mod sys;
+pub mod unit;

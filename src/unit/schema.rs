@@ -1,0 +1,163 @@
+//! The TOML schema of a unit file, as serde types: what is syntactically a
+//! unit. Every field is optional and keeps its span, so that validation can
+//! point at the offending value; meaning is given in `validate`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A unit file as written. See `units/README.md` for each key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawUnit {
+    pub description: Option<Spanned<String>>,
+    pub command: Option<Spanned<RawCommand>>,
+    #[serde(rename = "type")]
+    pub service_type: Option<Spanned<String>>,
+    pub ready: Option<Spanned<RawReady>>,
+    pub ready_timeout: Option<Spanned<String>>,
+    pub restart: Option<Spanned<String>>,
+    pub restart_delay: Option<Spanned<String>>,
+    pub restart_delay_max: Option<Spanned<String>>,
+    pub start_limit_burst: Option<Spanned<u32>>,
+    pub start_limit_interval: Option<Spanned<String>>,
+    pub after: Option<Vec<Spanned<String>>>,
+    pub requires: Option<Vec<Spanned<String>>>,
+    pub stop_signal: Option<Spanned<NameOrNumber>>,
+    pub stop_timeout: Option<Spanned<String>>,
+    pub user: Option<Spanned<NameOrNumber>>,
+    pub group: Option<Spanned<NameOrNumber>>,
+    pub working_dir: Option<Spanned<String>>,
+    pub env: Option<BTreeMap<Spanned<String>, Spanned<EnvValue>>>,
+    pub env_file: Option<Spanned<String>>,
+    pub limits: Option<BTreeMap<Spanned<String>, Spanned<RawLimit>>>,
+    pub stdout: Option<Spanned<RawStdio>>,
+    pub stderr: Option<Spanned<RawStdio>>,
+    pub main: Option<Spanned<bool>>,
+    pub enabled: Option<Spanned<bool>>,
+}
+
+/// Keys of a table, each with the keys of its own table value, if it has one.
+pub struct Keys(pub &'static [(&'static str, Option<&'static Keys>)]);
+
+const READY: Keys = Keys(&[("tcp", None), ("exec", None)]);
+const STDIO: Keys = Keys(&[("file", None)]);
+
+/// The keys of [`RawUnit`] (a test keeps the two in step), for unknown-key
+/// messages with suggestions. `env` and `limits` are checked in validation.
+pub const UNIT_KEYS: Keys = Keys(&[
+    ("description", None),
+    ("command", None),
+    ("type", None),
+    ("ready", Some(&READY)),
+    ("ready-timeout", None),
+    ("restart", None),
+    ("restart-delay", None),
+    ("restart-delay-max", None),
+    ("start-limit-burst", None),
+    ("start-limit-interval", None),
+    ("after", None),
+    ("requires", None),
+    ("stop-signal", None),
+    ("stop-timeout", None),
+    ("user", None),
+    ("group", None),
+    ("working-dir", None),
+    ("env", None),
+    ("env-file", None),
+    ("limits", None),
+    ("stdout", Some(&STDIO)),
+    ("stderr", Some(&STDIO)),
+    ("main", None),
+    ("enabled", None),
+]);
+
+/// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected an array of strings (exec form) or a string (shell form)"
+)]
+pub enum RawCommand {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+/// `ready = { tcp = "IP:PORT" }` or `ready = { exec = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawReady {
+    pub tcp: Option<Spanned<String>>,
+    pub exec: Option<Spanned<RawCommand>>,
+}
+
+/// Users, groups and signals: by name or by number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "expected a name or a number")]
+pub enum NameOrNumber {
+    Number(u64),
+    Name(String),
+}
+
+/// Environment values: numbers and booleans are taken as their text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "expected a string, a number or a boolean")]
+pub enum EnvValue {
+    String(String),
+    Integer(i64),
+    Boolean(bool),
+}
+
+impl EnvValue {
+    pub fn text(&self) -> String {
+        match self {
+            EnvValue::String(s) => s.clone(),
+            EnvValue::Integer(n) => n.to_string(),
+            EnvValue::Boolean(b) => b.to_string(),
+        }
+    }
+}
+
+/// One `limits` entry: `N`, `"infinity"`, or `{ soft = .., hard = .. }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a number, \"infinity\" or { soft = N, hard = M }"
+)]
+pub enum RawLimit {
+    Both(LimitValue),
+    Pair(SoftHard),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftHard {
+    pub soft: LimitValue,
+    pub hard: LimitValue,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum LimitValue {
+    Number(u64),
+    Word(String),
+}
+
+/// `stdout`/`stderr`: `"log"`, `"inherit"`, `"null"` or `{ file = "/path" }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected \"log\", \"inherit\", \"null\" or { file = \"/path\" }"
+)]
+pub enum RawStdio {
+    Word(String),
+    File(StdioFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioFile {
+    // No span here: spans do not survive serde's untagged buffering.
+    pub file: String,
+}

@@ -1,0 +1,399 @@
+//! Validation of single unit files: every kind of bad input gives its
+//! message at the right line and column; defaults and the typed result.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::load::check_text;
+use super::*;
+use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
+
+mod load;
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nredis:x:999:999::/var/lib/redis:/bin/false\nnobody:x:65534:65534::/:/bin/false\n";
+const GROUP: &str =
+    "root:x:0:\nwww-data:x:33:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nnogroup:x:65534:\n";
+
+fn env() -> CheckEnv {
+    CheckEnv {
+        root: PathBuf::from("/"),
+        users: parse_passwd(PASSWD),
+        groups: parse_group(GROUP),
+        ceilings: Ceilings([(Resource::Nofile, 1_048_576)].into()),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    let file = Path::new("units/web.toml");
+    let (_, errors) = check_text("web", file, text, &env(), Path::new("units"));
+    errors.iter().map(ToString::to_string).collect()
+}
+
+fn unit(text: &str) -> Unit {
+    let file = Path::new("units/web.toml");
+    let (checked, errors) = check_text("web", file, text, &env(), Path::new("units"));
+    assert!(errors.is_empty(), "{errors:#?}");
+    match checked {
+        Some(c) => c.unit,
+        None => panic!("no unit"),
+    }
+}
+
+#[test]
+fn defaults_are_the_supervisors() {
+    let u = unit("command = [\"sleep\", \"10\"]\n");
+    assert_eq!(u.service_config(), ServiceConfig::default());
+    assert_eq!(u.argv, ["sleep", "10"]);
+    assert_eq!(u.form, CommandForm::Exec);
+    assert!(u.program.is_absolute() && u.program.ends_with("sleep"));
+    assert_eq!((u.uid, u.gid, u.ready.clone()), (None, None, None));
+    assert_eq!(
+        (u.stdout.clone(), u.stderr.clone()),
+        (Stdio::Log, Stdio::Log)
+    );
+    assert!(u.env.is_empty() && u.limits.is_empty() && u.description.is_none());
+}
+
+#[test]
+fn shell_form_runs_sh() {
+    let u = unit("command = \"echo hi && sleep 1\"\n");
+    assert_eq!(u.argv, ["/bin/sh", "-c", "echo hi && sleep 1"]);
+    assert_eq!(u.form, CommandForm::Shell);
+    assert_eq!(u.program, PathBuf::from("/bin/sh"));
+}
+
+/// Every key at once; also keeps the schema's key list in step with it.
+const FULL: &str = r#"
+description = "the web front"
+command = ["sh", "-c", "exec sleep 1"]
+type = "simple"
+ready = { tcp = "127.0.0.1:8080" }
+ready-timeout = "5s"
+restart = "always"
+restart-delay = "250ms"
+restart-delay-max = "1m30s"
+start-limit-burst = 3
+start-limit-interval = "1m"
+after = ["db"]
+requires = ["cache"]
+stop-signal = "QUIT"
+stop-timeout = "20s"
+user = "www-data"
+group = "adm"
+working-dir = "/var/www"
+env = { Z = "last", A = 1, DEBUG = true, PATH = "/usr/bin:/bin" }
+limits = { nofile = 65536, core = "infinity", nproc = { soft = 100, hard = 200 } }
+stdout = "inherit"
+stderr = { file = "/var/log/web.err" }
+env-file = "/dev/null"
+main = true
+enabled = false
+"#;
+
+#[test]
+fn every_key() {
+    let u = unit(FULL);
+    assert_eq!(u.description.as_deref(), Some("the web front"));
+    assert_eq!(u.ready, Some(Ready::Tcp(([127, 0, 0, 1], 8080).into())));
+    assert_eq!(u.ready_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(u.restart, RestartPolicy::Always);
+    assert_eq!(u.restart_delay, Duration::from_millis(250));
+    assert_eq!(u.restart_delay_max, Duration::from_secs(90));
+    assert_eq!(
+        (u.start_limit_burst, u.start_limit_interval),
+        (3, Duration::from_secs(60))
+    );
+    assert_eq!(
+        (u.after.clone(), u.requires.clone()),
+        (vec!["db".into()], vec!["cache".into()])
+    );
+    assert_eq!(
+        (u.stop_signal, u.stop_timeout),
+        (libc::SIGQUIT, Duration::from_secs(20))
+    );
+    assert_eq!((u.uid, u.gid), (Some(33), Some(4)));
+    assert_eq!(u.working_dir, Some(PathBuf::from("/var/www")));
+    let env: Vec<_> = u.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(env, ["Z=last", "A=1", "DEBUG=true", "PATH=/usr/bin:/bin"]);
+    assert_eq!(
+        u.limits[&Resource::Nofile],
+        Limit {
+            soft: 65536,
+            hard: 65536
+        }
+    );
+    assert_eq!(
+        u.limits[&Resource::Core],
+        Limit {
+            soft: INFINITY,
+            hard: INFINITY
+        }
+    );
+    assert_eq!(
+        u.limits[&Resource::Nproc],
+        Limit {
+            soft: 100,
+            hard: 200
+        }
+    );
+    assert_eq!(u.stdout, Stdio::Inherit);
+    assert_eq!(u.stderr, Stdio::File("/var/log/web.err".into()));
+    assert!(u.main && !u.enabled);
+    let c = u.service_config();
+    assert!(c.has_ready_check && c.main && !c.enabled);
+    assert_eq!(c.service_type, ServiceType::Simple);
+
+    let table = toml::de::DeTable::parse(FULL).map(|t| t.into_inner()).ok();
+    let written: Vec<&str> = table
+        .iter()
+        .flat_map(|t| t.keys())
+        .map(|k| k.get_ref().as_ref())
+        .collect();
+    let mut known: Vec<&str> = schema::UNIT_KEYS.0.iter().map(|(k, _)| *k).collect();
+    known.sort();
+    assert_eq!(written, known);
+}
+
+#[test]
+fn unknown_keys_are_located_with_suggestions() {
+    let text = "command = [\"sh\"]\nrestart_delay = \"1s\"\nready = { tcp = \"127.0.0.1:1\", tpc = 1 }\nfrobnicate = 1\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:1: unknown key \"restart_delay\", did you mean \"restart-delay\"?",
+            "units/web.toml:3:32: unknown key \"tpc\" in ready, did you mean \"tcp\"?",
+            "units/web.toml:4:1: unknown key \"frobnicate\"",
+        ]
+    );
+}
+
+#[test]
+fn every_type_error_is_gathered() {
+    let text = "command = 3\nstart-limit-burst = \"x\"\nafter = [1]\nmain = \"yes\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:1:11: command: expected an array of strings (exec form) or a string (shell form)",
+            "units/web.toml:2:21: start-limit-burst: invalid type: string \"x\", expected u32",
+            "units/web.toml:3:10: after: invalid type: integer `1`, expected a string",
+            "units/web.toml:4:8: main: invalid type: string \"yes\", expected a boolean",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors() {
+    let e = errors("command = [\"sh\"]\nrestart = always\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("units/web.toml:2:11: "), "{e:?}");
+    let e = errors("[env]\nA = \"1\"\n[env]\n");
+    assert_eq!(e, ["units/web.toml:3:2: duplicate key"]);
+}
+
+#[test]
+fn missing_and_empty_command() {
+    assert_eq!(
+        errors(""),
+        ["units/web.toml:1:1: missing required key \"command\""]
+    );
+    assert_eq!(
+        errors("command = []"),
+        ["units/web.toml:1:11: command is empty"]
+    );
+    assert_eq!(
+        errors("command = \"  \""),
+        ["units/web.toml:1:11: command is empty"]
+    );
+    assert_eq!(
+        errors("command = [\"\"]"),
+        ["units/web.toml:1:11: command is empty"]
+    );
+}
+
+#[test]
+fn commands_are_found_or_reported() {
+    assert_eq!(
+        errors("command = [\"no-such-tend-program\"]"),
+        [format!("units/web.toml:1:11: command \"no-such-tend-program\" not found in PATH {DEFAULT_PATH} under /")]
+    );
+    assert_eq!(
+        errors("command = [\"/etc/passwd\"]"),
+        ["units/web.toml:1:11: \"/etc/passwd\" is not an executable file"]
+    );
+    assert_eq!(
+        errors("command = [\"/nonexistent/bin/x\"]"),
+        ["units/web.toml:1:11: command \"/nonexistent/bin/x\" does not exist under /"]
+    );
+    // The unit's PATH is the one searched.
+    assert_eq!(
+        errors("command = [\"sh\"]\nenv = { PATH = \"/nonexistent\" }"),
+        ["units/web.toml:1:11: command \"sh\" not found in PATH /nonexistent under /"]
+    );
+    let mut env = env();
+    env.root = PathBuf::from("/nonexistent-root");
+    let (_, e) = check_text(
+        "web",
+        Path::new("w.toml"),
+        "command = \"true\"",
+        &env,
+        Path::new("."),
+    );
+    assert_eq!(
+        e[0].to_string(),
+        "w.toml:1:11: shell \"/bin/sh\" does not exist under /nonexistent-root"
+    );
+}
+
+#[test]
+fn choices_durations_and_signals() {
+    let text = "command = [\"sh\"]\ntype = \"simpel\"\nrestart = \"sometimes\"\nstop-timeout = \"10 parsecs\"\nstop-signal = \"SIGFOO\"\nstdout = \"nul\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:8: unknown type \"simpel\", did you mean \"simple\"?",
+            "units/web.toml:3:11: unknown restart \"sometimes\", expected one of \"no\", \"on-failure\", \"always\"",
+            "units/web.toml:4:16: invalid duration \"10 parsecs\" for stop-timeout: unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)",
+            "units/web.toml:5:15: unknown signal \"SIGFOO\"",
+            "units/web.toml:6:10: unknown stdout \"nul\", did you mean \"null\"?",
+        ]
+    );
+    assert_eq!(unit("command = [\"sh\"]\nstop-signal = 9").stop_signal, 9);
+    assert_eq!(
+        unit("command = [\"sh\"]\nstop-signal = \"RTMIN+3\"").stop_signal,
+        crate::signal::halt()
+    );
+}
+
+#[test]
+fn restart_timing() {
+    assert_eq!(
+        errors("command = [\"sh\"]\nrestart-delay = \"1m\"\nstart-limit-burst = 0\n"),
+        [
+            "units/web.toml:2:17: restart-delay (1m) is above restart-delay-max (30s)",
+            "units/web.toml:3:21: start-limit-burst must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn users_and_groups() {
+    let u = unit("command = [\"sh\"]\nuser = \"app\"");
+    assert_eq!((u.uid, u.gid), (Some(1000), Some(1000)));
+    let u = unit("command = [\"sh\"]\nuser = 4242");
+    assert_eq!((u.uid, u.gid), (Some(4242), None));
+    let u = unit("command = [\"sh\"]\nuser = \"33\"\ngroup = 0");
+    assert_eq!((u.uid, u.gid), (Some(33), Some(0)));
+    assert_eq!(
+        errors("command = [\"sh\"]\nuser = \"www\"\ngroup = \"wheel\"\n"),
+        [
+            "units/web.toml:2:8: unknown user \"www\"",
+            "units/web.toml:3:9: unknown group \"wheel\"",
+        ]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nuser = \"ap\"\ngroup = 4294967295\n"),
+        [
+            "units/web.toml:2:8: unknown user \"ap\", did you mean \"app\"?",
+            "units/web.toml:3:9: group id 4294967295 is out of range",
+        ]
+    );
+}
+
+#[test]
+fn ready_rules() {
+    let u = unit("command = [\"sh\"]\nready = { exec = [\"true\"] }");
+    assert!(matches!(u.ready, Some(Ready::Exec { .. })));
+    assert_eq!(u.ready_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(
+        unit("command = [\"sh\"]\ntype = \"notify\"").ready_timeout,
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        unit("command = [\"sh\"]\ntype = \"oneshot\"").ready_timeout,
+        None
+    );
+    let oneshot = unit("command = [\"sh\"]\ntype = \"oneshot\"\nready-timeout = \"1h\"");
+    assert_eq!(oneshot.ready_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        errors("command = [\"sh\"]\ntype = \"notify\"\nready = { tcp = \"localhost:80\" }\n"),
+        [
+            "units/web.toml:3:9: \"ready\" applies to simple services only, this one is notify",
+            "units/web.toml:3:17: invalid tcp address \"localhost:80\": expected IP:PORT like \"127.0.0.1:8080\"",
+        ]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nready = { tcp = \"127.0.0.1:1\", exec = \"true\" }\n"),
+        ["units/web.toml:2:9: ready needs exactly one of \"tcp\" or \"exec\""]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nready-timeout = \"1s\"\n"),
+        ["units/web.toml:2:17: \"ready-timeout\" on a simple service needs a \"ready\" check"]
+    );
+}
+
+#[test]
+fn limits() {
+    let text = "command = [\"sh\"]\n[limits]\nnofiles = 10\nnofile = 2000000\ncore = { soft = 10, hard = 5 }\nstack = \"lots\"\nas = { soft = \"unlimited\", hard = \"infinity\" }\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:3:1: unknown key \"nofiles\" in limits, did you mean \"nofile\"?",
+            "units/web.toml:4:10: cannot raise the hard limit of nofile to 2000000 above the current 1048576: tend lacks CAP_SYS_RESOURCE",
+            "units/web.toml:5:8: soft limit of core (10) is above its hard limit (5)",
+            "units/web.toml:6:9: invalid limit \"lots\" for stack: expected a number or \"infinity\"",
+        ]
+    );
+    // A value of the wrong type makes the whole table wrong.
+    assert_eq!(
+        errors("command = [\"sh\"]\nlimits = { nofile = 1, cpu = -1 }\n"),
+        ["units/web.toml:2:30: limits: expected a number, \"infinity\" or { soft = N, hard = M }"]
+    );
+}
+
+#[test]
+fn paths_must_be_absolute() {
+    assert_eq!(
+        errors("command = [\"sh\"]\nworking-dir = \"srv\"\nstderr = { file = \"err.log\" }\n"),
+        [
+            "units/web.toml:2:15: working-dir must be an absolute path, got \"srv\"",
+            "units/web.toml:3:10: stderr must be an absolute path, got \"err.log\"",
+        ]
+    );
+}
+
+#[test]
+fn env_names_and_values() {
+    assert_eq!(
+        errors("command = [\"sh\"]\nenv = { \"A-B\" = \"1\", C = \"\" }\n"),
+        ["units/web.toml:2:9: invalid environment variable name \"A-B\""]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nenv = { C = 1.5 }\n"),
+        ["units/web.toml:2:13: env: expected a string, a number or a boolean"]
+    );
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    for text in [
+        "\u{0}",
+        "=",
+        "[[command]]",
+        "command = [[]]",
+        "x.y.z = 1",
+        "limits = 5",
+        "ready = []",
+        "\u{feff}command = \"x\"",
+        "command = \"é\"\nuser = \"é\"",
+    ] {
+        let _ = errors(text);
+    }
+}
+
+#[test]
+fn one_syntax_error_per_line() {
+    assert_eq!(
+        errors("command = [\"sh\"\nuser = 1\n"),
+        ["units/web.toml:2:1: missing comma between array elements, expected `,`"]
+    );
+}

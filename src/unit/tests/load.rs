@@ -1,0 +1,220 @@
+//! Loading directories: checks across units, the report, the examples.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::env;
+use crate::unit::*;
+
+/// A fresh directory with these files, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str, files: &[(&str, &str)]) -> Dir {
+        let dir = std::env::temp_dir().join(format!("tend-unit-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for (file, text) in files {
+            fs::write(dir.join(file), text).unwrap();
+        }
+        Dir(dir)
+    }
+
+    /// The report with the directory replaced by `units`.
+    fn check(&self) -> (String, bool) {
+        let (report, ok) = check(&self.0, &env());
+        (report.replace(&self.0.display().to_string(), "units"), ok)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const SH: &str = "command = [\"sh\"]\n";
+
+#[test]
+fn dependencies_across_units() {
+    let dir = Dir::new(
+        "deps",
+        &[
+            ("a.toml", "command = [\"sh\"]\nafter = [\"b\"]\n"),
+            ("b.toml", "command = [\"sh\"]\nrequires = [\"a\"]\n"),
+            (
+                "web.toml",
+                "command = [\"sh\"]\nafter = [\"bd\"]\nrequires = [\"broken\"]\n",
+            ),
+            ("broken.toml", "command = 1\n"),
+            (
+                "uses-web.toml",
+                "command = [\"sh\"]\nrequires = [\"web\"]\n",
+            ),
+            (
+                "orders.toml",
+                "command = [\"sh\"]\nafter = [\"broken\", \"ok\"]\n",
+            ),
+            ("ok.toml", SH),
+            ("self.toml", "command = [\"sh\"]\nafter = [\"self\"]\n"),
+        ],
+    );
+    let (report, ok) = dir.check();
+    assert!(!ok);
+    assert_eq!(
+        report,
+        "units/a.toml:2:10: dependency cycle: a -> b -> a\n\
+         units/b.toml:2:13: dependency cycle: b -> a -> b\n\
+         units/broken.toml:1:11: command: expected an array of strings (exec form) or a string (shell form)\n\
+         units/self.toml:2:10: dependency cycle: self -> self\n\
+         units/uses-web.toml:2:13: requires \"web\", which is invalid\n\
+         units/web.toml:2:10: after names unknown unit \"bd\", did you mean \"b\"?\n\
+         units/web.toml:3:13: requires \"broken\", which is invalid\n\
+         2 units valid, 6 invalid\n"
+    );
+    let loaded = load_dir(&dir.0, &env());
+    assert_eq!(loaded.units.keys().collect::<Vec<_>>(), ["ok", "orders"]);
+    assert_eq!(loaded.invalid["web"].len(), 2);
+}
+
+#[test]
+fn one_main_only() {
+    let main = "command = [\"sh\"]\nmain = true\n";
+    let dir = Dir::new(
+        "mains",
+        &[("a.toml", main), ("b.toml", main), ("c.toml", SH)],
+    );
+    let (report, _) = dir.check();
+    assert_eq!(
+        report,
+        "units/a.toml:2:8: main = true on more than one unit: a, b\n\
+         units/b.toml:2:8: main = true on more than one unit: a, b\n\
+         1 unit valid, 2 invalid\n"
+    );
+}
+
+#[test]
+fn names_hidden_and_other_files() {
+    let dir = Dir::new(
+        "names",
+        &[
+            ("my web.toml", SH),
+            (".hidden.toml", "garbage"),
+            ("README.md", "garbage"),
+            ("web@1.toml", SH),
+            ("web.env", "garbage"),
+        ],
+    );
+    let (report, ok) = dir.check();
+    assert!(!ok);
+    assert_eq!(
+        report,
+        "units/my web.toml: invalid unit name \"my web\": use letters, digits and _ . @ - (not starting with .)\n\
+         1 unit valid, 1 invalid\n"
+    );
+}
+
+#[test]
+fn missing_directory() {
+    let (report, ok) = check(Path::new("/nonexistent/units"), &env());
+    assert!(!ok);
+    assert!(
+        report.starts_with("/nonexistent/units: cannot read unit directory: "),
+        "{report}"
+    );
+    assert!(report.ends_with("0 units valid, 0 invalid\n"));
+}
+
+#[test]
+fn env_files_are_read_relative_to_the_units() {
+    let dir = Dir::new(
+        "envfile",
+        &[
+            (
+                "web.toml",
+                "command = [\"sh\"]\nenv-file = \"web.env\"\nenv = { B = \"toml\" }\n",
+            ),
+            ("web.env", "# comment\nexport A=1\nB=file\nC='x y'\n"),
+            ("bad.toml", "command = [\"sh\"]\nenv-file = \"bad.env\"\n"),
+            ("bad.env", "A=1\nnonsense\n"),
+            (
+                "gone.toml",
+                "command = [\"sh\"]\nenv-file = \"/nonexistent.env\"\n",
+            ),
+        ],
+    );
+    let loaded = load_dir(&dir.0, &env());
+    let env: Vec<_> = loaded.units["web"]
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(env, ["A=1", "B=toml", "C=x y"]);
+    let (report, _) = dir.check();
+    assert_eq!(
+        report,
+        "units/bad.env:2:1: expected KEY=VALUE\n\
+         units/gone.toml:2:12: cannot read env-file \"/nonexistent.env\": No such file or directory (os error 2)\n\
+         1 unit valid, 2 invalid\n"
+    );
+}
+
+/// Every example in `units/` is valid, against a root where the programs
+/// they name exist and a passwd with the users they use.
+#[test]
+fn examples_are_valid() {
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    let root = Dir::new("root", &[]);
+    for program in EXAMPLE_PROGRAMS {
+        let path = root.0.join(program.trim_start_matches('/'));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let env = CheckEnv {
+        root: root.0.clone(),
+        ..env()
+    };
+    let loaded = load_dir(&units, &env);
+    let errors: Vec<String> = loaded
+        .all_errors()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(
+        loaded.units.len() >= 6 && loaded.invalid.is_empty(),
+        "{:?}",
+        loaded.units.keys()
+    );
+}
+
+/// The programs the examples run, created in the test root.
+const EXAMPLE_PROGRAMS: &[&str] = &[
+    "/bin/sh",
+    "/usr/bin/curl",
+    "/usr/sbin/nginx",
+    "/usr/bin/redis-server",
+    "/usr/local/bin/app",
+    "/usr/local/bin/worker",
+    "/usr/sbin/crond",
+];
+
+/// `units/README.md` documents every key of the schema.
+#[test]
+fn readme_documents_every_key() {
+    let readme = include_str!("../../../units/README.md");
+    for (key, _) in crate::unit::schema::UNIT_KEYS.0 {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "{key} is not documented"
+        );
+    }
+    for resource in Resource::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", resource.name())),
+            "{resource:?}"
+        );
+    }
+}

@@ -1,0 +1,354 @@
+//! The meaning of a [`RawUnit`]: defaults, choices, durations, signals,
+//! users, limits and paths checked, every problem gathered. Commands and env
+//! files are looked up through `host`; all else is pure.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::{Position, Problem, UnitError};
+use super::host::CheckEnv;
+use super::limits::{self, Limit, Resource};
+use super::parse::Source;
+use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
+use super::suggest::{position, suggest};
+use super::{Stdio, Unit};
+use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
+
+mod env;
+mod exec;
+
+/// A dependency as written, located for messages on the dependent.
+#[derive(Debug, Clone)]
+pub struct Dep {
+    pub name: String,
+    /// `after` or `requires`.
+    pub kind: &'static str,
+    pub at: Position,
+}
+
+/// A unit as validated, with what the cross-unit checks need.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub unit: Unit,
+    pub file: PathBuf,
+    pub deps: Vec<Dep>,
+    pub main_at: Option<Position>,
+}
+
+const TYPE_NAMES: &[&str] = &["simple", "oneshot", "notify"];
+const TYPES: &[ServiceType] = &[
+    ServiceType::Simple,
+    ServiceType::Oneshot,
+    ServiceType::Notify,
+];
+const RESTART_NAMES: &[&str] = &["no", "on-failure", "always"];
+const RESTARTS: &[RestartPolicy] = &[
+    RestartPolicy::No,
+    RestartPolicy::OnFailure,
+    RestartPolicy::Always,
+];
+const STDIO_NAMES: &[&str] = &["log", "inherit", "null"];
+/// How long a notify service or a ready check may take by default (systemd's).
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Collects problems while the unit is built.
+pub struct Ctx<'a> {
+    pub src: &'a Source<'a>,
+    pub env: &'a CheckEnv,
+    pub unit_dir: &'a Path,
+    pub errors: Vec<UnitError>,
+}
+
+impl Ctx<'_> {
+    pub fn err(&mut self, span: Range<usize>, problem: Problem) {
+        self.errors.push(self.src.error(span, problem));
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: Duration,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        humantime::parse_duration(v.get_ref().trim()).unwrap_or_else(|e| {
+            let reason = e.to_string();
+            let value = v.get_ref().clone();
+            self.err(
+                v.span(),
+                Problem::Duration {
+                    key: key.into(),
+                    value,
+                    reason,
+                },
+            );
+            default
+        })
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        names: &'static [&'static str],
+        values: &[T],
+        default: T,
+    ) -> T {
+        let Some(v) = value else { return default };
+        match names.iter().position(|n| n == v.get_ref()) {
+            Some(i) => values.get(i).copied().unwrap_or(default),
+            None => {
+                let hint = suggest(v.get_ref(), names.iter().copied());
+                let (key, value) = (key.to_string(), v.get_ref().clone());
+                let problem = Problem::UnknownChoice {
+                    key,
+                    value,
+                    expected: names,
+                    hint,
+                };
+                self.err(v.span(), problem);
+                default
+            }
+        }
+    }
+}
+
+/// Builds the unit named `name` from its raw form. `bad` lists keys already
+/// reported as wrong, so that they are not also reported missing.
+pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+    // The supervisor's defaults are the unit's defaults.
+    let d = ServiceConfig::default();
+    let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
+    let working_dir = absolute(cx, "working-dir", raw.working_dir);
+    let env = env::environment(cx, raw.env_file, raw.env);
+    let has_ready = raw.ready.is_some();
+    let (argv, form, program) = exec::command(cx, raw.command, bad, &env, working_dir.as_deref());
+    let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
+    let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
+    let (uid, gid) = env::ids(cx, raw.user, raw.group);
+    let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
+    let restart_delay_max = cx.duration(
+        "restart-delay-max",
+        raw.restart_delay_max,
+        d.restart_delay_max,
+    );
+    if restart_delay > restart_delay_max {
+        delay_above_max(cx, raw.restart_delay, restart_delay, restart_delay_max);
+    }
+    let mut deps = dependencies(cx, &raw.after, "after");
+    deps.extend(dependencies(cx, &raw.requires, "requires"));
+    let unit = Unit {
+        name: name.to_string(),
+        description: raw.description.map(Spanned::into_inner),
+        argv,
+        form,
+        program,
+        service_type,
+        ready,
+        ready_timeout,
+        restart: cx.choice("restart", raw.restart, RESTART_NAMES, RESTARTS, d.restart),
+        restart_delay,
+        restart_delay_max,
+        start_limit_burst: burst(cx, raw.start_limit_burst, d.start_limit_burst),
+        start_limit_interval: cx.duration(
+            "start-limit-interval",
+            raw.start_limit_interval,
+            d.start_limit_interval,
+        ),
+        after: names(&raw.after),
+        requires: names(&raw.requires),
+        stop_signal: signal(cx, raw.stop_signal, d.stop_signal),
+        stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
+        uid,
+        gid,
+        working_dir,
+        env,
+        limits: limits(cx, raw.limits),
+        stdout: stdio(cx, "stdout", raw.stdout),
+        stderr: stdio(cx, "stderr", raw.stderr),
+        main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
+        enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+    };
+    Checked {
+        unit,
+        file: cx.src.file.to_path_buf(),
+        deps,
+        main_at: raw
+            .main
+            .filter(|m| *m.get_ref())
+            .map(|m| position(cx.src.text, m.span().start)),
+    }
+}
+
+fn ready_timeout(
+    cx: &mut Ctx,
+    value: Option<Spanned<String>>,
+    t: ServiceType,
+    has_ready: bool,
+) -> Option<Duration> {
+    let span = value.as_ref().map(Spanned::span);
+    let given = value.is_some();
+    let timeout = cx.duration("ready-timeout", value, DEFAULT_READY_TIMEOUT);
+    match (t, has_ready, span) {
+        (ServiceType::Simple, false, Some(span)) => {
+            cx.err(span, Problem::ReadyTimeoutAlone);
+            None
+        }
+        (ServiceType::Simple, false, None) => None,
+        (ServiceType::Oneshot, _, _) => given.then_some(timeout),
+        _ => Some(timeout),
+    }
+}
+
+fn delay_above_max(cx: &mut Ctx, at: Option<Spanned<String>>, delay: Duration, max: Duration) {
+    let span = at.map_or(0..0, |s| s.span());
+    let show = |d| humantime::format_duration(d).to_string();
+    cx.err(
+        span,
+        Problem::DelayAboveMax {
+            delay: show(delay),
+            max: show(max),
+        },
+    );
+}
+
+fn burst(cx: &mut Ctx, value: Option<Spanned<u32>>, default: u32) -> u32 {
+    match value {
+        Some(v) if *v.get_ref() == 0 => {
+            cx.err(v.span(), Problem::BurstZero);
+            1
+        }
+        Some(v) => v.into_inner(),
+        None => default,
+    }
+}
+
+fn names(deps: &Option<Vec<Spanned<String>>>) -> Vec<String> {
+    deps.iter().flatten().map(|d| d.get_ref().clone()).collect()
+}
+
+fn dependencies(cx: &Ctx, deps: &Option<Vec<Spanned<String>>>, kind: &'static str) -> Vec<Dep> {
+    let dep = |d: &Spanned<String>| Dep {
+        name: d.get_ref().clone(),
+        kind,
+        at: position(cx.src.text, d.span().start),
+    };
+    deps.iter().flatten().map(dep).collect()
+}
+
+fn signal(cx: &mut Ctx, value: Option<Spanned<NameOrNumber>>, default: i32) -> i32 {
+    let Some(v) = value else { return default };
+    let text = match v.get_ref() {
+        NameOrNumber::Number(n) => n.to_string(),
+        NameOrNumber::Name(s) => s.clone(),
+    };
+    crate::signal::parse(&text).unwrap_or_else(|| {
+        cx.err(v.span(), Problem::Signal { value: text });
+        default
+    })
+}
+
+/// An optional path that must be absolute.
+pub fn absolute(cx: &mut Ctx, key: &str, value: Option<Spanned<String>>) -> Option<PathBuf> {
+    let v = value?;
+    if !v.get_ref().starts_with('/') {
+        let path = v.get_ref().clone();
+        cx.err(
+            v.span(),
+            Problem::NotAbsolute {
+                key: key.into(),
+                path,
+            },
+        );
+    }
+    Some(PathBuf::from(v.into_inner()))
+}
+
+fn stdio(cx: &mut Ctx, key: &str, value: Option<Spanned<RawStdio>>) -> Stdio {
+    let Some(v) = value else { return Stdio::Log };
+    let span = v.span();
+    match v.into_inner() {
+        RawStdio::File(f) => {
+            let path = absolute(cx, key, Some(Spanned::new(span, f.file)));
+            Stdio::File(path.unwrap_or_default())
+        }
+        RawStdio::Word(w) => {
+            let word = Some(Spanned::new(span, w));
+            let values = [Stdio::Log, Stdio::Inherit, Stdio::Null];
+            let i = cx.choice(key, word, STDIO_NAMES, &[0, 1, 2], 0);
+            values.into_iter().nth(i).unwrap_or(Stdio::Log)
+        }
+    }
+}
+
+fn limits(
+    cx: &mut Ctx,
+    value: Option<BTreeMap<Spanned<String>, Spanned<RawLimit>>>,
+) -> BTreeMap<Resource, Limit> {
+    let mut out = BTreeMap::new();
+    for (key, value) in value.into_iter().flatten() {
+        let Some(resource) = Resource::parse(key.get_ref()) else {
+            let hint = suggest(key.get_ref(), Resource::ALL.map(Resource::name));
+            let (key_name, table) = (key.get_ref().clone(), Some("limits".to_string()));
+            cx.err(
+                key.span(),
+                Problem::UnknownKey {
+                    key: key_name,
+                    table,
+                    hint,
+                },
+            );
+            continue;
+        };
+        if let Some(limit) = limit(cx, resource, value) {
+            out.insert(resource, limit);
+        }
+    }
+    out
+}
+
+fn limit(cx: &mut Ctx, resource: Resource, value: Spanned<RawLimit>) -> Option<Limit> {
+    let span = value.span();
+    let mut number = |v: &LimitValue| match v {
+        LimitValue::Number(n) => Some(*n),
+        LimitValue::Word(w) => limits::parse_value(w).or_else(|| {
+            let problem = Problem::LimitValue {
+                resource: resource.name().into(),
+                value: w.clone(),
+            };
+            cx.err(span.clone(), problem);
+            None
+        }),
+    };
+    let (soft, hard) = match value.get_ref() {
+        RawLimit::Both(v) => number(v).map(|n| (n, n))?,
+        RawLimit::Pair(p) => (number(&p.soft)?, number(&p.hard)?),
+    };
+    if soft > hard {
+        let (soft, hard) = (limits::show(soft), limits::show(hard));
+        cx.err(
+            span.clone(),
+            Problem::SoftAboveHard {
+                resource: resource.name(),
+                soft,
+                hard,
+            },
+        );
+    }
+    if let Some(ceiling) = cx.env.ceilings.exceeded(resource, hard) {
+        let hard = limits::show(hard);
+        cx.err(
+            span,
+            Problem::HardAboveCeiling {
+                resource: resource.name(),
+                hard,
+                ceiling,
+            },
+        );
+    }
+    Some(Limit { soft, hard })
+}

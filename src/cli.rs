@@ -1,18 +1,23 @@
 //! The command line: clap types, turned into validated settings by `main`.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 
 /// A declarative init and supervisor for namespaced environments.
 ///
 /// `tend -- CMD [ARGS...]` runs CMD as the child of a PID 1 that reaps
 /// zombies, forwards signals and exits with CMD's exit code (as tini does).
+/// `tend init` supervises the services of TOML unit files.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub sub: Option<Sub>,
+
     #[command(flatten)]
     pub log: LogArgs,
 
@@ -57,6 +62,45 @@ pub struct EntryArgs {
     /// How long processes left behind by the child get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Run as init: supervise the units of a directory, and CMD as the main service.
+    Init(InitArgs),
+    /// Validate unit files without running anything (exit 0 when all are valid).
+    Check {
+        /// The directory of unit files.
+        #[arg(default_value = DEFAULT_UNITS)]
+        dir: PathBuf,
+    },
+}
+
+pub const DEFAULT_UNITS: &str = "/etc/tend/units";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory of unit files (`NAME.toml` defines service NAME).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_UNITS)]
+    pub units: PathBuf,
+
+    /// How long stopping everything may take before what is left is killed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// The main service: when it exits, tend stops everything and exits with its code.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+impl Default for InitArgs {
+    fn default() -> Self {
+        InitArgs {
+            units: DEFAULT_UNITS.into(),
+            shutdown_timeout: Duration::from_secs(30),
+            command: Vec::new(),
+        }
+    }
 }
 
 fn parse_level(text: &str) -> Result<LevelFilter, String> {

@@ -4,7 +4,7 @@
 use std::error::Error;
 
 use clap::{CommandFactory, Parser};
-use tend::cli::Cli;
+use tend::cli::{Cli, InitArgs, Sub};
 use tend::entrypoint::Settings;
 use tend::{logging, runtime, sys};
 use tracing::info;
@@ -16,16 +16,85 @@ fn main() {
 
 fn run() -> i32 {
     let cli = Cli::parse();
-    logging::init(log_level(&cli, LevelFilter::WARN));
-    if cli.command.is_empty() {
-        Cli::command()
+    match &cli.sub {
+        Some(Sub::Init(args)) => {
+            logging::init(log_level(&cli, LevelFilter::INFO));
+            init(args)
+        }
+        Some(Sub::Check { dir }) => {
+            logging::init(log_level(&cli, LevelFilter::WARN));
+            check(dir)
+        }
+        // Started bare as PID 1 (by a kernel or a runtime): init with defaults.
+        None if cli.command.is_empty() && std::process::id() == 1 => {
+            logging::init(log_level(&cli, LevelFilter::INFO));
+            init(&InitArgs::default())
+        }
+        None if cli.command.is_empty() => Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "a command to run is required: tend [OPTIONS] -- CMD [ARGS...]",
+                "a command to run is required: tend [OPTIONS] -- CMD [ARGS...], or tend init",
             )
-            .exit();
+            .exit(),
+        None => {
+            logging::init(log_level(&cli, LevelFilter::WARN));
+            entrypoint(&cli)
+        }
     }
-    entrypoint(&cli)
+}
+
+/// `tend check [DIR]`: every problem on its own line, then a summary.
+fn check(dir: &std::path::Path) -> i32 {
+    let env = tend::unit::CheckEnv::for_root(std::path::Path::new("/"));
+    let (report, ok) = tend::unit::check(dir, &env);
+    print!("{report}");
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+/// `tend init`: supervise the units.
+fn init(args: &InitArgs) -> i32 {
+    become_reaper();
+    let cwd = leave_cwd();
+    let options = runtime::init::Options {
+        units: args.units.clone(),
+        command: args.command.clone(),
+        cwd,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    match runtime::init::run(options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tend: {}", chain(&e));
+            1
+        }
+    }
+}
+
+/// Orphans must come to us: PID 1 gets them anyway, otherwise we ask.
+fn become_reaper() {
+    if std::process::id() == 1 {
+        return;
+    }
+    match sys::process::set_child_subreaper() {
+        Ok(()) => info!("not running as PID 1: registered as child subreaper to reap orphans"),
+        Err(e) => {
+            tracing::warn!("not PID 1 and cannot become a child subreaper ({e}): orphans will not be reaped by tend")
+        }
+    }
+}
+
+/// Moves tend to / so it never keeps a mount busy; returns where it was, for
+/// the command it runs.
+fn leave_cwd() -> Option<std::path::PathBuf> {
+    let cwd = std::env::current_dir().ok();
+    if let Err(e) = std::env::set_current_dir("/") {
+        tracing::warn!("cannot change directory to /: {e}");
+    }
+    cwd
 }
 
 /// `--log-level`, else `TEND_LOG`, else `default`; then `-v` raises it.
@@ -37,25 +106,13 @@ fn log_level(cli: &Cli, default: LevelFilter) -> LevelFilter {
 
 /// `tend -- CMD`: tini's job.
 fn entrypoint(cli: &Cli) -> i32 {
-    if std::process::id() != 1 {
-        match sys::process::set_child_subreaper() {
-            Ok(()) => info!("not running as PID 1: registered as child subreaper to reap orphans"),
-            Err(e) => tracing::warn!(
-                "not PID 1 and cannot become a child subreaper ({e}): orphans will not be reaped by tend"
-            ),
-        }
-    }
+    become_reaper();
     if let Some(sig) = cli.entry.parent_death_signal {
         if let Err(e) = sys::process::set_parent_death_signal(sig) {
             tracing::warn!("cannot set the parent death signal: {e}");
         }
     }
-    // The command runs where tend was started; tend itself moves to / so it
-    // never keeps a mount busy.
-    let cwd = std::env::current_dir().ok();
-    if let Err(e) = std::env::set_current_dir("/") {
-        tracing::warn!("cannot change directory to /: {e}");
-    }
+    let cwd = leave_cwd();
     let settings = Settings {
         group: cli.entry.group,
         success_codes: cli.entry.success_exit.iter().map(|&c| i32::from(c)).collect(),

@@ -147,9 +147,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_no_signal() {
-        for bad in [
-            "", "0", "65", "-1", "SIGFOO", "RTMIN+40", "RTMIN3", "RTMAX+1",
-        ] {
+        for bad in ["", "0", "65", "-1", "SIGFOO", "RTMIN+40", "RTMIN3", "RTMAX+1"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

@@ -40,7 +40,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
     let mut machine = Entrypoint::new(child, settings);
     loop {
         let deadline = machine.next_deadline();
-        let received = reactor.wait(deadline).map_err(Error::Wait)?;
+        let received = reactor.wait(deadline).map_err(Error::Wait)?.signals;
         let now = Instant::now();
         for event in events(received, deadline, now) {
             if let Event::Exited { pid, status } = event {

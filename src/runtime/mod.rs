@@ -4,7 +4,10 @@
 
 pub mod capture;
 pub mod entrypoint;
+pub mod init;
 pub mod notify;
+pub mod ready;
+pub mod services;
 
 use std::io;
 use std::time::Instant;
@@ -13,6 +16,15 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 
 const SIGNALS: Token = Token(0);
+
+/// What woke the loop.
+#[derive(Debug, Default)]
+pub struct Wake {
+    /// Signals received, each once however often it came.
+    pub signals: Vec<i32>,
+    /// Other sources that became ready (readable, or writable for connects).
+    pub ready: Vec<Token>,
+}
 
 /// The poller and the signal self-pipe (signal-hook: the handler only
 /// records the signal and wakes the loop; all work happens in the loop).
@@ -31,21 +43,35 @@ impl Reactor {
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Reactor {
             poll,
-            events: Events::with_capacity(16),
+            events: Events::with_capacity(64),
             signals,
         })
     }
 
-    /// Sleeps until a signal arrives or `deadline` passes; `None` sleeps
-    /// without a timeout, so an idle tend costs no wake-up. Returns the
-    /// signals received, each once however often it came.
-    pub fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Vec<i32>> {
+    /// Where other sources (pipes, sockets) are registered; token 0 is taken.
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// Sleeps until a signal arrives, a source is ready or `deadline`
+    /// passes; `None` sleeps without a timeout, so an idle tend costs no
+    /// wake-up.
+    pub fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        Ok(self.signals.pending().collect())
+        let ready = self
+            .events
+            .iter()
+            .map(|e| e.token())
+            .filter(|t| *t != SIGNALS)
+            .collect();
+        Ok(Wake {
+            signals: self.signals.pending().collect(),
+            ready,
+        })
     }
 }

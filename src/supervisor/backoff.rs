@@ -81,10 +81,7 @@ mod tests {
         };
         let mut backoff = Backoff::default();
         let delays: Vec<_> = (0..6).map(|_| backoff.next(&config, ms(1))).collect();
-        assert_eq!(
-            delays,
-            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
-        );
+        assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
     }
 
     #[test]
@@ -102,9 +99,7 @@ mod tests {
     #[test]
     fn huge_counts_saturate() {
         let config = ServiceConfig::default();
-        let mut backoff = Backoff {
-            consecutive: u32::MAX,
-        };
+        let mut backoff = Backoff { consecutive: u32::MAX };
         assert_eq!(backoff.next(&config, ms(0)), config.restart_delay_max);
     }
 

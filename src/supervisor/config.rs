@@ -47,6 +47,9 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
+    /// Changes whenever anything else of the unit changes (command, user,
+    /// env...), so a reload restarts the service for those changes too.
+    pub revision: u64,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +69,7 @@ impl Default for ServiceConfig {
             stop_timeout: Duration::from_secs(10),
             main: false,
             enabled: true,
+            revision: 0,
         }
     }
 }

@@ -97,8 +97,7 @@ impl Supervisor {
                 ..
             } => Dep::Down,
             Phase::Stopping {
-                then: Then::Blocked(_),
-                ..
+                then: Then::Blocked(_), ..
             } => Dep::Broken,
             Phase::Waiting | Phase::Delay { .. } | Phase::Spawning => Dep::Pending,
             Phase::Up { .. } | Phase::Stopping { .. } => Dep::Pending,
@@ -107,8 +106,7 @@ impl Supervisor {
     }
 
     fn completed_oneshot(service: &Service) -> bool {
-        service.config.service_type == ServiceType::Oneshot
-            && service.last_exit.is_some_and(|status| status.success())
+        service.config.service_type == ServiceType::Oneshot && service.last_exit.is_some_and(|status| status.success())
     }
 
     /// `requires` must be met (a missing or broken one is fatal); `after` is
@@ -163,8 +161,7 @@ impl Supervisor {
     /// Up as far as `READY=1` is concerned: met, or exited 0 (its job done).
     fn is_up(&self, service: &Service) -> bool {
         self.dep(&service.name) == Some(Dep::Met)
-            || (service.phase == Phase::Exited
-                && service.last_exit.is_some_and(|status| status.success()))
+            || (service.phase == Phase::Exited && service.last_exit.is_some_and(|status| status.success()))
     }
 
     /// Tells the manager above about `READY=1` (once every enabled service is
@@ -177,9 +174,7 @@ impl Supervisor {
         };
         let total = counted().count();
         let up = counted().filter(|s| self.is_up(s)).count();
-        let failed = counted()
-            .filter(|s| matches!(s.phase, Phase::Failed(_)))
-            .count();
+        let failed = counted().filter(|s| matches!(s.phase, Phase::Failed(_))).count();
         let mut status = format!("{up} of {total} services up");
         if failed > 0 {
             status.push_str(&format!(", {failed} failed"));

@@ -129,22 +129,16 @@ impl Supervisor {
         match (self.mode, event) {
             (M::Done, event) => tracing::debug!(?event, "ignored after exit"),
             (_, E::Spawned { name, pid }) => self.route(&name, Input::Spawned(pid), now),
-            (_, E::SpawnFailed { name, reason }) => {
-                self.route(&name, Input::SpawnFailed(reason), now)
-            }
+            (_, E::SpawnFailed { name, reason }) => self.route(&name, Input::SpawnFailed(reason), now),
             (_, E::Exited { pid, status }) => self.reaped(pid, status, now),
             (_, E::Ready { name }) => self.route(&name, Input::Ready, now),
-            (_, E::ReadyFailed { name, reason }) => {
-                self.route(&name, Input::ReadyFailed(reason), now)
-            }
+            (_, E::ReadyFailed { name, reason }) => self.route(&name, Input::ReadyFailed(reason), now),
             (_, E::Stopping { name }) => self.route(&name, Input::Announce, now),
             (_, E::Status { name, text }) => self.status_text(&name, text),
             (_, E::Timer) => self.timer(now),
             (M::ShuttingDown { .. }, E::Shutdown) => self.escalate(now),
             (_, E::Shutdown) => self.begin_shutdown(now),
-            (M::ShuttingDown { .. }, E::Start { .. } | E::Restart { .. }) => {
-                return Err(SupervisorError::ShuttingDown)
-            }
+            (M::ShuttingDown { .. }, E::Start { .. } | E::Restart { .. }) => return Err(SupervisorError::ShuttingDown),
             (M::ShuttingDown { .. }, E::Reload { .. }) => {
                 tracing::warn!("reload ignored while shutting down")
             }
@@ -212,9 +206,7 @@ impl Supervisor {
 
     fn known(&self, name: &str) -> Result<&Service, SupervisorError> {
         let service = self.services.get(name);
-        service.ok_or_else(|| SupervisorError::UnknownService {
-            name: name.to_string(),
-        })
+        service.ok_or_else(|| SupervisorError::UnknownService { name: name.to_string() })
     }
 
     /// Known and not invalid.

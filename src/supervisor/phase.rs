@@ -66,10 +66,7 @@ impl Phase {
 
     /// A process exists (or is being spawned).
     pub(super) fn is_live(&self) -> bool {
-        matches!(
-            self,
-            Phase::Spawning | Phase::Up { .. } | Phase::Stopping { .. }
-        )
+        matches!(self, Phase::Spawning | Phase::Up { .. } | Phase::Stopping { .. })
     }
 
     /// Down until someone starts it: exited or failed.
@@ -82,9 +79,7 @@ impl Phase {
         match *self {
             Phase::Delay { until } => Some(until),
             Phase::Up {
-                ready: false,
-                deadline,
-                ..
+                ready: false, deadline, ..
             } => deadline,
             Phase::Stopping { deadline, .. } => deadline,
             _ => None,

@@ -58,11 +58,7 @@ impl Supervisor {
     fn reload_invalid(&mut self, name: String, reason: String, now: Instant) {
         match self.services.get_mut(&name) {
             Some(service) if service.phase.is_live() => {
-                tracing::warn!(
-                    service = name,
-                    reason,
-                    "new unit is invalid, keeping the old one"
-                );
+                tracing::warn!(service = name, reason, "new unit is invalid, keeping the old one");
                 service.pending_config = None;
                 service.config_error = Some(reason);
             }

@@ -117,7 +117,7 @@ impl Service {
         let after = self.phase.state();
         if after != before {
             self.since = now;
-            tracing::info!(service = %self.name, "{before} -> {after}");
+            tracing::debug!(service = %self.name, "{before} -> {after}");
         }
     }
 
@@ -159,10 +159,7 @@ impl Service {
         let ready = !self.readies() && self.config.service_type != ServiceType::Oneshot;
         let deadline = match ready {
             true => None,
-            false => self
-                .config
-                .ready_timeout
-                .and_then(|t| cx.now.checked_add(t)),
+            false => self.config.ready_timeout.and_then(|t| cx.now.checked_add(t)),
         };
         let up = Phase::Up {
             pid,
@@ -176,10 +173,7 @@ impl Service {
 
     fn ready(&mut self, now: Instant) {
         if let Phase::Up {
-            pid,
-            since,
-            stopping,
-            ..
+            pid, since, stopping, ..
         } = self.phase
         {
             let up = Phase::Up {
@@ -250,11 +244,7 @@ impl Service {
                 RestartPolicy::No => false,
             };
         if !restart {
-            let phase = if success {
-                Phase::Exited
-            } else {
-                Phase::Failed(failure)
-            };
+            let phase = if success { Phase::Exited } else { Phase::Failed(failure) };
             return self.set(phase, cx.now);
         }
         let delay = self.backoff.next(&self.config, uptime);

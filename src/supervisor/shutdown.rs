@@ -35,12 +35,7 @@ impl Supervisor {
     /// The global timeout passed: kill what is left and exit without waiting.
     pub(super) fn shutdown_timed_out(&mut self) {
         tracing::warn!("shutdown timed out, killing every service");
-        let kills: Vec<Action> = self
-            .live()
-            .map(|s| Action::KillAll {
-                name: s.name.clone(),
-            })
-            .collect();
+        let kills: Vec<Action> = self.live().map(|s| Action::KillAll { name: s.name.clone() }).collect();
         self.actions.extend(kills);
         self.finish();
     }
@@ -58,10 +53,7 @@ impl Supervisor {
     /// exited non-zero while stopping), or is still alive at the timeout.
     fn exit_code(&self) -> i32 {
         let main = self.services.values().find(|s| s.config.main);
-        if let Some(status) = main
-            .filter(|s| !s.phase.is_live())
-            .and_then(|s| s.last_exit)
-        {
+        if let Some(status) = main.filter(|s| !s.phase.is_live()).and_then(|s| s.last_exit) {
             return status.code();
         }
         let unclean = self

@@ -8,38 +8,7 @@ use std::time::Instant;
 
 use super::config::ServiceConfig;
 
-/// How a process ended, as `waitpid` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited with this code.
-    Code(i32),
-    /// Killed by this signal.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// The shell convention: the code itself, or 128+N for signal N.
-    pub fn code(self) -> i32 {
-        match self {
-            ExitStatus::Code(code) => code,
-            ExitStatus::Signal(sig) => 128 + sig,
-        }
-    }
-
-    /// Exited with code 0.
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-}
-
-impl fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExitStatus::Code(code) => write!(f, "exit code {code}"),
-            ExitStatus::Signal(sig) => write!(f, "killed by {}", crate::signal::name(*sig)),
-        }
-    }
-}
+pub use crate::sys::ExitStatus;
 
 /// What the event loop tells the supervisor.
 #[derive(Debug, Clone, PartialEq)]

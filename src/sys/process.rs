@@ -20,6 +20,11 @@ impl ExitStatus {
             ExitStatus::Signal(s) => 128 + s,
         }
     }
+
+    /// Exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
 }
 
 impl std::fmt::Display for ExitStatus {

@@ -94,8 +94,7 @@ fn cycles(parsed: &mut Parsed) -> BTreeMap<String, Vec<String>> {
             let deps = c.as_ref()?.deps.iter().map(|d| d.name.clone());
             Some((
                 name.clone(),
-                deps.filter(|d| parsed.get(d).is_some_and(is_valid))
-                    .collect(),
+                deps.filter(|d| parsed.get(d).is_some_and(is_valid)).collect(),
             ))
         })
         .collect();
@@ -107,9 +106,7 @@ fn cycles(parsed: &mut Parsed) -> BTreeMap<String, Vec<String>> {
         let Some((Some(c), errors)) = parsed.get_mut(name) else {
             continue;
         };
-        let first = path
-            .get(1)
-            .and_then(|next| c.deps.iter().find(|d| d.name == *next));
+        let first = path.get(1).and_then(|next| c.deps.iter().find(|d| d.name == *next));
         let at = first.map_or(Position { line: 1, column: 1 }, |d| d.at);
         errors.push(error(
             c,
@@ -180,24 +177,14 @@ fn requires_invalid(parsed: &mut Parsed, in_cycles: &BTreeMap<String, Vec<String
         let Some(c) = checked else { continue };
         let cycle = in_cycles.get(name);
         let reported = |d: &&Dep| cycle.is_some_and(|path| path.contains(&d.name));
-        let broken = c
-            .deps
-            .iter()
-            .filter(|d| d.kind == "requires" && bad.contains(&d.name));
+        let broken = c.deps.iter().filter(|d| d.kind == "requires" && bad.contains(&d.name));
         for dep in broken.filter(|d| !reported(d)) {
-            errors.push(error(
-                c,
-                dep.at,
-                Problem::RequiresInvalid {
-                    name: dep.name.clone(),
-                },
-            ));
+            errors.push(error(c, dep.at, Problem::RequiresInvalid { name: dep.name.clone() }));
         }
     }
 }
 
 fn requires_any(checked: &Option<Checked>, names: &BTreeSet<String>) -> bool {
     let deps = checked.iter().flat_map(|c| &c.deps);
-    deps.filter(|d| d.kind == "requires")
-        .any(|d| names.contains(&d.name))
+    deps.filter(|d| d.kind == "requires").any(|d| names.contains(&d.name))
 }

@@ -36,9 +36,7 @@ pub fn set(vars: &mut Vec<(String, String)>, key: String, value: String) {
 /// Whether `name` is a portable environment variable name.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -84,7 +82,8 @@ mod tests {
 
     #[test]
     fn plain_comments_export_quotes() {
-        let text = "# comment\n\nA=1\nexport B = two words \nC=\"quoted # not a comment\"\nD='single'\nE=\nexportF=x\nG=a=b\n";
+        let text =
+            "# comment\n\nA=1\nexport B = two words \nC=\"quoted # not a comment\"\nD='single'\nE=\nexportF=x\nG=a=b\n";
         assert_eq!(
             vars(text),
             [
@@ -117,10 +116,7 @@ mod tests {
                 (5, Problem::EnvQuote),
             ]
         );
-        assert_eq!(
-            problems[1].1.to_string(),
-            "invalid environment variable name \"1X\""
-        );
+        assert_eq!(problems[1].1.to_string(), "invalid environment variable name \"1X\"");
     }
 
     #[test]

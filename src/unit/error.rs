@@ -77,11 +77,7 @@ pub enum Problem {
         hint: Option<String>,
     },
     #[error("invalid duration \"{value}\" for {key}: {reason}")]
-    Duration {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Duration { key: String, value: String, reason: String },
     #[error("unknown signal \"{value}\"")]
     Signal { value: String },
     #[error("unknown {kind} \"{name}\"{}", Hint(hint))]
@@ -112,7 +108,9 @@ pub enum Problem {
         soft: String,
         hard: String,
     },
-    #[error("cannot raise the hard limit of {resource} to {hard} above the current {ceiling}: tend lacks CAP_SYS_RESOURCE")]
+    #[error(
+        "cannot raise the hard limit of {resource} to {hard} above the current {ceiling}: tend lacks CAP_SYS_RESOURCE"
+    )]
     HardAboveCeiling {
         resource: &'static str,
         hard: String,

@@ -54,11 +54,7 @@ fn current_ceilings() -> Ceilings {
         let nr_open = nr_open.and_then(|t| t.trim().parse().ok());
         return Ceilings(nr_open.map(|n| (Resource::Nofile, n)).into_iter().collect());
     }
-    let hard = |r: Resource| {
-        nix::sys::resource::getrlimit(r.to_nix())
-            .ok()
-            .map(|(_, h)| h)
-    };
+    let hard = |r: Resource| nix::sys::resource::getrlimit(r.to_nix()).ok().map(|(_, h)| h);
     Ceilings(
         Resource::ALL
             .into_iter()
@@ -138,11 +134,7 @@ pub fn below(root: &Path, path: &Path) -> PathBuf {
 
 /// Reads an env file: absolute paths below the root, relative ones from the
 /// directory of the unit file. Returns the host path and the text.
-pub fn read_env_file(
-    root: &Path,
-    unit_dir: &Path,
-    path: &str,
-) -> Result<(PathBuf, String), Problem> {
+pub fn read_env_file(root: &Path, unit_dir: &Path, path: &str) -> Result<(PathBuf, String), Problem> {
     let host = if path.starts_with('/') {
         below(root, Path::new(path))
     } else {
@@ -183,36 +175,18 @@ mod tests {
             Err(Problem::NotExecutable { .. })
         ));
         assert!(matches!(
-            find_program(
-                root,
-                "./nope",
-                "",
-                Some(Path::new("/nonexistent")),
-                "command"
-            ),
+            find_program(root, "./nope", "", Some(Path::new("/nonexistent")), "command"),
             Err(Problem::NoProgram { .. })
         ));
         assert!(matches!(
-            find_program(
-                root,
-                "no-such-tend-program",
-                "/bin:relative",
-                None,
-                "command"
-            ),
+            find_program(root, "no-such-tend-program", "/bin:relative", None, "command"),
             Err(Problem::NotInPath { .. })
         ));
     }
 
     #[test]
     fn below_root() {
-        assert_eq!(
-            below(Path::new("/r"), Path::new("/bin/sh")),
-            PathBuf::from("/r/bin/sh")
-        );
-        assert_eq!(
-            below(Path::new("/"), Path::new("/bin/sh")),
-            PathBuf::from("/bin/sh")
-        );
+        assert_eq!(below(Path::new("/r"), Path::new("/bin/sh")), PathBuf::from("/r/bin/sh"));
+        assert_eq!(below(Path::new("/"), Path::new("/bin/sh")), PathBuf::from("/bin/sh"));
     }
 }

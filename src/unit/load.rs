@@ -25,11 +25,7 @@ pub struct Loaded {
 impl Loaded {
     /// Every error, ordered by file and position.
     pub fn all_errors(&self) -> Vec<&UnitError> {
-        let mut all: Vec<_> = self
-            .errors
-            .iter()
-            .chain(self.invalid.values().flatten())
-            .collect();
+        let mut all: Vec<_> = self.errors.iter().chain(self.invalid.values().flatten()).collect();
         all.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
         all
     }
@@ -53,14 +49,8 @@ pub fn load_dir(dir: &Path, env: &CheckEnv) -> Loaded {
     let mut parsed = Parsed::new();
     for path in paths.iter().filter(|p| is_unit_file(p)) {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
-            let name = path
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into();
-            loaded
-                .errors
-                .push(file_error(path, Problem::InvalidName { name }));
+            let name = path.file_stem().unwrap_or_default().to_string_lossy().into();
+            loaded.errors.push(file_error(path, Problem::InvalidName { name }));
             continue;
         };
         parsed.insert(name.to_string(), load_file(path, name, env, dir));
@@ -70,9 +60,7 @@ pub fn load_dir(dir: &Path, env: &CheckEnv) -> Loaded {
 }
 
 fn is_unit_file(path: &Path) -> bool {
-    let hidden = path
-        .file_name()
-        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+    let hidden = path.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
     !hidden && path.extension().is_some_and(|e| e == "toml") && !path.is_dir()
 }
 
@@ -92,31 +80,13 @@ fn file_error(file: &Path, problem: Problem) -> UnitError {
 }
 
 /// Reads, parses and validates one file.
-fn load_file(
-    path: &Path,
-    name: &str,
-    env: &CheckEnv,
-    dir: &Path,
-) -> (Option<Checked>, Vec<UnitError>) {
+fn load_file(path: &Path, name: &str, env: &CheckEnv, dir: &Path) -> (Option<Checked>, Vec<UnitError>) {
     if !valid_name(name) {
-        return (
-            None,
-            vec![file_error(path, Problem::InvalidName { name: name.into() })],
-        );
+        return (None, vec![file_error(path, Problem::InvalidName { name: name.into() })]);
     }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) => {
-            return (
-                None,
-                vec![file_error(
-                    path,
-                    Problem::Read {
-                        reason: e.to_string(),
-                    },
-                )],
-            )
-        }
+        Err(e) => return (None, vec![file_error(path, Problem::Read { reason: e.to_string() })]),
     };
     check_text(name, path, &text, env, dir)
 }
@@ -161,9 +131,6 @@ pub fn check(dir: &Path, env: &CheckEnv) -> (String, bool) {
     }
     let valid = loaded.units.len();
     let noun = if valid == 1 { "unit" } else { "units" };
-    report.push_str(&format!(
-        "{valid} {noun} valid, {} invalid\n",
-        loaded.invalid.len()
-    ));
+    report.push_str(&format!("{valid} {noun} valid, {} invalid\n", loaded.invalid.len()));
     (report, loaded.is_ok())
 }

@@ -123,15 +123,46 @@ impl Unit {
             stop_timeout: self.stop_timeout,
             main: self.main,
             enabled: self.enabled,
+            revision: 0,
+        }
+    }
+
+    /// A unit for a command given on the command line (`tend init -- CMD`),
+    /// with every default of a unit file.
+    pub fn from_argv(name: &str, argv: Vec<String>) -> Unit {
+        let defaults = ServiceConfig::default();
+        Unit {
+            name: name.to_string(),
+            description: None,
+            program: argv.first().map(PathBuf::from).unwrap_or_default(),
+            argv,
+            form: CommandForm::Exec,
+            service_type: defaults.service_type,
+            ready: None,
+            ready_timeout: None,
+            restart: defaults.restart,
+            restart_delay: defaults.restart_delay,
+            restart_delay_max: defaults.restart_delay_max,
+            start_limit_burst: defaults.start_limit_burst,
+            start_limit_interval: defaults.start_limit_interval,
+            after: Vec::new(),
+            requires: Vec::new(),
+            stop_signal: defaults.stop_signal,
+            stop_timeout: defaults.stop_timeout,
+            uid: None,
+            gid: None,
+            working_dir: None,
+            env: Vec::new(),
+            limits: BTreeMap::new(),
+            stdout: Stdio::Log,
+            stderr: Stdio::Log,
+            main: false,
+            enabled: true,
         }
     }
 }
 
 /// Whether `name` can name a unit: `[A-Za-z0-9_.@-]+`, not starting with `.`.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
 }

@@ -121,10 +121,7 @@ impl EnvValue {
 
 /// One `limits` entry: `N`, `"infinity"`, or `{ soft = .., hard = .. }`.
 #[derive(Debug, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected a number, \"infinity\" or { soft = N, hard = M }"
-)]
+#[serde(untagged, expecting = "expected a number, \"infinity\" or { soft = N, hard = M }")]
 pub enum RawLimit {
     Both(LimitValue),
     Pair(SoftHard),

@@ -11,8 +11,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 mod load;
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nredis:x:999:999::/var/lib/redis:/bin/false\nnobody:x:65534:65534::/:/bin/false\n";
-const GROUP: &str =
-    "root:x:0:\nwww-data:x:33:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nnogroup:x:65534:\n";
+const GROUP: &str = "root:x:0:\nwww-data:x:33:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nnogroup:x:65534:\n";
 
 fn env() -> CheckEnv {
     CheckEnv {
@@ -47,10 +46,7 @@ fn defaults_are_the_supervisors() {
     assert_eq!(u.form, CommandForm::Exec);
     assert!(u.program.is_absolute() && u.program.ends_with("sleep"));
     assert_eq!((u.uid, u.gid, u.ready.clone()), (None, None, None));
-    assert_eq!(
-        (u.stdout.clone(), u.stderr.clone()),
-        (Stdio::Log, Stdio::Log)
-    );
+    assert_eq!((u.stdout.clone(), u.stderr.clone()), (Stdio::Log, Stdio::Log));
     assert!(u.env.is_empty() && u.limits.is_empty() && u.description.is_none());
 }
 
@@ -129,13 +125,7 @@ fn every_key() {
             hard: INFINITY
         }
     );
-    assert_eq!(
-        u.limits[&Resource::Nproc],
-        Limit {
-            soft: 100,
-            hard: 200
-        }
-    );
+    assert_eq!(u.limits[&Resource::Nproc], Limit { soft: 100, hard: 200 });
     assert_eq!(u.stdout, Stdio::Inherit);
     assert_eq!(u.stderr, Stdio::File("/var/log/web.err".into()));
     assert!(u.main && !u.enabled);
@@ -156,7 +146,8 @@ fn every_key() {
 
 #[test]
 fn unknown_keys_are_located_with_suggestions() {
-    let text = "command = [\"sh\"]\nrestart_delay = \"1s\"\nready = { tcp = \"127.0.0.1:1\", tpc = 1 }\nfrobnicate = 1\n";
+    let text =
+        "command = [\"sh\"]\nrestart_delay = \"1s\"\nready = { tcp = \"127.0.0.1:1\", tpc = 1 }\nfrobnicate = 1\n";
     assert_eq!(
         errors(text),
         [
@@ -192,29 +183,19 @@ fn syntax_errors() {
 
 #[test]
 fn missing_and_empty_command() {
-    assert_eq!(
-        errors(""),
-        ["units/web.toml:1:1: missing required key \"command\""]
-    );
-    assert_eq!(
-        errors("command = []"),
-        ["units/web.toml:1:11: command is empty"]
-    );
-    assert_eq!(
-        errors("command = \"  \""),
-        ["units/web.toml:1:11: command is empty"]
-    );
-    assert_eq!(
-        errors("command = [\"\"]"),
-        ["units/web.toml:1:11: command is empty"]
-    );
+    assert_eq!(errors(""), ["units/web.toml:1:1: missing required key \"command\""]);
+    assert_eq!(errors("command = []"), ["units/web.toml:1:11: command is empty"]);
+    assert_eq!(errors("command = \"  \""), ["units/web.toml:1:11: command is empty"]);
+    assert_eq!(errors("command = [\"\"]"), ["units/web.toml:1:11: command is empty"]);
 }
 
 #[test]
 fn commands_are_found_or_reported() {
     assert_eq!(
         errors("command = [\"no-such-tend-program\"]"),
-        [format!("units/web.toml:1:11: command \"no-such-tend-program\" not found in PATH {DEFAULT_PATH} under /")]
+        [format!(
+            "units/web.toml:1:11: command \"no-such-tend-program\" not found in PATH {DEFAULT_PATH} under /"
+        )]
     );
     assert_eq!(
         errors("command = [\"/etc/passwd\"]"),
@@ -231,13 +212,7 @@ fn commands_are_found_or_reported() {
     );
     let mut env = env();
     env.root = PathBuf::from("/nonexistent-root");
-    let (_, e) = check_text(
-        "web",
-        Path::new("w.toml"),
-        "command = \"true\"",
-        &env,
-        Path::new("."),
-    );
+    let (_, e) = check_text("web", Path::new("w.toml"), "command = \"true\"", &env, Path::new("."));
     assert_eq!(
         e[0].to_string(),
         "w.toml:1:11: shell \"/bin/sh\" does not exist under /nonexistent-root"
@@ -308,10 +283,7 @@ fn ready_rules() {
         unit("command = [\"sh\"]\ntype = \"notify\"").ready_timeout,
         Some(Duration::from_secs(90))
     );
-    assert_eq!(
-        unit("command = [\"sh\"]\ntype = \"oneshot\"").ready_timeout,
-        None
-    );
+    assert_eq!(unit("command = [\"sh\"]\ntype = \"oneshot\"").ready_timeout, None);
     let oneshot = unit("command = [\"sh\"]\ntype = \"oneshot\"\nready-timeout = \"1h\"");
     assert_eq!(oneshot.ready_timeout, Some(Duration::from_secs(3600)));
     assert_eq!(

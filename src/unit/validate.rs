@@ -40,17 +40,9 @@ pub struct Checked {
 }
 
 const TYPE_NAMES: &[&str] = &["simple", "oneshot", "notify"];
-const TYPES: &[ServiceType] = &[
-    ServiceType::Simple,
-    ServiceType::Oneshot,
-    ServiceType::Notify,
-];
+const TYPES: &[ServiceType] = &[ServiceType::Simple, ServiceType::Oneshot, ServiceType::Notify];
 const RESTART_NAMES: &[&str] = &["no", "on-failure", "always"];
-const RESTARTS: &[RestartPolicy] = &[
-    RestartPolicy::No,
-    RestartPolicy::OnFailure,
-    RestartPolicy::Always,
-];
+const RESTARTS: &[RestartPolicy] = &[RestartPolicy::No, RestartPolicy::OnFailure, RestartPolicy::Always];
 const STDIO_NAMES: &[&str] = &["log", "inherit", "null"];
 /// How long a notify service or a ready check may take by default (systemd's).
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -68,12 +60,7 @@ impl Ctx<'_> {
         self.errors.push(self.src.error(span, problem));
     }
 
-    fn duration(
-        &mut self,
-        key: &str,
-        value: Option<Spanned<String>>,
-        default: Duration,
-    ) -> Duration {
+    fn duration(&mut self, key: &str, value: Option<Spanned<String>>, default: Duration) -> Duration {
         let Some(v) = value else { return default };
         humantime::parse_duration(v.get_ref().trim()).unwrap_or_else(|e| {
             let reason = e.to_string();
@@ -131,11 +118,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
     let (uid, gid) = env::ids(cx, raw.user, raw.group);
     let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
-    let restart_delay_max = cx.duration(
-        "restart-delay-max",
-        raw.restart_delay_max,
-        d.restart_delay_max,
-    );
+    let restart_delay_max = cx.duration("restart-delay-max", raw.restart_delay_max, d.restart_delay_max);
     if restart_delay > restart_delay_max {
         delay_above_max(cx, raw.restart_delay, restart_delay, restart_delay_max);
     }
@@ -154,11 +137,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         restart_delay,
         restart_delay_max,
         start_limit_burst: burst(cx, raw.start_limit_burst, d.start_limit_burst),
-        start_limit_interval: cx.duration(
-            "start-limit-interval",
-            raw.start_limit_interval,
-            d.start_limit_interval,
-        ),
+        start_limit_interval: cx.duration("start-limit-interval", raw.start_limit_interval, d.start_limit_interval),
         after: names(&raw.after),
         requires: names(&raw.requires),
         stop_signal: signal(cx, raw.stop_signal, d.stop_signal),
@@ -184,12 +163,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     }
 }
 
-fn ready_timeout(
-    cx: &mut Ctx,
-    value: Option<Spanned<String>>,
-    t: ServiceType,
-    has_ready: bool,
-) -> Option<Duration> {
+fn ready_timeout(cx: &mut Ctx, value: Option<Spanned<String>>, t: ServiceType, has_ready: bool) -> Option<Duration> {
     let span = value.as_ref().map(Spanned::span);
     let given = value.is_some();
     let timeout = cx.duration("ready-timeout", value, DEFAULT_READY_TIMEOUT);
@@ -257,13 +231,7 @@ pub fn absolute(cx: &mut Ctx, key: &str, value: Option<Spanned<String>>) -> Opti
     let v = value?;
     if !v.get_ref().starts_with('/') {
         let path = v.get_ref().clone();
-        cx.err(
-            v.span(),
-            Problem::NotAbsolute {
-                key: key.into(),
-                path,
-            },
-        );
+        cx.err(v.span(), Problem::NotAbsolute { key: key.into(), path });
     }
     Some(PathBuf::from(v.into_inner()))
 }
@@ -285,10 +253,7 @@ fn stdio(cx: &mut Ctx, key: &str, value: Option<Spanned<RawStdio>>) -> Stdio {
     }
 }
 
-fn limits(
-    cx: &mut Ctx,
-    value: Option<BTreeMap<Spanned<String>, Spanned<RawLimit>>>,
-) -> BTreeMap<Resource, Limit> {
+fn limits(cx: &mut Ctx, value: Option<BTreeMap<Spanned<String>, Spanned<RawLimit>>>) -> BTreeMap<Resource, Limit> {
     let mut out = BTreeMap::new();
     for (key, value) in value.into_iter().flatten() {
         let Some(resource) = Resource::parse(key.get_ref()) else {

@@ -34,11 +34,7 @@ fn notify() -> ServiceConfig {
 
 #[test]
 fn independent_services_start_at_once() {
-    let mut h = Harness::new(vec![
-        ("a", after(&[])),
-        ("b", after(&[])),
-        ("c", after(&["a"])),
-    ]);
+    let mut h = Harness::new(vec![("a", after(&[])), ("b", after(&[])), ("c", after(&["a"]))]);
     h.auto_spawn = false;
     assert_eq!(core(h.boot()), [spawn("a"), spawn("b")]);
     assert_eq!(h.detail("c"), "waiting for a");
@@ -80,12 +76,7 @@ fn failing_oneshot_keeps_dependents_down_until_it_succeeds() {
     assert_eq!(h.due_in(), None);
 
     // an operator starts the oneshot again: dependents follow when it succeeds
-    assert_eq!(
-        core(h.send(Event::Start {
-            name: "setup".into()
-        })),
-        [spawn("setup")]
-    );
+    assert_eq!(core(h.send(Event::Start { name: "setup".into() })), [spawn("setup")]);
     assert_eq!(h.state("app"), ServiceState::Starting);
     let started = core(h.exit("setup", ExitStatus::Code(0)));
     assert_eq!(started, [spawn("app"), spawn("web")]);
@@ -199,8 +190,5 @@ fn dependency_cycles_never_start_and_never_hang() {
     // a shutdown still completes
     let out = core(h.send(Event::Shutdown));
     assert_eq!(out, [term("d")]);
-    assert_eq!(
-        core(h.exit("d", ExitStatus::Signal(TERM))),
-        [Action::Exit { code: 0 }]
-    );
+    assert_eq!(core(h.exit("d", ExitStatus::Signal(TERM))), [Action::Exit { code: 0 }]);
 }

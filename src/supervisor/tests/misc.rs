@@ -61,22 +61,13 @@ fn manager_is_told_ready_once_every_enabled_service_is_up() {
     ];
     assert_eq!(notify_manager(&boot), expected);
     let ready = h.ready("b");
-    assert_eq!(
-        notify_manager(&ready),
-        [(true, "2 of 2 services up".into())]
-    );
+    assert_eq!(notify_manager(&ready), [(true, "2 of 2 services up".into())]);
 
     // a crash changes the status line; READY=1 is not sent again
     let crash = h.exit("a", ExitStatus::Code(1));
-    assert_eq!(
-        notify_manager(&crash),
-        [(false, "1 of 2 services up".into())]
-    );
+    assert_eq!(notify_manager(&crash), [(false, "1 of 2 services up".into())]);
     let back = h.advance(ms(100));
-    assert_eq!(
-        notify_manager(&back),
-        [(false, "2 of 2 services up".into())]
-    );
+    assert_eq!(notify_manager(&back), [(false, "2 of 2 services up".into())]);
 }
 
 #[test]
@@ -122,9 +113,7 @@ fn illegal_events_are_ignored() {
         name: "a".into(),
         pid: 7,
     });
-    h.send(Event::Ready {
-        name: "nope".into(),
-    });
+    h.send(Event::Ready { name: "nope".into() });
     h.send(Event::Timer);
     assert_eq!(h.sup.status(), before);
 }

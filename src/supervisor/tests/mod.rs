@@ -71,11 +71,7 @@ impl Harness {
         Self::with(services, &[], secs(30))
     }
 
-    pub fn with(
-        services: Vec<(&str, ServiceConfig)>,
-        invalid: &[(&str, &str)],
-        shutdown_timeout: Duration,
-    ) -> Self {
+    pub fn with(services: Vec<(&str, ServiceConfig)>, invalid: &[(&str, &str)], shutdown_timeout: Duration) -> Self {
         let now = Instant::now();
         let invalid = invalid
             .iter()
@@ -124,10 +120,7 @@ impl Harness {
     pub fn spawned(&mut self, name: &str) -> Vec<Action> {
         let pid = self.next_pid;
         self.next_pid += 1;
-        self.send(Event::Spawned {
-            name: name.into(),
-            pid,
-        })
+        self.send(Event::Spawned { name: name.into(), pid })
     }
 
     pub fn exit(&mut self, name: &str, status: ExitStatus) -> Vec<Action> {
@@ -141,9 +134,7 @@ impl Harness {
 
     pub fn get(&self, name: &str) -> ServiceStatus {
         let all = self.sup.status();
-        all.into_iter()
-            .find(|s| s.name == name)
-            .expect("known service")
+        all.into_iter().find(|s| s.name == name).expect("known service")
     }
 
     pub fn state(&self, name: &str) -> ServiceState {

@@ -23,33 +23,15 @@ fn changed() -> ServiceConfig {
 #[test]
 fn reload_starts_new_stops_removed_restarts_changed() {
     let plain = ServiceConfig::default;
-    let mut h = Harness::booted(vec![
-        ("same", plain()),
-        ("edit", plain()),
-        ("gone", plain()),
-    ]);
+    let mut h = Harness::booted(vec![("same", plain()), ("edit", plain()), ("gone", plain())]);
     let pid_same = h.get("same").pid;
-    let event = reload(
-        vec![("same", plain()), ("edit", changed()), ("new", plain())],
-        &[],
-    );
-    assert_eq!(
-        core(h.send(event)),
-        [term("gone"), term("edit"), spawn("new")]
-    );
+    let event = reload(vec![("same", plain()), ("edit", changed()), ("new", plain())], &[]);
+    assert_eq!(core(h.send(event)), [term("gone"), term("edit"), spawn("new")]);
     assert_eq!(h.get("same").pid, pid_same);
 
     // the changed one comes back with its new config as soon as it stopped
-    assert_eq!(
-        core(h.exit("edit", ExitStatus::Signal(TERM))),
-        [spawn("edit")]
-    );
-    assert_eq!(
-        core(h.send(Event::Stop {
-            name: "edit".into()
-        })),
-        [term("edit")]
-    );
+    assert_eq!(core(h.exit("edit", ExitStatus::Signal(TERM))), [spawn("edit")]);
+    assert_eq!(core(h.send(Event::Stop { name: "edit".into() })), [term("edit")]);
     assert_eq!(h.due_in(), Some(secs(3)));
 
     // the removed one is forgotten once it exited
@@ -78,10 +60,7 @@ fn invalid_unit_keeps_a_running_service_on_its_old_config() {
     let event = reload(vec![], &[("up", "bad port"), ("down", "bad port")]);
     assert_eq!(core(h.send(event)), []);
     assert_eq!(h.state("up"), ServiceState::Ready);
-    assert_eq!(
-        h.detail("up"),
-        "reload refused, running the old unit: bad port"
-    );
+    assert_eq!(h.detail("up"), "reload refused, running the old unit: bad port");
     assert_eq!(h.state("down"), ServiceState::Invalid);
     assert_eq!(h.detail("down"), "bad port");
 

@@ -61,10 +61,7 @@ fn start_limit_fails_the_service_until_an_operator_start() {
     assert_eq!(h.due_in(), None);
     assert_eq!(core(h.advance(secs(60))), []);
 
-    assert_eq!(
-        core(h.send(Event::Start { name: "a".into() })),
-        [spawn("a")]
-    );
+    assert_eq!(core(h.send(Event::Start { name: "a".into() })), [spawn("a")]);
     // the limit and the backoff start from scratch
     crash_and_expect_restart_after(&mut h, "a", ms(100));
     crash_and_expect_restart_after(&mut h, "a", ms(200));
@@ -95,7 +92,7 @@ fn restart_no_stays_down() {
     assert_eq!(core(h.exit("bad", ExitStatus::Code(2))), []);
     assert_eq!(core(h.exit("good", ExitStatus::Code(0))), []);
     assert_eq!(h.state("bad"), ServiceState::Failed);
-    assert_eq!(h.detail("bad"), "exit code 2");
+    assert_eq!(h.detail("bad"), "exited with code 2");
     assert_eq!(h.state("good"), ServiceState::Exited);
     assert_eq!(h.get("good").last_exit, Some(ExitStatus::Code(0)));
     assert_eq!(h.due_in(), None);
@@ -150,10 +147,7 @@ fn operator_stop_keeps_it_down_and_restart_is_immediate() {
         ..ServiceConfig::default()
     };
     let mut h = Harness::booted(vec![("a", always)]);
-    assert_eq!(
-        core(h.send(Event::Restart { name: "a".into() })),
-        [term("a")]
-    );
+    assert_eq!(core(h.send(Event::Restart { name: "a".into() })), [term("a")]);
     assert_eq!(core(h.exit("a", ExitStatus::Signal(TERM))), [spawn("a")]);
 
     assert_eq!(core(h.send(Event::Stop { name: "a".into() })), [term("a")]);
@@ -169,10 +163,7 @@ fn operator_errors_are_typed() {
     let mut h = Harness::with(vec![("a", crashy())], &[("bad", "unknown field")], secs(1));
     h.boot();
     let unknown = h.sup.handle(Event::Start { name: "x".into() }, h.now);
-    assert_eq!(
-        unknown,
-        Err(SupervisorError::UnknownService { name: "x".into() })
-    );
+    assert_eq!(unknown, Err(SupervisorError::UnknownService { name: "x".into() }));
     let invalid = h.sup.handle(Event::Restart { name: "bad".into() }, h.now);
     assert_eq!(
         invalid,

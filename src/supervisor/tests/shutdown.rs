@@ -89,10 +89,7 @@ fn shutdown_timeout_kills_everything_and_exits() {
     assert_eq!(core(h.send(Event::Shutdown)), [term("web")]);
     assert_eq!(h.due_in(), Some(secs(3)));
     let out = core(h.advance(secs(3)));
-    assert_eq!(
-        out,
-        [kill_all("app"), kill_all("db"), kill_all("web"), exit(1)]
-    );
+    assert_eq!(out, [kill_all("app"), kill_all("db"), kill_all("web"), exit(1)]);
     assert_eq!(h.sup.next_deadline(), None);
 }
 
@@ -117,18 +114,12 @@ fn main_exit_code_becomes_the_exit_code() {
 #[test]
 fn main_killed_by_a_signal_exits_128_plus_n() {
     let mut h = Harness::booted(vec![("main", main_service())]);
-    assert_eq!(
-        core(h.exit("main", ExitStatus::Signal(KILL))),
-        [exit(128 + KILL)]
-    );
+    assert_eq!(core(h.exit("main", ExitStatus::Signal(KILL))), [exit(128 + KILL)]);
 
     // asked to shut down, main dies of SIGTERM like under tini: 143
     let mut h = Harness::booted(vec![("main", main_service())]);
     assert_eq!(core(h.send(Event::Shutdown)), [term("main")]);
-    assert_eq!(
-        core(h.exit("main", ExitStatus::Signal(TERM))),
-        [exit(128 + TERM)]
-    );
+    assert_eq!(core(h.exit("main", ExitStatus::Signal(TERM))), [exit(128 + TERM)]);
 }
 
 #[test]
@@ -182,12 +173,7 @@ fn a_service_dying_during_shutdown_is_not_restarted() {
 #[test]
 fn operator_stop_of_main_shuts_everything_down() {
     let mut h = Harness::booted(vec![("main", main_service()), ("side", Default::default())]);
-    assert_eq!(
-        core(h.send(Event::Stop {
-            name: "main".into()
-        })),
-        [term("main")]
-    );
+    assert_eq!(core(h.send(Event::Stop { name: "main".into() })), [term("main")]);
     assert_eq!(core(h.exit("main", ExitStatus::Code(0))), [term("side")]);
     assert_eq!(core(h.exit("side", ExitStatus::Signal(TERM))), [exit(0)]);
 }

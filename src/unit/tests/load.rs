@@ -48,14 +48,8 @@ fn dependencies_across_units() {
                 "command = [\"sh\"]\nafter = [\"bd\"]\nrequires = [\"broken\"]\n",
             ),
             ("broken.toml", "command = 1\n"),
-            (
-                "uses-web.toml",
-                "command = [\"sh\"]\nrequires = [\"web\"]\n",
-            ),
-            (
-                "orders.toml",
-                "command = [\"sh\"]\nafter = [\"broken\", \"ok\"]\n",
-            ),
+            ("uses-web.toml", "command = [\"sh\"]\nrequires = [\"web\"]\n"),
+            ("orders.toml", "command = [\"sh\"]\nafter = [\"broken\", \"ok\"]\n"),
             ("ok.toml", SH),
             ("self.toml", "command = [\"sh\"]\nafter = [\"self\"]\n"),
         ],
@@ -81,10 +75,7 @@ fn dependencies_across_units() {
 #[test]
 fn one_main_only() {
     let main = "command = [\"sh\"]\nmain = true\n";
-    let dir = Dir::new(
-        "mains",
-        &[("a.toml", main), ("b.toml", main), ("c.toml", SH)],
-    );
+    let dir = Dir::new("mains", &[("a.toml", main), ("b.toml", main), ("c.toml", SH)]);
     let (report, _) = dir.check();
     assert_eq!(
         report,
@@ -138,10 +129,7 @@ fn env_files_are_read_relative_to_the_units() {
             ("web.env", "# comment\nexport A=1\nB=file\nC='x y'\n"),
             ("bad.toml", "command = [\"sh\"]\nenv-file = \"bad.env\"\n"),
             ("bad.env", "A=1\nnonsense\n"),
-            (
-                "gone.toml",
-                "command = [\"sh\"]\nenv-file = \"/nonexistent.env\"\n",
-            ),
+            ("gone.toml", "command = [\"sh\"]\nenv-file = \"/nonexistent.env\"\n"),
         ],
     );
     let loaded = load_dir(&dir.0, &env());
@@ -177,11 +165,7 @@ fn examples_are_valid() {
         ..env()
     };
     let loaded = load_dir(&units, &env);
-    let errors: Vec<String> = loaded
-        .all_errors()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let errors: Vec<String> = loaded.all_errors().iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(
         loaded.units.len() >= 6 && loaded.invalid.is_empty(),
@@ -206,15 +190,9 @@ const EXAMPLE_PROGRAMS: &[&str] = &[
 fn readme_documents_every_key() {
     let readme = include_str!("../../../units/README.md");
     for (key, _) in crate::unit::schema::UNIT_KEYS.0 {
-        assert!(
-            readme.contains(&format!("`{key}`")),
-            "{key} is not documented"
-        );
+        assert!(readme.contains(&format!("`{key}`")), "{key} is not documented");
     }
     for resource in Resource::ALL {
-        assert!(
-            readme.contains(&format!("`{}`", resource.name())),
-            "{resource:?}"
-        );
+        assert!(readme.contains(&format!("`{}`", resource.name())), "{resource:?}");
     }
 }

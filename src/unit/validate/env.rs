@@ -60,10 +60,7 @@ pub fn ids(
 ) -> (Option<u32>, Option<u32>) {
     let user = user.and_then(|u| find_user(cx, u));
     let gid = group.and_then(|g| find_group(cx, g));
-    (
-        user.map(|(uid, _)| uid),
-        gid.or(user.and_then(|(_, gid)| gid)),
-    )
+    (user.map(|(uid, _)| uid), gid.or(user.and_then(|(_, gid)| gid)))
 }
 
 /// The uid, and the primary gid when the user has a passwd entry.

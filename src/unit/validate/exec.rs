@@ -59,10 +59,7 @@ fn resolve(
         cx.err(span, Problem::Empty { key: key.into() });
         return None;
     }
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or(DEFAULT_PATH, |(_, v)| v);
+    let path = env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v);
     let what = match form {
         CommandForm::Exec => key,
         CommandForm::Shell => "shell",

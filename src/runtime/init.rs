@@ -1,0 +1,289 @@
+//! The event loop of `tend init`: load the units, hand them to the
+//! supervisor, and carry out what it decides, feeding back what happens:
+//! signals, reaped processes, readiness, deadlines.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::services::{Services, MAIN};
+use super::{notify, Reactor};
+use crate::supervisor::{Action, Event, ServiceConfig, Supervisor};
+use crate::sys::process;
+use crate::unit::{self, CheckEnv, Unit};
+
+/// What `tend init` was asked to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub units: PathBuf,
+    /// `-- CMD`: run as the main service beside the units.
+    pub command: Vec<OsString>,
+    pub cwd: Option<PathBuf>,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up the event loop")]
+    Reactor(#[source] std::io::Error),
+    #[error("event loop failed")]
+    Wait(#[source] std::io::Error),
+}
+
+/// The loop's state: the pure supervisor and the services' IO.
+struct Init {
+    options: Options,
+    supervisor: Supervisor,
+    services: Services,
+    reactor: Reactor,
+    /// Our own manager's `$NOTIFY_SOCKET`, if we were given one.
+    manager: Option<String>,
+    /// Each service's state as last logged.
+    shown: BTreeMap<String, String>,
+}
+
+/// Runs until the supervisor decides to exit; returns the exit code.
+pub fn run(options: Options) -> Result<i32, Error> {
+    let manager = std::env::var("NOTIFY_SOCKET").ok();
+    // Services must not talk to our manager: remove it before any spawn.
+    std::env::remove_var("NOTIFY_SOCKET");
+    let mut signals = vec![libc::SIGCHLD, libc::SIGHUP, libc::SIGPWR, crate::signal::halt()];
+    signals.extend([libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2]);
+    let reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
+    let now = Instant::now();
+    let (units, configs, invalid) = load(&options);
+    let mut services = Services::new(random_token());
+    services.set_units(units);
+    let supervisor = Supervisor::new(configs, invalid, options.shutdown_timeout, now);
+    let mut init = Init {
+        options,
+        supervisor,
+        services,
+        reactor,
+        manager,
+        shown: BTreeMap::new(),
+    };
+    init.supervisor.boot(now);
+    init.run()
+}
+
+impl Init {
+    fn run(&mut self) -> Result<i32, Error> {
+        loop {
+            let exit = self.act()?;
+            self.log_changes();
+            if let Some(code) = exit {
+                self.services.cleanup();
+                stop_strays();
+                return Ok(code);
+            }
+            let deadline = [self.supervisor.next_deadline(), self.services.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
+            let now = Instant::now();
+            for signal in wake.signals {
+                self.signal(signal, now);
+            }
+            for token in wake.ready {
+                for event in self.services.ready(token, now, self.reactor.registry()) {
+                    self.feed(event, now);
+                }
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                self.services.on_timer(now, self.reactor.registry());
+                self.feed(Event::Timer, now);
+            }
+        }
+    }
+
+    fn signal(&mut self, signal: i32, now: Instant) {
+        match signal {
+            libc::SIGCHLD => {
+                for (pid, status) in process::reap().exited {
+                    if let Some(event) = self.services.exited(pid, status, now) {
+                        self.feed(event, now);
+                    }
+                }
+            }
+            libc::SIGHUP => self.reload(now),
+            libc::SIGUSR1 | libc::SIGUSR2 => debug!("ignoring {}", crate::signal::name(signal)),
+            _ => {
+                info!("{}: shutting down", crate::signal::name(signal));
+                self.feed(Event::Shutdown, now);
+            }
+        }
+    }
+
+    fn feed(&mut self, event: Event, now: Instant) {
+        if let Err(e) = self.supervisor.handle(event, now) {
+            warn!("{e}");
+        }
+    }
+
+    /// Carries out every pending action; `Some(code)` when it is time to exit.
+    fn act(&mut self) -> Result<Option<i32>, Error> {
+        while let Some(action) = self.supervisor.poll_action() {
+            let now = Instant::now();
+            let registry = self.reactor.registry();
+            match action {
+                Action::Spawn { name } => {
+                    let event = self.services.spawn(&name, registry);
+                    self.feed(event, now);
+                }
+                Action::StartReadyCheck { name } => self.services.start_check(&name, now, registry),
+                Action::CancelReadyCheck { name } => self.services.cancel_check(&name, registry),
+                Action::Signal { name, signal } => self.services.signal(&name, signal),
+                Action::KillAll { name } => self.services.signal(&name, libc::SIGKILL),
+                Action::NotifyManager {
+                    ready,
+                    status,
+                    stopping,
+                } => self.notify_manager(ready, &status, stopping),
+                Action::Exit { code } => {
+                    info!("exiting with code {code}");
+                    return Ok(Some(code));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// One line per state change: `web: ready`, `db: failed (start limit reached)`.
+    fn log_changes(&mut self) {
+        for status in self.supervisor.status() {
+            let mut shown = status.state.to_string();
+            if let Some(detail) = &status.detail {
+                shown = format!("{shown} ({detail})");
+            }
+            if self.shown.get(&status.name) != Some(&shown) {
+                info!("{}: {shown}", status.name);
+                self.shown.insert(status.name, shown);
+            }
+        }
+    }
+
+    fn notify_manager(&self, ready: bool, status: &str, stopping: bool) {
+        let Some(target) = &self.manager else {
+            return;
+        };
+        let mut message = format!("STATUS={status}\n");
+        if ready {
+            message.push_str("READY=1\n");
+        }
+        if stopping {
+            message.push_str("STOPPING=1\n");
+        }
+        if let Err(e) = notify::send_to(target, &message) {
+            debug!("cannot notify our manager at {target}: {e}");
+        }
+    }
+
+    /// SIGHUP: read the units again; the supervisor diffs and acts.
+    fn reload(&mut self, now: Instant) {
+        info!("reloading units from {}", self.options.units.display());
+        let (units, services, invalid) = load(&self.options);
+        self.services.set_units(units);
+        self.feed(Event::Reload { services, invalid }, now);
+    }
+}
+
+type Loaded = (
+    BTreeMap<String, Unit>,
+    BTreeMap<String, ServiceConfig>,
+    BTreeMap<String, String>,
+);
+
+/// The units of the directory plus the main command, each invalid one
+/// logged with its message.
+fn load(options: &Options) -> Loaded {
+    let mut loaded = unit::Loaded::default();
+    if options.units.is_dir() || options.command.is_empty() {
+        loaded = unit::load_dir(&options.units, &CheckEnv::for_root(std::path::Path::new("/")));
+    }
+    for error in loaded.all_errors() {
+        warn!("{error}");
+    }
+    let mut invalid: BTreeMap<String, String> = loaded
+        .invalid
+        .iter()
+        .map(|(name, errors)| {
+            (
+                name.clone(),
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            )
+        })
+        .collect();
+    let mut units = loaded.units;
+    if !options.command.is_empty() {
+        if units.remove(MAIN).is_some() || invalid.remove(MAIN).is_some() {
+            warn!("unit {MAIN} is ignored: the command given after -- runs under that name");
+        }
+        units.insert(MAIN.into(), main_unit(options));
+    }
+    let configs = units
+        .iter()
+        .map(|(name, unit)| (name.clone(), config_of(unit)))
+        .collect();
+    (units, configs, invalid)
+}
+
+/// The supervisor's view of a unit; a change of anything the runtime uses
+/// (command, user, env...) counts as a change, so reload restarts it.
+fn config_of(unit: &Unit) -> ServiceConfig {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{unit:?}").hash(&mut hasher);
+    ServiceConfig {
+        revision: hasher.finish(),
+        ..unit.service_config()
+    }
+}
+
+/// `-- CMD` as a unit: not restarted, its exit is tend's exit.
+fn main_unit(options: &Options) -> Unit {
+    let argv: Vec<String> = options
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut unit = Unit::from_argv(MAIN, argv);
+    unit.main = true;
+    unit.restart = crate::supervisor::RestartPolicy::No;
+    unit.stdout = unit::Stdio::Inherit;
+    unit.stderr = unit::Stdio::Inherit;
+    unit.working_dir = options.cwd.clone();
+    unit
+}
+
+/// As a subreaper, orphans still running when tend exits would outlive it.
+fn stop_strays() {
+    let own = std::process::id() as i32;
+    if own == 1 {
+        return;
+    }
+    for pid in process::descendants(own).unwrap_or_default() {
+        let _ = process::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// 64 random bits in hex, from the kernel.
+fn random_token() -> String {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    if bytes == [0; 8] {
+        // No /dev yet (a bare PID 1): the pid and time are unique enough.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

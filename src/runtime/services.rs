@@ -1,0 +1,533 @@
+//! The services' side of the init loop: starting a unit's process (with its
+//! user, limits, output capture, notify socket and cgroup), signalling it,
+//! reading what it writes and sends, and running its ready checks.
+//! Decisions stay in the supervisor; this only carries them out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use tracing::{debug, info, warn};
+
+use super::capture::{Lines, Ring};
+use super::notify::{self, Notice};
+use super::ready::{self, Attempt};
+use crate::supervisor::{Event, ExitStatus};
+use crate::sys::cgroup::{Cgroup, Cgroups};
+use crate::sys::process;
+use crate::sys::spawn::{self, Credentials, Spawn};
+use crate::unit::{self, Unit};
+
+/// Lines kept per service for `tend ctl logs`.
+const RING_LINES: usize = 1000;
+
+/// The name under which `tend init -- CMD` runs CMD.
+pub const MAIN: &str = "main";
+
+/// A running process of a service.
+#[derive(Debug)]
+struct Proc {
+    pid: i32,
+    cgroup: Option<Cgroup>,
+}
+
+/// Something registered with the poller.
+enum Source {
+    Log {
+        service: String,
+        stderr: bool,
+        fd: OwnedFd,
+        lines: Lines,
+    },
+    Notify {
+        service: String,
+        socket: UnixDatagram,
+    },
+    Check {
+        service: String,
+    },
+}
+
+pub struct Services {
+    units: BTreeMap<String, Unit>,
+    /// Random, so notify sockets and cgroups of two tends never collide.
+    token: String,
+    cgroups: Option<Cgroups>,
+    procs: BTreeMap<String, Proc>,
+    rings: BTreeMap<String, Ring>,
+    sources: HashMap<Token, Source>,
+    next_token: usize,
+    checks: BTreeMap<String, Attempt>,
+}
+
+impl Services {
+    pub fn new(token: String) -> Services {
+        let cgroups = Cgroups::detect(&token);
+        match &cgroups {
+            Some(_) => debug!("one cgroup v2 per service"),
+            None => debug!("no writable cgroup v2 hierarchy: services are tracked by process group"),
+        }
+        Services {
+            units: BTreeMap::new(),
+            token,
+            cgroups,
+            procs: BTreeMap::new(),
+            rings: BTreeMap::new(),
+            sources: HashMap::new(),
+            next_token: 1,
+            checks: BTreeMap::new(),
+        }
+    }
+
+    /// The units to run from now on (boot and reload).
+    pub fn set_units(&mut self, units: BTreeMap<String, Unit>) {
+        self.units = units;
+    }
+
+    pub fn ring(&self, name: &str) -> Option<&Ring> {
+        self.rings.get(name)
+    }
+
+    /// Starts a service's process; the answer for the supervisor.
+    pub fn spawn(&mut self, name: &str, registry: &Registry) -> Event {
+        let Some(unit) = self.units.get(name).cloned() else {
+            return spawn_failed(name, "no such unit".into());
+        };
+        match self.start(&unit, registry) {
+            Ok(pid) => {
+                info!("started {name} (pid {pid})");
+                Event::Spawned { name: name.into(), pid }
+            }
+            Err(reason) => {
+                warn!("{name}: {reason}");
+                spawn_failed(name, reason)
+            }
+        }
+    }
+
+    fn start(&mut self, unit: &Unit, registry: &Registry) -> Result<i32, String> {
+        let name = unit.name.as_str();
+        let mut env: Vec<(OsString, OsString)> = unit.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        if unit.service_type == crate::supervisor::ServiceType::Notify {
+            let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
+                .map_err(|e| format!("cannot create the notify socket: {e}"))?;
+            env.push(("NOTIFY_SOCKET".into(), address.into()));
+            self.drop_sources(name, |s| matches!(s, Source::Notify { .. }), registry);
+            self.register(
+                Source::Notify {
+                    service: name.into(),
+                    socket,
+                },
+                registry,
+            );
+        }
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => Some(
+                cgroups
+                    .create(name)
+                    .map_err(|e| format!("cannot create its cgroup: {e}"))?,
+            ),
+            None => None,
+        };
+        let stdout = self.output(name, &unit.stdout, false, registry)?;
+        let stderr = self.output(name, &unit.stderr, true, registry)?;
+        let is_main = name == MAIN;
+        let argv: Vec<OsString> = unit.argv.iter().map(OsString::from).collect();
+        let spec = Spawn {
+            argv: &argv,
+            cwd: unit.working_dir.as_deref(),
+            new_group: true,
+            take_terminal: is_main,
+            new_session: !is_main,
+            env,
+            credentials: credentials(unit),
+            limits: unit
+                .limits
+                .iter()
+                .map(|(r, l)| (r.to_nix() as i32, l.soft, l.hard))
+                .collect(),
+            stdin: if is_main { None } else { open_null() },
+            stdout,
+            stderr,
+            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
+        };
+        let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
+        self.procs.insert(name.into(), Proc { pid, cgroup });
+        Ok(pid)
+    }
+
+    /// Where one output stream goes; for `log`, a pipe whose read end the
+    /// loop watches.
+    fn output(
+        &mut self,
+        name: &str,
+        to: &unit::Stdio,
+        stderr: bool,
+        registry: &Registry,
+    ) -> Result<Option<OwnedFd>, String> {
+        match to {
+            unit::Stdio::Inherit => Ok(None),
+            unit::Stdio::Null => Ok(open_null()),
+            unit::Stdio::File(path) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o644)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(path);
+                let file = file.map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                Ok(Some(file.into()))
+            }
+            unit::Stdio::Log => {
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?;
+                // The service's end blocks, as a program expects of stdout.
+                let flags = nix::fcntl::OFlag::empty();
+                nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| format!("pipe: {e}"))?;
+                let lines = Lines::default();
+                self.register(
+                    Source::Log {
+                        service: name.into(),
+                        stderr,
+                        fd: read,
+                        lines,
+                    },
+                    registry,
+                );
+                self.rings.entry(name.into()).or_insert_with(|| Ring::new(RING_LINES));
+                Ok(Some(write))
+            }
+        }
+    }
+
+    fn register(&mut self, source: Source, registry: &Registry) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let result = match &source {
+            Source::Log { fd, .. } => registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE),
+            Source::Notify { socket, .. } => {
+                registry.register(&mut SourceFd(&socket.as_raw_fd()), token, Interest::READABLE)
+            }
+            Source::Check { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            warn!("cannot watch a source: {e}");
+        }
+        self.sources.insert(token, source);
+    }
+
+    fn drop_sources(&mut self, name: &str, which: impl Fn(&Source) -> bool, registry: &Registry) {
+        let tokens: Vec<Token> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| which(s) && source_service(s) == name)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in tokens {
+            if let Some(source) = self.sources.remove(&token) {
+                deregister(&source, registry);
+            }
+        }
+    }
+
+    /// Sends `signal` to everything the service started.
+    pub fn signal(&self, name: &str, signal: i32) {
+        let Some(proc) = self.procs.get(name) else {
+            return;
+        };
+        let result = match &proc.cgroup {
+            Some(cgroup) => cgroup.signal(signal),
+            None => process::kill(-proc.pid, signal),
+        };
+        if let Err(e) = result {
+            warn!("cannot send {} to {name}: {e}", crate::signal::name(signal));
+        }
+    }
+
+    /// A reaped pid: the service whose process it was (its leftovers are
+    /// killed: a service is down when its main process is), or a check.
+    pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Instant) -> Option<Event> {
+        if let Some(name) = self.check_of(pid) {
+            return self.check_exited(&name, status, now);
+        }
+        let name = self.procs.iter().find(|(_, p)| p.pid == pid).map(|(n, _)| n.clone());
+        let Some(name) = name else {
+            debug!("reaped orphan pid {pid}: {status}");
+            return None;
+        };
+        info!("{name} (pid {pid}) {status}");
+        if let Some(proc) = self.procs.remove(&name) {
+            match &proc.cgroup {
+                Some(cgroup) => {
+                    let _ = cgroup.signal(libc::SIGKILL);
+                }
+                None => {
+                    let _ = process::kill(-pid, libc::SIGKILL);
+                }
+            }
+        }
+        Some(Event::Exited { pid, status })
+    }
+
+    /// A watched source is ready: read it; what it says for the supervisor.
+    pub fn ready(&mut self, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
+        let Some(source) = self.sources.get_mut(&token) else {
+            return Vec::new();
+        };
+        match source {
+            Source::Log { .. } => {
+                self.read_log(token, registry);
+                Vec::new()
+            }
+            Source::Notify { service, socket } => read_notify(service, socket),
+            Source::Check { service } => {
+                let service = service.clone();
+                self.tcp_answered(&service, token, now, registry)
+            }
+        }
+    }
+
+    fn read_log(&mut self, token: Token, registry: &Registry) {
+        let Some(Source::Log {
+            service,
+            stderr,
+            fd,
+            lines,
+        }) = self.sources.get_mut(&token)
+        else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        let mut out = Vec::new();
+        let ended = loop {
+            match nix::unistd::read(&*fd, &mut buf) {
+                Ok(0) => break true,
+                Ok(n) => lines.feed(&buf[..n], &mut out),
+                Err(nix::errno::Errno::EAGAIN) => break false,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break true,
+            }
+        };
+        if ended {
+            out.extend(lines.finish());
+        }
+        let (service, stderr) = (service.clone(), *stderr);
+        self.print(&service, stderr, out);
+        if ended {
+            if let Some(source) = self.sources.remove(&token) {
+                deregister(&source, registry);
+            }
+        }
+    }
+
+    /// Prints a service's lines with its name, and keeps them.
+    fn print(&mut self, service: &str, stderr: bool, lines: Vec<String>) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(service);
+            text.push_str(": ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        // Written whole, so lines of two services never interleave.
+        let _ = if stderr {
+            std::io::stderr().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().write_all(text.as_bytes())
+        };
+        let ring = self
+            .rings
+            .entry(service.into())
+            .or_insert_with(|| Ring::new(RING_LINES));
+        for line in lines {
+            ring.push(line);
+        }
+    }
+
+    /// Starts (or retries) a service's ready check.
+    pub fn start_check(&mut self, name: &str, now: Instant, registry: &Registry) {
+        let Some(check) = self.units.get(name).and_then(|u| u.ready.clone()) else {
+            return;
+        };
+        let attempt = match check {
+            unit::Ready::Tcp(addr) => match ready::connect(addr) {
+                Ok(mut stream) => {
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    match registry.register(&mut stream, token, Interest::WRITABLE) {
+                        Ok(()) => {
+                            self.sources.insert(token, Source::Check { service: name.into() });
+                            Attempt::Connecting(stream)
+                        }
+                        Err(_) => Attempt::Waiting(now + ready::RETRY),
+                    }
+                }
+                Err(_) => Attempt::Waiting(now + ready::RETRY),
+            },
+            unit::Ready::Exec { argv, .. } => {
+                let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+                let spec = Spawn {
+                    argv: &argv,
+                    new_group: true,
+                    new_session: true,
+                    stdin: open_null(),
+                    stdout: open_null(),
+                    stderr: open_null(),
+                    ..Default::default()
+                };
+                match spawn::spawn(spec) {
+                    Ok(pid) => Attempt::Running(pid),
+                    Err(e) => {
+                        debug!("{name}: ready check: {e}");
+                        Attempt::Waiting(now + ready::RETRY)
+                    }
+                }
+            }
+        };
+        self.checks.insert(name.into(), attempt);
+    }
+
+    pub fn cancel_check(&mut self, name: &str, registry: &Registry) {
+        self.drop_sources(name, |s| matches!(s, Source::Check { .. }), registry);
+        if let Some(Attempt::Running(pid)) = self.checks.remove(name) {
+            let _ = process::kill(-pid, libc::SIGKILL);
+        }
+    }
+
+    fn check_of(&self, pid: i32) -> Option<String> {
+        self.checks
+            .iter()
+            .find(|(_, a)| matches!(a, Attempt::Running(p) if *p == pid))
+            .map(|(n, _)| n.clone())
+    }
+
+    fn check_exited(&mut self, name: &str, status: ExitStatus, now: Instant) -> Option<Event> {
+        if status.success() {
+            self.checks.remove(name);
+            return Some(Event::Ready { name: name.into() });
+        }
+        self.checks.insert(name.into(), Attempt::Waiting(now + ready::RETRY));
+        None
+    }
+
+    fn tcp_answered(&mut self, name: &str, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
+        let ok = matches!(self.checks.get(name), Some(Attempt::Connecting(s)) if ready::connected(s));
+        if let Some(Attempt::Connecting(mut stream)) = self.checks.remove(name) {
+            let _ = registry.deregister(&mut stream);
+        }
+        self.sources.remove(&token);
+        if ok {
+            return vec![Event::Ready { name: name.into() }];
+        }
+        self.checks.insert(name.into(), Attempt::Waiting(now + ready::RETRY));
+        Vec::new()
+    }
+
+    /// When a check is due to be tried again.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.checks
+            .values()
+            .filter_map(|a| if let Attempt::Waiting(at) = a { Some(*at) } else { None })
+            .min()
+    }
+
+    /// Retries the checks that are due.
+    pub fn on_timer(&mut self, now: Instant, registry: &Registry) {
+        let due: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(_, a)| matches!(a, Attempt::Waiting(at) if *at <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.start_check(&name, now, registry);
+        }
+    }
+
+    /// When tend exits: remove the cgroups it made.
+    pub fn cleanup(&mut self) {
+        for proc in self.procs.values() {
+            if let Some(cgroup) = &proc.cgroup {
+                let _ = cgroup.signal(libc::SIGKILL);
+            }
+        }
+        if let Some(cgroups) = &self.cgroups {
+            cgroups.remove();
+        }
+    }
+}
+
+fn spawn_failed(name: &str, reason: String) -> Event {
+    Event::SpawnFailed {
+        name: name.into(),
+        reason,
+    }
+}
+
+fn source_service(source: &Source) -> &str {
+    match source {
+        Source::Log { service, .. } | Source::Notify { service, .. } | Source::Check { service } => service,
+    }
+}
+
+fn deregister(source: &Source, registry: &Registry) {
+    let fd = match source {
+        Source::Log { fd, .. } => fd.as_raw_fd(),
+        Source::Notify { socket, .. } => socket.as_raw_fd(),
+        Source::Check { .. } => return,
+    };
+    let _ = registry.deregister(&mut SourceFd(&fd));
+}
+
+fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return events,
+        };
+        for notice in notify::parse(&buf[..n]) {
+            let name = service.to_string();
+            events.push(match notice {
+                Notice::Ready => Event::Ready { name },
+                Notice::Status(text) => Event::Status { name, text },
+                Notice::Stopping => Event::Stopping { name },
+            });
+        }
+    }
+}
+
+fn credentials(unit: &Unit) -> Option<Credentials> {
+    if unit.uid.is_none() && unit.gid.is_none() {
+        return None;
+    }
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let gid = unit.gid.unwrap_or(gid);
+    Some(Credentials {
+        uid: unit.uid.unwrap_or(uid),
+        gid,
+        groups: vec![gid],
+    })
+}
+
+fn open_null() -> Option<OwnedFd> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/null");
+    file.ok().map(OwnedFd::from)
+}

@@ -1,0 +1,362 @@
+//! `tend init` as PID 1 of a fresh PID namespace, supervising real unit
+//! files. Needs root.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A scratch directory with a `units/` directory in it.
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir(dir.path("units")).unwrap();
+        Setup { dir }
+    }
+
+    fn units(&self) -> PathBuf {
+        self.dir.path("units")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path(name)
+    }
+
+    /// `p("x")`: the path of scratch file x, as text for unit files.
+    fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn unit(&self, name: &str, toml: &str) {
+        std::fs::write(self.units().join(format!("{name}.toml")), toml).unwrap();
+    }
+
+    /// `tend init --units DIR [-- CMD...]` as PID 1; its stdout and stderr
+    /// go to `tend.out` and `tend.log`, which tests can watch as it runs.
+    fn init(&self, command: &[&str]) -> Command {
+        let units = self.units();
+        let mut args = vec!["init", "--units", units.to_str().unwrap()];
+        if !command.is_empty() {
+            args.push("--");
+            args.extend(command);
+        }
+        let mut cmd = tend_as_pid1(&args);
+        self.capture(&mut cmd);
+        cmd
+    }
+
+    fn capture(&self, cmd: &mut Command) {
+        let out = std::fs::File::create(self.path("tend.out")).unwrap();
+        let log = std::fs::File::create(self.path("tend.log")).unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(log);
+    }
+
+    /// Waits until tend's log has a line containing `text`.
+    fn await_log(&self, text: &str) {
+        let log = self.path("tend.log");
+        await_true(&format!("{text:?} in the log"), LIMIT, || {
+            read_lines(&log).iter().any(|l| l.contains(text))
+        });
+    }
+
+    /// Waits for tend to exit: (code, stdout, stderr).
+    fn finish(&self, mut child: Child) -> (i32, String, String) {
+        let code = exit_code_within(&mut child, LIMIT);
+        let read = |name: &str| std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        (code, read("tend.out"), read("tend.log"))
+    }
+
+    fn lines(&self, name: &str) -> Vec<String> {
+        read_lines(&self.path(name))
+    }
+
+    fn await_lines(&self, name: &str, n: usize) -> Vec<String> {
+        await_some(&format!("{n} lines in {name}"), LIMIT, || {
+            let lines = self.lines(name);
+            (lines.len() >= n).then_some(lines)
+        })
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// SIGTERM to tend (PID 1 inside, the child of unshare outside).
+fn stop(unshare: &Child) {
+    send(await_child(unshare.id()), libc::SIGTERM);
+}
+
+fn millis(line: &str) -> u128 {
+    line.trim().parse::<u128>().unwrap() / 1_000_000
+}
+
+#[test]
+fn crash_restarts_with_growing_delay_root() {
+    let s = Setup::new("crash");
+    s.unit(
+        "crash",
+        &format!(
+            "command = \"date +%s%N >> {}; exit 1\"\nrestart-delay = \"200ms\"\n",
+            s.p("starts")
+        ),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    let starts = s.await_lines("starts", 3);
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    let (first, second) = (
+        millis(&starts[1]) - millis(&starts[0]),
+        millis(&starts[2]) - millis(&starts[1]),
+    );
+    assert!(first >= 200, "first restart after {first} ms\n{log}");
+    assert!(second >= 400, "second restart after {second} ms (doubled)\n{log}");
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn restart_no_runs_once_and_main_code_is_tends_root() {
+    let s = Setup::new("once");
+    s.unit(
+        "once",
+        &format!("command = \"echo run >> {}\"\nrestart = \"no\"\n", s.p("runs")),
+    );
+    // The main command outlives the unit by a second, the window in which a
+    // wrong restart would show.
+    let wait = format!("until [ -s {} ]; do sleep 0.01; done; sleep 1; exit 7", s.p("runs"));
+    let (code, _, log) = s.finish(s.init(&["sh", "-c", &wait]).spawn().unwrap());
+    assert_eq!(code, 7, "{log}");
+    assert_eq!(s.lines("runs"), ["run"], "{log}");
+}
+
+#[test]
+fn start_limit_gives_failed_root() {
+    let s = Setup::new("limit");
+    let unit = format!(
+        "command = \"echo x >> {}; exit 1\"\nrestart-delay = \"10ms\"\nstart-limit-burst = 3\nstart-limit-interval = \"1m\"\n",
+        s.p("starts")
+    );
+    s.unit("flaky", &unit);
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log("flaky: failed");
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert!(log.contains("flaky: failed"), "{log}");
+    assert_eq!(s.lines("starts").len(), 3, "{log}");
+}
+
+#[test]
+fn oneshot_runs_before_dependents_and_failure_keeps_them_down_root() {
+    let s = Setup::new("oneshot");
+    let order = s.p("order");
+    s.unit(
+        "prepare",
+        &format!("type = \"oneshot\"\ncommand = \"sleep 0.2; echo prepare >> {order}\"\n"),
+    );
+    s.unit(
+        "app",
+        &format!("command = \"echo app >> {order}; exec sleep 1000\"\nrequires = [\"prepare\"]\n"),
+    );
+    s.unit("broken", "type = \"oneshot\"\ncommand = \"exit 1\"\nrestart = \"no\"\n");
+    s.unit(
+        "blocked",
+        &format!("command = \"echo blocked >> {order}\"\nrequires = [\"broken\"]\n"),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_lines("order", 2);
+    s.await_log("broken: failed");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(s.lines("order"), ["prepare", "app"], "{log}");
+    assert_eq!(code, 1, "a failed service means not everything stopped cleanly\n{log}");
+}
+
+#[test]
+fn after_waits_for_notify_ready_and_tcp_check_root() {
+    let s = Setup::new("ready");
+    let order = s.p("order");
+    s.unit(
+        "notifier",
+        &format!("type = \"notify\"\ncommand = \"sleep 0.3; echo notifier >> {order}; systemd-notify --ready; exec sleep 1000\"\n"),
+    );
+    s.unit(
+        "server",
+        &format!("command = \"sleep 0.3; echo server >> {order}; exec busybox nc -ll -p 18471 -e true\"\nready = {{ tcp = \"127.0.0.1:18471\" }}\nready-timeout = \"10s\"\n"),
+    );
+    s.unit(
+        "client",
+        &format!("command = \"echo client >> {order}; exec sleep 1000\"\nafter = [\"notifier\", \"server\"]\n"),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    let lines = s.await_lines("order", 3);
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert_eq!(lines[2], "client", "{log}");
+    assert!(log.contains("notifier: ready"), "{log}");
+    assert!(log.contains("server: ready"), "{log}");
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_stop_timeout_root() {
+    let s = Setup::new("escalate");
+    s.unit(
+        "stubborn",
+        &format!(
+            "command = \"trap '' TERM; echo up > {}; while :; do sleep 0.05; done\"\nstop-timeout = \"300ms\"\n",
+            s.p("up")
+        ),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_lines("up", 1);
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert!(log.contains("killed by SIGKILL"), "{log}");
+    assert_eq!(code, 1, "a service that had to be killed did not stop cleanly\n{log}");
+}
+
+#[test]
+fn double_forking_daemon_is_stopped_completely_root() {
+    // Not in a PID namespace, so the daemon's pid can be checked from here
+    // while tend goes on running; reload stops the removed unit.
+    let s = Setup::new("daemon");
+    let pidfile = s.p("daemon.pid");
+    s.unit(
+        "daemon",
+        &format!("command = \"setsid sh -c 'sleep 1000 & echo $! > {pidfile}'; exec sleep 1000\"\n"),
+    );
+    let units = s.units();
+    let mut cmd = Command::new(tend());
+    cmd.args(["init", "--units", units.to_str().unwrap()]);
+    s.capture(&mut cmd);
+    let mut tend = cmd.spawn().unwrap();
+    let daemon: i32 = s.await_lines("daemon.pid", 1)[0].parse().unwrap();
+    std::fs::remove_file(units.join("daemon.toml")).unwrap();
+    send(tend.id(), libc::SIGHUP);
+    // SAFETY: kill with signal 0 only checks for existence.
+    await_true("the daemon to be gone", LIMIT, || unsafe { libc::kill(daemon, 0) } != 0);
+    send(tend.id(), libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut tend, LIMIT), 0);
+}
+
+#[test]
+fn user_env_working_dir_and_limits_take_effect_root() {
+    let s = Setup::new("creds");
+    std::fs::create_dir(s.path("work")).unwrap();
+    let script = format!("echo $(id -u) $(id -g) $GREETING $(pwd) $(ulimit -n) > {}", s.p("out"));
+    let unit = format!(
+        "command = [\"sh\", \"-c\", \"{script}\"]\nuser = \"nobody\"\nworking-dir = \"{}\"\nenv = {{ GREETING = \"hello\" }}\nlimits = {{ nofile = 777 }}\nrestart = \"no\"\n",
+        s.p("work")
+    );
+    // The output file must be writable by nobody.
+    std::fs::set_permissions(&s.dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    s.unit("creds", &unit);
+    let tend = s.init(&[]).spawn().unwrap();
+    let line = s.await_lines("out", 1).remove(0);
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert_eq!(line, format!("65534 65534 hello {} 777", s.p("work")), "{log}");
+}
+
+#[test]
+fn output_is_captured_with_the_service_prefix_root() {
+    let s = Setup::new("logs");
+    s.unit(
+        "talker",
+        "command = \"echo hello out; echo hello err >&2\"\nrestart = \"no\"\n",
+    );
+    let done = s.p("done");
+    s.unit(
+        "marker",
+        &format!("command = \"touch {done}\"\nafter = [\"talker\"]\nrestart = \"no\"\n"),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    await_true("the marker", LIMIT, || Path::new(&done).exists());
+    s.await_log("talker: hello err");
+    stop(&tend);
+    let (_, out, log) = s.finish(tend);
+    assert!(out.lines().any(|l| l == "talker: hello out"), "stdout: {out}");
+    assert!(log.lines().any(|l| l == "talker: hello err"), "stderr: {log}");
+}
+
+#[test]
+fn reload_starts_new_restarts_changed_stops_removed_root() {
+    let s = Setup::new("reload");
+    let runs = s.p("runs");
+    let unit = |tag: &str| format!("command = \"echo {tag} >> {runs}; exec sleep 1000\"\n");
+    s.unit("same", &unit("same"));
+    s.unit("changed", &unit("changed-v1"));
+    s.unit("removed", &unit("removed"));
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_lines("runs", 3);
+    s.unit("changed", &unit("changed-v2"));
+    s.unit("added", &unit("added"));
+    std::fs::remove_file(s.units().join("removed.toml")).unwrap();
+    send(await_child(tend.id()), libc::SIGHUP);
+    s.await_lines("runs", 5);
+    s.await_log("removed (pid");
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    let mut later: Vec<String> = s.lines("runs").split_off(3);
+    later.sort();
+    assert_eq!(later, ["added", "changed-v2"], "{log}");
+    assert_eq!(s.lines("runs").iter().filter(|l| *l == "same").count(), 1, "{log}");
+    assert!(log.contains("removed (pid"), "{log}");
+}
+
+#[test]
+fn an_invalid_unit_does_not_stop_the_others_root() {
+    let s = Setup::new("invalid");
+    s.unit("bad", "command = \"true\"\nrestart_delay = \"1s\"\n");
+    s.unit(
+        "good",
+        &format!("command = \"echo ok > {}\"\nrestart = \"no\"\n", s.p("good")),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_lines("good", 1);
+    s.await_log("bad: invalid");
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert!(
+        log.contains("bad.toml:2:1: unknown key \"restart_delay\", did you mean \"restart-delay\"?"),
+        "{log}"
+    );
+    assert!(log.contains("bad: invalid"), "{log}");
+}
+
+#[test]
+fn tend_tells_its_manager_when_ready_root() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let s = Setup::new("upward");
+    s.unit("svc", "command = \"exec sleep 1000\"\n");
+    let name = format!("tend-test-manager-{}", std::process::id());
+    let socket = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let tend = s.init(&[]).env("NOTIFY_SOCKET", format!("@{name}")).spawn().unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    while !got.contains("READY=1") {
+        let n = socket.recv(&mut buf).expect("no READY=1 from tend");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    stop(&tend);
+    while !got.contains("STOPPING=1") {
+        let n = socket.recv(&mut buf).expect("no STOPPING=1 from tend");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}

@@ -1,8 +1,10 @@
 //! tend: a declarative init and supervisor for namespaced environments.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cli;
+pub mod entrypoint;
+pub mod logging;
+pub mod runtime;
 pub mod signal;
 pub mod supervisor;
+pub mod sys;

@@ -56,6 +56,31 @@ pub fn halt() -> i32 {
     rtmin() + 3
 }
 
+/// The signals tend passes on to the command it runs: what a container
+/// runtime, a terminal or a user sends, and every realtime signal but the
+/// halt request (which tend turns into SIGTERM itself).
+pub fn forwarded() -> Vec<i32> {
+    let classic = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTERM,
+        libc::SIGWINCH,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGALRM,
+        libc::SIGURG,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+    ];
+    let realtime = (rtmin()..=rtmax()).filter(|&s| s != halt());
+    classic.into_iter().chain(realtime).collect()
+}
+
 /// Parses a signal given by name (`SIGTERM`, `term`, `RTMIN+3`, `SIGRTMAX-1`)
 /// or number (`15`). Returns `None` for anything that is not a signal.
 pub fn parse(text: &str) -> Option<i32> {

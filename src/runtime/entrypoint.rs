@@ -1,0 +1,134 @@
+//! The event loop of `tend -- CMD`: spawn the command, then feed signals,
+//! reaped children and deadlines to the `Entrypoint` machine and carry out
+//! what it decides.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use super::Reactor;
+use crate::entrypoint::{Action, Entrypoint, Event, Settings};
+use crate::sys::{process, spawn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up the event loop")]
+    Reactor(#[source] std::io::Error),
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    #[error("event loop failed")]
+    Wait(#[source] std::io::Error),
+}
+
+/// Runs `argv` to completion and returns the exit code tend should exit with.
+pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_signals: &[i32]) -> Result<i32, Error> {
+    let mut signals = crate::signal::forwarded();
+    signals.extend([libc::SIGCHLD, libc::SIGPWR, crate::signal::halt()]);
+    signals.extend(extra_signals);
+    let mut reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
+    let spec = spawn::Spawn {
+        argv,
+        cwd,
+        new_group: true,
+        take_terminal: true,
+    };
+    let child = spawn::spawn(&spec)?;
+    info!("started {} as pid {child}", argv[0].to_string_lossy());
+    let mut machine = Entrypoint::new(child, settings);
+    loop {
+        let deadline = machine.next_deadline();
+        let received = reactor.wait(deadline).map_err(Error::Wait)?;
+        let now = Instant::now();
+        for event in events(received, deadline, now) {
+            if let Event::Exited { pid, status } = event {
+                if pid == child {
+                    info!("{} (pid {child}) {status}", argv[0].to_string_lossy());
+                }
+            }
+            for action in machine.handle(event, now) {
+                if let Some(code) = execute(action) {
+                    return Ok(code);
+                }
+            }
+        }
+    }
+}
+
+/// Turns what woke the loop into machine events; SIGCHLD means reaping.
+fn events(received: Vec<i32>, deadline: Option<Instant>, now: Instant) -> Vec<Event> {
+    let mut events = Vec::new();
+    for sig in received {
+        if sig != libc::SIGCHLD {
+            events.push(Event::Signal(sig));
+            continue;
+        }
+        let reaped = process::reap();
+        if !reaped.exited.is_empty() {
+            debug!("reaped {} processes", reaped.exited.len());
+        }
+        for (pid, status) in reaped.exited {
+            events.push(Event::Exited { pid, status });
+        }
+        if reaped.no_children {
+            events.push(Event::NoChildren);
+        }
+    }
+    if deadline.is_some_and(|d| now >= d) {
+        events.push(Event::Timer);
+    }
+    events
+}
+
+/// Carries out one action; returns the exit code when it is time to exit.
+fn execute(action: Action) -> Option<i32> {
+    match action {
+        Action::Signal { pid, signal } => {
+            info!("forwarding {} to {}", crate::signal::name(signal), target(pid));
+            if let Err(e) = process::kill(pid, signal) {
+                warn!("cannot forward {} to {}: {e}", crate::signal::name(signal), target(pid));
+            }
+        }
+        Action::SignalStrays(signal) => signal_strays(signal),
+        Action::Exit(code) => {
+            info!("exiting with code {code}");
+            return Some(code);
+        }
+    }
+    None
+}
+
+fn target(pid: i32) -> String {
+    if pid < 0 {
+        format!("process group {}", -pid)
+    } else {
+        format!("pid {pid}")
+    }
+}
+
+/// Signals every process the child left behind. As PID 1 that is every
+/// other process of the namespace (they die with us anyway); as a
+/// subreaper, only our descendants.
+fn signal_strays(signal: i32) {
+    let own = std::process::id() as i32;
+    let found = process::descendants(own);
+    if let Ok(pids) = &found {
+        if pids.is_empty() {
+            return;
+        }
+        info!(
+            "sending {} to {} remaining processes",
+            crate::signal::name(signal),
+            pids.len()
+        );
+    }
+    let result = match (own, found) {
+        (1, _) => process::kill(-1, signal),
+        (_, Ok(pids)) => pids.iter().try_for_each(|&pid| process::kill(pid, signal)),
+        (_, Err(e)) => Err(e),
+    };
+    if let Err(e) = result {
+        warn!("cannot stop remaining processes: {e}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The syscall layer: the few, small places where tend calls the kernel
+//! through raw `libc` or `unsafe`. Everything else goes through these.
+//!
+//! nix is used where its types fit; raw calls are used where they do not:
+//! nix's `Signal` has no realtime signals, so `kill` and `waitpid` take and
+//! return plain signal numbers here.
+
+pub mod process;
+pub mod spawn;
+
+pub use process::ExitStatus;

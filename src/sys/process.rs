@@ -1,0 +1,189 @@
+//! Process control: signals, reaping, the subreaper and parent-death flags,
+//! and finding one's descendants in `/proc`.
+
+use std::io;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The shell's convention: the exit code, or 128+N when killed by signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exited with code {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by {}", crate::signal::name(*s)),
+        }
+    }
+}
+
+/// What one drain of `waitpid` found.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    pub exited: Vec<(i32, ExitStatus)>,
+    /// `ECHILD`: no child is left at all (so, as a subreaper or PID 1, no
+    /// descendant either).
+    pub no_children: bool,
+}
+
+/// Reaps every child that has ended, until none is left to reap now.
+///
+/// No cap on the loop: a zombie storm is drained in one go.
+pub fn reap() -> Reaped {
+    let mut reaped = Reaped::default();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes one int through a valid pointer to a local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            if libc::WIFEXITED(status) {
+                reaped.exited.push((pid, ExitStatus::Code(libc::WEXITSTATUS(status))));
+            } else if libc::WIFSIGNALED(status) {
+                reaped.exited.push((pid, ExitStatus::Signal(libc::WTERMSIG(status))));
+            }
+            continue;
+        }
+        if pid == 0 {
+            return reaped;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => reaped.no_children = true,
+            _ => tracing::warn!("waitpid: {}", io::Error::last_os_error()),
+        }
+        return reaped;
+    }
+}
+
+/// Sends `signal` to `pid` (a negative pid names a process group, -1 every
+/// process we may signal). ESRCH, a target already gone, is not an error.
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error() {
+        e if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// Makes orphaned descendants be reparented to us instead of to PID 1, so we
+/// can reap them when we are not PID 1 ourselves.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag, no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Asks the kernel to send us `signal` when our parent dies (tini's `-p`).
+pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number, no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The pids of every descendant of `root` (not `root` itself), read from
+/// `/proc`. Fails when `/proc` is not the procfs of our own PID namespace,
+/// since its pids would then name other processes.
+pub fn descendants(root: i32) -> io::Result<Vec<i32>> {
+    let own = std::fs::read_link("/proc/self")?;
+    if own.to_str().and_then(|s| s.parse::<u32>().ok()) != Some(std::process::id()) {
+        return Err(io::Error::other("/proc belongs to another PID namespace"));
+    }
+    let mut table = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        // A process may end between readdir and read: skip it.
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+            table.extend(parse_stat(&stat));
+        }
+    }
+    Ok(descendants_in(root, &table))
+}
+
+/// `(pid, ppid)` from the text of `/proc/PID/stat`. The command name may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(stat: &str) -> Option<(i32, i32)> {
+    let pid = stat.split_once(' ')?.0.parse().ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((pid, ppid))
+}
+
+/// Every pid below `root` in a `(pid, ppid)` table, breadth first.
+pub fn descendants_in(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in table {
+            if ppid == parent && pid != root && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        let stat = "42 (a b) c)) S 7 42 42 0 -1 4194560 0 0";
+        assert_eq!(parse_stat(stat), Some((42, 7)));
+        assert_eq!(parse_stat("1 (init) S 0 1 1"), Some((1, 0)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("5 (x"), None);
+    }
+
+    #[test]
+    fn descendants_walk_the_whole_tree() {
+        let table = [(1, 0), (10, 1), (11, 10), (12, 11), (20, 1), (30, 99)];
+        let mut got = descendants_in(10, &table);
+        got.sort();
+        assert_eq!(got, vec![11, 12]);
+        let mut all = descendants_in(1, &table);
+        all.sort();
+        assert_eq!(all, vec![10, 11, 12, 20]);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(ExitStatus::Code(3).code(), 3);
+        assert_eq!(ExitStatus::Signal(15).code(), 143);
+        assert_eq!(ExitStatus::Signal(9).to_string(), "killed by SIGKILL");
+    }
+}

@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests: running tend, finding its
+//! processes from the host, and awaiting conditions with a deadline.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn tend() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tend"))
+}
+
+/// `tend ARGS` as PID 1 of a fresh PID and mount namespace.
+pub fn tend_as_pid1(args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
+        .arg(tend())
+        .args(args);
+    cmd.env_remove("RUST_BACKTRACE").env_remove("TEND_LOG");
+    cmd
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `limit`.
+pub fn await_some<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn await_true(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    await_some(what, limit, || check().then_some(()));
+}
+
+/// The pids of the direct children of `pid` (host view).
+pub fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// The single child of `pid`, once it exists.
+pub fn await_child(pid: u32) -> u32 {
+    await_some("a child process", Duration::from_secs(10), || {
+        children(pid).first().copied()
+    })
+}
+
+/// Waits for `child` to exit within `limit` and returns its exit code (or
+/// 128+N for a signal); kills it and fails when it does not.
+pub fn exit_code_within(child: &mut Child, limit: Duration) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    let status = await_some("the process to exit", limit, || child.try_wait().ok().flatten());
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Context switches of a process, summed over its threads.
+pub fn context_switches(pid: u32) -> u64 {
+    let mut total = 0;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("process is gone");
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches") || line.starts_with("nonvoluntary_ctxt_switches") {
+                total += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// A fresh scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tend-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cannot create a temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command with no stdin and captured output.
+pub fn output(cmd: &mut Command) -> std::process::Output {
+    cmd.stdin(Stdio::null()).output().expect("cannot run the command")
+}
+
+/// Sends a signal to a host pid.
+pub fn send(pid: u32, signal: i32) {
+    // SAFETY: kill takes plain integers.
+    let rc = unsafe { libc::kill(pid as i32, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}

@@ -1,0 +1,60 @@
+//! `tend -- CMD` without namespaces: the command line, and subreaper mode.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn tend_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(tend());
+    cmd.args(args).env_remove("TEND_LOG");
+    cmd
+}
+
+#[test]
+fn usage_errors_exit_2_and_start_nothing() {
+    let dir = TempDir::new("usage");
+    let marker = dir.path("started");
+    let touch = format!("touch {}", marker.display());
+    for args in [
+        vec!["--bogus", "--", "sh", "-c", &touch],
+        vec![],
+        vec!["-p", "SIGNOPE", "--", "sh", "-c", &touch],
+    ] {
+        let out = output(&mut tend_cmd(&args));
+        assert_eq!(out.status.code(), Some(2), "tend {args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error:"),
+            "tend {args:?}"
+        );
+    }
+    assert!(!marker.exists(), "a usage error started the command");
+}
+
+#[test]
+fn exit_code_passes_through() {
+    let out = output(&mut tend_cmd(&["--", "sh", "-c", "exit 42"]));
+    assert_eq!(out.status.code(), Some(42));
+}
+
+#[test]
+fn subreaper_when_not_pid1() {
+    // The inner shell exits at once; its background sleep is orphaned and
+    // must be reparented to tend (our child), not to the host's init.
+    let script =
+        "sh -c 'sleep 1000 & echo $! > /dev/stderr' 2>&1 | { read pid; cut -d' ' -f4 /proc/$pid/stat; kill $pid; }";
+    let mut child = tend_cmd(&["-v", "--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tend_pid = child.id();
+    let code = exit_code_within(&mut child, Duration::from_secs(20));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tend_pid.to_string());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("registered as child subreaper").count(), 1, "{log}");
+}

@@ -33,8 +33,9 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
         cwd,
         new_group: true,
         take_terminal: true,
+        ..Default::default()
     };
-    let child = spawn::spawn(&spec)?;
+    let child = spawn::spawn(spec)?;
     info!("started {} as pid {child}", argv[0].to_string_lossy());
     let mut machine = Entrypoint::new(child, settings);
     loop {

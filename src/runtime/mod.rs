@@ -2,7 +2,9 @@
 //! loop (mio) that sleeps in the kernel until a signal arrives or the next
 //! deadline passes, and executes the machines' actions.
 
+pub mod capture;
 pub mod entrypoint;
+pub mod notify;
 
 use std::io;
 use std::time::Instant;

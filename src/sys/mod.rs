@@ -5,6 +5,7 @@
 //! nix's `Signal` has no realtime signals, so `kill` and `waitpid` take and
 //! return plain signal numbers here.
 
+pub mod cgroup;
 pub mod process;
 pub mod spawn;
 

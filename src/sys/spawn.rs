@@ -8,9 +8,10 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// How to start one command.
 #[derive(Debug, Default)]
@@ -24,6 +25,29 @@ pub struct Spawn<'a> {
     /// If our group owns the terminal on stdin, hand the foreground to the
     /// child's group (so Ctrl-C and job control reach it, as under tini).
     pub take_terminal: bool,
+    /// Make the child the leader of a new session (services: no terminal).
+    pub new_session: bool,
+    /// Variables set on top of tend's own environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Run as this user and group, with these supplementary groups.
+    pub credentials: Option<Credentials>,
+    /// Resource limits to set: (resource, soft, hard).
+    pub limits: Vec<(i32, u64, u64)>,
+    /// Where the standard streams go; `None` inherits tend's.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// An open `cgroup.procs` the child writes itself into before exec, so
+    /// it never runs outside its cgroup (not even to fork).
+    pub cgroup_procs: Option<RawFd>,
+}
+
+/// Who a child runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 /// The command could not be started.
@@ -54,7 +78,7 @@ fn describe(e: &io::Error) -> String {
 }
 
 /// Starts the command and returns its pid. The caller reaps it.
-pub fn spawn(spec: &Spawn) -> Result<i32, SpawnError> {
+pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
     let error = |source| SpawnError {
         program: program.to_string_lossy().into_owned(),
@@ -68,43 +92,98 @@ pub fn spawn(spec: &Spawn) -> Result<i32, SpawnError> {
     if let Some(dir) = spec.cwd {
         cmd.current_dir(dir);
     }
-    let (new_group, take_terminal) = (spec.new_group, spec.take_terminal);
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    for (fd, set) in [(spec.stdin, 0), (spec.stdout, 1), (spec.stderr, 2)] {
+        if let Some(fd) = fd {
+            let stdio = Stdio::from(fd);
+            match set {
+                0 => cmd.stdin(stdio),
+                1 => cmd.stdout(stdio),
+                _ => cmd.stderr(stdio),
+            };
+        }
+    }
+    let setup = ChildSetup {
+        new_group: spec.new_group,
+        take_terminal: spec.take_terminal,
+        new_session: spec.new_session,
+        credentials: spec.credentials.clone(),
+        limits: spec.limits.clone(),
+        cgroup_procs: spec.cgroup_procs,
+    };
     // SAFETY: the hook runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: it makes only raw syscalls
-    // (setpgid, tcgetpgrp, tcsetpgrp, sigaction) on stack data, and
-    // allocates nothing.
+    // async-signal-safe calls are allowed: `ChildSetup::apply` makes only
+    // raw syscalls on data prepared before the fork, and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            child_setup(new_group, take_terminal);
-            Ok(())
-        });
+        cmd.pre_exec(move || setup.apply());
     }
     let child = cmd.spawn().map_err(error)?;
     // Dropping `Child` neither waits nor kills: our reaper collects it.
     Ok(child.id() as i32)
 }
 
-/// Runs in the child between fork and exec. Async-signal-safe only.
-fn child_setup(new_group: bool, take_terminal: bool) {
-    // SAFETY (for the block): plain syscalls on integers and on a zeroed
-    // sigaction on our stack.
-    unsafe {
-        let foreground = libc::tcgetpgrp(0);
-        let ours = libc::getpgrp();
-        if new_group {
-            libc::setpgid(0, 0);
-        }
-        if new_group && take_terminal && foreground >= 0 && foreground == ours {
-            // A background group may not change the foreground without
-            // ignoring SIGTTOU first; dispositions are reset just below.
-            set_disposition(libc::SIGTTOU, libc::SIG_IGN);
-            libc::tcsetpgrp(0, libc::getpid());
-        }
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                set_disposition(sig, libc::SIG_DFL);
+/// What the child does to itself between fork and exec, prepared before
+/// the fork so that `apply` needs no allocation.
+struct ChildSetup {
+    new_group: bool,
+    take_terminal: bool,
+    new_session: bool,
+    credentials: Option<Credentials>,
+    limits: Vec<(i32, u64, u64)>,
+    cgroup_procs: Option<RawFd>,
+}
+
+impl ChildSetup {
+    /// Runs in the child between fork and exec. Async-signal-safe only.
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY (for the block): plain syscalls on integers, on memory
+        // owned by `self` (alive until exec), and on stack data.
+        unsafe {
+            if let Some(fd) = self.cgroup_procs {
+                check(libc::write(fd, b"0".as_ptr().cast(), 1) as i32)?;
+            }
+            if self.new_session {
+                check(libc::setsid())?;
+            }
+            let foreground = libc::tcgetpgrp(0);
+            let ours = libc::getpgrp();
+            if self.new_group && !self.new_session {
+                libc::setpgid(0, 0);
+            }
+            if self.new_group && self.take_terminal && foreground >= 0 && foreground == ours {
+                // A background group may not change the foreground without
+                // ignoring SIGTTOU first; dispositions are reset just below.
+                set_disposition(libc::SIGTTOU, libc::SIG_IGN);
+                libc::tcsetpgrp(0, libc::getpid());
+            }
+            for &(resource, soft, hard) in &self.limits {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                check(libc::setrlimit(resource as _, &limit))?;
+            }
+            if let Some(c) = &self.credentials {
+                // Groups first: once the uid changes, they can't be set.
+                check(libc::setgroups(c.groups.len(), c.groups.as_ptr()))?;
+                check(libc::setgid(c.gid))?;
+                check(libc::setuid(c.uid))?;
+            }
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    set_disposition(sig, libc::SIG_DFL);
+                }
             }
         }
+        Ok(())
+    }
+}
+
+fn check(rc: i32) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

@@ -1,0 +1,156 @@
+//! One cgroup v2 per service, where a writable cgroup2 hierarchy exists, so
+//! that stopping a service reaches every process it started, even a daemon
+//! that double-forked into a new session.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// The directory under which tend makes its services' cgroups.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    root: PathBuf,
+}
+
+/// A service's cgroup.
+#[derive(Debug)]
+pub struct Cgroup {
+    dir: PathBuf,
+    procs: OwnedFd,
+}
+
+impl Cgroups {
+    /// Finds a cgroup2 mount and makes `tend.TOKEN` under tend's own cgroup
+    /// there. `None` when there is none or it is not writable: tend then
+    /// falls back to process groups.
+    pub fn detect(token: &str) -> Option<Cgroups> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let mount = cgroup2_mount(&mountinfo)?;
+        let own = own_v2_path(&own)?;
+        let root = mount.join(own.trim_start_matches('/')).join(format!("tend.{token}"));
+        fs::create_dir_all(&root).ok()?;
+        Some(Cgroups { root })
+    }
+
+    pub fn create(&self, service: &str) -> io::Result<Cgroup> {
+        let dir = self.root.join(service);
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+        Ok(Cgroup {
+            dir,
+            procs: procs.into(),
+        })
+    }
+
+    /// Removes tend's directory (empty by then) when tend exits.
+    pub fn remove(&self) {
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+        let _ = fs::remove_dir(&self.root);
+    }
+}
+
+impl Cgroup {
+    /// The open `cgroup.procs`, for a child to write itself into.
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        let text = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    /// Sends `signal` to every process in the cgroup. SIGKILL uses
+    /// `cgroup.kill`, which also catches processes forking meanwhile.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        if signal == libc::SIGKILL && fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
+            return Ok(());
+        }
+        for pid in self.pids() {
+            super::process::kill(pid, signal)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup; fails while processes remain.
+    pub fn remove(&self) -> io::Result<()> {
+        fs::remove_dir(&self.dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The mount point of the cgroup2 hierarchy in a mountinfo text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| PathBuf::from(unescape(mount_point)))
+    })
+}
+
+/// The cgroup2 path (`0::/path`) in a `/proc/self/cgroup` text.
+pub fn own_v2_path(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\\ooo`.
+fn unescape(field: &str) -> String {
+    let mut out = String::new();
+    let mut rest = field;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(byte as char);
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 1 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+30 25 0:26 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/memory rw shared:11 - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn finds_the_v2_hierarchy_on_hybrid_machines() {
+        assert_eq!(cgroup2_mount(HYBRID), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(cgroup2_mount("25 1 0:23 / /sys rw - sysfs sysfs rw\n"), None);
+        let escaped = "31 30 0:27 / /a\\040b rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(cgroup2_mount(escaped), Some(PathBuf::from("/a b")));
+    }
+
+    #[test]
+    fn own_path_is_the_v2_line() {
+        let text = "12:memory:/x\n0::/user.slice/session-1.scope\n";
+        assert_eq!(own_v2_path(text).as_deref(), Some("/user.slice/session-1.scope"));
+        assert_eq!(own_v2_path("3:cpu:/\n"), None);
+    }
+}

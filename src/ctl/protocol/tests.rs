@@ -1,0 +1,162 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Request, FrameError> {
+    parse_request(text.as_bytes())
+}
+
+#[test]
+fn requests_on_the_wire() {
+    assert_eq!(parse(r#"{"v":1,"op":"ping"}"#), Ok(Request::new(Op::Ping {})));
+    assert_eq!(
+        parse(r#"{"v":1,"op":"status","names":["web","db"]}"#),
+        Ok(Request::new(Op::Status {
+            names: vec!["web".into(), "db".into()]
+        }))
+    );
+    assert_eq!(
+        parse(r#"{"v":1,"op":"status"}"#),
+        Ok(Request::new(Op::Status { names: vec![] }))
+    );
+    assert_eq!(
+        parse(r#"{"op":"start","name":"web","v":1}"#),
+        Ok(Request::new(Op::Start {
+            name: "web".into(),
+            no_block: false
+        }))
+    );
+    assert_eq!(
+        parse(r#"{"v":1,"op":"wait","names":["a"],"for":"ready","timeout_ms":500}"#),
+        Ok(Request::new(Op::Wait {
+            names: vec!["a".into()],
+            state: WaitFor::Ready,
+            timeout_ms: Some(500)
+        }))
+    );
+}
+
+#[test]
+fn every_request_round_trips() {
+    let ops = [
+        Op::Ping {},
+        Op::Version {},
+        Op::Reload {},
+        Op::Shutdown {},
+        Op::Health {},
+        Op::Events {},
+        Op::Signal {
+            name: "a".into(),
+            signal: "HUP".into(),
+        },
+        Op::Logs {
+            name: "a".into(),
+            lines: Some(3),
+            follow: true,
+        },
+        Op::Restart {
+            name: "a".into(),
+            no_block: true,
+        },
+        Op::Stop {
+            name: "a".into(),
+            no_block: false,
+        },
+        Op::Exec(Exec {
+            argv: vec!["sh".into()],
+            tty: true,
+            size: Some((24, 80)),
+            env: vec!["TERM=xterm".into()],
+            ..Exec::default()
+        }),
+    ];
+    for op in ops {
+        let request = Request::new(op);
+        let line = serde_json::to_vec(&request).unwrap();
+        assert_eq!(parse_request(&line), Ok(request));
+    }
+}
+
+#[test]
+fn bad_requests_say_why() {
+    let malformed = |text: &str| matches!(parse(text), Err(FrameError::Malformed(_)));
+    assert!(malformed("garbage"));
+    assert!(malformed(r#"{"op":"ping"}"#), "no version");
+    assert!(malformed(r#"{"v":1,"op":"fly"}"#), "unknown op");
+    assert!(malformed(r#"{"v":1,"op":"start"}"#), "missing name");
+    assert!(malformed(r#"{"v":1,"op":"ping","extra":1}"#), "unknown field");
+    assert_eq!(parse(r#"{"v":2,"op":"ping"}"#), Err(FrameError::Version { got: 2 }));
+    let reply = FrameError::Version { got: 2 }.reply();
+    assert!(matches!(
+        reply.body,
+        Body::Error {
+            code: code::VERSION,
+            ..
+        }
+    ));
+    assert!(!reply.ok);
+}
+
+#[test]
+fn replies_on_the_wire() {
+    let line = Reply::error(code::NO_SUCH_UNIT, "no service named x").to_line();
+    assert_eq!(
+        String::from_utf8(line).unwrap(),
+        "{\"ok\":false,\"kind\":\"error\",\"error\":\"no service named x\",\"code\":4}\n"
+    );
+    let line = Reply::ok(Body::Done { message: None }).to_line();
+    assert_eq!(
+        String::from_utf8(line.clone()).unwrap(),
+        "{\"ok\":true,\"kind\":\"done\"}\n"
+    );
+    let reply = Reply::ok(Body::Status {
+        services: vec![ServiceInfo {
+            name: "web".into(),
+            state: "ready".into(),
+            pid: Some(7),
+            since_ms: 5,
+            restarts: 1,
+            last_exit: Some("exited with code 1".into()),
+            status_text: None,
+            detail: None,
+        }],
+    });
+    let line = reply.to_line();
+    assert_eq!(parse_reply(&line[..line.len() - 1]), Ok(reply));
+}
+
+#[test]
+fn framer_splits_lines_across_reads() {
+    let mut framer = Framer::default();
+    framer.feed(b"{\"a\":1}\n{\"b\"");
+    assert_eq!(framer.next_frame(), Ok(Some(b"{\"a\":1}".to_vec())));
+    assert_eq!(framer.next_frame(), Ok(None));
+    framer.feed(b":2}\n\n");
+    assert_eq!(framer.next_frame(), Ok(Some(b"{\"b\":2}".to_vec())));
+    assert_eq!(framer.next_frame(), Ok(Some(Vec::new())));
+    assert_eq!(framer.next_frame(), Ok(None));
+    assert_eq!(framer.pending(), 0);
+}
+
+#[test]
+fn framer_refuses_huge_frames() {
+    let mut framer = Framer::default();
+    framer.feed(&vec![b'x'; MAX_FRAME - 1]);
+    assert_eq!(framer.next_frame(), Ok(None));
+    framer.feed(b"x");
+    assert_eq!(framer.next_frame(), Err(FrameError::TooLong));
+
+    let mut framer = Framer::default();
+    let mut big = vec![b'x'; MAX_FRAME];
+    big.push(b'\n');
+    framer.feed(&big);
+    assert_eq!(framer.next_frame(), Err(FrameError::TooLong));
+}
+
+#[test]
+fn wait_states() {
+    assert!(WaitFor::Running.met_by("ready"));
+    assert!(WaitFor::Running.met_by("running"));
+    assert!(!WaitFor::Ready.met_by("running"));
+    assert!(WaitFor::Stopped.met_by("failed"));
+    assert!(!WaitFor::Stopped.met_by("stopping"));
+    assert!(WaitFor::Failed.met_by("failed"));
+}

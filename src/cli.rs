@@ -74,6 +74,8 @@ pub enum Sub {
         #[arg(default_value = DEFAULT_UNITS)]
         dir: PathBuf,
     },
+    /// Talk to a running tend init: status, start, stop, logs, exec...
+    Ctl(CtlArgs),
 }
 
 pub const DEFAULT_UNITS: &str = "/etc/tend/units";
@@ -88,6 +90,18 @@ pub struct InitArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// The control socket (`tend ctl`).
+    #[arg(long, value_name = "PATH", default_value = crate::ctl::server::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Serve no control socket.
+    #[arg(long, conflicts_with = "socket")]
+    pub no_socket: bool,
+
+    /// Members of this group (a name or a GID) may use the control socket too.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
     /// The main service: when it exits, tend stops everything and exits with its code.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -98,6 +112,9 @@ impl Default for InitArgs {
         InitArgs {
             units: DEFAULT_UNITS.into(),
             shutdown_timeout: Duration::from_secs(30),
+            socket: crate::ctl::server::DEFAULT_SOCKET.into(),
+            no_socket: false,
+            socket_group: None,
             command: Vec::new(),
         }
     }
@@ -114,4 +131,121 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+/// `tend ctl`: talk to a running `tend init` over its control socket.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The control socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid", global = true)]
+    pub socket: Option<PathBuf>,
+
+    /// Reach the tend whose PID 1 has this pid here, through
+    /// /proc/PID/root/run/tend/ctl.sock.
+    #[arg(long, value_name = "PID", global = true)]
+    pub pid: Option<u32>,
+
+    /// Print the replies as JSON, one object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// `tendctl ...`: the same as `tend ctl ...`.
+#[derive(Debug, Parser)]
+#[command(name = "tendctl", version)]
+pub struct TendCtl {
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// One line per service: name, state, pid, uptime, restarts, last exit.
+    Status { names: Vec<String> },
+    /// Start a service and wait until it is up (or failed).
+    Start {
+        name: String,
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Stop a service and wait until it is down.
+    Stop {
+        name: String,
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Stop a service if it runs, then start it; wait until it is up.
+    Restart {
+        name: String,
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Send a signal to everything a service started.
+    Signal { name: String, signal: String },
+    /// A service's captured output.
+    Logs {
+        name: String,
+        /// The last N lines.
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
+        /// Then new lines as they come, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Read the unit files again (as SIGHUP).
+    Reload,
+    /// Stop everything and exit, gracefully.
+    #[command(visible_aliases = ["poweroff", "halt"])]
+    Shutdown {
+        /// Return once shutdown began, not when tend is gone.
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Wait until every service named is in a state.
+    Wait {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// ready, running (or ready), stopped, failed.
+        #[arg(long = "for", value_name = "STATE", default_value = "ready", value_parser = parse_wait_for)]
+        state: crate::ctl::protocol::WaitFor,
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Exit 0 when every enabled service is running or ready, 1 otherwise.
+    Health,
+    /// State changes as they happen, until interrupted.
+    Events,
+    /// tend's version and protocol version.
+    Version,
+    /// Check that tend answers.
+    Ping,
+    /// Run a command inside the environment, as a child of its PID 1.
+    Exec {
+        /// Give it a pseudo-terminal (for interactive programs).
+        #[arg(short = 't', long)]
+        tty: bool,
+        #[arg(short, long, value_name = "USER")]
+        user: Option<String>,
+        /// KEY=VALUE (repeatable).
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        #[arg(short = 'w', long, value_name = "DIR")]
+        cwd: Option<String>,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+}
+
+fn parse_wait_for(text: &str) -> Result<crate::ctl::protocol::WaitFor, String> {
+    use crate::ctl::protocol::WaitFor;
+    match text {
+        "ready" => Ok(WaitFor::Ready),
+        "running" => Ok(WaitFor::Running),
+        "stopped" => Ok(WaitFor::Stopped),
+        "failed" => Ok(WaitFor::Failed),
+        _ => Err(format!("unknown state {text:?} (ready, running, stopped, failed)")),
+    }
 }

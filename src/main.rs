@@ -15,8 +15,14 @@ fn main() {
 }
 
 fn run() -> i32 {
+    // Installed as `tendctl`, tend is its control client.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
+        return tend::ctl::command::run(&tend::cli::TendCtl::parse().ctl);
+    }
     let cli = Cli::parse();
     match &cli.sub {
+        Some(Sub::Ctl(args)) => tend::ctl::command::run(args),
         Some(Sub::Init(args)) => {
             logging::init(log_level(&cli, LevelFilter::INFO));
             init(args)
@@ -59,11 +65,19 @@ fn check(dir: &std::path::Path) -> i32 {
 fn init(args: &InitArgs) -> i32 {
     become_reaper();
     let cwd = leave_cwd();
+    let socket = match socket_config(args) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("tend: {e}");
+            return 2;
+        }
+    };
     let options = runtime::init::Options {
         units: args.units.clone(),
         command: args.command.clone(),
         cwd,
         shutdown_timeout: args.shutdown_timeout,
+        socket,
     };
     match runtime::init::run(options) {
         Ok(code) => code,
@@ -72,6 +86,27 @@ fn init(args: &InitArgs) -> i32 {
             1
         }
     }
+}
+
+/// `--socket`, `--no-socket`, `--socket-group` (a name from `/etc/group`, or a GID).
+fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, String> {
+    if args.no_socket {
+        return Ok(None);
+    }
+    let group = match &args.socket_group {
+        None => None,
+        Some(text) => {
+            let groups = tend::unit::users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+            match groups.iter().find(|g| &g.name == text) {
+                Some(g) => Some(g.gid),
+                None => Some(text.parse::<u32>().map_err(|_| format!("no group named {text}"))?),
+            }
+        }
+    };
+    Ok(Some(tend::ctl::server::Config {
+        path: args.socket.clone(),
+        group,
+    }))
 }
 
 /// Orphans must come to us: PID 1 gets them anyway, otherwise we ask.

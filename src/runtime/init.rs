@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use super::capture::Ring;
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
-use crate::supervisor::{Action, Event, ServiceConfig, Supervisor};
+use crate::ctl::{self, server::Server, task::Host};
+use crate::supervisor::{Action, Event, ServiceConfig, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -23,6 +25,8 @@ pub struct Options {
     pub command: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    /// The control socket; `None` serves none.
+    pub socket: Option<ctl::server::Config>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,8 @@ struct Init {
     manager: Option<String>,
     /// Each service's state as last logged.
     shown: BTreeMap<String, String>,
+    /// The control socket's server; taken out while it runs (it needs `&mut Init`).
+    ctl: Option<Server>,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit code.
@@ -58,6 +64,16 @@ pub fn run(options: Options) -> Result<i32, Error> {
     let mut services = Services::new(random_token());
     services.set_units(units);
     let supervisor = Supervisor::new(configs, invalid, options.shutdown_timeout, now);
+    let ctl = options.socket.as_ref().and_then(|config| {
+        Server::bind(config, reactor.registry())
+            .inspect_err(|e| {
+                let cause = std::error::Error::source(e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                warn!("{e}: {cause}; running without it");
+            })
+            .ok()
+    });
     let mut init = Init {
         options,
         supervisor,
@@ -65,6 +81,7 @@ pub fn run(options: Options) -> Result<i32, Error> {
         reactor,
         manager,
         shown: BTreeMap::new(),
+        ctl,
     };
     init.supervisor.boot(now);
     init.run()
@@ -75,12 +92,17 @@ impl Init {
         loop {
             let exit = self.act()?;
             self.log_changes();
+            self.with_ctl(|ctl, init| ctl.settle(init, Instant::now()));
             if let Some(code) = exit {
+                if let Some(ctl) = &mut self.ctl {
+                    ctl.close();
+                }
                 self.services.cleanup();
                 stop_strays();
                 return Ok(code);
             }
-            let deadline = [self.supervisor.next_deadline(), self.services.next_deadline()]
+            let control = self.ctl.as_ref().and_then(|c| c.next_deadline(Instant::now()));
+            let deadline = [self.supervisor.next_deadline(), self.services.next_deadline(), control]
                 .into_iter()
                 .flatten()
                 .min();
@@ -90,6 +112,10 @@ impl Init {
                 self.signal(signal, now);
             }
             for token in wake.ready {
+                if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
+                    self.with_ctl(|ctl, init| ctl.ready(token, init, now));
+                    continue;
+                }
                 for event in self.services.ready(token, now, self.reactor.registry()) {
                     self.feed(event, now);
                 }
@@ -105,6 +131,9 @@ impl Init {
         match signal {
             libc::SIGCHLD => {
                 for (pid, status) in process::reap().exited {
+                    if self.ctl.as_mut().is_some_and(|c| c.reaped(pid, status)) {
+                        continue;
+                    }
                     if let Some(event) = self.services.exited(pid, status, now) {
                         self.feed(event, now);
                     }
@@ -116,6 +145,14 @@ impl Init {
                 info!("{}: shutting down", crate::signal::name(signal));
                 self.feed(Event::Shutdown, now);
             }
+        }
+    }
+
+    /// Runs the control server with access to the loop.
+    fn with_ctl(&mut self, f: impl FnOnce(&mut Server, &mut Init)) {
+        if let Some(mut ctl) = self.ctl.take() {
+            f(&mut ctl, self);
+            self.ctl = Some(ctl);
         }
     }
 
@@ -189,6 +226,29 @@ impl Init {
         let (units, services, invalid) = load(&self.options);
         self.services.set_units(units);
         self.feed(Event::Reload { services, invalid }, now);
+    }
+}
+
+/// What the control server may see and do.
+impl Host for Init {
+    fn status(&self) -> Vec<ServiceStatus> {
+        self.supervisor.status()
+    }
+
+    fn request(&mut self, event: Event) -> Result<(), SupervisorError> {
+        self.supervisor.handle(event, Instant::now())
+    }
+
+    fn signal(&mut self, name: &str, signal: i32) {
+        self.services.signal(name, signal);
+    }
+
+    fn reload(&mut self) {
+        Init::reload(self, Instant::now());
+    }
+
+    fn ring(&self, name: &str) -> Option<&Ring> {
+        self.services.ring(name)
     }
 }
 

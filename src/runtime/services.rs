@@ -146,6 +146,7 @@ impl Services {
             new_group: true,
             take_terminal: is_main,
             new_session: !is_main,
+            controlling_tty: false,
             env,
             credentials: credentials(unit),
             limits: unit

@@ -6,7 +6,9 @@
 //! return plain signal numbers here.
 
 pub mod cgroup;
+pub mod fdpass;
 pub mod process;
+pub mod pty;
 pub mod spawn;
 
 pub use process::ExitStatus;

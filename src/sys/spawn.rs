@@ -27,6 +27,9 @@ pub struct Spawn<'a> {
     pub take_terminal: bool,
     /// Make the child the leader of a new session (services: no terminal).
     pub new_session: bool,
+    /// With `new_session`: make its stdin (a terminal) the session's
+    /// controlling terminal (`tend ctl exec -t`).
+    pub controlling_tty: bool,
     /// Variables set on top of tend's own environment.
     pub env: Vec<(OsString, OsString)>,
     /// Run as this user and group, with these supplementary groups.
@@ -107,6 +110,7 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
         new_group: spec.new_group,
         take_terminal: spec.take_terminal,
         new_session: spec.new_session,
+        controlling_tty: spec.controlling_tty,
         credentials: spec.credentials.clone(),
         limits: spec.limits.clone(),
         cgroup_procs: spec.cgroup_procs,
@@ -128,6 +132,7 @@ struct ChildSetup {
     new_group: bool,
     take_terminal: bool,
     new_session: bool,
+    controlling_tty: bool,
     credentials: Option<Credentials>,
     limits: Vec<(i32, u64, u64)>,
     cgroup_procs: Option<RawFd>,
@@ -144,6 +149,11 @@ impl ChildSetup {
             }
             if self.new_session {
                 check(libc::setsid())?;
+                if self.controlling_tty {
+                    // A session leader without a terminal takes its stdin's
+                    // (0: never steal it from another session).
+                    check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+                }
             }
             let foreground = libc::tcgetpgrp(0);
             let ours = libc::getpgrp();

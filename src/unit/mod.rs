@@ -15,7 +15,7 @@ mod load;
 mod parse;
 mod schema;
 mod suggest;
-mod users;
+pub mod users;
 mod validate;
 
 #[cfg(test)]

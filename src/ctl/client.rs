@@ -1,0 +1,147 @@
+//! The client side of the control socket: connecting (by path, or through
+//! another PID 1's root with `--pid`), sending requests, reading replies.
+//! Blocking: the client is not PID 1.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use super::protocol::{self, code, Framer, Reply, Request};
+use crate::sys::fdpass;
+
+/// Why talking to tend failed; each is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no control socket at {} (is tend init running there? use --socket PATH or --pid PID)", .path.display())]
+    Missing { path: PathBuf },
+    #[error("permission denied: {} (run as root or as a member of tend's --socket-group)", .path.display())]
+    Denied { path: PathBuf },
+    #[error("cannot connect to {}: {source}", .path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("connection to tend failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot understand tend's reply (protocol version mismatch? this client speaks version {v}): {0}", v = protocol::VERSION)]
+    Protocol(String),
+    #[error("tend closed the connection")]
+    Closed,
+    #[error("{message}")]
+    Refused { code: i32, message: String },
+}
+
+impl ClientError {
+    /// The exit code for it.
+    pub fn code(&self) -> i32 {
+        match self {
+            ClientError::Denied { .. } => code::DENIED,
+            ClientError::Protocol(_) => code::VERSION,
+            ClientError::Refused { code, .. } => *code,
+            _ => code::FAILED,
+        }
+    }
+}
+
+/// The socket of the tend whose PID 1 has host pid `pid`.
+pub fn socket_of_pid(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/root{}", super::server::DEFAULT_SOCKET))
+}
+
+pub struct Client {
+    pub stream: UnixStream,
+    framer: Framer,
+    /// Fds received and not taken yet.
+    fds: VecDeque<OwnedFd>,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| match source.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ECONNREFUSED) | Some(libc::ENOTDIR) => {
+                ClientError::Missing { path: path.into() }
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => ClientError::Denied { path: path.into() },
+            _ => ClientError::Connect {
+                path: path.into(),
+                source,
+            },
+        })?;
+        Ok(Client {
+            stream,
+            framer: Framer::default(),
+            fds: VecDeque::new(),
+        })
+    }
+
+    /// Sends one request; `fds` go with its first byte.
+    pub fn send(&mut self, request: &Request, fds: &[RawFd]) -> Result<(), ClientError> {
+        let mut line = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        let mut sent = 0;
+        if !fds.is_empty() {
+            sent = loop {
+                match fdpass::send(&self.stream, &line, fds) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            };
+        }
+        self.stream.write_all(&line[sent..])?;
+        Ok(())
+    }
+
+    /// The next reply; `Ok(None)` when tend closed the connection.
+    pub fn recv(&mut self) -> Result<Option<Reply>, ClientError> {
+        loop {
+            match self.framer.next_frame() {
+                Ok(Some(line)) => {
+                    return protocol::parse_reply(&line)
+                        .map(Some)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            let mut buf = [0u8; 16 * 1024];
+            let mut fds = Vec::new();
+            let n = match fdpass::recv(&self.stream, &mut buf, &mut fds, false) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.fds.extend(fds);
+            if n == 0 {
+                return Ok(None);
+            }
+            self.framer.feed(&buf[..n]);
+        }
+    }
+
+    /// The next reply, which must come; an error reply becomes `Refused`.
+    pub fn expect(&mut self) -> Result<Reply, ClientError> {
+        match self.recv()? {
+            None => Err(ClientError::Closed),
+            Some(Reply {
+                ok: false,
+                body: protocol::Body::Error { code, error },
+            }) => Err(ClientError::Refused { code, message: error }),
+            Some(reply) => Ok(reply),
+        }
+    }
+
+    /// A request and its single reply.
+    pub fn call(&mut self, request: &Request) -> Result<Reply, ClientError> {
+        self.send(request, &[])?;
+        self.expect()
+    }
+
+    /// The oldest fd received with a reply.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}

@@ -1,0 +1,245 @@
+//! `tend ctl COMMAND` (and `tendctl`): one request, its replies printed as
+//! text (one line per service) or as JSON, and an exit code after systemctl.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::client::{self, Client, ClientError};
+use super::protocol::{code, Body, Exec, Op, Reply, Request, ServiceInfo};
+use super::tty;
+use crate::cli::{CtlArgs, CtlCommand};
+
+/// Runs the command; the exit code. Failures print one line on stderr.
+pub fn run(args: &CtlArgs) -> i32 {
+    let path = match (&args.socket, args.pid) {
+        (Some(path), _) => path.clone(),
+        (None, Some(pid)) => client::socket_of_pid(pid),
+        (None, None) => PathBuf::from(super::server::DEFAULT_SOCKET),
+    };
+    let result = Client::connect(&path).and_then(|mut c| dispatch(&mut c, args));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("tend ctl: {e}");
+            e.code()
+        }
+    }
+}
+
+fn dispatch(c: &mut Client, args: &CtlArgs) -> Result<i32, ClientError> {
+    let json = args.json;
+    let op = match &args.command {
+        CtlCommand::Status { names } => return status(c, names, json),
+        CtlCommand::Exec {
+            tty: true,
+            user,
+            env,
+            cwd,
+            command,
+        } => return tty::exec(c, exec_request(user, env, cwd, command, true)),
+        CtlCommand::Exec {
+            user,
+            env,
+            cwd,
+            command,
+            ..
+        } => return exec(c, exec_request(user, env, cwd, command, false), json),
+        CtlCommand::Logs { name, lines, follow } => Op::Logs {
+            name: name.clone(),
+            lines: *lines,
+            follow: *follow,
+        },
+        CtlCommand::Events => Op::Events {},
+        CtlCommand::Start { name, no_block } => Op::Start {
+            name: name.clone(),
+            no_block: *no_block,
+        },
+        CtlCommand::Stop { name, no_block } => Op::Stop {
+            name: name.clone(),
+            no_block: *no_block,
+        },
+        CtlCommand::Restart { name, no_block } => Op::Restart {
+            name: name.clone(),
+            no_block: *no_block,
+        },
+        CtlCommand::Signal { name, signal } => Op::Signal {
+            name: name.clone(),
+            signal: signal.clone(),
+        },
+        CtlCommand::Reload => Op::Reload {},
+        CtlCommand::Shutdown { no_block } => {
+            single(c, Op::Shutdown {}, json)?;
+            if !no_block {
+                // tend closes the connection as it exits.
+                while c.recv()?.is_some() {}
+            }
+            return Ok(0);
+        }
+        CtlCommand::Wait { names, state, timeout } => Op::Wait {
+            names: names.clone(),
+            state: *state,
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        },
+        CtlCommand::Health => return health(c, json),
+        CtlCommand::Version => Op::Version {},
+        CtlCommand::Ping => Op::Ping {},
+    };
+    let streams = matches!(op, Op::Logs { .. } | Op::Events {});
+    if streams {
+        return stream(c, op, json);
+    }
+    single(c, op, json)?;
+    Ok(0)
+}
+
+/// One request, one reply, printed.
+fn single(c: &mut Client, op: Op, json: bool) -> Result<(), ClientError> {
+    let reply = c.call(&Request::new(op))?;
+    if json {
+        print_json(&reply);
+        return Ok(());
+    }
+    match reply.body {
+        Body::Pong => println!("pong"),
+        Body::Version { version, protocol } => println!("tend {version} (protocol {protocol})"),
+        Body::Done { message: Some(m) } => println!("{m}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientError> {
+    let reply = c.call(&Request::new(Op::Status { names: names.to_vec() }))?;
+    let Body::Status { services } = &reply.body else {
+        return Err(ClientError::Protocol("expected a status reply".into()));
+    };
+    let mut out = String::new();
+    if json {
+        out = String::from_utf8_lossy(&reply.to_line()).into_owned();
+    } else {
+        let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in services {
+            out.push_str(&status_line(s, width));
+            out.push('\n');
+        }
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    // As systemctl: naming a service that is not up is exit code 3.
+    let down = services
+        .iter()
+        .any(|s| !matches!(s.state.as_str(), "running" | "ready"));
+    Ok(if !names.is_empty() && down {
+        code::NOT_RUNNING
+    } else {
+        0
+    })
+}
+
+/// `web  ready  pid 42  up 3m 2s  restarts 1  last exited with code 1  (detail)`.
+pub fn status_line(s: &ServiceInfo, width: usize) -> String {
+    let pid = s.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "-".into());
+    let age = humantime::format_duration(Duration::from_secs(s.since_ms / 1000));
+    let mut line = format!(
+        "{:width$}  {:<8}  {:<9}  for {:<9}  restarts {}",
+        s.name,
+        s.state,
+        pid,
+        age.to_string(),
+        s.restarts
+    );
+    if let Some(exit) = &s.last_exit {
+        line.push_str(&format!("  last {exit}"));
+    }
+    if let Some(text) = &s.status_text {
+        line.push_str(&format!("  \"{text}\""));
+    }
+    if let Some(detail) = &s.detail {
+        line.push_str(&format!("  ({detail})"));
+    }
+    line
+}
+
+fn health(c: &mut Client, json: bool) -> Result<i32, ClientError> {
+    let reply = c.call(&Request::new(Op::Health {}))?;
+    if json {
+        print_json(&reply);
+    }
+    match reply.body {
+        Body::Health { healthy: true, .. } => {
+            if !json {
+                println!("healthy");
+            }
+            Ok(0)
+        }
+        Body::Health { reasons, .. } => {
+            if !json {
+                eprintln!("tend ctl: unhealthy: {}", reasons.join("; "));
+            }
+            Ok(code::FAILED)
+        }
+        _ => Err(ClientError::Protocol("expected a health reply".into())),
+    }
+}
+
+/// `logs` and `events`: replies until the end (or forever when following).
+fn stream(c: &mut Client, op: Op, json: bool) -> Result<i32, ClientError> {
+    c.send(&Request::new(op), &[])?;
+    let mut stdout = std::io::stdout();
+    loop {
+        let reply = c.expect()?;
+        if json {
+            print_json(&reply);
+        } else {
+            match &reply.body {
+                Body::Log { line } => {
+                    let _ = writeln!(stdout, "{line}");
+                }
+                Body::Event { service } => {
+                    let _ = writeln!(stdout, "{}", status_line(service, 0));
+                }
+                _ => {}
+            }
+        }
+        let _ = stdout.flush();
+        if matches!(reply.body, Body::End) {
+            return Ok(0);
+        }
+    }
+}
+
+fn exec_request(user: &Option<String>, env: &[String], cwd: &Option<String>, command: &[String], tty: bool) -> Exec {
+    Exec {
+        argv: command.to_vec(),
+        user: user.clone(),
+        env: env.to_vec(),
+        cwd: cwd.clone(),
+        tty,
+        size: None,
+    }
+}
+
+/// `exec` without a terminal: our stdin, stdout, stderr go to tend.
+fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
+    let fds = [
+        std::io::stdin().as_raw_fd(),
+        std::io::stdout().as_raw_fd(),
+        std::io::stderr().as_raw_fd(),
+    ];
+    c.send(&Request::new(Op::Exec(request)), &fds)?;
+    loop {
+        let reply = c.expect()?;
+        if json {
+            print_json(&reply);
+        }
+        if let Body::Exited { code } = reply.body {
+            return Ok(code);
+        }
+    }
+}
+
+pub fn print_json(reply: &Reply) {
+    let _ = std::io::stdout().write_all(&reply.to_line());
+}

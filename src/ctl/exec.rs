@@ -1,0 +1,121 @@
+//! `exec`: a command started as a child of PID 1 with the client's own
+//! stdin, stdout and stderr (received over the socket), or with a new
+//! pseudo-terminal whose master goes back to the client. tend never copies
+//! the command's bytes.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use super::conn::Conn;
+use super::protocol::{code, Body, Exec, Reply};
+use super::task::Task;
+use crate::sys::pty;
+use crate::sys::spawn::{self, Credentials, Spawn};
+use crate::unit::users;
+
+/// Starts the command; replies `started` (with the pty master for `tty`)
+/// and returns its pid, or replies with the error.
+pub fn start(conn: &mut Conn, request: Exec) -> Option<i32> {
+    match spawn_command(conn, &request) {
+        Ok((pid, master)) => {
+            conn.send_with(&Reply::ok(Body::Started { pid }), master.into_iter().collect());
+            conn.task = Task::Exec { pid };
+            Some(pid)
+        }
+        Err((code, message)) => {
+            conn.fail(&Reply::error(code, message));
+            None
+        }
+    }
+}
+
+type Started = (i32, Option<std::os::fd::OwnedFd>);
+
+fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, String)> {
+    let bad = |message: String| (code::BAD_REQUEST, message);
+    if request.argv.is_empty() {
+        return Err(bad("exec needs a command".into()));
+    }
+    let mut env = Vec::new();
+    let credentials = match &request.user {
+        Some(user) => Some(credentials(user, &mut env).map_err(bad)?),
+        None => None,
+    };
+    for pair in &request.env {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("bad environment entry {pair:?}: KEY=VALUE expected")))?;
+        env.push((key.into(), value.into()));
+    }
+    let (stdio, master) = if request.tty {
+        let pty = pty::open(request.size).map_err(|e| (code::FAILED, format!("cannot open a pseudo-terminal: {e}")))?;
+        let dup = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| (code::FAILED, format!("cannot duplicate the terminal: {e}")))
+        };
+        ([dup(&pty.slave)?, dup(&pty.slave)?, pty.slave], Some(pty.master))
+    } else {
+        if conn.fds.len() < 3 {
+            return Err(bad(
+                "exec without a terminal needs three file descriptors (stdin, stdout, stderr) with the request".into(),
+            ));
+        }
+        let mut fds = conn.fds.drain(..3);
+        match (fds.next(), fds.next(), fds.next()) {
+            (Some(i), Some(o), Some(e)) => ([i, o, e], None),
+            _ => return Err(bad("missing file descriptors".into())),
+        }
+    };
+    conn.fds.clear();
+    let argv: Vec<OsString> = request.argv.iter().map(OsString::from).collect();
+    let [stdin, stdout, stderr] = stdio;
+    let spec = Spawn {
+        argv: &argv,
+        cwd: request.cwd.as_deref().map(Path::new),
+        new_group: true,
+        new_session: true,
+        controlling_tty: request.tty,
+        env,
+        credentials,
+        stdin: Some(stdin),
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+        ..Spawn::default()
+    };
+    let pid = spawn::spawn(spec).map_err(|e| (e.exit_code(), e.to_string()))?;
+    tracing::info!("exec {} (pid {pid})", request.argv.join(" "));
+    Ok((pid, master))
+}
+
+/// The user's ids from the environment's `/etc/passwd`, and its `HOME`,
+/// `USER` and `LOGNAME`.
+fn credentials(user: &str, env: &mut Vec<(OsString, OsString)>) -> Result<Credentials, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let users = users::parse_passwd(&passwd);
+    let found = users.iter().find(|u| u.name == user);
+    let (uid, gid) = match (found, user.parse::<u32>()) {
+        (Some(u), _) => {
+            for key in ["USER", "LOGNAME"] {
+                env.push((key.into(), u.name.clone().into()));
+            }
+            env.push(("HOME".into(), u.home.clone().into()));
+            (u.uid, u.gid)
+        }
+        (None, Ok(uid)) => (uid, users.iter().find(|u| u.uid == uid).map_or(uid, |u| u.gid)),
+        (None, Err(_)) => return Err(format!("no user named {user}")),
+    };
+    let groups = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+    let mut supplementary: Vec<u32> = vec![gid];
+    let name = found.map(|u| u.name.as_str()).unwrap_or_default();
+    supplementary.extend(
+        groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.gid),
+    );
+    Ok(Credentials {
+        uid,
+        gid,
+        groups: supplementary,
+    })
+}

@@ -1,0 +1,350 @@
+//! The control server, run by the init loop: a non-blocking Unix listener
+//! and its connections, all in one mio token namespace (tokens from
+//! [`BASE`] up) so that the loop only asks [`Server::owns`] and hands the
+//! token over. Nothing here blocks or can make PID 1 exit: every failure
+//! ends at most the one connection it concerns.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+use tracing::{debug, warn};
+
+use super::conn::{Conn, Read};
+use super::handle;
+use super::protocol::{self, code, Body, Reply};
+use super::task::{Host, Task};
+use crate::supervisor::ExitStatus;
+use crate::sys::{fdpass, process};
+
+/// The first token of the server's namespace (the listener's); connections
+/// take the ones above. Far above what the services' sources ever reach.
+pub const BASE: usize = 1 << (usize::BITS - 8);
+
+/// The default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
+
+/// Connections served at once, at most; more are refused.
+const MAX_CONNS: usize = 4096;
+
+/// Where and for whom to serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Members of this group (besides root) may use the socket.
+    pub group: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create {path}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("cannot serve the control socket {path}")]
+    Bind { path: PathBuf, source: io::Error },
+}
+
+pub struct Server {
+    listener: UnixListener,
+    registry: Registry,
+    path: PathBuf,
+    group: Option<u32>,
+    own_uid: u32,
+    conns: HashMap<Token, Conn>,
+    next: usize,
+    /// Pid of each `exec` command → its connection.
+    execs: HashMap<i32, Token>,
+    /// Accepting stopped (no fds left); retried when a connection closes.
+    accept_blocked: bool,
+}
+
+impl Server {
+    /// Creates the directory (0700, or 0750 for a group) and the socket
+    /// (0600 or 0660), replacing a stale one, and starts listening.
+    pub fn bind(config: &Config, registry: &Registry) -> Result<Server, Error> {
+        let path = config.path.clone();
+        let listener = listen(&path, config.group).map_err(|source| Error::Bind {
+            path: path.clone(),
+            source,
+        })?;
+        let mut listener = UnixListener::from_std(listener);
+        let bind_error = |source| Error::Bind {
+            path: path.clone(),
+            source,
+        };
+        let registry = registry.try_clone().map_err(bind_error)?;
+        registry
+            .register(&mut listener, Token(BASE), Interest::READABLE)
+            .map_err(bind_error)?;
+        Ok(Server {
+            listener,
+            registry,
+            path,
+            group: config.group,
+            own_uid: nix::unistd::geteuid().as_raw(),
+            conns: HashMap::new(),
+            next: BASE + 1,
+            execs: HashMap::new(),
+            accept_blocked: false,
+        })
+    }
+
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= BASE
+    }
+
+    /// A token of ours is ready: accept, or read, answer and write.
+    pub fn ready(&mut self, token: Token, host: &mut dyn Host, now: Instant) {
+        if token == Token(BASE) {
+            self.accept();
+        } else {
+            self.drive(token, host, now);
+        }
+    }
+
+    /// After anything may have changed: answers waiting requests, feeds the
+    /// streams, retries what was left for later.
+    pub fn settle(&mut self, host: &mut dyn Host, now: Instant) {
+        if self.accept_blocked {
+            self.accept();
+        }
+        let status = self
+            .conns
+            .values()
+            .any(|c| c.task.watches_status())
+            .then(|| host.status());
+        let busy: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !matches!(c.task, Task::Idle) || c.more)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in busy {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                handle::progress(conn, status.as_deref(), host, now);
+            }
+            self.drive(token, host, now);
+        }
+    }
+
+    /// When a `wait` times out; now when a client has input left to read.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut deadline = None;
+        for conn in self.conns.values() {
+            let at = match conn.task {
+                _ if conn.more => Some(now),
+                Task::Wait { deadline, .. } => deadline,
+                _ => None,
+            };
+            deadline = deadline.into_iter().chain(at).min();
+        }
+        deadline
+    }
+
+    /// A reaped child: if an `exec` started it, its client gets the exit code.
+    pub fn reaped(&mut self, pid: i32, status: ExitStatus) -> bool {
+        let Some(token) = self.execs.remove(&pid) else {
+            return false;
+        };
+        debug!("exec pid {pid} {status}");
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.task = Task::Idle;
+            conn.fail(&Reply::ok(Body::Exited { code: status.code() }));
+            self.flush(token);
+        }
+        true
+    }
+
+    /// tend is exiting: send what can be sent without waiting, remove the socket.
+    pub fn close(&mut self) {
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                let _ = conn.flush();
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    fn accept(&mut self) {
+        self.accept_blocked = false;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and the like: leave the rest in the backlog
+                    // until a connection closes.
+                    debug!("cannot accept a control connection: {e}");
+                    self.accept_blocked = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: UnixStream) {
+        let token = Token(self.next);
+        self.next += 1;
+        let refusal = match fdpass::peer(&stream) {
+            _ if self.conns.len() >= MAX_CONNS => Some(Reply::error(code::FAILED, "too many connections")),
+            Ok(peer) if self.allowed(&peer) => None,
+            Ok(peer) => Some(Reply::error(
+                code::DENIED,
+                format!("permission denied: uid {} may not use this socket", peer.uid),
+            )),
+            Err(e) => Some(Reply::error(
+                code::DENIED,
+                format!("permission denied: unknown peer ({e})"),
+            )),
+        };
+        if let Some(reply) = refusal {
+            // One try, never waiting: the socket buffer of a new connection has room.
+            let _ = fdpass::send(&stream, &reply.to_line(), &[]);
+            return;
+        }
+        if let Err(e) = self
+            .registry
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            warn!("cannot watch a control connection: {e}");
+            return;
+        }
+        self.conns.insert(token, Conn::new(stream));
+    }
+
+    fn allowed(&self, peer: &fdpass::Peer) -> bool {
+        peer.uid == 0
+            || peer.uid == self.own_uid
+            || self.group.is_some_and(|g| peer.gid == g || peer.groups.contains(&g))
+    }
+
+    /// Reads, answers what can be answered, writes; closes when done.
+    fn drive(&mut self, token: Token, host: &mut dyn Host, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if let Read::Failed = conn.read() {
+            return self.drop_conn(token);
+        }
+        while matches!(conn.task, Task::Idle) && !conn.closing {
+            match conn.framer.next_frame() {
+                Ok(None) => break,
+                Ok(Some(line)) => match protocol::parse_request(&line) {
+                    Ok(request) => {
+                        if let Some(pid) = handle::handle(conn, request.op, host, now) {
+                            self.execs.insert(pid, token);
+                        }
+                    }
+                    Err(e) => conn.fail(&e.reply()),
+                },
+                Err(e) => conn.fail(&e.reply()),
+            }
+        }
+        let streaming = !matches!(conn.task, Task::Idle);
+        if conn.eof && (streaming || conn.framer.pending() == 0) {
+            // The client is gone (or said all it will): streams end, an
+            // `exec` command is hung up on.
+            if let Task::Exec { pid } = conn.task {
+                let _ = process::kill(-pid, libc::SIGHUP);
+            }
+            if streaming {
+                return self.drop_conn(token);
+            }
+            conn.closing = true;
+        }
+        self.flush(token);
+    }
+
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match conn.flush() {
+            Err(e) => {
+                debug!("dropping a control client: {e}");
+                self.drop_conn(token);
+            }
+            Ok(()) if conn.closing && conn.flushed() => self.drop_conn(token),
+            Ok(()) => {}
+        }
+    }
+
+    fn drop_conn(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.registry.deregister(&mut conn.stream);
+            if let Task::Exec { pid } = conn.task {
+                let _ = process::kill(-pid, libc::SIGHUP);
+            }
+        }
+        if self.accept_blocked {
+            self.accept();
+        }
+    }
+}
+
+/// The listening socket: close-on-exec, non-blocking, mode set before
+/// `listen` so no one connects through looser permissions.
+fn listen(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::socket::{bind, listen as nix_listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        let mode = if group.is_some() { 0o750 } else { 0o700 };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+        if group.is_some() {
+            chown(dir, None, group)?;
+        }
+    }
+    // A socket left by an earlier tend can go; a live one (another tend
+    // answering there) must not be stolen.
+    if alive(path) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another tend is listening there",
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if group.is_some() {
+        chown(path, None, group)?;
+    }
+    nix_listen(&fd, Backlog::new(1024).unwrap_or(Backlog::MAXCONN))?;
+    Ok(std::os::unix::net::UnixListener::from(fd))
+}
+
+/// Someone listens on `path` (a non-blocking connect, so a full backlog
+/// cannot make us wait).
+fn alive(path: &Path) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    match connect(fd.as_raw_fd(), &addr) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EAGAIN,
+    }
+}

@@ -73,8 +73,23 @@ impl Client {
         })
     }
 
-    /// Sends one request; `fds` go with its first byte.
+    /// Sends one request; `fds` go with its first byte. When tend hung up
+    /// first (a refused peer), its last words are the error.
     pub fn send(&mut self, request: &Request, fds: &[RawFd]) -> Result<(), ClientError> {
+        match self.send_line(request, fds) {
+            Err(ClientError::Io(e))
+                if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) =>
+            {
+                match self.expect() {
+                    Err(refused @ ClientError::Refused { .. }) => Err(refused),
+                    _ => Err(ClientError::Io(e)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn send_line(&mut self, request: &Request, fds: &[RawFd]) -> Result<(), ClientError> {
         let mut line = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
         let mut sent = 0;

@@ -71,7 +71,11 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             conn.send(&reply);
         }
         Op::Events {} => {
-            let last = host.status().iter().map(|s| (s.name.clone(), shown(s))).collect();
+            // Every service's current state first, then the changes.
+            let mut last = BTreeMap::new();
+            for reply in events(&mut last, &host.status(), now) {
+                conn.send(&reply);
+            }
             conn.task = Task::Events { last };
         }
         Op::Exec(request) => return exec::start(conn, request),

@@ -1,0 +1,493 @@
+//! `tend ctl` against `tend init` as PID 1 of a fresh PID namespace: every
+//! command over the control socket, exec with pipes and with a terminal,
+//! who may connect, and clients that misbehave. Needs root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Tend {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Tend {
+    /// Writes the units, starts tend and waits until its socket answers.
+    fn start(tag: &str, units: &[(&str, &str)]) -> Tend {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir(dir.path("units")).unwrap();
+        for (name, toml) in units {
+            let toml = toml.replace("@DIR", &dir.0.display().to_string());
+            std::fs::write(dir.path("units").join(format!("{name}.toml")), toml).unwrap();
+        }
+        let units = dir.path("units");
+        let socket = dir.path("run/ctl.sock");
+        let mut cmd = tend_as_pid1(&[
+            "init",
+            "--units",
+            units.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+        ]);
+        let log = std::fs::File::create(dir.path("tend.log")).unwrap();
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        let child = cmd.spawn().unwrap();
+        let tend = Tend {
+            dir,
+            child: Some(child),
+        };
+        await_true("the control socket", LIMIT, || tend.ctl(&["ping"]).status.success());
+        tend
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path("run/ctl.sock")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tend());
+        cmd.arg("ctl").arg("--socket").arg(self.socket()).args(args);
+        cmd
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        output(&mut self.cmd(args))
+    }
+
+    /// stdout of a command that must succeed.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.status.success(), "{args:?}: {}{}", text(&out.stderr), self.log());
+        text(&out.stdout)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("tend.log")).unwrap_or_default()
+    }
+
+    fn lines(&self, name: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.path(name)).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
+    }
+
+    fn pid1(&self) -> u32 {
+        await_child(self.child.as_ref().unwrap().id())
+    }
+}
+
+impl Drop for Tend {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+const SLEEPER: &str = "command = \"sleep 1000\"\n";
+const TICKER: &str = "command = \"i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done\"\n";
+
+#[test]
+fn every_command_round_trips_root() {
+    let mut t = Tend::start("rt", &[("web", SLEEPER), ("tick", TICKER)]);
+    assert_eq!(t.ok(&["ping"]), "pong\n");
+    assert!(t.ok(&["version"]).starts_with("tend "));
+    assert!(t.ok(&["--json", "version"]).contains("\"protocol\":1"));
+    t.ok(&["wait", "web", "tick", "--for", "ready", "--timeout", "5s"]);
+    let status = t.ok(&["status"]);
+    assert_eq!(status.lines().count(), 2, "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("ready") && l.contains("pid ")),
+        "{status}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&t.ok(&["--json", "status", "web"])).unwrap();
+    assert_eq!(json["services"][0]["name"], "web");
+    assert_eq!(json["services"][0]["state"], "ready");
+    let unknown = t.ctl(&["status", "nope"]);
+    assert_eq!(code(&unknown), 4);
+    assert_eq!(text(&unknown.stderr), "tend ctl: no service named nope\n");
+    assert_eq!(code(&t.ctl(&["start", "nope"])), 4);
+    assert_eq!(code(&t.ctl(&["logs", "nope"])), 4);
+    assert_eq!(code(&t.ctl(&["signal", "web", "FOO"])), 2);
+
+    await_true("two log lines", LIMIT, || {
+        t.ok(&["logs", "tick", "-n", "2"]).lines().count() == 2
+    });
+    assert!(t
+        .ok(&["--json", "logs", "tick", "-n", "1"])
+        .contains("\"kind\":\"log\""));
+
+    // signal: the service dies of it and is restarted.
+    let pid = |t: &Tend| {
+        // Exit code 3 while web is down: its pid is absent then.
+        let out = t.ctl(&["--json", "status", "web"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["services"][0]["pid"].as_i64()
+    };
+    let before = pid(&t);
+    t.ok(&["signal", "web", "KILL"]);
+    await_true("web restarted", LIMIT, || pid(&t).is_some_and(|p| Some(p) != before));
+    assert!(t.ok(&["status"]).contains("last killed by SIGKILL"));
+
+    assert_eq!(t.ok(&["health"]), "healthy\n");
+    t.ok(&["reload"]);
+    let timeout = t.ctl(&["wait", "web", "--for", "failed", "--timeout", "200ms"]);
+    assert_eq!(code(&timeout), 3, "{}", text(&timeout.stderr));
+
+    // events: a stop shows up as stopping, then exited.
+    let mut events = t.cmd(&["--json", "events"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut seen = String::new();
+    let mut stdout = events.stdout.take().unwrap();
+    // The current states come first: then the stream is set up.
+    while !seen.contains("\"name\":\"web\"") {
+        let mut buf = [0u8; 4096];
+        let n = stdout.read(&mut buf).unwrap();
+        seen.push_str(&text(&buf[..n]));
+    }
+    t.ok(&["stop", "web"]);
+    await_true("the exited event", LIMIT, || {
+        let mut buf = [0u8; 4096];
+        let n = stdout.read(&mut buf).unwrap();
+        seen.push_str(&text(&buf[..n]));
+        seen.contains("\"state\":\"exited\"")
+    });
+    assert!(seen.contains("\"state\":\"stopping\""), "{seen}");
+    events.kill().unwrap();
+    events.wait().unwrap();
+    let unhealthy = t.ctl(&["health"]);
+    assert_eq!(
+        code(&unhealthy),
+        0,
+        "an operator stop is not a failure: {}",
+        text(&unhealthy.stderr)
+    );
+
+    assert_eq!(code(&t.ctl(&["poweroff"])), 0);
+    // The reply came before the end; the client waits until tend is gone.
+    let mut tend = t.child.take().unwrap();
+    assert_eq!(exit_code_within(&mut tend, LIMIT), 0);
+}
+
+#[test]
+fn start_stop_restart_wait_for_the_result_root() {
+    let t = Tend::start(
+        "ssr",
+        &[
+            ("web", SLEEPER),
+            (
+                "bad",
+                "type = \"oneshot\"\ncommand = \"exit 3\"\nrestart = \"no\"\nenabled = false\n",
+            ),
+        ],
+    );
+    t.ok(&["wait", "web", "--for", "running"]);
+    t.ok(&["stop", "web"]);
+    assert!(t
+        .ok(&["status"])
+        .lines()
+        .any(|l| l.starts_with("web ") && l.contains("exited")));
+    assert_eq!(code(&t.ctl(&["status", "web"])), 3, "a named service that is down");
+    t.ok(&["start", "web"]);
+    assert!(t.ok(&["status", "web"]).contains("ready"));
+    let before = t.ok(&["--json", "status", "web"]);
+    t.ok(&["restart", "web"]);
+    let after = t.ok(&["--json", "status", "web"]);
+    assert_ne!(before, after);
+    assert!(after.contains("\"state\":\"ready\""));
+
+    let failed = t.ctl(&["start", "bad"]);
+    assert_eq!(code(&failed), 1);
+    assert_eq!(text(&failed.stderr), "tend ctl: bad failed: exited with code 3\n");
+    let unhealthy = t.ctl(&["health"]);
+    assert_eq!(code(&unhealthy), 1);
+    assert!(
+        text(&unhealthy.stderr).contains("bad: failed"),
+        "{}",
+        text(&unhealthy.stderr)
+    );
+
+    t.ok(&["stop", "--no-block", "web"]);
+    t.ok(&["wait", "web", "--for", "stopped", "--timeout", "10s"]);
+}
+
+#[test]
+fn logs_follow_streams_new_lines_root() {
+    let t = Tend::start("follow", &[("tick", TICKER)]);
+    let mut follow = t
+        .cmd(&["logs", "tick", "-n", "0", "-f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let mut seen = String::new();
+    let started = Instant::now();
+    await_true("five followed lines", LIMIT, || {
+        let mut buf = [0u8; 4096];
+        let n = stdout.read(&mut buf).unwrap();
+        seen.push_str(&text(&buf[..n]));
+        seen.lines().filter(|l| l.starts_with("tick ")).count() >= 5
+    });
+    // They arrive as the service writes them (every 50 ms), not at the end.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let numbers: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+}
+
+#[test]
+fn exec_passes_pipes_and_exit_codes_root() {
+    let t = Tend::start("exec", &[]);
+    let mut child = t
+        .cmd(&[
+            "exec",
+            "--env",
+            "GREETING=hi",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo $GREETING $x; echo err >&2; exit 7",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"there\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 7);
+    assert_eq!(text(&out.stdout), "hi there\n");
+    assert_eq!(text(&out.stderr), "err\n");
+
+    assert_eq!(code(&t.ctl(&["exec", "--", "sh", "-c", "kill -TERM $$"])), 143);
+    let missing = t.ctl(&["exec", "--", "/no/such/program"]);
+    assert_eq!(code(&missing), 127);
+    assert!(text(&missing.stderr).contains("cannot execute /no/such/program"));
+    assert_eq!(t.ok(&["exec", "--cwd", "/proc", "--", "pwd"]), "/proc\n");
+    assert_eq!(t.ok(&["exec", "--user", "nobody", "--", "id", "-u"]), "65534\n");
+
+    // A client that goes away hangs up on its command.
+    let marker = t.dir.path("hup");
+    let script = format!(
+        "trap 'echo hup > {}; exit 0' HUP; while true; do sleep 0.05; done",
+        marker.display()
+    );
+    let mut client = t
+        .cmd(&["exec", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    await_true("the exec'd command", LIMIT, || t.log().contains("exec sh -c trap"));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    await_true("SIGHUP to the command", LIMIT, || marker.exists());
+}
+
+#[test]
+fn exec_t_runs_an_interactive_shell_root() {
+    let t = Tend::start("tty", &[]);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = t
+        .cmd(&["exec", "-t", "--", "sh", "-i"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    master.write_all(b"echo $((6*7)); tty\n").unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("42") && seen.contains("/dev/pts/")) {
+        let n = master.read(&mut buf).unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&text(&buf[..n]));
+    }
+    master.write_all(b"exit 3\n").unwrap();
+    let code = exit_code_within(&mut child, LIMIT);
+    assert_eq!(code, 3, "{seen}");
+}
+
+#[test]
+fn non_root_peers_are_refused_root() {
+    let t = Tend::start("auth", &[]);
+    let as_nobody = |t: &Tend| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(tend())
+            .args(["ctl", "--socket"])
+            .arg(t.socket())
+            .arg("status");
+        output(&mut cmd)
+    };
+    let out = as_nobody(&t);
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("permission denied"));
+    // With the file permissions opened, the server itself refuses.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [t.dir.0.clone(), t.dir.path("run"), t.socket()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let out = as_nobody(&t);
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("uid 65534 may not use this socket"),
+        "{}",
+        text(&out.stderr)
+    );
+    t.ok(&["ping"]);
+}
+
+#[test]
+fn bad_clients_do_not_stall_supervision_root() {
+    let crash = "command = \"date +%s%N >> @DIR/starts; exit 1\"\nrestart-delay = \"100ms\"\nrestart-delay-max = \"100ms\"\nstart-limit-burst = 1000\n";
+    let t = Tend::start("stall", &[("crash", crash), ("tick", TICKER)]);
+    let connect = || UnixStream::connect(t.socket()).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect()); // silent
+    }
+    for _ in 0..20 {
+        let mut c = connect();
+        c.write_all(b"{").unwrap(); // one byte, then nothing
+        clients.push(c);
+    }
+    let mut garbage = connect();
+    garbage.write_all(&[0xff; 1000]).unwrap();
+    garbage.write_all(b"\n").unwrap();
+    let mut huge = connect();
+    let _ = huge.write_all(&vec![b'x'; 200_000]);
+    // Followers that never read what they asked for.
+    for _ in 0..5 {
+        let mut c = connect();
+        c.write_all(b"{\"v\":1,\"op\":\"logs\",\"name\":\"tick\",\"follow\":true}\n")
+            .unwrap();
+        clients.push(c);
+    }
+    let window = Duration::from_secs(3);
+    let before = t.lines("starts").len();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < window {
+        let asked = Instant::now();
+        t.ok(&["status"]);
+        slowest = slowest.max(asked.elapsed());
+    }
+    let starts = t.lines("starts").len() - before;
+    // One start per ~100 ms plus the spawn: well over 10 in 3 s.
+    assert!(starts >= 10, "only {starts} starts in {window:?}\n{}", t.log());
+    assert!(slowest < Duration::from_secs(1), "a status took {slowest:?}");
+    let mut reply = String::new();
+    let _ = garbage.read_to_string(&mut reply);
+    assert!(reply.contains("malformed request"), "{reply}");
+    let mut reply = String::new();
+    let _ = huge.read_to_string(&mut reply);
+    assert!(reply.contains("frame longer than"), "{reply}");
+}
+
+#[test]
+fn services_and_commands_see_no_tend_fds_root() {
+    let t = Tend::start(
+        "fds",
+        &[(
+            "lister",
+            "command = \"ls -1 /proc/self/fd > @DIR/fds\"\nrestart = \"no\"\n",
+        )],
+    );
+    // Some clients connected while it runs.
+    let _clients: Vec<UnixStream> = (0..3).map(|_| UnixStream::connect(t.socket()).unwrap()).collect();
+    t.ok(&["restart", "lister"]);
+    let fds = await_some("the fd list", LIMIT, || {
+        let lines = t.lines("fds");
+        (!lines.is_empty()).then_some(lines)
+    });
+    // 0, 1, 2, the directory ls reads, and what tend itself inherited
+    // (the fds of its parent, unshare: a test harness may leak some).
+    let mut expected: Vec<String> = ["0", "1", "2", "3"].map(String::from).to_vec();
+    let unshare = t.child.as_ref().unwrap().id();
+    for entry in std::fs::read_dir(format!("/proc/{unshare}/fd")).unwrap() {
+        expected.push(entry.unwrap().file_name().to_string_lossy().into_owned());
+    }
+    let fine = |fds: &[String]| fds.iter().all(|fd| expected.contains(fd));
+    assert!(
+        fine(&fds),
+        "service fds {fds:?}, tend inherited {expected:?}\n{}",
+        t.log()
+    );
+    let fds: Vec<String> = t
+        .ok(&["exec", "--", "ls", "-1", "/proc/self/fd"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(fine(&fds), "exec fds {fds:?}, tend inherited {expected:?}");
+}
+
+#[test]
+fn pid_reaches_tend_in_another_mount_namespace_root() {
+    // A tmpfs on /run that only tend's mount namespace sees.
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && exec {} init --units /nonexistent",
+        tend().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let pid = await_child(child.id());
+    assert!(
+        !std::path::Path::new("/run/tend/ctl.sock").exists()
+            || std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok()
+    );
+    let ping = || output(Command::new(tend()).args(["ctl", "--pid", &pid.to_string(), "ping"]));
+    await_true("tend answering through /proc/PID/root", LIMIT, || {
+        ping().status.success()
+    });
+    let out = output(Command::new(tend()).args(["ctl", "--pid", &pid.to_string(), "shutdown"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(exit_code_within(&mut child, LIMIT), 0);
+}
+
+#[test]
+fn missing_socket_names_the_path_root() {
+    let out = output(Command::new(tend()).args(["ctl", "--socket", "/nonexistent/ctl.sock", "status"]));
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        text(&out.stderr),
+        "tend ctl: no control socket at /nonexistent/ctl.sock (is tend init running there? use --socket PATH or --pid PID)\n"
+    );
+}

@@ -77,10 +77,6 @@ impl Tend {
         let text = std::fs::read_to_string(self.dir.path(name)).unwrap_or_default();
         text.lines().map(str::to_string).collect()
     }
-
-    fn pid1(&self) -> u32 {
-        await_child(self.child.as_ref().unwrap().id())
-    }
 }
 
 impl Drop for Tend {

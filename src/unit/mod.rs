@@ -30,7 +30,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{parse_cap_eff, CheckEnv, DEFAULT_PATH};
+pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
 pub use users::{parse_group, parse_passwd, Group, User};

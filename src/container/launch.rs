@@ -253,7 +253,12 @@ fn check_units(dir: &Path, required: bool) -> Result<(), SetupError> {
     if loaded.is_ok() && !loaded.units.is_empty() {
         return Ok(());
     }
-    let mut errors: Vec<String> = loaded.all_errors().iter().map(ToString::to_string).collect();
+    let all = loaded.all_errors();
+    // The first few are enough to act on; the rest often follow from them.
+    let mut errors: Vec<String> = all.iter().take(3).map(ToString::to_string).collect();
+    if all.len() > 3 {
+        errors.push(format!("and {} more (tend check)", all.len() - 3));
+    }
     if errors.is_empty() {
         errors.push("no units, and no command given".into());
     }

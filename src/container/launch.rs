@@ -127,13 +127,14 @@ fn start(
     go: OwnedFd,
     report: OwnedFd,
 ) -> Result<Reactor, Error> {
-    let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
-    let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
-    reservation.started(child)?;
+    // Let the child go first: the rest runs while it sets up (two CPUs).
     if o.userns {
         namespaces::write_maps(child)?;
     }
     write_all(go, "go");
+    let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
+    let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
+    reservation.started(child)?;
     let message = read_all(report);
     if message.is_empty() {
         Ok(reactor)

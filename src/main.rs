@@ -79,8 +79,8 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)
-        .map_err(|e| chain(&e))
-        .and_then(|o| launch::boot(o).map_err(|e| chain(&e)));
+        .map_err(|e| launch::chain(&e))
+        .and_then(|o| launch::boot(o).map_err(|e| launch::chain(&e)));
     result.unwrap_or_else(|e| {
         eprintln!("tend: {e}");
         1

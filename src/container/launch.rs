@@ -306,13 +306,17 @@ fn detach_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
-/// An error and its causes, joined by `: `.
+/// An error and its causes, joined by `: `; OS errors without std's
+/// "(os error N)".
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
         text.push_str(": ");
-        text.push_str(&cause.to_string());
+        match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => text.push_str(&crate::sys::describe(io)),
+            None => text.push_str(&cause.to_string()),
+        }
         source = cause.source();
     }
     text

@@ -6,7 +6,10 @@
 //! return plain signal numbers here.
 
 pub mod cgroup;
+pub mod mount;
+pub mod ns;
 pub mod process;
+pub mod record;
 pub mod spawn;
 
 pub use process::ExitStatus;

@@ -29,7 +29,7 @@ use crate::supervisor::ServiceConfig;
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{parse_cap_eff, CheckEnv, DEFAULT_PATH};
+pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
 pub use users::{parse_group, parse_passwd, Group, User};

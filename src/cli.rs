@@ -76,6 +76,70 @@ pub enum Sub {
     },
     /// Talk to a running tend init: status, start, stop, logs, exec...
     Ctl(CtlArgs),
+    /// Boot a system container from an OS tree, with tend as its PID 1.
+    Boot(BootArgs),
+    /// List the running machines.
+    List,
+}
+
+/// `tend boot`: see `container::options` for what each option means.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// The directory holding the OS tree.
+    #[arg(value_name = "ROOTFS")]
+    pub rootfs: PathBuf,
+
+    /// The machine's name (default: the rootfs directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The hostname (default: ROOTFS/etc/hostname, else the name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+
+    /// Bind a host path: SRC:DST[:ro] (repeatable).
+    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = crate::container::options::parse_bind)]
+    pub bind: Vec<crate::container::Bind>,
+
+    /// Mount a tmpfs at DST inside (repeatable).
+    #[arg(long, value_name = "DST")]
+    pub tmpfs: Vec<PathBuf>,
+
+    /// Mount the root read-only (/run, /tmp and binds stay writable).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Network: none (a new namespace with loopback up) or host.
+    #[arg(long, value_name = "none|host", default_value = "none", value_parser = parse_net)]
+    pub net: crate::container::Net,
+
+    /// Run in a user namespace, as root inside (default when not root).
+    #[arg(long)]
+    pub userns: bool,
+
+    /// Units from this host directory instead of ROOTFS/etc/tend/units.
+    #[arg(long, value_name = "DIR")]
+    pub units: Option<PathBuf>,
+
+    /// Return once the container runs, leaving it in the background.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// How long stopping everything may take before what is left is killed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Run this as the main service instead of the rootfs's units.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+fn parse_net(text: &str) -> Result<crate::container::Net, String> {
+    match text {
+        "none" => Ok(crate::container::Net::None),
+        "host" => Ok(crate::container::Net::Host),
+        _ => Err(format!("unknown network {text:?} (none, host)")),
+    }
 }
 
 pub const DEFAULT_UNITS: &str = "/etc/tend/units";

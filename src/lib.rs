@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod cli;
+pub mod container;
 pub mod ctl;
 pub mod entrypoint;
 pub mod logging;

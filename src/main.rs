@@ -31,6 +31,11 @@ fn run() -> i32 {
             logging::init(log_level(&cli, LevelFilter::WARN));
             check(dir)
         }
+        Some(Sub::Boot(args)) => {
+            logging::init(log_level(&cli, LevelFilter::WARN));
+            boot(args)
+        }
+        Some(Sub::List) => list(),
         // Started bare as PID 1 (by a kernel or a runtime): init with defaults.
         None if cli.command.is_empty() && std::process::id() == 1 => {
             logging::init(log_level(&cli, LevelFilter::INFO));
@@ -59,6 +64,41 @@ fn check(dir: &std::path::Path) -> i32 {
     } else {
         1
     }
+}
+
+/// `tend boot ROOTFS`: a system container, tend as its PID 1.
+fn boot(args: &tend::cli::BootArgs) -> i32 {
+    use tend::container::{launch, options};
+    let request = options::Request {
+        rootfs: args.rootfs.clone(),
+        name: args.name.clone(),
+        hostname: args.hostname.clone(),
+        binds: args.bind.clone(),
+        tmpfs: args.tmpfs.clone(),
+        read_only: args.read_only,
+        net: args.net,
+        userns: args.userns,
+        units: args.units.clone(),
+        detach: args.detach,
+        shutdown_timeout: args.shutdown_timeout,
+        command: args.command.clone(),
+    };
+    let tty = nix::unistd::ttyname(std::io::stdin()).ok();
+    let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)
+        .map_err(|e| launch::chain(&e))
+        .and_then(|o| launch::boot(o).map_err(|e| launch::chain(&e)));
+    result.unwrap_or_else(|e| {
+        eprintln!("tend: {e}");
+        1
+    })
+}
+
+/// `tend list`: the running machines.
+fn list() -> i32 {
+    use tend::container::registry;
+    let entries = registry::list(&registry::dir());
+    print!("{}", registry::table(&entries, registry::unix_now()));
+    0
 }
 
 /// `tend init`: supervise the units.

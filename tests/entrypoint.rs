@@ -58,3 +58,31 @@ fn subreaper_when_not_pid1() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(log.matches("registered as child subreaper").count(), 1, "{log}");
 }
+
+#[test]
+fn parent_death_signal_stops_tend() {
+    // The shell starts tend in the background and waits on its stdin; when
+    // the test closes that, the shell (tend's parent) exits, the kernel sends
+    // tend SIGTERM (-p), tend forwards it and exits.
+    let script = format!("{} -p TERM -- sleep 1000 & echo $!; read _; exit 0", tend().display());
+    let mut shell = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(shell.stdout.take().unwrap()), &mut line).unwrap();
+    let pid: i32 = line.trim().parse().unwrap();
+    await_true("tend's sleep", Duration::from_secs(20), || {
+        !children(pid as u32).is_empty()
+    });
+    drop(shell.stdin.take());
+    assert_eq!(exit_code_within(&mut shell, Duration::from_secs(20)), 0);
+    // SAFETY: signal 0 only asks whether the process exists.
+    await_true(
+        "tend to exit",
+        Duration::from_secs(20),
+        || unsafe { libc::kill(pid, 0) } != 0,
+    );
+}

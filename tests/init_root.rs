@@ -360,3 +360,17 @@ fn tend_tells_its_manager_when_ready_root() {
     let (code, _, log) = s.finish(tend);
     assert_eq!(code, 0, "{log}");
 }
+
+#[test]
+fn bare_tend_as_pid1_is_init_root() {
+    // No arguments at all: `tend init` with the defaults. This machine has no
+    // /etc/tend/units, which is logged; tend stays up until told to stop.
+    let s = Setup::new("bare");
+    let mut cmd = tend_as_pid1(&[]);
+    s.capture(&mut cmd);
+    let tend = cmd.spawn().unwrap();
+    s.await_log("/etc/tend/units: cannot read unit directory");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}

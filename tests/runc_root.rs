@@ -13,8 +13,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::await_some;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -210,21 +213,6 @@ fn copy(from: &Path, to: &Path) {
         fs::create_dir_all(parent).expect("create parent dir");
     }
     fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `limit`.
-fn await_some<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Host pids of the children of `pid`, over all its threads.

@@ -312,8 +312,8 @@ fn main_unit(options: &Options) -> Unit {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let mut unit = Unit::from_argv(MAIN, argv);
-    unit.main = true;
-    unit.restart = crate::supervisor::RestartPolicy::No;
+    unit.service.main = true;
+    unit.service.restart = crate::supervisor::RestartPolicy::No;
     unit.stdout = unit::Stdio::Inherit;
     unit.stderr = unit::Stdio::Inherit;
     unit.working_dir = options.cwd.clone();

@@ -115,7 +115,7 @@ impl Services {
     fn start(&mut self, unit: &Unit, registry: &Registry) -> Result<i32, String> {
         let name = unit.name.as_str();
         let mut env: Vec<(OsString, OsString)> = unit.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-        if unit.service_type == crate::supervisor::ServiceType::Notify {
+        if unit.service.service_type == crate::supervisor::ServiceType::Notify {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {e}"))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));

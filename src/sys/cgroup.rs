@@ -50,7 +50,7 @@ impl Cgroups {
     /// Removes tend's directory (empty by then) when tend exits.
     pub fn remove(&self) {
         if let Ok(entries) = fs::read_dir(&self.root) {
-            for entry in entries.flatten() {
+            for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
                 let _ = fs::remove_dir(entry.path());
             }
         }

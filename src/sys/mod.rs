@@ -7,8 +7,20 @@
 
 pub mod cgroup;
 pub mod fdpass;
+pub mod mount;
+pub mod ns;
 pub mod process;
 pub mod pty;
+pub mod record;
 pub mod spawn;
 
 pub use process::ExitStatus;
+
+/// The OS's text for an error, without std's "(os error N)" suffix: what
+/// users read in tend's one-line messages.
+pub fn describe(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}

@@ -74,6 +74,33 @@ pub fn reap() -> Reaped {
     }
 }
 
+/// Waits for the child `pid` to end (or, with `nohang`, checks whether it
+/// has): `None` while it runs.
+pub fn wait_for(pid: i32, nohang: bool) -> io::Result<Option<ExitStatus>> {
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes one int through a valid pointer to a local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if rc == 0 {
+            return Ok(None);
+        }
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(Some(ExitStatus::Code(libc::WEXITSTATUS(status))));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(Some(ExitStatus::Signal(libc::WTERMSIG(status))));
+        }
+    }
+}
+
 /// Sends `signal` to `pid` (a negative pid names a process group, -1 every
 /// process we may signal). ESRCH, a target already gone, is not an error.
 pub fn kill(pid: i32, signal: i32) -> io::Result<()> {

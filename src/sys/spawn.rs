@@ -55,7 +55,7 @@ pub struct Credentials {
 
 /// The command could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot execute {program}: {}", describe(.source))]
+#[error("cannot execute {program}: {}", super::describe(.source))]
 pub struct SpawnError {
     pub program: String,
     pub source: io::Error,
@@ -69,14 +69,6 @@ impl SpawnError {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
             _ => 126,
         }
-    }
-}
-
-/// The OS's text for an error, without std's "(os error N)" suffix.
-fn describe(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
     }
 }
 

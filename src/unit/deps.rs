@@ -63,7 +63,7 @@ fn unknown_dependencies(parsed: &mut Parsed) {
 fn many_mains(parsed: &mut Parsed) {
     let mains: Vec<String> = parsed
         .iter()
-        .filter(|(_, (c, _))| c.as_ref().is_some_and(|c| c.unit.main))
+        .filter(|(_, (c, _))| c.as_ref().is_some_and(|c| c.unit.service.main))
         .map(|(name, _)| name.clone())
         .collect();
     if mains.len() < 2 {

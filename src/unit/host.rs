@@ -144,7 +144,7 @@ pub fn read_env_file(root: &Path, unit_dir: &Path, path: &str) -> Result<(PathBu
         Ok(text) => Ok((host, text)),
         Err(e) => Err(Problem::EnvFile {
             path: path.to_string(),
-            reason: e.to_string(),
+            reason: crate::sys::describe(&e),
         }),
     }
 }

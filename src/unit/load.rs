@@ -41,7 +41,7 @@ impl Loaded {
 pub fn load_dir(dir: &Path, env: &CheckEnv) -> Loaded {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) => return dir_error(dir, e.to_string()),
+        Err(e) => return dir_error(dir, crate::sys::describe(&e)),
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
     paths.sort();
@@ -86,7 +86,17 @@ fn load_file(path: &Path, name: &str, env: &CheckEnv, dir: &Path) -> (Option<Che
     }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) => return (None, vec![file_error(path, Problem::Read { reason: e.to_string() })]),
+        Err(e) => {
+            return (
+                None,
+                vec![file_error(
+                    path,
+                    Problem::Read {
+                        reason: crate::sys::describe(&e),
+                    },
+                )],
+            )
+        }
     };
     check_text(name, path, &text, env, dir)
 }

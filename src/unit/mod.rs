@@ -24,13 +24,12 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
+use crate::supervisor::ServiceConfig;
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{parse_cap_eff, CheckEnv, DEFAULT_PATH};
+pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
 pub use users::{parse_group, parse_passwd, Group, User};
@@ -47,18 +46,7 @@ pub struct Unit {
     pub form: CommandForm,
     /// `argv[0]` found in `PATH`, as seen from inside the root.
     pub program: PathBuf,
-    pub service_type: ServiceType,
     pub ready: Option<Ready>,
-    pub ready_timeout: Option<Duration>,
-    pub restart: RestartPolicy,
-    pub restart_delay: Duration,
-    pub restart_delay_max: Duration,
-    pub start_limit_burst: u32,
-    pub start_limit_interval: Duration,
-    pub after: Vec<String>,
-    pub requires: Vec<String>,
-    pub stop_signal: i32,
-    pub stop_timeout: Duration,
     /// `None`: keep tend's own.
     pub uid: Option<u32>,
     /// `None`: keep tend's own (a numeric `user` without a passwd entry and
@@ -70,8 +58,9 @@ pub struct Unit {
     pub limits: BTreeMap<Resource, Limit>,
     pub stdout: Stdio,
     pub stderr: Stdio,
-    pub main: bool,
-    pub enabled: bool,
+    /// What the supervisor decides with: type, restart policy, ordering,
+    /// stop signal and timeouts, main, enabled.
+    pub service: ServiceConfig,
 }
 
 /// How `command` was written, for messages.
@@ -108,47 +97,19 @@ pub enum Stdio {
 impl Unit {
     /// The supervisor's view of this unit.
     pub fn service_config(&self) -> ServiceConfig {
-        ServiceConfig {
-            service_type: self.service_type,
-            has_ready_check: self.ready.is_some(),
-            ready_timeout: self.ready_timeout,
-            restart: self.restart,
-            restart_delay: self.restart_delay,
-            restart_delay_max: self.restart_delay_max,
-            start_limit_burst: self.start_limit_burst,
-            start_limit_interval: self.start_limit_interval,
-            after: self.after.clone(),
-            requires: self.requires.clone(),
-            stop_signal: self.stop_signal,
-            stop_timeout: self.stop_timeout,
-            main: self.main,
-            enabled: self.enabled,
-            revision: 0,
-        }
+        self.service.clone()
     }
 
     /// A unit for a command given on the command line (`tend init -- CMD`),
     /// with every default of a unit file.
     pub fn from_argv(name: &str, argv: Vec<String>) -> Unit {
-        let defaults = ServiceConfig::default();
         Unit {
             name: name.to_string(),
             description: None,
             program: argv.first().map(PathBuf::from).unwrap_or_default(),
             argv,
             form: CommandForm::Exec,
-            service_type: defaults.service_type,
             ready: None,
-            ready_timeout: None,
-            restart: defaults.restart,
-            restart_delay: defaults.restart_delay,
-            restart_delay_max: defaults.restart_delay_max,
-            start_limit_burst: defaults.start_limit_burst,
-            start_limit_interval: defaults.start_limit_interval,
-            after: Vec::new(),
-            requires: Vec::new(),
-            stop_signal: defaults.stop_signal,
-            stop_timeout: defaults.stop_timeout,
             uid: None,
             gid: None,
             working_dir: None,
@@ -156,8 +117,7 @@ impl Unit {
             limits: BTreeMap::new(),
             stdout: Stdio::Log,
             stderr: Stdio::Log,
-            main: false,
-            enabled: true,
+            service: ServiceConfig::default(),
         }
     }
 }

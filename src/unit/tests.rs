@@ -91,20 +91,20 @@ fn every_key() {
     let u = unit(FULL);
     assert_eq!(u.description.as_deref(), Some("the web front"));
     assert_eq!(u.ready, Some(Ready::Tcp(([127, 0, 0, 1], 8080).into())));
-    assert_eq!(u.ready_timeout, Some(Duration::from_secs(5)));
-    assert_eq!(u.restart, RestartPolicy::Always);
-    assert_eq!(u.restart_delay, Duration::from_millis(250));
-    assert_eq!(u.restart_delay_max, Duration::from_secs(90));
+    assert_eq!(u.service.ready_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(u.service.restart, RestartPolicy::Always);
+    assert_eq!(u.service.restart_delay, Duration::from_millis(250));
+    assert_eq!(u.service.restart_delay_max, Duration::from_secs(90));
     assert_eq!(
-        (u.start_limit_burst, u.start_limit_interval),
+        (u.service.start_limit_burst, u.service.start_limit_interval),
         (3, Duration::from_secs(60))
     );
     assert_eq!(
-        (u.after.clone(), u.requires.clone()),
+        (u.service.after.clone(), u.service.requires.clone()),
         (vec!["db".into()], vec!["cache".into()])
     );
     assert_eq!(
-        (u.stop_signal, u.stop_timeout),
+        (u.service.stop_signal, u.service.stop_timeout),
         (libc::SIGQUIT, Duration::from_secs(20))
     );
     assert_eq!((u.uid, u.gid), (Some(33), Some(4)));
@@ -128,7 +128,7 @@ fn every_key() {
     assert_eq!(u.limits[&Resource::Nproc], Limit { soft: 100, hard: 200 });
     assert_eq!(u.stdout, Stdio::Inherit);
     assert_eq!(u.stderr, Stdio::File("/var/log/web.err".into()));
-    assert!(u.main && !u.enabled);
+    assert!(u.service.main && !u.service.enabled);
     let c = u.service_config();
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
@@ -232,9 +232,11 @@ fn choices_durations_and_signals() {
             "units/web.toml:6:10: unknown stdout \"nul\", did you mean \"null\"?",
         ]
     );
-    assert_eq!(unit("command = [\"sh\"]\nstop-signal = 9").stop_signal, 9);
+    assert_eq!(unit("command = [\"sh\"]\nstop-signal = 9").service.stop_signal, 9);
     assert_eq!(
-        unit("command = [\"sh\"]\nstop-signal = \"RTMIN+3\"").stop_signal,
+        unit("command = [\"sh\"]\nstop-signal = \"RTMIN+3\"")
+            .service
+            .stop_signal,
         crate::signal::halt()
     );
 }
@@ -278,14 +280,17 @@ fn users_and_groups() {
 fn ready_rules() {
     let u = unit("command = [\"sh\"]\nready = { exec = [\"true\"] }");
     assert!(matches!(u.ready, Some(Ready::Exec { .. })));
-    assert_eq!(u.ready_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(u.service.ready_timeout, Some(Duration::from_secs(90)));
     assert_eq!(
-        unit("command = [\"sh\"]\ntype = \"notify\"").ready_timeout,
+        unit("command = [\"sh\"]\ntype = \"notify\"").service.ready_timeout,
         Some(Duration::from_secs(90))
     );
-    assert_eq!(unit("command = [\"sh\"]\ntype = \"oneshot\"").ready_timeout, None);
+    assert_eq!(
+        unit("command = [\"sh\"]\ntype = \"oneshot\"").service.ready_timeout,
+        None
+    );
     let oneshot = unit("command = [\"sh\"]\ntype = \"oneshot\"\nready-timeout = \"1h\"");
-    assert_eq!(oneshot.ready_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(oneshot.service.ready_timeout, Some(Duration::from_secs(3600)));
     assert_eq!(
         errors("command = [\"sh\"]\ntype = \"notify\"\nready = { tcp = \"localhost:80\" }\n"),
         [

@@ -124,14 +124,9 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     }
     let mut deps = dependencies(cx, &raw.after, "after");
     deps.extend(dependencies(cx, &raw.requires, "requires"));
-    let unit = Unit {
-        name: name.to_string(),
-        description: raw.description.map(Spanned::into_inner),
-        argv,
-        form,
-        program,
+    let service = ServiceConfig {
         service_type,
-        ready,
+        has_ready_check: ready.is_some(),
         ready_timeout,
         restart: cx.choice("restart", raw.restart, RESTART_NAMES, RESTARTS, d.restart),
         restart_delay,
@@ -142,6 +137,17 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         requires: names(&raw.requires),
         stop_signal: signal(cx, raw.stop_signal, d.stop_signal),
         stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
+        main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
+        enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+        revision: 0,
+    };
+    let unit = Unit {
+        name: name.to_string(),
+        description: raw.description.map(Spanned::into_inner),
+        argv,
+        form,
+        program,
+        ready,
         uid,
         gid,
         working_dir,
@@ -149,8 +155,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         limits: limits(cx, raw.limits),
         stdout: stdio(cx, "stdout", raw.stdout),
         stderr: stdio(cx, "stderr", raw.stderr),
-        main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
-        enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+        service,
     };
     Checked {
         unit,

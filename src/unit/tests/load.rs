@@ -143,7 +143,7 @@ fn env_files_are_read_relative_to_the_units() {
     assert_eq!(
         report,
         "units/bad.env:2:1: expected KEY=VALUE\n\
-         units/gone.toml:2:12: cannot read env-file \"/nonexistent.env\": No such file or directory (os error 2)\n\
+         units/gone.toml:2:12: cannot read env-file \"/nonexistent.env\": No such file or directory\n\
          1 unit valid, 2 invalid\n"
     );
 }

@@ -1,0 +1,328 @@
+//! The launcher of `tend boot`: takes the machine's name in the registry,
+//! clones the child into its namespaces, writes its id maps, waits for it
+//! to report its setup done (or the one error that stopped it), then stays
+//! in the foreground turning SIGTERM/SIGINT into a graceful shutdown and
+//! returns the container's exit code. The child sets up the mounts, pivots
+//! and runs `tend init`'s loop as PID 1.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+
+use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
+use super::{apply, namespaces, plan, registry};
+use crate::runtime::{self, Reactor};
+use crate::sys::mount::Real;
+use crate::sys::ns::{clone_into, loopback_up, Forked};
+use crate::sys::process;
+use crate::unit::{self, CheckEnv};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    #[error(transparent)]
+    Namespaces(#[from] namespaces::Error),
+    #[error("cannot create a pipe to the container")]
+    Pipe(#[source] nix::errno::Errno),
+    #[error("cannot set up signal handling")]
+    Signals(#[source] std::io::Error),
+    /// The child's own report, already one line.
+    #[error("{0}")]
+    Setup(String),
+    #[error("the container ended before reporting its setup")]
+    Vanished,
+    #[error("cannot wait for the container")]
+    Wait(#[source] std::io::Error),
+    #[error("cannot detach")]
+    Detach(#[source] std::io::Error),
+}
+
+/// What can stop the child before PID 1's loop runs.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Mount(#[from] apply::Error),
+    #[error("cannot bring up the loopback interface")]
+    Loopback(#[source] std::io::Error),
+    #[error("cannot load the units of {}: {errors}", .dir.display())]
+    Units { dir: PathBuf, errors: String },
+    #[error("cannot run the command: {0}")]
+    Command(String),
+}
+
+/// Boots the machine; returns its exit code (0 once detached). In the
+/// cloned child this returns PID 1's exit code, for `main` to exit with.
+pub fn boot(o: BootOptions) -> Result<i32, Error> {
+    if !o.detach {
+        let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs)?;
+        return launch(&o, reservation, &mut None);
+    }
+    let (report_r, report_w) = pipe()?;
+    match clone_into(0).map_err(Error::Detach)? {
+        Forked::Parent { .. } => {
+            drop(report_w);
+            match read_all(report_r).as_str() {
+                "ok" => Ok(0),
+                "" => Err(Error::Vanished),
+                message => Err(Error::Setup(message.to_string())),
+            }
+        }
+        Forked::Child => {
+            drop(report_r);
+            let mut up = Some(report_w);
+            detach_stdio().map_err(Error::Detach)?;
+            let result = registry::reserve(&registry::dir(), &o.name, &o.rootfs)
+                .map_err(Error::from)
+                .and_then(|r| launch(&o, r, &mut up));
+            match (result, up) {
+                (Err(e), Some(fd)) => {
+                    write_all(fd, &chain(&e));
+                    Ok(1)
+                }
+                (result, _) => result,
+            }
+        }
+    }
+}
+
+/// Clones the container and sees it through; `up` is told "ok" once it runs.
+fn launch(o: &BootOptions, mut reservation: registry::Reservation, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
+    let (report_r, report_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let child = match clone_into(namespaces::clone_flags(o)).map_err(namespaces::Error::Clone)? {
+        Forked::Child => {
+            // The launcher's entry and pipes are not ours to keep.
+            std::mem::forget(reservation);
+            drop((report_r, go_w, up.take()));
+            return Ok(child_main(o, go_r, report_w));
+        }
+        Forked::Parent { child } => child,
+    };
+    drop((go_r, report_w));
+    match start(o, child, &mut reservation, go_w, report_r) {
+        Ok(reactor) => {
+            if let Some(fd) = up.take() {
+                write_all(fd, "ok");
+            }
+            wait(child, reactor)
+        }
+        Err(e) => {
+            let _ = process::kill(child, libc::SIGKILL);
+            let _ = process::wait_for(child, false);
+            Err(e)
+        }
+    }
+}
+
+/// The launcher's half of the start: signals, registry, id maps, then the
+/// child's report.
+fn start(
+    o: &BootOptions,
+    child: i32,
+    reservation: &mut registry::Reservation,
+    go: OwnedFd,
+    report: OwnedFd,
+) -> Result<Reactor, Error> {
+    // Let the child go first: the rest runs while it sets up (two CPUs).
+    if o.userns {
+        namespaces::write_maps(child)?;
+    }
+    write_all(go, "go");
+    let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
+    let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
+    reservation.started(child)?;
+    let message = read_all(report);
+    if message.is_empty() {
+        Ok(reactor)
+    } else {
+        Err(Error::Setup(message))
+    }
+}
+
+/// Until the container ends: SIGTERM, SIGINT and SIGQUIT become a SIGTERM
+/// to its PID 1 (its graceful shutdown), SIGHUP is passed on (reload).
+fn wait(child: i32, mut reactor: Reactor) -> Result<i32, Error> {
+    loop {
+        if let Some(status) = process::wait_for(child, true).map_err(Error::Wait)? {
+            return Ok(status.code());
+        }
+        let wake = reactor.wait(None).map_err(Error::Wait)?;
+        for signal in wake.signals {
+            let forward = match signal {
+                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => libc::SIGTERM,
+                libc::SIGHUP => libc::SIGHUP,
+                _ => continue,
+            };
+            if let Err(e) = process::kill(child, forward) {
+                tracing::warn!("cannot signal the container: {e}");
+            }
+        }
+    }
+}
+
+/// The child: PID 1 of the new namespaces. Reports its setup's outcome
+/// through `report` (an error text, or nothing before closing it).
+fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd) -> i32 {
+    // Die with the launcher: nobody else would stop this machine.
+    let _ = process::set_parent_death_signal(libc::SIGKILL);
+    // Wait until the launcher has written our id maps: before that, we are
+    // nobody in our user namespace and may mount nothing.
+    if read_all(go) != "go" {
+        return 1;
+    }
+    if let Err(e) = setup(o) {
+        write_all(report, &chain(&e));
+        return 1;
+    }
+    drop(report);
+    let options = runtime::init::Options {
+        // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.
+        units: o.units_inside().unwrap_or_else(|| UNITS_INSIDE.into()),
+        command: o.command.clone(),
+        cwd: Some(PathBuf::from("/")),
+        shutdown_timeout: o.shutdown_timeout,
+        // Inside: reachable from the host with `tend ctl --pid PID`.
+        socket: Some(crate::ctl::server::Config {
+            path: crate::ctl::server::DEFAULT_SOCKET.into(),
+            group: None,
+        }),
+    };
+    match runtime::init::run(options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tend: {}", chain(&e));
+            1
+        }
+    }
+}
+
+/// Everything between the clone and PID 1's loop, in order.
+fn setup(o: &BootOptions) -> Result<(), SetupError> {
+    // HOOK(ctl): the host-side control socket `registry::socket_path(dir,
+    // name)` must be bound here, before `apply` pivots away from the host's
+    // file system: create the listener now (a path under the machines dir is
+    // reachable only until pivot_root) and pass it into `runtime::init`
+    // beside /run/tend/ctl.sock. The launcher then removes the socket file
+    // with the registry entry.
+    apply::apply(&mut Real, &plan::plan(o))?;
+    if o.net == Net::None {
+        loopback_up().map_err(SetupError::Loopback)?;
+    }
+    environment(o);
+    if let Some(dir) = o.units_inside() {
+        check_units(&dir, o.command.is_empty())?;
+    }
+    if let Some(program) = o.command.first() {
+        check_command(program)?;
+    }
+    Ok(())
+}
+
+/// PID 1 starts from a clean environment, as in systemd-nspawn: a PATH, the
+/// terminal type, `container=tend`, and where to report readiness.
+fn environment(o: &BootOptions) {
+    let term = std::env::var_os("TERM");
+    let keep_notify = matches!(o.notify, Notify::Abstract(_)) && o.net == Net::Host;
+    let notify = std::env::var_os("NOTIFY_SOCKET");
+    for (key, _) in std::env::vars_os() {
+        std::env::remove_var(key);
+    }
+    std::env::set_var("PATH", unit::DEFAULT_PATH);
+    std::env::set_var("container", "tend");
+    if let Some(term) = term {
+        std::env::set_var("TERM", term);
+    }
+    match &o.notify {
+        Notify::Path(_) => std::env::set_var("NOTIFY_SOCKET", NOTIFY_INSIDE),
+        Notify::Abstract(_) if keep_notify => {
+            if let Some(n) = notify {
+                std::env::set_var("NOTIFY_SOCKET", n);
+            }
+        }
+        Notify::Abstract(name) => {
+            tracing::warn!("NOTIFY_SOCKET @{name} is abstract: unreachable from a new network namespace")
+        }
+        Notify::None => {}
+    }
+}
+
+/// Units that would not start are a setup error: every problem, one line.
+fn check_units(dir: &Path, required: bool) -> Result<(), SetupError> {
+    if !dir.is_dir() && !required {
+        return Ok(());
+    }
+    let loaded = unit::load_dir(dir, &CheckEnv::for_root(Path::new("/")));
+    if loaded.is_ok() && !loaded.units.is_empty() {
+        return Ok(());
+    }
+    let all = loaded.all_errors();
+    // The first few are enough to act on; the rest often follow from them.
+    let mut errors: Vec<String> = all.iter().take(3).map(ToString::to_string).collect();
+    if all.len() > 3 {
+        errors.push(format!("and {} more (tend check)", all.len() - 3));
+    }
+    if errors.is_empty() {
+        errors.push("no units, and no command given".into());
+    }
+    Err(SetupError::Units {
+        dir: dir.to_path_buf(),
+        errors: errors.join("; "),
+    })
+}
+
+fn check_command(program: &OsString) -> Result<(), SetupError> {
+    let argv0 = program.to_string_lossy();
+    unit::find_program(
+        Path::new("/"),
+        &argv0,
+        unit::DEFAULT_PATH,
+        Some(Path::new("/")),
+        "command",
+    )
+    .map(drop)
+    .map_err(|p| SetupError::Command(p.to_string()))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(Error::Pipe)
+}
+
+fn read_all(fd: OwnedFd) -> String {
+    let mut text = String::new();
+    let _ = std::fs::File::from(fd).read_to_string(&mut text);
+    text
+}
+
+fn write_all(fd: OwnedFd, text: &str) {
+    let _ = std::fs::File::from(fd).write_all(text.as_bytes());
+}
+
+/// A detached launcher keeps no terminal: a new session, stdio on /dev/null.
+fn detach_stdio() -> std::io::Result<()> {
+    nix::unistd::setsid().map_err(std::io::Error::from)?;
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}
+
+/// An error and its causes, joined by `: `; OS errors without std's
+/// "(os error N)".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => text.push_str(&crate::sys::describe(io)),
+            None => text.push_str(&cause.to_string()),
+        }
+        source = cause.source();
+    }
+    text
+}

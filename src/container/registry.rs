@@ -1,0 +1,226 @@
+//! The registry of running machines: one `NAME.json` per machine in
+//! `/run/tend/machines/` (`$XDG_RUNTIME_DIR/tend/machines/` rootless),
+//! created exclusively by the launcher (so a name is taken once) and removed
+//! when the machine ends. An entry whose launcher is gone is stale and is
+//! ignored, and replaced by a new boot of the same name.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    /// The host pid of the container's PID 1 (0 while it starts).
+    pub pid: i32,
+    /// The host pid of the launcher, which owns the entry.
+    pub launcher: i32,
+    pub rootfs: PathBuf,
+    /// Unix time of the boot, in seconds.
+    pub started: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the machines directory {}", .path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("machine name {name} is already in use (launcher pid {launcher})")]
+    InUse { name: String, launcher: i32 },
+    #[error("cannot write {}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The machines directory for this user.
+pub fn dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/tend/machines");
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid())));
+    runtime.join("tend/machines")
+}
+
+/// Where the machine's host-side control socket goes (served by PID 1).
+pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sock"))
+}
+
+/// The entry of a booting machine, removed on drop by its launcher.
+#[derive(Debug)]
+pub struct Reservation {
+    path: PathBuf,
+    entry: Entry,
+}
+
+/// Takes `name` in `dir`: fails when a live launcher holds it.
+pub fn reserve(dir: &Path, name: &str, rootfs: &Path) -> Result<Reservation, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(format!("{name}.json"));
+    let entry = Entry {
+        name: name.to_string(),
+        pid: 0,
+        launcher: std::process::id() as i32,
+        rootfs: rootfs.to_path_buf(),
+        started: now(),
+    };
+    let text = serde_json::to_string(&entry).unwrap_or_default();
+    let write_new = || {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        file.write_all(text.as_bytes())
+    };
+    match write_new() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if let Some(old) = read(&path).filter(alive) {
+                return Err(Error::InUse {
+                    name: name.into(),
+                    launcher: old.launcher,
+                });
+            }
+            // Stale: its launcher died without cleaning up.
+            let _ = std::fs::remove_file(&path);
+            write_new().map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Err(source) => return Err(Error::Write { path, source }),
+    }
+    Ok(Reservation { path, entry })
+}
+
+impl Reservation {
+    /// Records the host pid of PID 1 (write a copy, then rename over).
+    pub fn started(&mut self, pid: i32) -> Result<(), Error> {
+        self.entry.pid = pid;
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_string(&self.entry).unwrap_or_default();
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|source| Error::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // A cloned child holds a copy: only the launcher removes the entry.
+        if std::process::id() as i32 == self.entry.launcher {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn read(path: &Path) -> Option<Entry> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Whether the entry's launcher still runs.
+fn alive(entry: &Entry) -> bool {
+    entry.launcher > 0 && Path::new(&format!("/proc/{}", entry.launcher)).exists()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The live machines of `dir`, by name.
+pub fn list(dir: &Path) -> Vec<Entry> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Entry> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| read(&p))
+        .filter(alive)
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// `tend list`'s table: name, PID 1's host pid, rootfs, uptime.
+pub fn table(entries: &[Entry], now: u64) -> String {
+    let mut out = format!("{:<16} {:>8} {:>10}  {}\n", "NAME", "PID", "UPTIME", "ROOTFS");
+    for e in entries {
+        let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
+        out.push_str(&format!(
+            "{:<16} {:>8} {:>10}  {}\n",
+            e.name,
+            e.pid,
+            up.to_string(),
+            e.rootfs.display()
+        ));
+    }
+    out
+}
+
+/// The current time, for [`table`].
+pub fn unix_now() -> u64 {
+    now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_uptime() {
+        let e = Entry {
+            name: "demo".into(),
+            pid: 4242,
+            launcher: 4241,
+            rootfs: "/srv/demo".into(),
+            started: 1000,
+        };
+        let t = table(&[e], 1065);
+        assert!(t.starts_with("NAME"));
+        assert!(
+            t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("/srv/demo"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_name_is_taken_once_and_freed_on_drop() {
+        let dir = std::env::temp_dir().join(format!("tend-registry-{}", std::process::id()));
+        let r = reserve(&dir, "x", Path::new("/r")).unwrap();
+        assert!(matches!(reserve(&dir, "x", Path::new("/r")), Err(Error::InUse { .. })));
+        assert_eq!(list(&dir).len(), 1);
+        drop(r);
+        assert!(list(&dir).is_empty());
+        // A stale entry (dead launcher) is replaced.
+        let stale = Entry {
+            name: "y".into(),
+            pid: 0,
+            launcher: i32::MAX,
+            rootfs: "/r".into(),
+            started: 0,
+        };
+        std::fs::write(dir.join("y.json"), serde_json::to_string(&stale).unwrap()).unwrap();
+        assert!(list(&dir).is_empty());
+        assert!(reserve(&dir, "y", Path::new("/r")).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,204 @@
+//! The calls that build a container's file system view, behind one trait so
+//! that the order of the mount steps can be tested without root: [`Real`]
+//! makes the calls, [`super::record::Recorder`] writes them down.
+//!
+//! Every method returns the bare [`Errno`]; the caller names the step and
+//! the path (see `container::apply`).
+
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+
+/// What a path is, when it exists (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// Anything that is not a directory: a file, a device, a socket.
+    File,
+}
+
+/// The system calls of the mount setup, with the caller passing the
+/// implementation explicitly (`&mut dyn Sys`).
+pub trait Sys {
+    /// mount(2).
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Errno>;
+    /// umount2(2) with `MNT_DETACH`: gone from the tree now, freed when unused.
+    fn umount_detach(&mut self, target: &Path) -> Result<(), Errno>;
+    /// Makes the mount at `target` read-only, and every mount below it when
+    /// `recursive` (mount_setattr(2) with `AT_RECURSIVE`).
+    fn set_read_only(&mut self, target: &Path, recursive: bool) -> Result<(), Errno>;
+    /// stat(2): `None` when the path does not exist.
+    fn kind(&mut self, path: &Path) -> Option<Kind>;
+    /// mkdir -p.
+    fn mkdir_all(&mut self, path: &Path) -> Result<(), Errno>;
+    /// An empty file to bind a file onto (kept if it exists).
+    fn create_file(&mut self, path: &Path) -> Result<(), Errno>;
+    /// mknod(2) of a character device.
+    fn mknod(&mut self, path: &Path, major: u64, minor: u64, mode: u32) -> Result<(), Errno>;
+    /// symlink(2): `link` pointing at `target`.
+    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), Errno>;
+    fn chdir(&mut self, path: &Path) -> Result<(), Errno>;
+    /// pivot_root(2).
+    fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> Result<(), Errno>;
+    /// sethostname(2).
+    fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
+}
+
+/// The kernel.
+#[derive(Debug, Default)]
+pub struct Real;
+
+fn errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl Sys for Real {
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Errno> {
+        nix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn umount_detach(&mut self, target: &Path) -> Result<(), Errno> {
+        nix::mount::umount2(target, MntFlags::MNT_DETACH)
+    }
+
+    fn set_read_only(&mut self, target: &Path, recursive: bool) -> Result<(), Errno> {
+        match mount_setattr_rdonly(target, recursive) {
+            // Before Linux 5.12: remount the top mount only, keeping the
+            // flags a user namespace may not drop (nosuid, nodev, noexec).
+            Err(Errno::ENOSYS) => {
+                let locked = locked_flags(target)?;
+                let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked;
+                nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            }
+            other => other,
+        }
+    }
+
+    fn kind(&mut self, path: &Path) -> Option<Kind> {
+        let meta = fs::metadata(path).ok()?;
+        Some(if meta.is_dir() { Kind::Dir } else { Kind::File })
+    }
+
+    fn mkdir_all(&mut self, path: &Path) -> Result<(), Errno> {
+        fs::create_dir_all(path).map_err(errno)
+    }
+
+    fn create_file(&mut self, path: &Path) -> Result<(), Errno> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(errno)?;
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map(drop)
+            .map_err(errno)
+    }
+
+    fn mknod(&mut self, path: &Path, major: u64, minor: u64, mode: u32) -> Result<(), Errno> {
+        let dev = nix::sys::stat::makedev(major, minor);
+        nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), dev)?;
+        // mknod honours the umask; the nodes must be usable by everyone.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), Errno> {
+        std::os::unix::fs::symlink(target, link).map_err(errno)
+    }
+
+    fn chdir(&mut self, path: &Path) -> Result<(), Errno> {
+        nix::unistd::chdir(path)
+    }
+
+    fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> Result<(), Errno> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+
+    fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
+        nix::unistd::sethostname(name)
+    }
+}
+
+/// `struct mount_attr` of <linux/mount.h>.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+fn mount_setattr_rdonly(target: &Path, recursive: bool) -> Result<(), Errno> {
+    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
+        .map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is a NUL-terminated string and `attr` a valid
+    // `mount_attr` whose size is passed; both outlive the call, which only
+    // reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// The per-mount flags of `target` that a remount must repeat.
+fn locked_flags(target: &Path) -> Result<MsFlags, Errno> {
+    use nix::sys::statvfs::FsFlags;
+    let flags = nix::sys::statvfs::statvfs(target)?.flags();
+    let mut locked = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if flags.contains(fs) {
+            locked |= ms;
+        }
+    }
+    Ok(locked)
+}

@@ -1,0 +1,61 @@
+//! Namespaces: cloning into new ones, and bringing up the loopback of a new
+//! network namespace.
+
+use std::io;
+
+/// Which side of a clone we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// clone(2) with fork semantics (no new stack: the child gets a copy of
+/// this address space) into the namespaces of `flags` (`CLONE_NEW*`). The
+/// child's death is reported to us by SIGCHLD.
+///
+/// Call it single-threaded: like after fork, only the calling thread exists
+/// in the child.
+pub fn clone_into(flags: libc::c_int) -> io::Result<Forked> {
+    let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: with a null stack, clone behaves as fork: the child continues
+    // on a copy of our stack. The remaining arguments (parent/child tid
+    // pointers, TLS) are zero, so the kernel writes nothing of ours; their
+    // order differs between architectures but all are zero.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { child: pid as i32 }),
+    }
+}
+
+/// Sets `IFF_UP` on "lo" (netdevice(7)): a new network namespace starts
+/// with its loopback down.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket takes integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a descriptor we just opened and own from here on.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, a
+    // valid ifreq that outlives the call.
+    if unsafe { libc::ioctl(raw, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the flags member of the union is the one set.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req`, valid for the call.
+    if unsafe { libc::ioctl(raw, libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -206,8 +206,13 @@ pub struct CtlArgs {
 
     /// Reach the tend whose PID 1 has this pid here, through
     /// /proc/PID/root/run/tend/ctl.sock.
-    #[arg(long, value_name = "PID", global = true)]
+    #[arg(long, value_name = "PID", conflicts_with = "machine", global = true)]
     pub pid: Option<u32>,
+
+    /// Reach the machine booted with `tend boot --name NAME`, through its
+    /// host-side socket (see `tend list`).
+    #[arg(short = 'M', long, value_name = "NAME", conflicts_with = "socket", global = true)]
+    pub machine: Option<String>,
 
     /// Print the replies as JSON, one object per line.
     #[arg(long, global = true)]

@@ -118,6 +118,7 @@ fn init(args: &InitArgs) -> i32 {
         cwd,
         shutdown_timeout: args.shutdown_timeout,
         socket,
+        machine_socket: None,
     };
     match runtime::init::run(options) {
         Ok(code) => code,

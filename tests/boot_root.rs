@@ -438,3 +438,77 @@ check proc-sys-read-only sh -c '! echo 1 > /proc/sys/kernel/domainname'
     assert_eq!(mountinfo(), before);
     assert!(!runtime.join("tend/machines/rootfs.json").exists());
 }
+
+/// `tend ctl -M NAME ARGS...` from the host, stdin given.
+fn ctl_machine(name: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(tend())
+        .args(["ctl", "-M", name])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let code = exit_code_within(&mut child, LIMIT);
+    let out = child.wait_with_output().unwrap();
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn controlled_from_the_host_with_ctl_machine_root() {
+    let demo = Demo::new("ctlm");
+    let before = mountinfo();
+    let child = demo
+        .boot("ctlm", &[])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    await_entry("ctlm");
+    let (code, out, err) = ctl_machine("ctlm", &["wait", "httpd", "syslogd", "--for", "ready"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = ctl_machine("ctlm", &["status"], "");
+    assert_eq!(code, 0, "{err}");
+    for service in ["crond", "httpd", "prepare", "syslogd"] {
+        assert!(out.lines().any(|l| l.starts_with(service)), "{out}");
+    }
+    // exec runs inside (its hostname, its processes), with our pipes.
+    let (code, out, err) = ctl_machine(
+        "ctlm",
+        &["exec", "--", "sh", "-c", "tr a-z A-Z; hostname; exit 6"],
+        "shout\n",
+    );
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(out, "SHOUT\ndemo\n", "the rootfs's /etc/hostname; {err}");
+    let (code, out, err) = ctl_machine("ctlm", &["logs", "prepare"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = ctl_machine("ctlm", &["shutdown"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(exit_code_within(&mut child.0, LIMIT), 0);
+    assert!(
+        !Path::new("/run/tend/machines/ctlm.sock").exists(),
+        "the socket is gone"
+    );
+    let (code, _, err) = ctl_machine("ctlm", &["status"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("/run/tend/machines/ctlm.sock"), "{err}");
+    assert_eq!(mountinfo(), before);
+}
+
+/// A launcher killed when the test fails half-way (its container dies with
+/// it: PID 1 has SIGKILL as its parent-death signal).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

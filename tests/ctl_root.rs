@@ -484,6 +484,6 @@ fn missing_socket_names_the_path_root() {
     assert_eq!(code(&out), 1);
     assert_eq!(
         text(&out.stderr),
-        "tend ctl: no control socket at /nonexistent/ctl.sock (is tend init running there? use --socket PATH or --pid PID)\n"
+        "tend ctl: no control socket at /nonexistent/ctl.sock (is tend running there? use --socket PATH, --pid PID or -M NAME; tend list shows the machines)\n"
     );
 }

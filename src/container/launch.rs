@@ -39,6 +39,8 @@ pub enum Error {
     Wait(#[source] std::io::Error),
     #[error("cannot detach")]
     Detach(#[source] std::io::Error),
+    #[error("cannot create the machine's control socket {}", .path.display())]
+    Socket { path: PathBuf, source: std::io::Error },
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -93,16 +95,21 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
 fn launch(o: &BootOptions, mut reservation: registry::Reservation, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
+    // The host-side control socket (`tend ctl -M NAME`), bound here on the
+    // host's file system; the child inherits it and serves it after its
+    // pivot_root, when that path is out of its reach.
+    let path = registry::socket_path(&registry::dir(), &o.name);
+    let machine = crate::ctl::server::listen(&path, None).map_err(|source| Error::Socket { path, source })?;
     let child = match clone_into(namespaces::clone_flags(o)).map_err(namespaces::Error::Clone)? {
         Forked::Child => {
             // The launcher's entry and pipes are not ours to keep.
             std::mem::forget(reservation);
             drop((report_r, go_w, up.take()));
-            return Ok(child_main(o, go_r, report_w));
+            return Ok(child_main(o, go_r, report_w, machine));
         }
         Forked::Parent { child } => child,
     };
-    drop((go_r, report_w));
+    drop((go_r, report_w, machine));
     match start(o, child, &mut reservation, go_w, report_r) {
         Ok(reactor) => {
             if let Some(fd) = up.take() {
@@ -166,7 +173,7 @@ fn wait(child: i32, mut reactor: Reactor) -> Result<i32, Error> {
 
 /// The child: PID 1 of the new namespaces. Reports its setup's outcome
 /// through `report` (an error text, or nothing before closing it).
-fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd) -> i32 {
+fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::unix::net::UnixListener) -> i32 {
     // Die with the launcher: nobody else would stop this machine.
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
@@ -190,6 +197,7 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd) -> i32 {
             path: crate::ctl::server::DEFAULT_SOCKET.into(),
             group: None,
         }),
+        machine_socket: Some(machine),
     };
     match runtime::init::run(options) {
         Ok(code) => code,
@@ -202,12 +210,6 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd) -> i32 {
 
 /// Everything between the clone and PID 1's loop, in order.
 fn setup(o: &BootOptions) -> Result<(), SetupError> {
-    // HOOK(ctl): the host-side control socket `registry::socket_path(dir,
-    // name)` must be bound here, before `apply` pivots away from the host's
-    // file system: create the listener now (a path under the machines dir is
-    // reachable only until pivot_root) and pass it into `runtime::init`
-    // beside /run/tend/ctl.sock. The launcher then removes the socket file
-    // with the registry entry.
     apply::apply(&mut Real, &plan::plan(o))?;
     if o.net == Net::None {
         loopback_up().map_err(SetupError::Loopback)?;

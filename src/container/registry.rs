@@ -124,6 +124,7 @@ impl Drop for Reservation {
         // A cloned child holds a copy: only the launcher removes the entry.
         if std::process::id() as i32 == self.entry.launcher {
             let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(self.path.with_extension("sock"));
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::sys::fdpass;
 /// Why talking to tend failed; each is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no control socket at {} (is tend init running there? use --socket PATH or --pid PID)", .path.display())]
+    #[error("no control socket at {} (is tend running there? use --socket PATH, --pid PID or -M NAME; tend list shows the machines)", .path.display())]
     Missing { path: PathBuf },
     #[error("permission denied: {} (run as root or as a member of tend's --socket-group)", .path.display())]
     Denied { path: PathBuf },

@@ -13,10 +13,11 @@ use crate::cli::{CtlArgs, CtlCommand};
 
 /// Runs the command; the exit code. Failures print one line on stderr.
 pub fn run(args: &CtlArgs) -> i32 {
-    let path = match (&args.socket, args.pid) {
-        (Some(path), _) => path.clone(),
-        (None, Some(pid)) => client::socket_of_pid(pid),
-        (None, None) => PathBuf::from(super::server::DEFAULT_SOCKET),
+    let path = match (&args.socket, args.pid, &args.machine) {
+        (Some(path), _, _) => path.clone(),
+        (None, Some(pid), _) => client::socket_of_pid(pid),
+        (None, None, Some(name)) => crate::container::registry::socket_path(&crate::container::registry::dir(), name),
+        (None, None, None) => PathBuf::from(super::server::DEFAULT_SOCKET),
     };
     let result = Client::connect(&path).and_then(|mut c| dispatch(&mut c, args));
     match result {

@@ -22,9 +22,13 @@ use super::task::{Host, Task};
 use crate::supervisor::ExitStatus;
 use crate::sys::{fdpass, process};
 
-/// The first token of the server's namespace (the listener's); connections
-/// take the ones above. Far above what the services' sources ever reach.
+/// The first token of the server's namespace: its listeners take the first
+/// `LISTENERS`, connections the ones above. Far above what the services'
+/// sources ever reach.
 pub const BASE: usize = 1 << (usize::BITS - 8);
+
+/// At most this many sockets served (the one inside, a machine's on the host).
+const LISTENERS: usize = 4;
 
 /// The default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
@@ -49,7 +53,7 @@ pub enum Error {
 }
 
 pub struct Server {
-    listener: UnixListener,
+    listeners: Vec<UnixListener>,
     registry: Registry,
     path: PathBuf,
     group: Option<u32>,
@@ -67,30 +71,40 @@ impl Server {
     /// (0600 or 0660), replacing a stale one, and starts listening.
     pub fn bind(config: &Config, registry: &Registry) -> Result<Server, Error> {
         let path = config.path.clone();
-        let listener = listen(&path, config.group).map_err(|source| Error::Bind {
-            path: path.clone(),
-            source,
-        })?;
-        let mut listener = UnixListener::from_std(listener);
         let bind_error = |source| Error::Bind {
             path: path.clone(),
             source,
         };
+        let listener = listen(&path, config.group).map_err(bind_error)?;
         let registry = registry.try_clone().map_err(bind_error)?;
-        registry
-            .register(&mut listener, Token(BASE), Interest::READABLE)
-            .map_err(bind_error)?;
-        Ok(Server {
-            listener,
+        let mut server = Server {
+            listeners: Vec::new(),
             registry,
-            path,
+            path: path.clone(),
             group: config.group,
             own_uid: nix::unistd::geteuid().as_raw(),
             conns: HashMap::new(),
-            next: BASE + 1,
+            next: BASE + LISTENERS,
             execs: HashMap::new(),
             accept_blocked: false,
-        })
+        };
+        server.add_listener(listener).map_err(bind_error)?;
+        Ok(server)
+    }
+
+    /// Serves one more socket, bound by someone else: a booted machine's
+    /// host-side socket, bound before its PID 1 left the host's file system.
+    /// Its file is not ours to remove.
+    pub fn add_listener(&mut self, listener: std::os::unix::net::UnixListener) -> io::Result<()> {
+        if self.listeners.len() == LISTENERS {
+            return Err(io::Error::other("too many control sockets"));
+        }
+        listener.set_nonblocking(true)?;
+        let mut listener = UnixListener::from_std(listener);
+        let token = Token(BASE + self.listeners.len());
+        self.registry.register(&mut listener, token, Interest::READABLE)?;
+        self.listeners.push(listener);
+        Ok(())
     }
 
     pub fn owns(&self, token: Token) -> bool {
@@ -99,7 +113,7 @@ impl Server {
 
     /// A token of ours is ready: accept, or read, answer and write.
     pub fn ready(&mut self, token: Token, host: &mut dyn Host, now: Instant) {
-        if token == Token(BASE) {
+        if token.0 < BASE + LISTENERS {
             self.accept();
         } else {
             self.drive(token, host, now);
@@ -170,19 +184,22 @@ impl Server {
         let _ = std::fs::remove_file(&self.path);
     }
 
+    /// Accepts what waits on every listener (edge-triggered: all of it).
     fn accept(&mut self) {
         self.accept_blocked = false;
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and the like: leave the rest in the backlog
-                    // until a connection closes.
-                    debug!("cannot accept a control connection: {e}");
-                    self.accept_blocked = true;
-                    return;
+        for i in 0..self.listeners.len() {
+            loop {
+                match self.listeners[i].accept() {
+                    Ok((stream, _)) => self.admit(stream),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // EMFILE and the like: leave the rest in the backlog
+                        // until a connection closes.
+                        debug!("cannot accept a control connection: {e}");
+                        self.accept_blocked = true;
+                        return;
+                    }
                 }
             }
         }
@@ -288,11 +305,14 @@ impl Server {
     }
 }
 
-/// The listening socket: close-on-exec, non-blocking, mode set before
-/// `listen` so no one connects through looser permissions.
-fn listen(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
+/// Creates the directory (0700, 0750 with a group) and binds a listening,
+/// non-blocking, close-on-exec socket at `path` (0600, 0660 with a group),
+/// its mode set before `listen` so no one connects through looser ones.
+pub fn listen(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
     use nix::sys::socket::{bind, listen as nix_listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    if let Some(dir) = path.parent() {
+    // Only a directory we make is ours to restrict: `--socket /tmp/x.sock`
+    // must not change /tmp.
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir)?;
         let mode = if group.is_some() { 0o750 } else { 0o700 };
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;

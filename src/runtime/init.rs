@@ -18,7 +18,7 @@ use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
 /// What `tend init` was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
     pub units: PathBuf,
     /// `-- CMD`: run as the main service beside the units.
@@ -27,6 +27,9 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// The control socket; `None` serves none.
     pub socket: Option<ctl::server::Config>,
+    /// A socket bound by `tend boot` on the host before the pivot, served
+    /// beside `socket`.
+    pub machine_socket: Option<std::os::unix::net::UnixListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +55,7 @@ struct Init {
 }
 
 /// Runs until the supervisor decides to exit; returns the exit code.
-pub fn run(options: Options) -> Result<i32, Error> {
+pub fn run(mut options: Options) -> Result<i32, Error> {
     let manager = std::env::var("NOTIFY_SOCKET").ok();
     // Services must not talk to our manager: remove it before any spawn.
     std::env::remove_var("NOTIFY_SOCKET");
@@ -64,7 +67,7 @@ pub fn run(options: Options) -> Result<i32, Error> {
     let mut services = Services::new(random_token());
     services.set_units(units);
     let supervisor = Supervisor::new(configs, invalid, options.shutdown_timeout, now);
-    let ctl = options.socket.as_ref().and_then(|config| {
+    let mut ctl = options.socket.as_ref().and_then(|config| {
         Server::bind(config, reactor.registry())
             .inspect_err(|e| {
                 let cause = std::error::Error::source(e)
@@ -74,6 +77,11 @@ pub fn run(options: Options) -> Result<i32, Error> {
             })
             .ok()
     });
+    if let (Some(server), Some(machine)) = (&mut ctl, options.machine_socket.take()) {
+        if let Err(e) = server.add_listener(machine) {
+            warn!("cannot serve the machine's host-side control socket: {e}");
+        }
+    }
     let mut init = Init {
         options,
         supervisor,

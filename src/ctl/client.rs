@@ -80,7 +80,7 @@ impl Client {
             Err(ClientError::Io(e))
                 if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) =>
             {
-                match self.expect() {
+                match self.reply() {
                     Err(refused @ ClientError::Refused { .. }) => Err(refused),
                     _ => Err(ClientError::Io(e)),
                 }
@@ -134,7 +134,7 @@ impl Client {
     }
 
     /// The next reply, which must come; an error reply becomes `Refused`.
-    pub fn expect(&mut self) -> Result<Reply, ClientError> {
+    pub fn reply(&mut self) -> Result<Reply, ClientError> {
         match self.recv()? {
             None => Err(ClientError::Closed),
             Some(Reply {
@@ -148,7 +148,7 @@ impl Client {
     /// A request and its single reply.
     pub fn call(&mut self, request: &Request) -> Result<Reply, ClientError> {
         self.send(request, &[])?;
-        self.expect()
+        self.reply()
     }
 
     /// The oldest fd received with a reply.

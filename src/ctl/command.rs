@@ -190,7 +190,7 @@ fn stream(c: &mut Client, op: Op, json: bool) -> Result<i32, ClientError> {
     c.send(&Request::new(op), &[])?;
     let mut stdout = std::io::stdout();
     loop {
-        let reply = c.expect()?;
+        let reply = c.reply()?;
         if json {
             print_json(&reply);
         } else {
@@ -231,7 +231,7 @@ fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
     ];
     c.send(&Request::new(Op::Exec(request)), &fds)?;
     loop {
-        let reply = c.expect()?;
+        let reply = c.reply()?;
         if json {
             print_json(&reply);
         }

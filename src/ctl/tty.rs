@@ -47,7 +47,7 @@ pub fn exec(c: &mut Client, mut request: Exec) -> Result<i32, ClientError> {
         request.env.insert(0, format!("TERM={term}"));
     }
     c.send(&Request::new(Op::Exec(request)), &[])?;
-    let reply = c.expect()?;
+    let reply = c.reply()?;
     if !matches!(reply.body, Body::Started { .. }) {
         return Err(ClientError::Protocol("expected the command's start".into()));
     }

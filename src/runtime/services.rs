@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::capture::{Lines, Ring};
 use super::notify::{self, Notice};
-use super::ready::{self, Attempt};
+use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::cgroup::{Cgroup, Cgroups};
 use crate::sys::process;
@@ -50,9 +50,6 @@ enum Source {
         service: String,
         socket: UnixDatagram,
     },
-    Check {
-        service: String,
-    },
 }
 
 pub struct Services {
@@ -64,7 +61,7 @@ pub struct Services {
     rings: BTreeMap<String, Ring>,
     sources: HashMap<Token, Source>,
     next_token: usize,
-    checks: BTreeMap<String, Attempt>,
+    checks: Checks,
 }
 
 impl Services {
@@ -82,7 +79,7 @@ impl Services {
             rings: BTreeMap::new(),
             sources: HashMap::new(),
             next_token: 1,
-            checks: BTreeMap::new(),
+            checks: Checks::default(),
         }
     }
 
@@ -154,7 +151,7 @@ impl Services {
                 .iter()
                 .map(|(r, l)| (r.to_nix() as i32, l.soft, l.hard))
                 .collect(),
-            stdin: if is_main { None } else { open_null() },
+            stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
@@ -175,7 +172,7 @@ impl Services {
     ) -> Result<Option<OwnedFd>, String> {
         match to {
             unit::Stdio::Inherit => Ok(None),
-            unit::Stdio::Null => Ok(open_null()),
+            unit::Stdio::Null => Ok(spawn::dev_null()),
             unit::Stdio::File(path) => {
                 let file = OpenOptions::new()
                     .append(true)
@@ -216,7 +213,6 @@ impl Services {
             Source::Notify { socket, .. } => {
                 registry.register(&mut SourceFd(&socket.as_raw_fd()), token, Interest::READABLE)
             }
-            Source::Check { .. } => Ok(()),
         };
         if let Err(e) = result {
             warn!("cannot watch a source: {e}");
@@ -255,8 +251,8 @@ impl Services {
     /// A reaped pid: the service whose process it was (its leftovers are
     /// killed: a service is down when its main process is), or a check.
     pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Instant) -> Option<Event> {
-        if let Some(name) = self.check_of(pid) {
-            return self.check_exited(&name, status, now);
+        if let Some(answer) = self.checks.exited(pid, status, now) {
+            return answer;
         }
         let name = self.procs.iter().find(|(_, p)| p.pid == pid).map(|(n, _)| n.clone());
         let Some(name) = name else {
@@ -279,6 +275,9 @@ impl Services {
 
     /// A watched source is ready: read it; what it says for the supervisor.
     pub fn ready(&mut self, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
+        if let Some(answer) = self.checks.answered(token, now, registry) {
+            return answer.into_iter().collect();
+        }
         let Some(source) = self.sources.get_mut(&token) else {
             return Vec::new();
         };
@@ -288,10 +287,6 @@ impl Services {
                 Vec::new()
             }
             Source::Notify { service, socket } => read_notify(service, socket),
-            Source::Check { service } => {
-                let service = service.clone();
-                self.tcp_answered(&service, token, now, registry)
-            }
         }
     }
 
@@ -360,97 +355,23 @@ impl Services {
         let Some(check) = self.units.get(name).and_then(|u| u.ready.clone()) else {
             return;
         };
-        let attempt = match check {
-            unit::Ready::Tcp(addr) => match ready::connect(addr) {
-                Ok(mut stream) => {
-                    let token = Token(self.next_token);
-                    self.next_token += 1;
-                    match registry.register(&mut stream, token, Interest::WRITABLE) {
-                        Ok(()) => {
-                            self.sources.insert(token, Source::Check { service: name.into() });
-                            Attempt::Connecting(stream)
-                        }
-                        Err(_) => Attempt::Waiting(now + ready::RETRY),
-                    }
-                }
-                Err(_) => Attempt::Waiting(now + ready::RETRY),
-            },
-            unit::Ready::Exec { argv, .. } => {
-                let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
-                let spec = Spawn {
-                    argv: &argv,
-                    new_group: true,
-                    new_session: true,
-                    stdin: open_null(),
-                    stdout: open_null(),
-                    stderr: open_null(),
-                    ..Default::default()
-                };
-                match spawn::spawn(spec) {
-                    Ok(pid) => Attempt::Running(pid),
-                    Err(e) => {
-                        debug!("{name}: ready check: {e}");
-                        Attempt::Waiting(now + ready::RETRY)
-                    }
-                }
-            }
-        };
-        self.checks.insert(name.into(), attempt);
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        self.checks.start(name, &check, token, now, registry);
     }
 
     pub fn cancel_check(&mut self, name: &str, registry: &Registry) {
-        self.drop_sources(name, |s| matches!(s, Source::Check { .. }), registry);
-        if let Some(Attempt::Running(pid)) = self.checks.remove(name) {
-            let _ = process::kill(-pid, libc::SIGKILL);
-        }
-    }
-
-    fn check_of(&self, pid: i32) -> Option<String> {
-        self.checks
-            .iter()
-            .find(|(_, a)| matches!(a, Attempt::Running(p) if *p == pid))
-            .map(|(n, _)| n.clone())
-    }
-
-    fn check_exited(&mut self, name: &str, status: ExitStatus, now: Instant) -> Option<Event> {
-        if status.success() {
-            self.checks.remove(name);
-            return Some(Event::Ready { name: name.into() });
-        }
-        self.checks.insert(name.into(), Attempt::Waiting(now + ready::RETRY));
-        None
-    }
-
-    fn tcp_answered(&mut self, name: &str, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
-        let ok = matches!(self.checks.get(name), Some(Attempt::Connecting(s)) if ready::connected(s));
-        if let Some(Attempt::Connecting(mut stream)) = self.checks.remove(name) {
-            let _ = registry.deregister(&mut stream);
-        }
-        self.sources.remove(&token);
-        if ok {
-            return vec![Event::Ready { name: name.into() }];
-        }
-        self.checks.insert(name.into(), Attempt::Waiting(now + ready::RETRY));
-        Vec::new()
+        self.checks.cancel(name, registry);
     }
 
     /// When a check is due to be tried again.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.checks
-            .values()
-            .filter_map(|a| if let Attempt::Waiting(at) = a { Some(*at) } else { None })
-            .min()
+        self.checks.next_deadline()
     }
 
     /// Retries the checks that are due.
     pub fn on_timer(&mut self, now: Instant, registry: &Registry) {
-        let due: Vec<String> = self
-            .checks
-            .iter()
-            .filter(|(_, a)| matches!(a, Attempt::Waiting(at) if *at <= now))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in due {
+        for name in self.checks.due(now) {
             self.start_check(&name, now, registry);
         }
     }
@@ -477,7 +398,7 @@ fn spawn_failed(name: &str, reason: String) -> Event {
 
 fn source_service(source: &Source) -> &str {
     match source {
-        Source::Log { service, .. } | Source::Notify { service, .. } | Source::Check { service } => service,
+        Source::Log { service, .. } | Source::Notify { service, .. } => service,
     }
 }
 
@@ -485,7 +406,6 @@ fn deregister(source: &Source, registry: &Registry) {
     let fd = match source {
         Source::Log { fd, .. } => fd.as_raw_fd(),
         Source::Notify { socket, .. } => socket.as_raw_fd(),
-        Source::Check { .. } => return,
     };
     let _ = registry.deregister(&mut SourceFd(&fd));
 }
@@ -522,13 +442,4 @@ fn credentials(unit: &Unit) -> Option<Credentials> {
         gid,
         groups: vec![gid],
     })
-}
-
-fn open_null() -> Option<OwnedFd> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open("/dev/null");
-    file.ok().map(OwnedFd::from)
 }

@@ -196,3 +196,14 @@ unsafe fn set_disposition(sig: i32, handler: libc::sighandler_t) {
     action.sa_sigaction = handler;
     libc::sigaction(sig, &action, std::ptr::null_mut());
 }
+
+/// `/dev/null` opened for a child's standard stream; `None` where the
+/// environment has no /dev/null yet (the stream is then inherited).
+pub fn dev_null() -> Option<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ok()
+        .map(OwnedFd::from)
+}

@@ -210,6 +210,7 @@ fn no_wakeups_while_idle_root() {
     let mut unshare = tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap();
     let tend = await_child(unshare.id());
     await_child(tend);
+    await_idle(tend);
     let before = context_switches(tend);
     // The measurement window itself, not a wait for a condition.
     std::thread::sleep(Duration::from_secs(2));

@@ -115,3 +115,10 @@ pub fn send(pid: u32, signal: i32) {
     let rc = unsafe { libc::kill(pid as i32, signal) };
     assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
 }
+
+/// Waits until `pid` sleeps in epoll_wait: tend's loop is idle.
+pub fn await_idle(pid: u32) {
+    await_true("the loop to sleep in epoll_wait", Duration::from_secs(20), || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("epoll_wait"))
+    });
+}

@@ -383,3 +383,23 @@ fn bare_tend_as_pid1_is_init_root() {
     let (code, _, log) = s.finish(tend);
     assert_eq!(code, 0, "{log}");
 }
+
+#[test]
+fn idle_init_does_not_wake_up_root() {
+    // Services running, the control socket served: still no timer ticks.
+    let s = Setup::new("idle");
+    s.unit("a", "command = \"exec sleep 1000\"\n");
+    s.unit("b", "command = [\"sleep\", \"1000\"]\nafter = [\"a\"]\n");
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log("b: ready");
+    let pid1 = await_child(tend.id());
+    await_idle(pid1);
+    let before = context_switches(pid1);
+    // The measurement window itself, not a wait for a condition.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = context_switches(pid1);
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(after - before, 0, "PID 1 woke up while idle\n{log}");
+    assert_eq!(code, 0, "{log}");
+}

@@ -512,3 +512,48 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn rootless_machine_is_controlled_by_its_user_root() {
+    let (uid, gid) = rootless_user();
+    let dir = TempDir::new("rootless-ctl");
+    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+    chown(&dir.0);
+    let runtime = dir.path("xdg");
+    std::fs::create_dir(&runtime).unwrap();
+    chown(&runtime);
+    let rootfs = dir.path("rootfs");
+    build(&rootfs, Some(ROOTLESS_USER));
+    // The user's own tend, with the user's runtime dir.
+    let as_user = |args: &[&str]| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", ROOTLESS_USER, "--", "env"])
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+            .arg(tend())
+            .args(args);
+        run(&mut cmd)
+    };
+    let rootfs_arg = rootfs.to_str().unwrap();
+    let (code, out, err) = as_user(&[
+        "boot",
+        rootfs_arg,
+        "--name",
+        "mine",
+        "--detach",
+        "--",
+        "/bin/sleep",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        runtime.join("tend/machines/mine.sock").exists(),
+        "the socket is under XDG_RUNTIME_DIR"
+    );
+    let (code, out, err) = as_user(&["ctl", "-M", "mine", "exec", "--", "id", "-u"]);
+    assert_eq!((code, out.trim()), (0, "0"), "root inside, for its user outside; {err}");
+    let (code, _, err) = as_user(&["ctl", "-M", "mine", "shutdown"]);
+    assert_eq!(code, 0, "{err}");
+    await_true("the socket to go", LIMIT, || {
+        !runtime.join("tend/machines/mine.sock").exists()
+    });
+}

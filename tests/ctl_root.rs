@@ -298,6 +298,26 @@ fn exec_passes_pipes_and_exit_codes_root() {
     client.kill().unwrap();
     client.wait().unwrap();
     await_true("SIGHUP to the command", LIMIT, || marker.exists());
+
+    // Ctrl-C (SIGINT) to the client reaches the command, whose exit code
+    // comes back as the client's (a client killed by it would give 130).
+    let ready = t.dir.path("int-ready");
+    let script = format!(
+        "trap 'exit 5' INT; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let mut client = t
+        .cmd(&["exec", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    await_true("the command to run", LIMIT, || ready.exists());
+    send(client.id(), libc::SIGINT);
+    assert_eq!(
+        exit_code_within(&mut client, LIMIT),
+        5,
+        "the command trapped the forwarded SIGINT"
+    );
 }
 
 #[test]

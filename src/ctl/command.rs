@@ -230,6 +230,7 @@ fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
         std::io::stderr().as_raw_fd(),
     ];
     c.send(&Request::new(Op::Exec(request)), &fds)?;
+    forward_signals(&c.stream);
     loop {
         let reply = c.reply()?;
         if json {
@@ -239,6 +240,33 @@ fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
             return Ok(code);
         }
     }
+}
+
+/// Ctrl-C and the other signals a user or a script sends to this client
+/// go on to the command, as with `docker exec` (a thread: the client is
+/// not PID 1 and blocks on its reply meanwhile).
+fn forward_signals(stream: &std::os::unix::net::UnixStream) {
+    use signal_hook::consts::*;
+    let (Ok(mut stream), Ok(mut signals)) = (
+        stream.try_clone(),
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]),
+    ) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let request = Request::new(Op::Kill {
+                signal: signal.to_string(),
+            });
+            let Ok(mut line) = serde_json::to_vec(&request) else {
+                continue;
+            };
+            line.push(b'\n');
+            if stream.write_all(&line).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 pub fn print_json(reply: &Reply) {

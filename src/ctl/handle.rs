@@ -79,6 +79,7 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             conn.task = Task::Events { last };
         }
         Op::Exec(request) => return exec::start(conn, request),
+        Op::Kill { .. } => answer(conn, Err((code::BAD_REQUEST, "kill is for a running exec".into()))),
     }
     None
 }

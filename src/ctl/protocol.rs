@@ -102,6 +102,11 @@ pub enum Op {
     Events {},
     /// Runs a command as a child of PID 1; see `docs/protocol.md` for the fds.
     Exec(Exec),
+    /// On a connection whose `exec` runs: send this signal (a name or a
+    /// number) to the command's process group. No reply.
+    Kill {
+        signal: String,
+    },
 }
 
 /// `exec`: without `tty`, the request line carries the client's stdin,

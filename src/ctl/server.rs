@@ -263,6 +263,9 @@ impl Server {
                 Err(e) => conn.fail(&e.reply()),
             }
         }
+        if let Task::Exec { pid } = conn.task {
+            forward_kills(conn, pid);
+        }
         let streaming = !matches!(conn.task, Task::Idle);
         if conn.eof && (streaming || conn.framer.pending() == 0) {
             // The client is gone (or said all it will): streams end, an
@@ -301,6 +304,24 @@ impl Server {
         }
         if self.accept_blocked {
             self.accept();
+        }
+    }
+}
+
+/// While an `exec` runs, the client may pass signals on (its Ctrl-C): each
+/// `kill` frame signals the command's process group; anything else is
+/// dropped, as the connection's answer is the command's exit.
+fn forward_kills(conn: &mut Conn, pid: i32) {
+    while let Ok(Some(line)) = conn.framer.next_frame() {
+        let signal = match protocol::parse_request(&line).map(|r| r.op) {
+            Ok(protocol::Op::Kill { signal }) => crate::signal::parse(&signal),
+            _ => None,
+        };
+        match signal {
+            Some(signal) => {
+                let _ = process::kill(-pid, signal);
+            }
+            None => debug!("exec pid {pid}: ignoring a frame that is no kill"),
         }
     }
 }

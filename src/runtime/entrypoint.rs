@@ -36,7 +36,9 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
         ..Default::default()
     };
     let child = spawn::spawn(spec)?;
-    info!("started {} as pid {child}", argv[0].to_string_lossy());
+    // spawn() refused an empty argv, so there is a program name.
+    let program = argv.first().map(|p| p.to_string_lossy()).unwrap_or_default();
+    info!("started {program} as pid {child}");
     let mut machine = Entrypoint::new(child, settings);
     loop {
         let deadline = machine.next_deadline();
@@ -45,7 +47,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
         for event in events(received, deadline, now) {
             if let Event::Exited { pid, status } = event {
                 if pid == child {
-                    info!("{} (pid {child}) {status}", argv[0].to_string_lossy());
+                    info!("{program} (pid {child}) {status}");
                 }
             }
             for action in machine.handle(event, now) {

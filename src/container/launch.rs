@@ -60,8 +60,8 @@ pub enum SetupError {
 /// cloned child this returns PID 1's exit code, for `main` to exit with.
 pub fn boot(o: BootOptions) -> Result<i32, Error> {
     if !o.detach {
-        let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs)?;
-        return launch(&o, reservation, &mut None);
+        registry::check_free(&registry::dir(), &o.name)?;
+        return launch(&o, &mut None);
     }
     let (report_r, report_w) = pipe()?;
     match clone_into(0).map_err(Error::Detach)? {
@@ -77,9 +77,9 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
             drop(report_r);
             let mut up = Some(report_w);
             detach_stdio().map_err(Error::Detach)?;
-            let result = registry::reserve(&registry::dir(), &o.name, &o.rootfs)
+            let result = registry::check_free(&registry::dir(), &o.name)
                 .map_err(Error::from)
-                .and_then(|r| launch(&o, r, &mut up));
+                .and_then(|()| launch(&o, &mut up));
             match (result, up) {
                 (Err(e), Some(fd)) => {
                     write_all(fd, &chain(&e));
@@ -92,29 +92,51 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
 }
 
 /// Clones the container and sees it through; `up` is told "ok" once it runs.
-fn launch(o: &BootOptions, mut reservation: registry::Reservation, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
+fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     // The host-side control socket (`tend ctl -M NAME`), bound here on the
     // host's file system; the child inherits it and serves it after its
     // pivot_root, when that path is out of its reach.
     let path = registry::socket_path(&registry::dir(), &o.name);
-    let machine = crate::ctl::server::listen(&path, None).map_err(|source| Error::Socket { path, source })?;
+    let machine = crate::ctl::server::listen(&path, None).map_err(|source| Error::Socket {
+        path: path.clone(),
+        source,
+    })?;
+    let result = run_container(o, up, report_r, report_w, go_r, go_w, machine);
+    if result.is_err() {
+        // Not started after all: the socket just bound is ours to remove
+        // (once started, the registry entry removes it with itself).
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+/// The clone and what follows it, on both sides.
+fn run_container(
+    o: &BootOptions,
+    up: &mut Option<OwnedFd>,
+    report_r: OwnedFd,
+    report_w: OwnedFd,
+    go_r: OwnedFd,
+    go_w: OwnedFd,
+    machine: std::os::unix::net::UnixListener,
+) -> Result<i32, Error> {
     let child = match clone_into(namespaces::clone_flags(o)).map_err(namespaces::Error::Clone)? {
         Forked::Child => {
-            // The launcher's entry and pipes are not ours to keep.
-            std::mem::forget(reservation);
+            // The launcher's pipes are not ours to keep.
             drop((report_r, go_w, up.take()));
             return Ok(child_main(o, go_r, report_w, machine));
         }
         Forked::Parent { child } => child,
     };
     drop((go_r, report_w, machine));
-    match start(o, child, &mut reservation, go_w, report_r) {
-        Ok(reactor) => {
+    match start(o, child, go_w, report_r) {
+        Ok((reactor, _reservation)) => {
             if let Some(fd) = up.take() {
                 write_all(fd, "ok");
             }
+            // The entry and the socket go when `_reservation` drops, after.
             wait(child, reactor)
         }
         Err(e) => {
@@ -125,15 +147,9 @@ fn launch(o: &BootOptions, mut reservation: registry::Reservation, up: &mut Opti
     }
 }
 
-/// The launcher's half of the start: signals, registry, id maps, then the
-/// child's report.
-fn start(
-    o: &BootOptions,
-    child: i32,
-    reservation: &mut registry::Reservation,
-    go: OwnedFd,
-    report: OwnedFd,
-) -> Result<Reactor, Error> {
+/// The launcher's half of the start: id maps, signals, the registry entry
+/// (once, with PID 1's pid), then the child's report.
+fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(Reactor, registry::Reservation), Error> {
     // Let the child go first: the rest runs while it sets up (two CPUs).
     if o.userns {
         namespaces::write_maps(child)?;
@@ -141,10 +157,11 @@ fn start(
     write_all(go, "go");
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
     let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
-    reservation.started(child)?;
+    let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child);
     let message = read_all(report);
+    let reservation = reservation?;
     if message.is_empty() {
-        Ok(reactor)
+        Ok((reactor, reservation))
     } else {
         Err(Error::Setup(message))
     }

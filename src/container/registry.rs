@@ -64,8 +64,22 @@ pub struct Reservation {
     entry: Entry,
 }
 
-/// Takes `name` in `dir`: fails when a live launcher holds it.
-pub fn reserve(dir: &Path, name: &str, rootfs: &Path) -> Result<Reservation, Error> {
+/// Fails when a live launcher holds `name` in `dir`: the early check, made
+/// before anything is started. `reserve` takes the name for good.
+pub fn check_free(dir: &Path, name: &str) -> Result<(), Error> {
+    match read(&dir.join(format!("{name}.json"))).filter(alive) {
+        Some(old) => Err(Error::InUse {
+            name: name.into(),
+            launcher: old.launcher,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Takes `name` in `dir` for the machine whose PID 1 is `pid`, in one
+/// exclusive create (two launchers racing for a name: one wins); fails when
+/// a live launcher holds it. A stale entry (its launcher died) is replaced.
+pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reservation, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
         path: dir.to_path_buf(),
         source,
@@ -73,7 +87,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path) -> Result<Reservation, Err
     let path = dir.join(format!("{name}.json"));
     let entry = Entry {
         name: name.to_string(),
-        pid: 0,
+        pid,
         launcher: std::process::id() as i32,
         rootfs: rootfs.to_path_buf(),
         started: now(),
@@ -102,21 +116,6 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path) -> Result<Reservation, Err
         Err(source) => return Err(Error::Write { path, source }),
     }
     Ok(Reservation { path, entry })
-}
-
-impl Reservation {
-    /// Records the host pid of PID 1 (write a copy, then rename over).
-    pub fn started(&mut self, pid: i32) -> Result<(), Error> {
-        self.entry.pid = pid;
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_string(&self.entry).unwrap_or_default();
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|source| Error::Write {
-                path: self.path.clone(),
-                source,
-            })
-    }
 }
 
 impl Drop for Reservation {
@@ -206,8 +205,14 @@ mod tests {
     #[test]
     fn a_name_is_taken_once_and_freed_on_drop() {
         let dir = std::env::temp_dir().join(format!("tend-registry-{}", std::process::id()));
-        let r = reserve(&dir, "x", Path::new("/r")).unwrap();
-        assert!(matches!(reserve(&dir, "x", Path::new("/r")), Err(Error::InUse { .. })));
+        assert!(check_free(&dir, "x").is_ok());
+        let r = reserve(&dir, "x", Path::new("/r"), 42).unwrap();
+        assert!(matches!(check_free(&dir, "x"), Err(Error::InUse { .. })));
+        assert!(matches!(
+            reserve(&dir, "x", Path::new("/r"), 43),
+            Err(Error::InUse { .. })
+        ));
+        assert_eq!(list(&dir)[0].pid, 42);
         assert_eq!(list(&dir).len(), 1);
         drop(r);
         assert!(list(&dir).is_empty());
@@ -221,7 +226,8 @@ mod tests {
         };
         std::fs::write(dir.join("y.json"), serde_json::to_string(&stale).unwrap()).unwrap();
         assert!(list(&dir).is_empty());
-        assert!(reserve(&dir, "y", Path::new("/r")).is_ok());
+        assert!(check_free(&dir, "y").is_ok());
+        assert!(reserve(&dir, "y", Path::new("/r"), 44).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

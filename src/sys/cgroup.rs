@@ -25,6 +25,15 @@ impl Cgroups {
     /// there. `None` when there is none or it is not writable: tend then
     /// falls back to process groups.
     pub fn detect(token: &str) -> Option<Cgroups> {
+        // Where no cgroup2 sits at the usual places (a booted container has
+        // none mounted), skip reading mountinfo.
+        let usual = [
+            "/sys/fs/cgroup/cgroup.controllers",
+            "/sys/fs/cgroup/unified/cgroup.controllers",
+        ];
+        if !usual.iter().any(|p| Path::new(p).exists()) {
+            return None;
+        }
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
         let mount = cgroup2_mount(&mountinfo)?;

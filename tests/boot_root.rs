@@ -387,10 +387,11 @@ fn rootless_user() -> (u32, u32) {
     (id("-u").unwrap(), id("-g").unwrap())
 }
 
-#[test]
-fn rootless_boot_as_an_unprivileged_user_root() {
+/// A scratch dir owned by the rootless user, with its runtime dir (for
+/// `XDG_RUNTIME_DIR`) and a demo rootfs it built: (dir, runtime, rootfs, uid).
+fn rootless_setup(tag: &str) -> (TempDir, PathBuf, PathBuf, u32) {
     let (uid, gid) = rootless_user();
-    let dir = TempDir::new("rootless");
+    let dir = TempDir::new(tag);
     let chown = |p: &Path| std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
     chown(&dir.0);
     let runtime = dir.path("xdg");
@@ -398,6 +399,12 @@ fn rootless_boot_as_an_unprivileged_user_root() {
     chown(&runtime);
     let rootfs = dir.path("rootfs");
     build(&rootfs, Some(ROOTLESS_USER));
+    (dir, runtime, rootfs, uid)
+}
+
+#[test]
+fn rootless_boot_as_an_unprivileged_user_root() {
+    let (_dir, runtime, rootfs, uid) = rootless_setup("rootless");
     let script = checks(
         r#"
 check root-inside test "$(id -u)" = 0
@@ -515,15 +522,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn rootless_machine_is_controlled_by_its_user_root() {
-    let (uid, gid) = rootless_user();
-    let dir = TempDir::new("rootless-ctl");
-    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
-    chown(&dir.0);
-    let runtime = dir.path("xdg");
-    std::fs::create_dir(&runtime).unwrap();
-    chown(&runtime);
-    let rootfs = dir.path("rootfs");
-    build(&rootfs, Some(ROOTLESS_USER));
+    let (_dir, runtime, rootfs, _) = rootless_setup("rootless-ctl");
     // The user's own tend, with the user's runtime dir.
     let as_user = |args: &[&str]| {
         let mut cmd = Command::new("runuser");

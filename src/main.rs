@@ -1,8 +1,6 @@
 //! The edge: parse the command line, set up logging, run, and turn the
 //! outcome into an exit code and at most one line on stderr.
 
-use std::error::Error;
-
 use clap::{CommandFactory, Parser};
 use tend::cli::{Cli, InitArgs, Sub};
 use tend::entrypoint::Settings;
@@ -85,8 +83,8 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)
-        .map_err(|e| launch::chain(&e))
-        .and_then(|o| launch::boot(o).map_err(|e| launch::chain(&e)));
+        .map_err(|e| sys::chain(&e))
+        .and_then(|o| launch::boot(o).map_err(|e| sys::chain(&e)));
     result.unwrap_or_else(|e| {
         eprintln!("tend: {e}");
         1
@@ -123,7 +121,7 @@ fn init(args: &InitArgs) -> i32 {
     match runtime::init::run(options) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tend: {}", chain(&e));
+            eprintln!("tend: {}", sys::chain(&e));
             1
         }
     }
@@ -207,20 +205,8 @@ fn entrypoint(cli: &Cli) -> i32 {
             e.exit_code()
         }
         Err(e) => {
-            eprintln!("tend: {}", chain(&e));
+            eprintln!("tend: {}", sys::chain(&e));
             1
         }
     }
-}
-
-/// An error and its causes, joined by `: `.
-fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

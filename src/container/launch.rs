@@ -82,7 +82,7 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
                 .and_then(|()| launch(&o, &mut up));
             match (result, up) {
                 (Err(e), Some(fd)) => {
-                    write_all(fd, &chain(&e));
+                    write_all(fd, &crate::sys::chain(&e));
                     Ok(1)
                 }
                 (result, _) => result,
@@ -199,7 +199,7 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
         return 1;
     }
     if let Err(e) = setup(o) {
-        write_all(report, &chain(&e));
+        write_all(report, &crate::sys::chain(&e));
         return 1;
     }
     drop(report);
@@ -219,7 +219,7 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
     match runtime::init::run(options) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tend: {}", chain(&e));
+            eprintln!("tend: {}", crate::sys::chain(&e));
             1
         }
     }
@@ -323,25 +323,9 @@ fn write_all(fd: OwnedFd, text: &str) {
 /// A detached launcher keeps no terminal: a new session, stdio on /dev/null.
 fn detach_stdio() -> std::io::Result<()> {
     nix::unistd::setsid().map_err(std::io::Error::from)?;
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    let null = crate::sys::spawn::dev_null().ok_or_else(|| std::io::Error::other("no /dev/null"))?;
     nix::unistd::dup2_stdin(&null)?;
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
-}
-
-/// An error and its causes, joined by `: `; OS errors without std's
-/// "(os error N)".
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => text.push_str(&crate::sys::describe(io)),
-            None => text.push_str(&cause.to_string()),
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -208,7 +208,7 @@ fn a_failed_step_names_itself_and_its_paths() {
     let mut sys = Recorder::permissive();
     sys.fail = Some(("mount /x".into(), Errno::ENOENT));
     let e = apply(&mut sys, &plan(&o)).unwrap_err();
-    let text = crate::container::launch::chain(&e);
+    let text = crate::sys::chain(&e);
     assert_eq!(text, "cannot bind /x onto /r/y: No such file or directory");
     assert!(
         !sys.calls.iter().any(|c| c.starts_with("pivot_root")),
@@ -219,7 +219,7 @@ fn a_failed_step_names_itself_and_its_paths() {
     sys.fail = Some(("mount proc".into(), Errno::EPERM));
     let e = apply(&mut sys, &plan(&options())).unwrap_err();
     assert_eq!(
-        crate::container::launch::chain(&e),
+        crate::sys::chain(&e),
         "cannot mount proc on /r/proc: Operation not permitted"
     );
 }

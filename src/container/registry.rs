@@ -90,7 +90,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reserv
         pid,
         launcher: std::process::id() as i32,
         rootfs: rootfs.to_path_buf(),
-        started: now(),
+        started: unix_now(),
     };
     let text = serde_json::to_string(&entry).unwrap_or_default();
     let write_new = || {
@@ -137,7 +137,9 @@ fn alive(entry: &Entry) -> bool {
     entry.launcher > 0 && Path::new(&format!("/proc/{}", entry.launcher)).exists()
 }
 
-fn now() -> u64 {
+/// The current time in seconds since the epoch (entries' `started`, and
+/// [`table`]'s now).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -174,11 +176,6 @@ pub fn table(entries: &[Entry], now: u64) -> String {
         ));
     }
     out
-}
-
-/// The current time, for [`table`].
-pub fn unix_now() -> u64 {
-    now()
 }
 
 #[cfg(test)]

@@ -38,6 +38,17 @@ struct Proc {
     cgroup: Option<Cgroup>,
 }
 
+impl Proc {
+    /// Sends `signal` to everything the service started: its cgroup, or
+    /// else its process group.
+    fn signal(&self, signal: i32) -> std::io::Result<()> {
+        match &self.cgroup {
+            Some(cgroup) => cgroup.signal(signal),
+            None => process::kill(-self.pid, signal),
+        }
+    }
+}
+
 /// Something registered with the poller.
 enum Source {
     Log {
@@ -239,11 +250,7 @@ impl Services {
         let Some(proc) = self.procs.get(name) else {
             return;
         };
-        let result = match &proc.cgroup {
-            Some(cgroup) => cgroup.signal(signal),
-            None => process::kill(-proc.pid, signal),
-        };
-        if let Err(e) = result {
+        if let Err(e) = proc.signal(signal) {
             warn!("cannot send {} to {name}: {e}", crate::signal::name(signal));
         }
     }
@@ -261,14 +268,7 @@ impl Services {
         };
         info!("{name} (pid {pid}) {status}");
         if let Some(proc) = self.procs.remove(&name) {
-            match &proc.cgroup {
-                Some(cgroup) => {
-                    let _ = cgroup.signal(libc::SIGKILL);
-                }
-                None => {
-                    let _ = process::kill(-pid, libc::SIGKILL);
-                }
-            }
+            let _ = proc.signal(libc::SIGKILL);
         }
         Some(Event::Exited { pid, status })
     }

@@ -24,3 +24,19 @@ pub fn describe(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// An error and its causes, joined by `: `; OS errors without std's
+/// "(os error N)".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => text.push_str(&crate::sys::describe(io)),
+            None => text.push_str(&cause.to_string()),
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -55,11 +55,7 @@ pub fn reap() -> Reaped {
         // SAFETY: waitpid writes one int through a valid pointer to a local.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid > 0 {
-            if libc::WIFEXITED(status) {
-                reaped.exited.push((pid, ExitStatus::Code(libc::WEXITSTATUS(status))));
-            } else if libc::WIFSIGNALED(status) {
-                reaped.exited.push((pid, ExitStatus::Signal(libc::WTERMSIG(status))));
-            }
+            reaped.exited.extend(decode(status).map(|s| (pid, s)));
             continue;
         }
         if pid == 0 {
@@ -92,12 +88,21 @@ pub fn wait_for(pid: i32, nohang: bool) -> io::Result<Option<ExitStatus>> {
             }
             return Err(e);
         }
-        if libc::WIFEXITED(status) {
-            return Ok(Some(ExitStatus::Code(libc::WEXITSTATUS(status))));
+        if let Some(ended) = decode(status) {
+            return Ok(Some(ended));
         }
-        if libc::WIFSIGNALED(status) {
-            return Ok(Some(ExitStatus::Signal(libc::WTERMSIG(status))));
-        }
+    }
+}
+
+/// How a waitpid status says the process ended; `None` for stop and
+/// continue reports, which are no end.
+fn decode(status: i32) -> Option<ExitStatus> {
+    if libc::WIFEXITED(status) {
+        Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(ExitStatus::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
     }
 }
 

@@ -50,6 +50,8 @@ struct Init {
     manager: Option<String>,
     /// Each service's state as last logged.
     shown: BTreeMap<String, String>,
+    /// An event reached the supervisor since the states were last logged.
+    fed: bool,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
 }
@@ -69,12 +71,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     let supervisor = Supervisor::new(configs, invalid, options.shutdown_timeout, now);
     let mut ctl = options.socket.as_ref().and_then(|config| {
         Server::bind(config, reactor.registry())
-            .inspect_err(|e| {
-                let cause = std::error::Error::source(e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                warn!("{e}: {cause}; running without it");
-            })
+            .inspect_err(|e| warn!("{}; running without it", crate::sys::chain(e)))
             .ok()
     });
     if let (Some(server), Some(machine)) = (&mut ctl, options.machine_socket.take()) {
@@ -89,6 +86,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         reactor,
         manager,
         shown: BTreeMap::new(),
+        fed: true,
         ctl,
     };
     init.supervisor.boot(now);
@@ -99,7 +97,11 @@ impl Init {
     fn run(&mut self) -> Result<i32, Error> {
         loop {
             let exit = self.act()?;
-            self.log_changes();
+            // States change only through the supervisor: no event fed, no
+            // new line to log (a storm of orphans costs no status walk).
+            if std::mem::take(&mut self.fed) {
+                self.log_changes();
+            }
             self.with_ctl(|ctl, init| ctl.settle(init, Instant::now()));
             if let Some(code) = exit {
                 if let Some(ctl) = &mut self.ctl {
@@ -165,6 +167,7 @@ impl Init {
     }
 
     fn feed(&mut self, event: Event, now: Instant) {
+        self.fed = true;
         if let Err(e) = self.supervisor.handle(event, now) {
             warn!("{e}");
         }
@@ -244,6 +247,7 @@ impl Host for Init {
     }
 
     fn request(&mut self, event: Event) -> Result<(), SupervisorError> {
+        self.fed = true;
         self.supervisor.handle(event, Instant::now())
     }
 

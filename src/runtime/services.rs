@@ -21,8 +21,8 @@ use super::notify::{self, Notice};
 use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::cgroup::{Cgroup, Cgroups};
-use crate::sys::process;
 use crate::sys::spawn::{self, Credentials, Spawn};
+use crate::sys::{describe, process};
 use crate::unit::{self, Unit};
 
 /// Lines kept per service for `tend ctl logs`.
@@ -125,7 +125,7 @@ impl Services {
         let mut env: Vec<(OsString, OsString)> = unit.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         if unit.service.service_type == crate::supervisor::ServiceType::Notify {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
-                .map_err(|e| format!("cannot create the notify socket: {e}"))?;
+                .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));
             self.drop_sources(name, |s| matches!(s, Source::Notify { .. }), registry);
             self.register(
@@ -140,7 +140,7 @@ impl Services {
             Some(cgroups) => Some(
                 cgroups
                     .create(name)
-                    .map_err(|e| format!("cannot create its cgroup: {e}"))?,
+                    .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
             ),
             None => None,
         };
@@ -191,7 +191,7 @@ impl Services {
                     .mode(0o644)
                     .custom_flags(libc::O_CLOEXEC)
                     .open(path);
-                let file = file.map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
                 Ok(Some(file.into()))
             }
             unit::Stdio::Log => {

@@ -403,3 +403,73 @@ fn idle_init_does_not_wake_up_root() {
     assert_eq!(after - before, 0, "PID 1 woke up while idle\n{log}");
     assert_eq!(code, 0, "{log}");
 }
+
+#[test]
+fn a_running_unit_whose_file_turns_invalid_lives_on_its_old_definition_root() {
+    let s = Setup::new("keep-old");
+    let runs = s.p("runs");
+    // The ready check must come back with the restart: without it the
+    // service would stay `running`, never `ready`.
+    s.unit(
+        "keep",
+        &format!("command = \"echo run >> {runs}; exec sleep 1000\"\nready = {{ exec = [\"/bin/true\"] }}\n"),
+    );
+    let init = s.init(&[]).spawn().unwrap();
+    s.await_log("keep: ready");
+    s.unit("keep", "command = 5\n");
+    send(await_child(init.id()), libc::SIGHUP);
+    s.await_log("keeping the old one");
+
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(tend());
+        cmd.args(["ctl", "--socket", &s.p("ctl.sock")]).args(args);
+        output(&mut cmd)
+    };
+    let check = output(Command::new(tend()).arg("check").arg(s.units()));
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{report}");
+    assert!(report.contains("keep.toml:1:11:"), "{report}");
+    let status = String::from_utf8_lossy(&ctl(&["status", "keep"]).stdout).into_owned();
+    assert!(
+        status.contains("keep.toml:1:11:"),
+        "status shows the new file's error: {status}"
+    );
+
+    // A crash restarts it on the definition it runs with.
+    assert!(ctl(&["signal", "keep", "KILL"]).status.success());
+    s.await_lines("runs", 2);
+    await_true("keep ready again", LIMIT, || {
+        let out = ctl(&["status", "keep"]);
+        String::from_utf8_lossy(&out.stdout).contains("ready")
+    });
+    stop(&init);
+    let (code, _, log) = s.finish(init);
+    assert!(!log.contains("no such unit") && !log.contains("no definition"), "{log}");
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn the_command_after_dashes_keeps_its_bytes_root() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Setup::new("bytes");
+    let out = s.p("bytes");
+    let script = format!("printf %s \"$1\" > {out}");
+    let arg = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let mut cmd = tend_as_pid1(&[
+        "init",
+        "--no-socket",
+        "--units",
+        s.units().to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+        "sh",
+    ]);
+    cmd.arg(arg);
+    s.capture(&mut cmd);
+    let tend = cmd.spawn().unwrap();
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(std::fs::read(s.path("bytes")).unwrap(), b"caf\xe9", "{log}");
+}

@@ -13,7 +13,7 @@ use super::capture::Ring;
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
 use crate::ctl::{self, server::Server, task::Host};
-use crate::supervisor::{Action, Event, ServiceConfig, ServiceStatus, Supervisor, SupervisorError};
+use crate::supervisor::{Action, Event, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -43,7 +43,8 @@ pub enum Error {
 /// The loop's state: the pure supervisor and the services' IO.
 struct Init {
     options: Options,
-    supervisor: Supervisor,
+    /// The one owner of every unit's definition.
+    supervisor: Supervisor<Unit>,
     services: Services,
     reactor: Reactor,
     /// Our own manager's `$NOTIFY_SOCKET`, if we were given one.
@@ -65,10 +66,9 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     signals.extend([libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2]);
     let reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
     let now = Instant::now();
-    let (units, configs, invalid) = load(&options);
-    let mut services = Services::new(random_token());
-    services.set_units(units);
-    let supervisor = Supervisor::new(configs, invalid, options.shutdown_timeout, now);
+    let (units, invalid) = load(&options);
+    let services = Services::new(random_token());
+    let supervisor = Supervisor::new(units, invalid, options.shutdown_timeout, now);
     let mut ctl = options.socket.as_ref().and_then(|config| {
         Server::bind(config, reactor.registry())
             .inspect_err(|e| warn!("{}; running without it", crate::sys::chain(e)))
@@ -180,10 +180,20 @@ impl Init {
             let registry = self.reactor.registry();
             match action {
                 Action::Spawn { name } => {
-                    let event = self.services.spawn(&name, registry);
+                    let event = match self.supervisor.definition(&name) {
+                        Some(unit) => self.services.spawn(&unit, registry),
+                        None => Event::SpawnFailed {
+                            name,
+                            reason: "no definition".into(),
+                        },
+                    };
                     self.feed(event, now);
                 }
-                Action::StartReadyCheck { name } => self.services.start_check(&name, now, registry),
+                Action::StartReadyCheck { name } => {
+                    if let Some(unit) = self.supervisor.definition(&name) {
+                        self.services.start_check(&unit, now, registry);
+                    }
+                }
                 Action::CancelReadyCheck { name } => self.services.cancel_check(&name, registry),
                 Action::Signal { name, signal } => self.services.signal(&name, signal),
                 Action::KillAll { name } => self.services.signal(&name, libc::SIGKILL),
@@ -234,9 +244,9 @@ impl Init {
     /// SIGHUP: read the units again; the supervisor diffs and acts.
     fn reload(&mut self, now: Instant) {
         info!("reloading units from {}", self.options.units.display());
-        let (units, services, invalid) = load(&self.options);
-        self.services.set_units(units);
-        self.feed(Event::Reload { services, invalid }, now);
+        let (services, invalid) = load(&self.options);
+        self.fed = true;
+        self.supervisor.reload(services, invalid, now);
     }
 }
 
@@ -264,11 +274,8 @@ impl Host for Init {
     }
 }
 
-type Loaded = (
-    BTreeMap<String, Unit>,
-    BTreeMap<String, ServiceConfig>,
-    BTreeMap<String, String>,
-);
+/// The valid units, and the invalid ones' errors.
+type Loaded = (BTreeMap<String, Unit>, BTreeMap<String, String>);
 
 /// The units of the directory plus the main command, each invalid one
 /// logged with its message.
@@ -297,33 +304,12 @@ fn load(options: &Options) -> Loaded {
         }
         units.insert(MAIN.into(), main_unit(options));
     }
-    let configs = units
-        .iter()
-        .map(|(name, unit)| (name.clone(), config_of(unit)))
-        .collect();
-    (units, configs, invalid)
-}
-
-/// The supervisor's view of a unit; a change of anything the runtime uses
-/// (command, user, env...) counts as a change, so reload restarts it.
-fn config_of(unit: &Unit) -> ServiceConfig {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    format!("{unit:?}").hash(&mut hasher);
-    ServiceConfig {
-        revision: hasher.finish(),
-        ..unit.service_config()
-    }
+    (units, invalid)
 }
 
 /// `-- CMD` as a unit: not restarted, its exit is tend's exit.
 fn main_unit(options: &Options) -> Unit {
-    let argv: Vec<String> = options
-        .command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut unit = Unit::from_argv(MAIN, argv);
+    let mut unit = Unit::from_argv(MAIN, options.command.clone());
     unit.service.main = true;
     unit.service.restart = crate::supervisor::RestartPolicy::No;
     unit.stdout = unit::Stdio::Inherit;

@@ -33,11 +33,16 @@ enum Attempt {
 #[derive(Debug, Default)]
 pub struct Checks {
     attempts: BTreeMap<String, Attempt>,
+    /// What each unfinished check tries, for its next try.
+    specs: BTreeMap<String, Ready>,
 }
 
 impl Checks {
     /// Starts (or retries) `name`'s check; `token` is free for a connect.
     pub fn start(&mut self, name: &str, check: &Ready, token: Token, now: Instant, registry: &Registry) {
+        if self.specs.get(name) != Some(check) {
+            self.specs.insert(name.into(), check.clone());
+        }
         let attempt = match check {
             Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
                 Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
@@ -58,6 +63,7 @@ impl Checks {
     }
 
     pub fn cancel(&mut self, name: &str, registry: &Registry) {
+        self.specs.remove(name);
         match self.attempts.remove(name) {
             Some(Attempt::Running(pid)) => {
                 let _ = process::kill(-pid, libc::SIGKILL);
@@ -74,6 +80,7 @@ impl Checks {
         let name = self.find(|a| matches!(a, Attempt::Running(p) if *p == pid))?;
         if status.success() {
             self.attempts.remove(&name);
+            self.specs.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
         self.attempts.insert(name, Attempt::Waiting(now + RETRY));
@@ -89,6 +96,7 @@ impl Checks {
         let connected = matches!(stream.take_error(), Ok(None)) && stream.peer_addr().is_ok();
         let _ = registry.deregister(&mut stream);
         if connected {
+            self.specs.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
         self.attempts.insert(name, Attempt::Waiting(now + RETRY));
@@ -103,12 +111,12 @@ impl Checks {
             .min()
     }
 
-    /// The services whose check is due to be tried again.
-    pub fn due(&self, now: Instant) -> Vec<String> {
+    /// The checks due to be tried again, each with what it tries.
+    pub fn due(&self, now: Instant) -> Vec<(String, Ready)> {
         self.attempts
             .iter()
             .filter(|(_, a)| matches!(a, Attempt::Waiting(at) if *at <= now))
-            .map(|(n, _)| n.clone())
+            .filter_map(|(n, _)| Some((n.clone(), self.specs.get(n)?.clone())))
             .collect()
     }
 
@@ -119,10 +127,9 @@ impl Checks {
 
 /// Starts the check command, in a session of its own, without a terminal
 /// or any of tend's output.
-fn run(argv: &[String]) -> Result<i32, spawn::SpawnError> {
-    let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+fn run(argv: &[OsString]) -> Result<i32, spawn::SpawnError> {
     let spec = Spawn {
-        argv: &argv,
+        argv,
         new_group: true,
         new_session: true,
         stdin: spawn::dev_null(),

@@ -64,7 +64,6 @@ enum Source {
 }
 
 pub struct Services {
-    units: BTreeMap<String, Unit>,
     /// Random, so notify sockets and cgroups of two tends never collide.
     token: String,
     cgroups: Option<Cgroups>,
@@ -83,7 +82,6 @@ impl Services {
             None => debug!("no writable cgroup v2 hierarchy: services are tracked by process group"),
         }
         Services {
-            units: BTreeMap::new(),
             token,
             cgroups,
             procs: BTreeMap::new(),
@@ -94,21 +92,14 @@ impl Services {
         }
     }
 
-    /// The units to run from now on (boot and reload).
-    pub fn set_units(&mut self, units: BTreeMap<String, Unit>) {
-        self.units = units;
-    }
-
     pub fn ring(&self, name: &str) -> Option<&Ring> {
         self.rings.get(name)
     }
 
     /// Starts a service's process; the answer for the supervisor.
-    pub fn spawn(&mut self, name: &str, registry: &Registry) -> Event {
-        let Some(unit) = self.units.get(name).cloned() else {
-            return spawn_failed(name, "no such unit".into());
-        };
-        match self.start(&unit, registry) {
+    pub fn spawn(&mut self, unit: &Unit, registry: &Registry) -> Event {
+        let name = unit.name.as_str();
+        match self.start(unit, registry) {
             Ok(pid) => {
                 info!("started {name} (pid {pid})");
                 Event::Spawned { name: name.into(), pid }
@@ -147,9 +138,8 @@ impl Services {
         let stdout = self.output(name, &unit.stdout, false, registry)?;
         let stderr = self.output(name, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
-        let argv: Vec<OsString> = unit.argv.iter().map(OsString::from).collect();
         let spec = Spawn {
-            argv: &argv,
+            argv: &unit.argv,
             cwd: unit.working_dir.as_deref(),
             new_group: true,
             take_terminal: is_main,
@@ -350,14 +340,18 @@ impl Services {
         }
     }
 
-    /// Starts (or retries) a service's ready check.
-    pub fn start_check(&mut self, name: &str, now: Instant, registry: &Registry) {
-        let Some(check) = self.units.get(name).and_then(|u| u.ready.clone()) else {
-            return;
-        };
+    /// Starts a service's ready check, if its unit has one.
+    pub fn start_check(&mut self, unit: &Unit, now: Instant, registry: &Registry) {
+        if let Some(check) = &unit.ready {
+            self.try_check(&unit.name, check, now, registry);
+        }
+    }
+
+    /// Starts (or retries) one check.
+    fn try_check(&mut self, name: &str, check: &unit::Ready, now: Instant, registry: &Registry) {
         let token = Token(self.next_token);
         self.next_token += 1;
-        self.checks.start(name, &check, token, now, registry);
+        self.checks.start(name, check, token, now, registry);
     }
 
     pub fn cancel_check(&mut self, name: &str, registry: &Registry) {
@@ -371,8 +365,8 @@ impl Services {
 
     /// Retries the checks that are due.
     pub fn on_timer(&mut self, now: Instant, registry: &Registry) {
-        for name in self.checks.due(now) {
-            self.start_check(&name, now, registry);
+        for (name, check) in self.checks.due(now) {
+            self.try_check(&name, &check, now, registry);
         }
     }
 

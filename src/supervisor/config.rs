@@ -47,13 +47,40 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
-    /// Changes whenever anything else of the unit changes (command, user,
-    /// env...), so a reload restarts the service for those changes too.
-    pub revision: u64,
 }
 
-impl Default for ServiceConfig {
-    fn default() -> Self {
+/// A service's whole definition as the supervisor holds it: the part it
+/// decides with ([`ServiceConfig`]) and whatever the event loop needs to run
+/// it (a unit's command, user, environment...). The supervisor keeps the one
+/// copy; the loop borrows it through
+/// [`Supervisor::definition`](super::Supervisor::definition).
+pub trait Definition: std::fmt::Debug {
+    fn config(&self) -> &ServiceConfig;
+    /// Whether a reload from `self` to `new` leaves the running service as
+    /// it is; `false` restarts it.
+    fn unchanged(&self, new: &Self) -> bool;
+}
+
+/// The supervision part alone is a definition (the supervisor's own tests
+/// use it).
+impl Definition for ServiceConfig {
+    fn config(&self) -> &ServiceConfig {
+        self
+    }
+
+    fn unchanged(&self, new: &Self) -> bool {
+        self == new
+    }
+}
+
+/// What an invalid unit is supervised with: never started.
+pub(super) static INVALID: ServiceConfig = ServiceConfig::defaults(false);
+
+impl ServiceConfig {
+    /// Every key's default, as a unit file without it gets.
+    pub const DEFAULT: ServiceConfig = ServiceConfig::defaults(true);
+
+    const fn defaults(enabled: bool) -> ServiceConfig {
         ServiceConfig {
             service_type: ServiceType::Simple,
             has_ready_check: false,
@@ -68,8 +95,13 @@ impl Default for ServiceConfig {
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(10),
             main: false,
-            enabled: true,
-            revision: 0,
+            enabled,
         }
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig::DEFAULT
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::config::ServiceType;
+use super::config::{Definition, ServiceType};
 use super::machine::{Mode, Supervisor};
 use super::order::depends_on;
 use super::phase::{Failure, Input, Phase, Then};
@@ -34,7 +34,7 @@ enum Verdict {
     Broken(String),
 }
 
-impl Supervisor {
+impl<U: Definition> Supervisor<U> {
     /// Feeds the inputs that follow from the current states until none
     /// follows. Bounded: a cascade is at most as long as there are services.
     pub(super) fn reconcile(&mut self, now: Instant) {
@@ -59,7 +59,7 @@ impl Supervisor {
     }
 
     /// The input that follows from this service's state and its neighbours'.
-    fn wanted(&self, service: &Service) -> Option<Input> {
+    fn wanted(&self, service: &Service<U>) -> Option<Input> {
         let shutting_down = matches!(self.mode, Mode::ShuttingDown { .. });
         match &service.phase {
             Phase::Waiting | Phase::Delay { .. } if shutting_down => Some(Input::Stop(Then::Down)),
@@ -105,18 +105,19 @@ impl Supervisor {
         Some(dep)
     }
 
-    fn completed_oneshot(service: &Service) -> bool {
-        service.config.service_type == ServiceType::Oneshot && service.last_exit.is_some_and(|status| status.success())
+    fn completed_oneshot(service: &Service<U>) -> bool {
+        service.config().service_type == ServiceType::Oneshot
+            && service.last_exit.is_some_and(|status| status.success())
     }
 
     /// `requires` must be met (a missing or broken one is fatal); `after` is
     /// ignored for services that are down or missing, but waits for one that
     /// is coming up or has failed.
-    fn verdict(&self, service: &Service) -> Verdict {
+    fn verdict(&self, service: &Service<U>) -> Verdict {
         if let Some(dep) = self.broken_requirement(service) {
             return Verdict::Broken(dep);
         }
-        let config = &service.config;
+        let config = service.config();
         let waits_for = |name: &String, required: bool| match self.dep(name) {
             Some(Dep::Met) => false,
             Some(Dep::Pending | Dep::Broken) => true,
@@ -131,8 +132,8 @@ impl Supervisor {
     }
 
     /// The first `requires` entry that is missing, invalid or failed for good.
-    fn broken_requirement(&self, service: &Service) -> Option<String> {
-        let requires = &service.config.requires;
+    fn broken_requirement(&self, service: &Service<U>) -> Option<String> {
+        let requires = &service.config().requires;
         let broken = |name: &&String| matches!(self.dep(name), None | Some(Dep::Broken));
         requires.iter().find(broken).cloned()
     }
@@ -140,11 +141,11 @@ impl Supervisor {
     fn has_live_dependents(&self, name: &str) -> bool {
         self.services
             .values()
-            .any(|s| s.name != name && s.phase.is_live() && depends_on(&s.config, name))
+            .any(|s| s.name != name && s.phase.is_live() && depends_on(s.config(), name))
     }
 
     /// Why a service is in its state, for `status`.
-    pub(super) fn detail(&self, service: &Service) -> Option<String> {
+    pub(super) fn detail(&self, service: &Service<U>) -> Option<String> {
         match (&service.phase, &service.config_error) {
             (Phase::Invalid, error) => error.clone(),
             (Phase::Waiting, _) => match self.verdict(service) {
@@ -159,7 +160,7 @@ impl Supervisor {
     }
 
     /// Up as far as `READY=1` is concerned: met, or exited 0 (its job done).
-    fn is_up(&self, service: &Service) -> bool {
+    fn is_up(&self, service: &Service<U>) -> bool {
         self.dep(&service.name) == Some(Dep::Met)
             || (service.phase == Phase::Exited && service.last_exit.is_some_and(|status| status.success()))
     }
@@ -182,7 +183,7 @@ impl Supervisor {
         let all_up = self
             .services
             .values()
-            .filter(|s| s.config.enabled && s.phase != Phase::Invalid)
+            .filter(|s| s.config().enabled && s.phase != Phase::Invalid)
             .all(|s| self.is_up(s));
         let ready = all_up && !self.told_ready;
         if ready || status != self.told_status {

@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::config::ServiceConfig;
+use std::rc::Rc;
+
+use super::config::{Definition, ServiceConfig};
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
@@ -16,8 +18,8 @@ use super::types::{Action, Event, ExitStatus, ServiceStatus, SupervisorError};
 
 /// The supervision state machine. Pure: time comes in, actions go out.
 #[derive(Debug)]
-pub struct Supervisor {
-    pub(super) services: BTreeMap<String, Service>,
+pub struct Supervisor<U = ServiceConfig> {
+    pub(super) services: BTreeMap<String, Service<U>>,
     pub(super) mode: Mode,
     pub(super) shutdown_timeout: Duration,
     pub(super) actions: VecDeque<Action>,
@@ -39,20 +41,20 @@ pub(super) enum Mode {
     Done,
 }
 
-impl Supervisor {
+impl<U: Definition> Supervisor<U> {
     /// Takes the units: `services` are valid, `invalid` maps a unit's name to
     /// its error (shown as `invalid`, never started). Services on a dependency
     /// cycle are shown invalid too. Nothing starts before [`Supervisor::boot`].
     pub fn new(
-        services: BTreeMap<String, ServiceConfig>,
+        services: BTreeMap<String, U>,
         invalid: BTreeMap<String, String>,
         shutdown_timeout: Duration,
         now: Instant,
     ) -> Self {
         let (services, invalid) = split_cycles(services, invalid);
-        let mut all: BTreeMap<String, Service> = services
+        let mut all: BTreeMap<String, Service<U>> = services
             .into_iter()
-            .map(|(name, config)| (name.clone(), Service::new(&name, config, now)))
+            .map(|(name, unit)| (name.clone(), Service::new(&name, Rc::new(unit), now)))
             .collect();
         for (name, reason) in invalid {
             all.insert(name.clone(), Service::invalid(&name, reason, now));
@@ -86,6 +88,18 @@ impl Supervisor {
         result
     }
 
+    /// A new set of units (SIGHUP): `services` are valid, `invalid` maps a
+    /// unit's name to its error. The running set is diffed against it (see
+    /// `reload.rs`); ignored while shutting down. Drain
+    /// [`Supervisor::poll_action`] afterwards.
+    pub fn reload(&mut self, services: BTreeMap<String, U>, invalid: BTreeMap<String, String>, now: Instant) {
+        match self.mode {
+            Mode::ShuttingDown { .. } | Mode::Done => tracing::warn!("reload ignored while shutting down"),
+            Mode::Created | Mode::Running => self.diff(services, invalid, now),
+        }
+        self.settle(now);
+    }
+
     /// The next action for the event loop, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -103,6 +117,13 @@ impl Supervisor {
             .filter_map(|s| s.phase.deadline())
             .chain(global)
             .min()
+    }
+
+    /// The definition a service runs with now (for an `Action::Spawn` or
+    /// `Action::StartReadyCheck` just polled); `None` for an unknown or
+    /// invalid one.
+    pub fn definition(&self, name: &str) -> Option<Rc<U>> {
+        self.services.get(name)?.unit.clone()
     }
 
     /// Every service, by name.
@@ -139,10 +160,6 @@ impl Supervisor {
             (M::ShuttingDown { .. }, E::Shutdown) => self.escalate(now),
             (_, E::Shutdown) => self.begin_shutdown(now),
             (M::ShuttingDown { .. }, E::Start { .. } | E::Restart { .. }) => return Err(SupervisorError::ShuttingDown),
-            (M::ShuttingDown { .. }, E::Reload { .. }) => {
-                tracing::warn!("reload ignored while shutting down")
-            }
-            (_, E::Reload { services, invalid }) => self.reload(services, invalid, now),
             (_, E::Start { name }) => return self.start(&name, now),
             (_, E::Stop { name }) => return self.stop(&name, now),
             (_, E::Restart { name }) => return self.restart(&name, now),
@@ -164,7 +181,7 @@ impl Supervisor {
             shutting_down,
         };
         let outcome = service.step(input, &mut cx);
-        let main_went_down = service.config.main && !was_down && service.phase.is_down();
+        let main_went_down = service.config().main && !was_down && service.phase.is_down();
         if outcome == Outcome::Forget {
             self.services.remove(name);
         } else if main_went_down && !shutting_down {
@@ -204,13 +221,13 @@ impl Supervisor {
         }
     }
 
-    fn known(&self, name: &str) -> Result<&Service, SupervisorError> {
+    fn known(&self, name: &str) -> Result<&Service<U>, SupervisorError> {
         let service = self.services.get(name);
         service.ok_or_else(|| SupervisorError::UnknownService { name: name.to_string() })
     }
 
     /// Known and not invalid.
-    fn startable(&self, name: &str) -> Result<&Service, SupervisorError> {
+    fn startable(&self, name: &str) -> Result<&Service<U>, SupervisorError> {
         let service = self.known(name)?;
         match (&service.phase, &service.config_error) {
             (Phase::Invalid, Some(reason)) => Err(SupervisorError::InvalidService {

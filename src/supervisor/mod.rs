@@ -65,7 +65,7 @@
 //!   has exited; else 1 if a service is failed, needed more than its stop
 //!   signal, or was still alive at the timeout; else 0. A second shutdown
 //!   request kills everything at once, then exits when all are reaped.
-//! * Reload (`reload.rs`): new units start, removed ones stop and are
+//! * Reload ([`Supervisor::reload`], `reload.rs`): new units start, removed ones stop and are
 //!   forgotten, a changed one is stopped and handled like a new unit, an
 //!   unchanged one is left alone; a running service whose new unit is invalid
 //!   keeps running with the old one and shows the error.
@@ -89,6 +89,6 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use config::{RestartPolicy, ServiceConfig, ServiceType};
+pub use config::{Definition, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
 pub use types::{Action, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::config::ServiceConfig;
+use super::config::{Definition, ServiceConfig};
 
 /// Everything `config` orders after: `requires` (which implies `after`) and `after`.
 pub(super) fn dependencies(config: &ServiceConfig) -> impl Iterator<Item = &String> {
@@ -22,7 +22,7 @@ pub(super) fn depends_on(config: &ServiceConfig, name: &str) -> bool {
 }
 
 /// The services on a dependency cycle, each with the reason to show.
-pub(super) fn cycles(services: &BTreeMap<String, ServiceConfig>) -> BTreeMap<String, String> {
+pub(super) fn cycles<U: Definition>(services: &BTreeMap<String, U>) -> BTreeMap<String, String> {
     let reach: BTreeMap<&str, BTreeSet<&str>> = services
         .keys()
         .map(|name| (name.as_str(), reachable(services, name)))
@@ -45,18 +45,18 @@ pub(super) fn cycles(services: &BTreeMap<String, ServiceConfig>) -> BTreeMap<Str
 
 /// The services reachable from `start` over one or more dependency edges.
 /// Dependencies missing from `services` are skipped.
-fn reachable<'a>(services: &'a BTreeMap<String, ServiceConfig>, start: &str) -> BTreeSet<&'a str> {
+fn reachable<'a, U: Definition>(services: &'a BTreeMap<String, U>, start: &str) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     let mut stack: Vec<&str> = match services.get(start) {
-        Some(config) => dependencies(config).map(String::as_str).collect(),
+        Some(unit) => dependencies(unit.config()).map(String::as_str).collect(),
         None => Vec::new(),
     };
     while let Some(name) = stack.pop() {
-        let Some((key, config)) = services.get_key_value(name) else {
+        let Some((key, unit)) = services.get_key_value(name) else {
             continue;
         };
         if seen.insert(key.as_str()) {
-            stack.extend(dependencies(config).map(String::as_str));
+            stack.extend(dependencies(unit.config()).map(String::as_str));
         }
     }
     seen

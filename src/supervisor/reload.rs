@@ -7,19 +7,20 @@
 //! and shows the error (killing a working service over a typo is unkind).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Instant;
 
-use super::config::ServiceConfig;
+use super::config::Definition;
 use super::machine::Supervisor;
 use super::order::cycles;
-use super::phase::{Input, Phase, Then};
+use super::phase::{Input, Then};
 use super::service::Service;
 
 /// Moves the services on a dependency cycle over to the invalid ones.
-pub(super) fn split_cycles(
-    services: BTreeMap<String, ServiceConfig>,
+pub(super) fn split_cycles<U: Definition>(
+    services: BTreeMap<String, U>,
     mut invalid: BTreeMap<String, String>,
-) -> (BTreeMap<String, ServiceConfig>, BTreeMap<String, String>) {
+) -> (BTreeMap<String, U>, BTreeMap<String, String>) {
     for (name, reason) in cycles(&services) {
         invalid.entry(name).or_insert(reason);
     }
@@ -30,13 +31,8 @@ pub(super) fn split_cycles(
     (valid, invalid)
 }
 
-impl Supervisor {
-    pub(super) fn reload(
-        &mut self,
-        services: BTreeMap<String, ServiceConfig>,
-        invalid: BTreeMap<String, String>,
-        now: Instant,
-    ) {
+impl<U: Definition> Supervisor<U> {
+    pub(super) fn diff(&mut self, services: BTreeMap<String, U>, invalid: BTreeMap<String, String>, now: Instant) {
         let (services, invalid) = split_cycles(services, invalid);
         let removed: Vec<String> = self
             .services
@@ -50,8 +46,8 @@ impl Supervisor {
         for (name, reason) in invalid {
             self.reload_invalid(name, reason, now);
         }
-        for (name, config) in services {
-            self.reload_valid(name, config, now);
+        for (name, unit) in services {
+            self.reload_valid(name, unit, now);
         }
     }
 
@@ -59,7 +55,7 @@ impl Supervisor {
         match self.services.get_mut(&name) {
             Some(service) if service.phase.is_live() => {
                 tracing::warn!(service = name, reason, "new unit is invalid, keeping the old one");
-                service.pending_config = None;
+                service.pending = None;
                 service.config_error = Some(reason);
             }
             _ => {
@@ -69,23 +65,23 @@ impl Supervisor {
         }
     }
 
-    fn reload_valid(&mut self, name: String, config: ServiceConfig, now: Instant) {
+    fn reload_valid(&mut self, name: String, unit: U, now: Instant) {
         let Some(service) = self.services.get_mut(&name) else {
-            let service = Service::new(&name, config, now);
+            let service = Service::new(&name, Rc::new(unit), now);
             self.services.insert(name, service);
             return;
         };
-        let current = service.pending_config.as_ref().unwrap_or(&service.config);
-        if service.phase != Phase::Invalid && *current == config {
+        let current = service.pending.as_ref().or(service.unit.as_ref());
+        if current.is_some_and(|current| current.unchanged(&unit)) {
             service.config_error = None;
             return;
         }
         if service.phase.is_live() {
             service.config_error = None;
-            service.pending_config = Some(config);
+            service.pending = Some(Rc::new(unit));
             self.route(&name, Input::Stop(Then::Restart), now);
         } else {
-            let service = Service::new(&name, config, now);
+            let service = Service::new(&name, Rc::new(unit), now);
             self.services.insert(name, service);
         }
     }

@@ -6,16 +6,19 @@
 use std::time::{Duration, Instant};
 
 use super::backoff::{Backoff, StartLimit};
-use super::config::{RestartPolicy, ServiceConfig, ServiceType};
+use std::rc::Rc;
+
+use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
 
 #[derive(Debug, Clone)]
-pub(super) struct Service {
+pub(super) struct Service<U> {
     pub name: String,
-    pub config: ServiceConfig,
-    /// A reloaded config, applied once the old instance has stopped.
-    pub pending_config: Option<ServiceConfig>,
+    /// The one copy of its definition; `None` for an invalid unit.
+    pub unit: Option<Rc<U>>,
+    /// A reloaded definition, applied once the old instance has stopped.
+    pub pending: Option<Rc<U>>,
     /// The unit's error: why it is invalid, or why a reload was refused.
     pub config_error: Option<String>,
     pub phase: Phase,
@@ -29,17 +32,17 @@ pub(super) struct Service {
     limit: StartLimit,
 }
 
-impl Service {
-    pub(super) fn new(name: &str, config: ServiceConfig, now: Instant) -> Self {
-        let phase = if config.enabled {
+impl<U: Definition> Service<U> {
+    pub(super) fn new(name: &str, unit: Rc<U>, now: Instant) -> Self {
+        let phase = if unit.config().enabled {
             Phase::Waiting
         } else {
             Phase::Disabled
         };
         Service {
             name: name.to_string(),
-            config,
-            pending_config: None,
+            unit: Some(unit),
+            pending: None,
             config_error: None,
             phase,
             since: now,
@@ -53,14 +56,25 @@ impl Service {
     }
 
     pub(super) fn invalid(name: &str, reason: String, now: Instant) -> Self {
-        let config = ServiceConfig {
-            enabled: false,
-            ..ServiceConfig::default()
-        };
-        let mut service = Service::new(name, config, now);
-        service.phase = Phase::Invalid;
-        service.config_error = Some(reason);
-        service
+        Service {
+            name: name.to_string(),
+            unit: None,
+            pending: None,
+            config_error: Some(reason),
+            phase: Phase::Invalid,
+            since: now,
+            restarts: 0,
+            last_exit: None,
+            status_text: None,
+            unclean_stop: false,
+            backoff: Backoff::default(),
+            limit: StartLimit::default(),
+        }
+    }
+
+    /// What the supervisor decides with.
+    pub(super) fn config(&self) -> &ServiceConfig {
+        self.unit.as_deref().map_or(&INVALID, Definition::config)
     }
 
     /// The single transition function: every legal (phase, input) pair is
@@ -127,15 +141,15 @@ impl Service {
 
     /// Does this service become ready by `Event::Ready` (not at spawn, not at exit)?
     fn readies(&self) -> bool {
-        match self.config.service_type {
+        match self.config().service_type {
             ServiceType::Notify => true,
-            ServiceType::Simple => self.config.has_ready_check,
+            ServiceType::Simple => self.config().has_ready_check,
             ServiceType::Oneshot => false,
         }
     }
 
     fn has_check(&self) -> bool {
-        self.config.has_ready_check && self.config.service_type != ServiceType::Oneshot
+        self.config().has_ready_check && self.config().service_type != ServiceType::Oneshot
     }
 
     /// Wanted up again by someone: a fresh start, history forgotten.
@@ -156,10 +170,10 @@ impl Service {
         if self.has_check() {
             self.push(cx, |name| Action::StartReadyCheck { name });
         }
-        let ready = !self.readies() && self.config.service_type != ServiceType::Oneshot;
+        let ready = !self.readies() && self.config().service_type != ServiceType::Oneshot;
         let deadline = match ready {
             true => None,
-            false => self.config.ready_timeout.and_then(|t| cx.now.checked_add(t)),
+            false => self.config().ready_timeout.and_then(|t| cx.now.checked_add(t)),
         };
         let up = Phase::Up {
             pid,
@@ -208,7 +222,7 @@ impl Service {
     }
 
     fn ready_timeout(&mut self, cx: &mut Cx) {
-        let limit = self.config.ready_timeout.unwrap_or_default();
+        let limit = self.config().ready_timeout.unwrap_or_default();
         self.stop(Then::Fail(format!("not ready within {limit:?}")), cx);
     }
 
@@ -222,7 +236,7 @@ impl Service {
     fn exited(&mut self, status: ExitStatus, since: Instant, cx: &mut Cx) {
         self.cancel_check_if_pending(cx);
         self.last_exit = Some(status);
-        let done = self.config.service_type == ServiceType::Oneshot && status.success();
+        let done = self.config().service_type == ServiceType::Oneshot && status.success();
         if done {
             return self.set(Phase::Exited, cx.now);
         }
@@ -238,7 +252,7 @@ impl Service {
     /// an exit or a failed start.
     fn decide(&mut self, success: bool, failure: Failure, uptime: Duration, cx: &mut Cx) {
         let restart = !cx.shutting_down
-            && match self.config.restart {
+            && match self.config().restart {
                 RestartPolicy::Always => true,
                 RestartPolicy::OnFailure => !success,
                 RestartPolicy::No => false,
@@ -247,10 +261,11 @@ impl Service {
             let phase = if success { Phase::Exited } else { Phase::Failed(failure) };
             return self.set(phase, cx.now);
         }
-        let delay = self.backoff.next(&self.config, uptime);
+        let config = self.unit.as_deref().map_or(&INVALID, Definition::config);
+        let delay = self.backoff.next(config, uptime);
         // an overflowing Instant needs an absurd delay; restart at once then
         let until = cx.now.checked_add(delay).unwrap_or(cx.now);
-        if self.limit.exceeded(&self.config, until) {
+        if self.limit.exceeded(config, until) {
             return self.set(Phase::Failed(Failure::StartLimit), cx.now);
         }
         self.restarts = self.restarts.saturating_add(1);
@@ -275,12 +290,12 @@ impl Service {
     }
 
     fn signal(&mut self, pid: i32, then: Then, cx: &mut Cx) {
-        let signal = self.config.stop_signal;
+        let signal = self.config().stop_signal;
         cx.actions.push_back(Action::Signal {
             name: self.name.clone(),
             signal,
         });
-        let deadline = cx.now.checked_add(self.config.stop_timeout);
+        let deadline = cx.now.checked_add(self.config().stop_timeout);
         let phase = Phase::Stopping {
             pid: Some(pid),
             deadline,
@@ -304,7 +319,7 @@ impl Service {
     fn stopped(&mut self, then: Then, status: Option<ExitStatus>, cx: &mut Cx) -> Outcome {
         if let Some(status) = status {
             self.last_exit = Some(status);
-            let clean = status.success() || status == ExitStatus::Signal(self.config.stop_signal);
+            let clean = status.success() || status == ExitStatus::Signal(self.config().stop_signal);
             self.unclean_stop = !clean;
         }
         match then {
@@ -319,16 +334,14 @@ impl Service {
 
     /// Start again after a requested stop; a reloaded config makes it a new unit.
     fn restart(&mut self, now: Instant) {
-        match self.pending_config.take() {
-            Some(config) if !config.enabled => {
-                self.config = config;
-                self.set(Phase::Disabled, now);
-            }
-            Some(config) => {
-                self.config = config;
-                self.want_up(now);
-            }
-            None => self.want_up(now),
+        let Some(unit) = self.pending.take() else {
+            return self.want_up(now);
+        };
+        let enabled = unit.config().enabled;
+        self.unit = Some(unit);
+        match enabled {
+            true => self.want_up(now),
+            false => self.set(Phase::Disabled, now),
         }
     }
 }

@@ -3,13 +3,14 @@
 //! own stop timeout, the whole within the global shutdown timeout. Then
 //! [`Action::Exit`] with the code described at [`Supervisor::exit_code`].
 
+use super::config::Definition;
 use super::machine::{Mode, Supervisor};
 use super::phase::{Input, Phase};
 use super::service::Service;
 use super::types::Action;
 use std::time::Instant;
 
-impl Supervisor {
+impl<U: Definition> Supervisor<U> {
     /// Enters shutdown; `settle` then stops the services that nothing depends on.
     pub(super) fn begin_shutdown(&mut self, now: Instant) {
         let deadline = now.checked_add(self.shutdown_timeout);
@@ -52,7 +53,7 @@ impl Supervisor {
     /// and 1 when a service is failed, needed more than its stop signal (or
     /// exited non-zero while stopping), or is still alive at the timeout.
     fn exit_code(&self) -> i32 {
-        let main = self.services.values().find(|s| s.config.main);
+        let main = self.services.values().find(|s| s.config().main);
         if let Some(status) = main.filter(|s| !s.phase.is_live()).and_then(|s| s.last_exit) {
             return status.code();
         }
@@ -63,7 +64,7 @@ impl Supervisor {
         i32::from(unclean)
     }
 
-    fn live(&self) -> impl Iterator<Item = &Service> {
+    fn live(&self) -> impl Iterator<Item = &Service<U>> {
         self.services.values().filter(|s| s.phase.is_live())
     }
 }

@@ -2,11 +2,8 @@
 //! ([`Action`]), what users see ([`ServiceStatus`]) and what an operator
 //! request can fail with ([`SupervisorError`]).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
-
-use super::config::ServiceConfig;
 
 pub use crate::sys::ExitStatus;
 
@@ -37,11 +34,6 @@ pub enum Event {
     Restart { name: String },
     /// PID 1 was asked to shut down (a second one kills what is left).
     Shutdown,
-    /// A new set of units (SIGHUP).
-    Reload {
-        services: BTreeMap<String, ServiceConfig>,
-        invalid: BTreeMap<String, String>,
-    },
 }
 
 /// What the supervisor asks the event loop to do.

@@ -22,10 +22,11 @@ mod validate;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::supervisor::ServiceConfig;
+use crate::supervisor::{Definition, ServiceConfig};
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
@@ -42,9 +43,10 @@ pub struct Unit {
     pub name: String,
     pub description: Option<String>,
     /// What to exec. The shell form is `["/bin/sh", "-c", STRING]`.
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
     pub form: CommandForm,
-    /// `argv[0]` found in `PATH`, as seen from inside the root.
+    /// `argv[0]` found in `PATH`, as seen from inside the root (for
+    /// messages: exec looks it up again).
     pub program: PathBuf,
     pub ready: Option<Ready>,
     /// `None`: keep tend's own.
@@ -78,7 +80,7 @@ pub enum Ready {
     /// A TCP connect to this address succeeds.
     Tcp(SocketAddr),
     /// This command exits 0 (run repeatedly until it does).
-    Exec { argv: Vec<String>, program: PathBuf },
+    Exec { argv: Vec<OsString>, program: PathBuf },
 }
 
 /// Where a service's stdout or stderr goes.
@@ -95,14 +97,9 @@ pub enum Stdio {
 }
 
 impl Unit {
-    /// The supervisor's view of this unit.
-    pub fn service_config(&self) -> ServiceConfig {
-        self.service.clone()
-    }
-
     /// A unit for a command given on the command line (`tend init -- CMD`),
     /// with every default of a unit file.
-    pub fn from_argv(name: &str, argv: Vec<String>) -> Unit {
+    pub fn from_argv(name: &str, argv: Vec<OsString>) -> Unit {
         Unit {
             name: name.to_string(),
             description: None,
@@ -119,6 +116,52 @@ impl Unit {
             stderr: Stdio::Log,
             service: ServiceConfig::default(),
         }
+    }
+}
+
+/// The supervisor holds each unit whole; a reload restarts a service when
+/// anything the runtime runs it with changed. Where `argv[0]` was found in
+/// `PATH` and the description do not count: a program appearing earlier in
+/// `PATH` must not restart a service.
+impl Definition for Unit {
+    fn config(&self) -> &ServiceConfig {
+        &self.service
+    }
+
+    fn unchanged(&self, new: &Self) -> bool {
+        // Destructured, so a new field needs a decision here.
+        let Unit {
+            name,
+            description: _,
+            argv,
+            form,
+            program: _,
+            ready,
+            uid,
+            gid,
+            working_dir,
+            env,
+            limits,
+            stdout,
+            stderr,
+            service,
+        } = self;
+        let ready_same = match (ready, &new.ready) {
+            (Some(Ready::Exec { argv: a, .. }), Some(Ready::Exec { argv: b, .. })) => a == b,
+            (a, b) => a == b,
+        };
+        *name == new.name
+            && *argv == new.argv
+            && *form == new.form
+            && ready_same
+            && *uid == new.uid
+            && *gid == new.gid
+            && *working_dir == new.working_dir
+            && *env == new.env
+            && *limits == new.limits
+            && *stdout == new.stdout
+            && *stderr == new.stderr
+            && *service == new.service
     }
 }
 

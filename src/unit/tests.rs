@@ -41,7 +41,7 @@ fn unit(text: &str) -> Unit {
 #[test]
 fn defaults_are_the_supervisors() {
     let u = unit("command = [\"sleep\", \"10\"]\n");
-    assert_eq!(u.service_config(), ServiceConfig::default());
+    assert_eq!(u.service.clone(), ServiceConfig::default());
     assert_eq!(u.argv, ["sleep", "10"]);
     assert_eq!(u.form, CommandForm::Exec);
     assert!(u.program.is_absolute() && u.program.ends_with("sleep"));
@@ -129,7 +129,7 @@ fn every_key() {
     assert_eq!(u.stdout, Stdio::Inherit);
     assert_eq!(u.stderr, Stdio::File("/var/log/web.err".into()));
     assert!(u.service.main && !u.service.enabled);
-    let c = u.service_config();
+    let c = u.service.clone();
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
 
@@ -373,4 +373,21 @@ fn one_syntax_error_per_line() {
         errors("command = [\"sh\"\nuser = 1\n"),
         ["units/web.toml:2:1: missing comma between array elements, expected `,`"]
     );
+}
+
+#[test]
+fn a_reload_ignores_where_the_program_was_found_and_the_description() {
+    use crate::supervisor::Definition;
+    let u = unit("command = [\"sleep\", \"10\"]\n");
+    let moved = Unit {
+        program: PathBuf::from("/usr/local/bin/sleep"),
+        description: Some("now described".into()),
+        ..u.clone()
+    };
+    assert!(u.unchanged(&moved));
+    let other = Unit {
+        argv: vec!["sleep".into(), "11".into()],
+        ..u.clone()
+    };
+    assert!(!u.unchanged(&other));
 }

@@ -3,6 +3,7 @@
 //! files are looked up through `host`; all else is pure.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,12 +140,11 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
         main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
         enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
-        revision: 0,
     };
     let unit = Unit {
         name: name.to_string(),
         description: raw.description.map(Spanned::into_inner),
-        argv,
+        argv: argv.into_iter().map(OsString::from).collect(),
         form,
         program,
         ready,

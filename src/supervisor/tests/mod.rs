@@ -152,7 +152,7 @@ impl Harness {
     }
 
     /// Pops every action; answers `Spawn` with `Spawned` when `auto_spawn`.
-    fn drain(&mut self) -> Vec<Action> {
+    pub(super) fn drain(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         loop {
             let mut spawns = Vec::new();

@@ -3,13 +3,24 @@
 use super::*;
 use crate::supervisor::RestartPolicy;
 
-fn reload(services: Vec<(&str, ServiceConfig)>, invalid: &[(&str, &str)]) -> Event {
-    Event::Reload {
-        services: configs(services),
-        invalid: invalid
+/// A new set of units, as SIGHUP hands it over.
+struct Reload(
+    Vec<(&'static str, ServiceConfig)>,
+    &'static [(&'static str, &'static str)],
+);
+
+fn reload(services: Vec<(&'static str, ServiceConfig)>, invalid: &'static [(&'static str, &'static str)]) -> Reload {
+    Reload(services, invalid)
+}
+
+impl Harness {
+    fn reload(&mut self, Reload(services, invalid): Reload) -> Vec<Action> {
+        let invalid = invalid
             .iter()
             .map(|(name, reason)| (name.to_string(), reason.to_string()))
-            .collect(),
+            .collect();
+        self.sup.reload(configs(services), invalid, self.now);
+        self.drain()
     }
 }
 
@@ -26,7 +37,7 @@ fn reload_starts_new_stops_removed_restarts_changed() {
     let mut h = Harness::booted(vec![("same", plain()), ("edit", plain()), ("gone", plain())]);
     let pid_same = h.get("same").pid;
     let event = reload(vec![("same", plain()), ("edit", changed()), ("new", plain())], &[]);
-    assert_eq!(core(h.send(event)), [term("gone"), term("edit"), spawn("new")]);
+    assert_eq!(core(h.reload(event)), [term("gone"), term("edit"), spawn("new")]);
     assert_eq!(h.get("same").pid, pid_same);
 
     // the changed one comes back with its new config as soon as it stopped
@@ -45,7 +56,7 @@ fn reload_starts_new_stops_removed_restarts_changed() {
 fn reload_of_an_identical_set_changes_nothing() {
     let set = || vec![("a", ServiceConfig::default()), ("b", changed())];
     let mut h = Harness::booted(set());
-    assert_eq!(core(h.send(reload(set(), &[]))), []);
+    assert_eq!(core(h.reload(reload(set(), &[]))), []);
     assert_eq!(h.state("a"), ServiceState::Ready);
 }
 
@@ -58,7 +69,7 @@ fn invalid_unit_keeps_a_running_service_on_its_old_config() {
     let mut h = Harness::booted(vec![("up", Default::default()), ("down", no)]);
     h.exit("down", ExitStatus::Code(0));
     let event = reload(vec![], &[("up", "bad port"), ("down", "bad port")]);
-    assert_eq!(core(h.send(event)), []);
+    assert_eq!(core(h.reload(event)), []);
     assert_eq!(h.state("up"), ServiceState::Ready);
     assert_eq!(h.detail("up"), "reload refused, running the old unit: bad port");
     assert_eq!(h.state("down"), ServiceState::Invalid);
@@ -68,7 +79,7 @@ fn invalid_unit_keeps_a_running_service_on_its_old_config() {
     assert_eq!(core(h.exit("up", ExitStatus::Code(1))), []);
     assert_eq!(core(h.advance(ms(100))), [spawn("up")]);
     let fixed = reload(vec![("up", Default::default())], &[("down", "bad port")]);
-    assert_eq!(core(h.send(fixed)), []);
+    assert_eq!(core(h.reload(fixed)), []);
     assert_eq!(h.get("up").detail, None);
 }
 
@@ -85,7 +96,7 @@ fn changed_unit_of_a_down_service_is_handled_like_a_new_one() {
         stop_timeout: secs(1),
         ..no
     };
-    assert_eq!(core(h.send(reload(vec![("a", fixed)], &[]))), [spawn("a")]);
+    assert_eq!(core(h.reload(reload(vec![("a", fixed)], &[]))), [spawn("a")]);
 }
 
 #[test]
@@ -97,7 +108,7 @@ fn reload_can_disable_and_rescue_invalid_units() {
         ..ServiceConfig::default()
     };
     let event = reload(vec![("a", off), ("b", Default::default())], &[]);
-    assert_eq!(core(h.send(event)), [term("a"), spawn("b")]);
+    assert_eq!(core(h.reload(event)), [term("a"), spawn("b")]);
     assert_eq!(core(h.exit("a", ExitStatus::Signal(TERM))), []);
     assert_eq!(h.state("a"), ServiceState::Disabled);
 }
@@ -110,7 +121,7 @@ fn reload_that_makes_a_cycle_stops_nothing_running() {
         ..ServiceConfig::default()
     };
     let event = reload(vec![("a", after("b")), ("b", after("a"))], &[]);
-    assert_eq!(core(h.send(event)), []);
+    assert_eq!(core(h.reload(event)), []);
     assert!(h.detail("a").contains("dependency cycle through a, b"));
     assert_eq!(h.due_in(), None);
 }
@@ -127,6 +138,6 @@ fn removing_a_service_that_never_ran_forgets_it_at_once() {
     };
     let mut h = Harness::booted(vec![("never", never.clone()), ("w", blocked)]);
     assert_eq!(h.state("w"), ServiceState::Starting);
-    assert_eq!(core(h.send(reload(vec![("never", never)], &[]))), []);
+    assert_eq!(core(h.reload(reload(vec![("never", never)], &[]))), []);
     assert_eq!(h.sup.status().len(), 1);
 }

@@ -95,7 +95,10 @@ pub fn ready(
             let span = cmd.span();
             let (argv, form) = argv(cmd.into_inner());
             let program = resolve(cx, span, &argv, form, env, cwd, "ready command")?;
-            Some(Ready::Exec { argv, program })
+            Some(Ready::Exec {
+                argv: argv.into_iter().map(std::ffi::OsString::from).collect(),
+                program,
+            })
         }
         _ => {
             cx.err(span, Problem::ReadyOne);

@@ -135,11 +135,8 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, S
     let group = match &args.socket_group {
         None => None,
         Some(text) => {
-            let groups = tend::unit::users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-            match groups.iter().find(|g| &g.name == text) {
-                Some(g) => Some(g.gid),
-                None => Some(text.parse::<u32>().map_err(|_| format!("no group named {text}"))?),
-            }
+            let users = tend::unit::read_users(std::path::Path::new("/"));
+            Some(users.group(tend::unit::Id::Name(text)).map_err(|e| e.to_string())?)
         }
     };
     Ok(Some(tend::ctl::server::Config {

@@ -122,7 +122,10 @@ impl Services {
 
     fn start(&mut self, unit: &Unit, registry: &Registry) -> Result<i32, String> {
         let name = unit.name.as_str();
-        let mut env: Vec<(OsString, OsString)> = unit.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        // The user's login variables first, so the unit's `env` wins, as
+        // with systemd's `User=` and `Environment=`.
+        let mut env = unit.run_as.login_env();
+        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
         if unit.service.service_type == crate::supervisor::ServiceType::Notify {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
@@ -156,7 +159,7 @@ impl Services {
             new_session: !is_main,
             controlling_tty: false,
             env,
-            credentials: credentials(unit),
+            credentials: credentials(&unit.run_as),
             limits: unit
                 .limits
                 .iter()
@@ -430,16 +433,8 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
     }
 }
 
-fn credentials(unit: &Unit) -> Option<Credentials> {
-    if unit.uid.is_none() && unit.gid.is_none() {
-        return None;
-    }
-    // SAFETY: getuid/getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let gid = unit.gid.unwrap_or(gid);
-    Some(Credentials {
-        uid: unit.uid.unwrap_or(uid),
-        gid,
-        groups: vec![gid],
-    })
+/// The ids a service runs as; tend's own where the unit sets none.
+fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    run_as.credentials(uid.as_raw(), gid.as_raw())
 }

@@ -29,10 +29,10 @@ use crate::supervisor::ServiceConfig;
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
+pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
-pub use users::{parse_group, parse_passwd, Group, User};
+pub use users::{parse_group, parse_passwd, Group, Id, IdError, RunAs, User, UserDb};
 
 /// A valid unit: everything the runtime needs to start, stop and restart
 /// one service.
@@ -47,11 +47,8 @@ pub struct Unit {
     /// `argv[0]` found in `PATH`, as seen from inside the root.
     pub program: PathBuf,
     pub ready: Option<Ready>,
-    /// `None`: keep tend's own.
-    pub uid: Option<u32>,
-    /// `None`: keep tend's own (a numeric `user` without a passwd entry and
-    /// without `group` leaves the group unchanged, as Docker does).
-    pub gid: Option<u32>,
+    /// `user` and `group` resolved: ids, supplementary groups, login.
+    pub run_as: RunAs,
     pub working_dir: Option<PathBuf>,
     /// `env-file` first, then `env`, a later key replacing an earlier one.
     pub env: Vec<(String, String)>,
@@ -110,8 +107,7 @@ impl Unit {
             argv,
             form: CommandForm::Exec,
             ready: None,
-            uid: None,
-            gid: None,
+            run_as: RunAs::default(),
             working_dir: None,
             env: Vec::new(),
             limits: BTreeMap::new(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{Position, Problem, UnitError};
-use super::host::CheckEnv;
+use super::host::Host;
 use super::limits::{self, Limit, Resource};
 use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
@@ -50,7 +50,7 @@ const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Collects problems while the unit is built.
 pub struct Ctx<'a> {
     pub src: &'a Source<'a>,
-    pub env: &'a CheckEnv,
+    pub env: &'a dyn Host,
     pub unit_dir: &'a Path,
     pub errors: Vec<UnitError>,
 }
@@ -116,7 +116,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let (argv, form, program) = exec::command(cx, raw.command, bad, &env, working_dir.as_deref());
     let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
-    let (uid, gid) = env::ids(cx, raw.user, raw.group);
+    let run_as = env::run_as(cx, raw.user, raw.group);
     let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
     let restart_delay_max = cx.duration("restart-delay-max", raw.restart_delay_max, d.restart_delay_max);
     if restart_delay > restart_delay_max {
@@ -148,8 +148,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         form,
         program,
         ready,
-        uid,
-        gid,
+        run_as,
         working_dir,
         env,
         limits: limits(cx, raw.limits),
@@ -309,7 +308,7 @@ fn limit(cx: &mut Ctx, resource: Resource, value: Spanned<RawLimit>) -> Option<L
             },
         );
     }
-    if let Some(ceiling) = cx.env.ceilings.exceeded(resource, hard) {
+    if let Some(ceiling) = cx.env.ceilings().exceeded(resource, hard) {
         let hard = limits::show(hard);
         cx.err(
             span,

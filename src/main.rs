@@ -1,5 +1,8 @@
 //! The edge: parse the command line, set up logging, run, and turn the
 //! outcome into an exit code and at most one line on stderr.
+// The library's rules hold for the binary too (it is its own crate).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use clap::{CommandFactory, Parser};
 use tend::cli::{Cli, InitArgs, Sub};

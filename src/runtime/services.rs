@@ -44,7 +44,7 @@ impl Proc {
     fn signal(&self, signal: i32) -> std::io::Result<()> {
         match &self.cgroup {
             Some(cgroup) => cgroup.signal(signal),
-            None => process::kill(-self.pid, signal),
+            None => process::kill(self.pid.saturating_neg(), signal),
         }
     }
 }
@@ -221,7 +221,7 @@ impl Services {
 
     fn register(&mut self, source: Source, registry: &Registry) {
         let token = Token(self.next_token);
-        self.next_token += 1;
+        self.next_token = self.next_token.saturating_add(1);
         let result = match &source {
             Source::Log { fd, .. } => registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE),
             Source::Notify { socket, .. } => {
@@ -359,7 +359,7 @@ impl Services {
             return;
         };
         let token = Token(self.next_token);
-        self.next_token += 1;
+        self.next_token = self.next_token.saturating_add(1);
         self.checks.start(name, &check, token, now, registry);
     }
 

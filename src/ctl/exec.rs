@@ -38,7 +38,7 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
     }
     let mut env = Vec::new();
     let credentials = match &request.user {
-        Some(user) => Some(credentials(user, &mut env).map_err(bad)?),
+        Some(user) => credentials(user, &mut env).map_err(bad)?,
         None => None,
     };
     for pair in &request.env {
@@ -90,13 +90,11 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
 /// The user's ids and groups from the environment's `/etc/passwd` and
 /// `/etc/group`, and its `USER`, `LOGNAME`, `HOME` and `SHELL`: as a service
 /// with `user` gets them.
-fn credentials(user: &str, env: &mut Vec<(OsString, OsString)>) -> Result<Credentials, String> {
+fn credentials(user: &str, env: &mut Vec<(OsString, OsString)>) -> Result<Option<Credentials>, String> {
     let run_as = unit::read_users(Path::new("/"))
         .run_as_user(user)
         .map_err(|e| e.to_string())?;
     env.extend(run_as.login_env());
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    run_as
-        .credentials(uid.as_raw(), gid.as_raw())
-        .ok_or_else(|| format!("no user named {user}"))
+    Ok(run_as.credentials(uid.as_raw(), gid.as_raw()))
 }

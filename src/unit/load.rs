@@ -102,7 +102,7 @@ fn load_file(path: &Path, name: &str, env: &dyn Host, dir: &Path) -> (Option<Che
 }
 
 /// Parses and validates the text of one unit file (its name from the file
-/// stem). Pure but for the command and env-file lookups below `env.root`.
+/// stem). Pure but for what it asks `env` (programs, env files, users).
 pub(crate) fn check_text(
     name: &str,
     file: &Path,

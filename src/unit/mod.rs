@@ -1,8 +1,10 @@
 //! Unit files: the TOML description of a service (`units/NAME.toml`), its
 //! validation, and the loading of a directory of them.
 //!
-//! Parsing and validation are pure; loading reads the unit files, their
-//! env files, and looks up commands below a root directory. Every problem of
+//! Parsing and validation are pure: what validation needs of the
+//! environment (programs, env files, users, limits) comes through the
+//! [`Host`] trait, real ([`CheckEnv`]) or data ([`Fixture`]); loading reads
+//! the unit files. Every problem of
 //! every file is gathered with its position; a broken unit never stops the
 //! others. The keys are documented in `units/README.md`.
 

@@ -1,6 +1,7 @@
 //! The meaning of a [`RawUnit`]: defaults, choices, durations, signals,
-//! users, limits and paths checked, every problem gathered. Commands and env
-//! files are looked up through `host`; all else is pure.
+//! users, limits and paths checked, every problem gathered. What it needs of
+//! the environment (programs, env files, users, limits) it asks a
+//! [`Host`]; all else is pure.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

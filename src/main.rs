@@ -1,5 +1,8 @@
 //! The edge: parse the command line, set up logging, run, and turn the
 //! outcome into an exit code and at most one line on stderr.
+// The library's rules hold for the binary too (it is its own crate).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use clap::{CommandFactory, Parser};
 use tend::cli::{Cli, InitArgs, Sub};
@@ -135,11 +138,8 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, S
     let group = match &args.socket_group {
         None => None,
         Some(text) => {
-            let groups = tend::unit::users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-            match groups.iter().find(|g| &g.name == text) {
-                Some(g) => Some(g.gid),
-                None => Some(text.parse::<u32>().map_err(|_| format!("no group named {text}"))?),
-            }
+            let users = tend::unit::read_users(std::path::Path::new("/"));
+            Some(users.group(tend::unit::Id::Name(text)).map_err(|e| e.to_string())?)
         }
     };
     Ok(Some(tend::ctl::server::Config {

@@ -11,7 +11,7 @@ use super::protocol::{code, Body, Exec, Reply};
 use super::task::Task;
 use crate::sys::pty;
 use crate::sys::spawn::{self, Credentials, Spawn};
-use crate::unit::users;
+use crate::unit;
 
 /// Starts the command; replies `started` (with the pty master for `tty`)
 /// and returns its pid, or replies with the error.
@@ -38,7 +38,7 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
     }
     let mut env = Vec::new();
     let credentials = match &request.user {
-        Some(user) => Some(credentials(user, &mut env).map_err(bad)?),
+        Some(user) => credentials(user, &mut env).map_err(bad)?,
         None => None,
     };
     for pair in &request.env {
@@ -87,35 +87,14 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
     Ok((pid, master))
 }
 
-/// The user's ids from the environment's `/etc/passwd`, and its `HOME`,
-/// `USER` and `LOGNAME`.
-fn credentials(user: &str, env: &mut Vec<(OsString, OsString)>) -> Result<Credentials, String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let users = users::parse_passwd(&passwd);
-    let found = users.iter().find(|u| u.name == user);
-    let (uid, gid) = match (found, user.parse::<u32>()) {
-        (Some(u), _) => {
-            for key in ["USER", "LOGNAME"] {
-                env.push((key.into(), u.name.clone().into()));
-            }
-            env.push(("HOME".into(), u.home.clone().into()));
-            (u.uid, u.gid)
-        }
-        (None, Ok(uid)) => (uid, users.iter().find(|u| u.uid == uid).map_or(uid, |u| u.gid)),
-        (None, Err(_)) => return Err(format!("no user named {user}")),
-    };
-    let groups = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-    let mut supplementary: Vec<u32> = vec![gid];
-    let name = found.map(|u| u.name.as_str()).unwrap_or_default();
-    supplementary.extend(
-        groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == name))
-            .map(|g| g.gid),
-    );
-    Ok(Credentials {
-        uid,
-        gid,
-        groups: supplementary,
-    })
+/// The user's ids and groups from the environment's `/etc/passwd` and
+/// `/etc/group`, and its `USER`, `LOGNAME`, `HOME` and `SHELL`: as a service
+/// with `user` gets them.
+fn credentials(user: &str, env: &mut Vec<(OsString, OsString)>) -> Result<Option<Credentials>, String> {
+    let run_as = unit::read_users(Path::new("/"))
+        .run_as_user(user)
+        .map_err(|e| e.to_string())?;
+    env.extend(run_as.login_env());
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    Ok(run_as.credentials(uid.as_raw(), gid.as_raw()))
 }

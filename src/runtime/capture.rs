@@ -66,7 +66,7 @@ impl Ring {
         if self.capacity > 0 {
             self.lines.push_back(line);
         }
-        self.total += 1;
+        self.total = self.total.saturating_add(1);
     }
 
     /// The last `n` lines kept.

@@ -104,7 +104,7 @@ fn execute(action: Action) -> Option<i32> {
 
 fn target(pid: i32) -> String {
     if pid < 0 {
-        format!("process group {}", -pid)
+        format!("process group {}", pid.unsigned_abs())
     } else {
         format!("pid {pid}")
     }

@@ -1,6 +1,9 @@
 //! The thin shell around the pure state machines: one single-threaded event
 //! loop (mio) that sleeps in the kernel until a signal arrives or the next
 //! deadline passes, and executes the machines' actions.
+// PID 1 never dies of an overflow: deadline and counter arithmetic here is
+// checked or saturating (tests may use plain operators).
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod capture;
 pub mod entrypoint;

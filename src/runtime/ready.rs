@@ -18,6 +18,11 @@ use crate::unit::Ready;
 /// has no check running.
 pub const RETRY: Duration = Duration::from_millis(100);
 
+/// When a failed check is tried again (at once if the clock would overflow).
+fn retry_at(now: Instant) -> Instant {
+    now.checked_add(RETRY).unwrap_or(now)
+}
+
 /// A check in progress.
 #[derive(Debug)]
 enum Attempt {
@@ -47,15 +52,15 @@ impl Checks {
             Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
                 Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
                     Ok(()) => Attempt::Connecting(stream, token),
-                    Err(_) => Attempt::Waiting(now + RETRY),
+                    Err(_) => Attempt::Waiting(retry_at(now)),
                 },
-                Err(_) => Attempt::Waiting(now + RETRY),
+                Err(_) => Attempt::Waiting(retry_at(now)),
             },
             Ready::Exec { argv, .. } => match run(argv) {
                 Ok(pid) => Attempt::Running(pid),
                 Err(e) => {
                     debug!("{name}: ready check: {e}");
-                    Attempt::Waiting(now + RETRY)
+                    Attempt::Waiting(retry_at(now))
                 }
             },
         };
@@ -66,7 +71,7 @@ impl Checks {
         self.specs.remove(name);
         match self.attempts.remove(name) {
             Some(Attempt::Running(pid)) => {
-                let _ = process::kill(-pid, libc::SIGKILL);
+                let _ = process::kill(pid.saturating_neg(), libc::SIGKILL);
             }
             Some(Attempt::Connecting(mut stream, _)) => {
                 let _ = registry.deregister(&mut stream);
@@ -83,7 +88,7 @@ impl Checks {
             self.specs.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(now + RETRY));
+        self.attempts.insert(name, Attempt::Waiting(retry_at(now)));
         Some(None)
     }
 
@@ -99,7 +104,7 @@ impl Checks {
             self.specs.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(now + RETRY));
+        self.attempts.insert(name, Attempt::Waiting(retry_at(now)));
         Some(None)
     }
 

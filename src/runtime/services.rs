@@ -4,7 +4,6 @@
 //! Decisions stay in the supervisor; this only carries them out.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -44,7 +43,7 @@ impl Proc {
     fn signal(&self, signal: i32) -> std::io::Result<()> {
         match &self.cgroup {
             Some(cgroup) => cgroup.signal(signal),
-            None => process::kill(-self.pid, signal),
+            None => process::kill(self.pid.saturating_neg(), signal),
         }
     }
 }
@@ -113,7 +112,10 @@ impl Services {
 
     fn start(&mut self, unit: &Unit, registry: &Registry) -> Result<i32, String> {
         let name = unit.name.as_str();
-        let mut env: Vec<(OsString, OsString)> = unit.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        // The user's login variables first, so the unit's `env` wins, as
+        // with systemd's `User=` and `Environment=`.
+        let mut env = unit.run_as.login_env();
+        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
         if unit.service.service_type == crate::supervisor::ServiceType::Notify {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
@@ -146,7 +148,7 @@ impl Services {
             new_session: !is_main,
             controlling_tty: false,
             env,
-            credentials: credentials(unit),
+            credentials: credentials(&unit.run_as),
             limits: unit
                 .limits
                 .iter()
@@ -208,7 +210,7 @@ impl Services {
 
     fn register(&mut self, source: Source, registry: &Registry) {
         let token = Token(self.next_token);
-        self.next_token += 1;
+        self.next_token = self.next_token.saturating_add(1);
         let result = match &source {
             Source::Log { fd, .. } => registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE),
             Source::Notify { socket, .. } => {
@@ -350,7 +352,7 @@ impl Services {
     /// Starts (or retries) one check.
     fn try_check(&mut self, name: &str, check: &unit::Ready, now: Instant, registry: &Registry) {
         let token = Token(self.next_token);
-        self.next_token += 1;
+        self.next_token = self.next_token.saturating_add(1);
         self.checks.start(name, check, token, now, registry);
     }
 
@@ -424,16 +426,8 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
     }
 }
 
-fn credentials(unit: &Unit) -> Option<Credentials> {
-    if unit.uid.is_none() && unit.gid.is_none() {
-        return None;
-    }
-    // SAFETY: getuid/getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let gid = unit.gid.unwrap_or(gid);
-    Some(Credentials {
-        uid: unit.uid.unwrap_or(uid),
-        gid,
-        groups: vec![gid],
-    })
+/// The ids a service runs as; tend's own where the unit sets none.
+fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    run_as.credentials(uid.as_raw(), gid.as_raw())
 }

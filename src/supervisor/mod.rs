@@ -74,6 +74,9 @@
 //! * `READY=1` goes up once, when every enabled valid service is up (ready,
 //!   or exited 0); `STATUS=` whenever the "N of M services up" line changes;
 //!   `STOPPING=1` when shutdown begins.
+// PID 1 never dies of an overflow: deadline and counter arithmetic here is
+// checked or saturating (tests may use plain operators).
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 mod backoff;
 pub mod config;

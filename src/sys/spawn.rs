@@ -133,7 +133,7 @@ struct ChildSetup {
 impl ChildSetup {
     /// Runs in the child between fork and exec. Async-signal-safe only.
     fn apply(&self) -> io::Result<()> {
-        // SAFETY (for the block): plain syscalls on integers, on memory
+        // SAFETY: (for the block) plain syscalls on integers, on memory
         // owned by `self` (alive until exec), and on stack data.
         unsafe {
             if let Some(fd) = self.cgroup_procs {

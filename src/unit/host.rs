@@ -1,14 +1,19 @@
 //! What validation needs to know of the environment the services will run
-//! in ([`CheckEnv`]), and the few file lookups it makes below its root:
-//! finding a command, reading an env file.
+//! in, through the [`Host`] trait: whether a program exists and is
+//! executable, the text of an env file, the user database and the limits
+//! that can be set. [`CheckEnv`] asks the real filesystem below a root;
+//! [`Fixture`] answers from data, so validation is tested without the
+//! host's `/bin`. Finding a command as `execvp` would is pure, on top.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::error::Problem;
 use super::limits::{Ceilings, Resource, INFINITY};
-use super::users::{parse_group, parse_passwd, Group, User};
+use super::users::UserDb;
 
 /// `PATH` when a unit sets none (the one of systemd and Docker).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -16,16 +21,40 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// `CAP_SYS_RESOURCE`: the capability to raise hard limits.
 const CAP_SYS_RESOURCE: u32 = 24;
 
-/// The environment units are checked against. Tests and `tend check` on a
-/// container rootfs fill it by hand; [`CheckEnv::for_root`] reads it.
+/// A path inside the environment, as [`Host::entry`] sees it (a final
+/// symlink not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File {
+        executable: bool,
+    },
+    Link(PathBuf),
+    /// A directory, a device, a socket...
+    Other,
+}
+
+/// The environment units are checked against.
+pub trait Host {
+    /// The environment's `/` on this host, for messages.
+    fn root(&self) -> &Path;
+    /// What is at `path` inside the environment; `None` if nothing.
+    fn entry(&self, path: &Path) -> Option<Entry>;
+    /// The text of the file at `path` on this host (an env file).
+    fn read(&self, path: &Path) -> io::Result<String>;
+    /// The environment's users and groups.
+    fn users(&self) -> &UserDb;
+    /// Above these, a unit's hard limits cannot be set.
+    fn ceilings(&self) -> &Ceilings;
+}
+
+/// The real environment below a root directory: `tend init` and `tend
+/// check` use [`CheckEnv::for_root`].
 #[derive(Debug, Clone, Default)]
 pub struct CheckEnv {
     /// Commands, env files given as absolute paths, and stdio files are
     /// looked up below this directory (`/` when tend runs the units).
     pub root: PathBuf,
-    pub users: Vec<User>,
-    pub groups: Vec<Group>,
-    /// Above these, a unit's hard limits cannot be set.
+    pub users: UserDb,
     pub ceilings: Ceilings,
 }
 
@@ -34,14 +63,114 @@ impl CheckEnv {
     /// groups from `ROOT/etc/passwd` and `ROOT/etc/group` (none if missing),
     /// and the hard limits this process could set.
     pub fn for_root(root: &Path) -> CheckEnv {
-        let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
         CheckEnv {
             root: root.to_path_buf(),
-            users: parse_passwd(&read("etc/passwd")),
-            groups: parse_group(&read("etc/group")),
+            users: read_users(root),
             ceilings: current_ceilings(),
         }
     }
+}
+
+impl Host for CheckEnv {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry(&self, path: &Path) -> Option<Entry> {
+        let host = below(&self.root, path);
+        let meta = fs::symlink_metadata(&host).ok()?;
+        if meta.file_type().is_symlink() {
+            return fs::read_link(&host).ok().map(Entry::Link);
+        }
+        if !meta.is_file() {
+            return Some(Entry::Other);
+        }
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        Some(Entry::File { executable })
+    }
+
+    fn read(&self, path: &Path) -> io::Result<String> {
+        fs::read_to_string(path)
+    }
+
+    fn users(&self) -> &UserDb {
+        &self.users
+    }
+
+    fn ceilings(&self) -> &Ceilings {
+        &self.ceilings
+    }
+}
+
+/// The users and groups of the environment below `root`, read now (none if
+/// its files are missing): for services, `tend ctl exec` and the socket
+/// group alike.
+pub fn read_users(root: &Path) -> UserDb {
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
+    UserDb::parse(&read("etc/passwd"), &read("etc/group"))
+}
+
+/// An environment made of data, for tests: the files it has, and nothing
+/// else.
+#[derive(Debug, Clone, Default)]
+pub struct Fixture {
+    pub root: PathBuf,
+    /// Paths inside the environment.
+    pub entries: BTreeMap<PathBuf, Entry>,
+    /// Texts by path on this host.
+    pub texts: BTreeMap<PathBuf, String>,
+    pub users: UserDb,
+    pub ceilings: Ceilings,
+}
+
+impl Fixture {
+    /// An executable file at each path.
+    pub fn with_programs(mut self, paths: &[&str]) -> Fixture {
+        for p in paths {
+            self.entries.insert(p.into(), Entry::File { executable: true });
+        }
+        self
+    }
+}
+
+impl Host for Fixture {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry(&self, path: &Path) -> Option<Entry> {
+        self.entries.get(&lexical(path)).cloned()
+    }
+
+    fn read(&self, path: &Path) -> io::Result<String> {
+        let text = self.texts.get(path).cloned();
+        text.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+
+    fn users(&self) -> &UserDb {
+        &self.users
+    }
+
+    fn ceilings(&self) -> &Ceilings {
+        &self.ceilings
+    }
+}
+
+/// `path` with `.` and `..` taken away by their names alone: a fixture has
+/// no directories to walk.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// Without `CAP_SYS_RESOURCE` a hard limit can only be lowered; with it,
@@ -70,9 +199,8 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
     u64::from_str_radix(line.trim(), 16).ok()
 }
 
-/// Finds `argv0` as `execvp` would in the service: a path with a slash
-/// taken as is (relative to `cwd`), else the first executable in `path_var`.
-/// Returns the path as seen inside the root.
+/// Finds `argv0` as `execvp` would in the service, in the real filesystem
+/// below `root`: see [`find_in`].
 pub fn find_program(
     root: &Path,
     argv0: &str,
@@ -80,9 +208,27 @@ pub fn find_program(
     cwd: Option<&Path>,
     what: &'static str,
 ) -> Result<PathBuf, Problem> {
+    let env = CheckEnv {
+        root: root.to_path_buf(),
+        ..CheckEnv::default()
+    };
+    find_in(&env, argv0, path_var, cwd, what)
+}
+
+/// Finds `argv0` as `execvp` would in the service: a path with a slash
+/// taken as is (relative to `cwd`), else the first executable in `path_var`.
+/// Returns the path as seen inside the root.
+pub fn find_in(
+    host: &dyn Host,
+    argv0: &str,
+    path_var: &str,
+    cwd: Option<&Path>,
+    what: &'static str,
+) -> Result<PathBuf, Problem> {
+    let root = || host.root().display().to_string();
     if argv0.contains('/') {
         let path = cwd.unwrap_or(Path::new("/")).join(argv0);
-        return match is_executable(root, &path) {
+        return match is_executable(host, &path) {
             Some(true) => Ok(path),
             Some(false) => Err(Problem::NotExecutable {
                 program: argv0.to_string(),
@@ -90,7 +236,7 @@ pub fn find_program(
             None => Err(Problem::NoProgram {
                 what,
                 program: argv0.to_string(),
-                root: root.display().to_string(),
+                root: root(),
             }),
         };
     }
@@ -98,27 +244,27 @@ pub fn find_program(
         .split(':')
         .filter(|dir| dir.starts_with('/'))
         .map(|dir| Path::new(dir).join(argv0))
-        .find(|p| is_executable(root, p) == Some(true))
+        .find(|p| is_executable(host, p) == Some(true))
         .ok_or_else(|| Problem::NotInPath {
             program: argv0.to_string(),
             path: path_var.to_string(),
-            root: root.display().to_string(),
+            root: root(),
         })
 }
 
-/// `None` if `path` (inside `root`) does not exist, else whether it is an
-/// executable file. A final symlink is followed inside the root, so an
-/// absolute link in a container rootfs does not point into the host.
-fn is_executable(root: &Path, path: &Path) -> Option<bool> {
+/// `None` if `path` (inside the environment) does not exist, else whether
+/// it is an executable file. A final symlink is followed inside the
+/// environment, so an absolute link in a container rootfs does not point
+/// into the host.
+fn is_executable(host: &dyn Host, path: &Path) -> Option<bool> {
     let mut path = path.to_path_buf();
     // The kernel's own limit of links followed in one lookup.
     for _ in 0..40 {
-        let host = below(root, &path);
-        let meta = fs::symlink_metadata(&host).ok()?;
-        if !meta.file_type().is_symlink() {
-            return Some(meta.is_file() && meta.permissions().mode() & 0o111 != 0);
-        }
-        let target = fs::read_link(&host).ok()?;
+        let target = match host.entry(&path)? {
+            Entry::File { executable } => return Some(executable),
+            Entry::Other => return Some(false),
+            Entry::Link(target) => target,
+        };
         path = match path.parent() {
             Some(dir) => dir.join(target),
             None => target,
@@ -134,14 +280,14 @@ pub fn below(root: &Path, path: &Path) -> PathBuf {
 
 /// Reads an env file: absolute paths below the root, relative ones from the
 /// directory of the unit file. Returns the host path and the text.
-pub fn read_env_file(root: &Path, unit_dir: &Path, path: &str) -> Result<(PathBuf, String), Problem> {
-    let host = if path.starts_with('/') {
-        below(root, Path::new(path))
+pub fn read_env_file(host: &dyn Host, unit_dir: &Path, path: &str) -> Result<(PathBuf, String), Problem> {
+    let on_host = if path.starts_with('/') {
+        below(host.root(), Path::new(path))
     } else {
         unit_dir.join(path)
     };
-    match fs::read_to_string(&host) {
-        Ok(text) => Ok((host, text)),
+    match host.read(&on_host) {
+        Ok(text) => Ok((on_host, text)),
         Err(e) => Err(Problem::EnvFile {
             path: path.to_string(),
             reason: crate::sys::describe(&e),
@@ -161,27 +307,81 @@ mod tests {
         assert_eq!(parse_cap_eff(""), None);
     }
 
+    /// A root with `/bin/sh`, a link to it, a plain file and a directory.
+    fn fixture() -> Fixture {
+        let mut f = Fixture::default().with_programs(&["/bin/sh", "/usr/bin/env"]);
+        f.root = PathBuf::from("/");
+        let link = |to: &str| Entry::Link(PathBuf::from(to));
+        f.entries.insert("/usr/bin/sh".into(), link("../../bin/sh"));
+        f.entries.insert("/usr/local/bin/sh".into(), link("/bin/sh"));
+        f.entries.insert("/bin/loop".into(), link("loop"));
+        f.entries
+            .insert("/etc/passwd".into(), Entry::File { executable: false });
+        f.entries.insert("/usr/bin/dir".into(), Entry::Other);
+        f
+    }
+
     #[test]
     fn finds_programs_like_execvp() {
-        let root = Path::new("/");
-        let sh = find_program(root, "sh", DEFAULT_PATH, None, "command");
-        assert!(sh.is_ok_and(|p| p.ends_with("sh")));
+        let root = &fixture();
+        let find = |argv0, path, cwd| find_in(root, argv0, path, cwd, "command");
+        assert_eq!(find("sh", DEFAULT_PATH, None), Ok(PathBuf::from("/usr/local/bin/sh")));
+        assert_eq!(find("sh", "/usr/bin", None), Ok(PathBuf::from("/usr/bin/sh")));
+        assert_eq!(find("/bin/sh", "", None), Ok(PathBuf::from("/bin/sh")));
         assert_eq!(
-            find_program(root, "/bin/sh", "", None, "command"),
-            Ok(PathBuf::from("/bin/sh"))
+            find("../bin/sh", "", Some(Path::new("/usr"))),
+            Ok(PathBuf::from("/usr/../bin/sh"))
+        );
+        assert_eq!(
+            find("dir", "/usr/bin:/bin", None),
+            Err(Problem::NotInPath {
+                program: "dir".into(),
+                path: "/usr/bin:/bin".into(),
+                root: "/".into(),
+            })
         );
         assert!(matches!(
-            find_program(root, "/etc/passwd", "", None, "command"),
+            find("/etc/passwd", "", None),
             Err(Problem::NotExecutable { .. })
         ));
         assert!(matches!(
-            find_program(root, "./nope", "", Some(Path::new("/nonexistent")), "command"),
+            find("/usr/bin/dir", "", None),
+            Err(Problem::NotExecutable { .. })
+        ));
+        assert!(matches!(find("/bin/loop", "", None), Err(Problem::NoProgram { .. })));
+        assert!(matches!(
+            find("./nope", "", Some(Path::new("/nonexistent"))),
             Err(Problem::NoProgram { .. })
         ));
         assert!(matches!(
-            find_program(root, "no-such-tend-program", "/bin:relative", None, "command"),
+            find("no-such-tend-program", "/bin:relative", None),
             Err(Problem::NotInPath { .. })
         ));
+    }
+
+    /// The real filesystem below a root: a final absolute link stays inside.
+    #[test]
+    fn real_host_follows_links_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("tend-host-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/prog"), "").unwrap();
+        fs::set_permissions(root.join("bin/prog"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(root.join("bin/data"), "A=1\n").unwrap();
+        std::os::unix::fs::symlink("/bin/prog", root.join("bin/link")).unwrap();
+        let env = CheckEnv {
+            root: root.clone(),
+            ..CheckEnv::default()
+        };
+        let found = find_in(&env, "link", "/bin", None, "command");
+        let missing = find_program(&root, "/bin/nope", "", None, "command");
+        let text = read_env_file(&env, Path::new("."), "/bin/data").map(|(_, t)| t);
+        let data = find_in(&env, "/bin/data", "", None, "command");
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found, Ok(PathBuf::from("/bin/link")));
+        assert!(matches!(missing, Err(Problem::NoProgram { .. })));
+        assert_eq!(text, Ok("A=1\n".to_string()));
+        assert!(matches!(data, Err(Problem::NotExecutable { .. })));
     }
 
     #[test]

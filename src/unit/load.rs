@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::deps::{self, Parsed};
 use super::error::{Problem, UnitError};
-use super::host::CheckEnv;
+use super::host::Host;
 use super::parse::{parse, Source};
 use super::validate::{validate, Checked, Ctx};
 use super::{valid_name, Unit};
@@ -38,7 +38,7 @@ impl Loaded {
 /// Loads every `NAME.toml` in `dir`, in name order. Other files and hidden
 /// files (`.NAME.toml`, editor leftovers) are ignored. Never fails: a
 /// missing directory is one error, a broken unit is an invalid one.
-pub fn load_dir(dir: &Path, env: &CheckEnv) -> Loaded {
+pub fn load_dir(dir: &Path, env: &dyn Host) -> Loaded {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => return dir_error(dir, crate::sys::describe(&e)),
@@ -80,7 +80,7 @@ fn file_error(file: &Path, problem: Problem) -> UnitError {
 }
 
 /// Reads, parses and validates one file.
-fn load_file(path: &Path, name: &str, env: &CheckEnv, dir: &Path) -> (Option<Checked>, Vec<UnitError>) {
+fn load_file(path: &Path, name: &str, env: &dyn Host, dir: &Path) -> (Option<Checked>, Vec<UnitError>) {
     if !valid_name(name) {
         return (None, vec![file_error(path, Problem::InvalidName { name: name.into() })]);
     }
@@ -102,12 +102,12 @@ fn load_file(path: &Path, name: &str, env: &CheckEnv, dir: &Path) -> (Option<Che
 }
 
 /// Parses and validates the text of one unit file (its name from the file
-/// stem). Pure but for the command and env-file lookups below `env.root`.
+/// stem). Pure but for what it asks `env` (programs, env files, users).
 pub(crate) fn check_text(
     name: &str,
     file: &Path,
     text: &str,
-    env: &CheckEnv,
+    env: &dyn Host,
     unit_dir: &Path,
 ) -> (Option<Checked>, Vec<UnitError>) {
     let src = Source { file, text };
@@ -133,7 +133,7 @@ fn in_file_order(file: &Path, mut errors: Vec<UnitError>) -> Vec<UnitError> {
 
 /// The report of `tend check`: every error, one per line as
 /// `FILE:LINE:COL: message`, then a summary line; and whether all is valid.
-pub fn check(dir: &Path, env: &CheckEnv) -> (String, bool) {
+pub fn check(dir: &Path, env: &dyn Host) -> (String, bool) {
     let loaded = load_dir(dir, env);
     let mut report = String::new();
     for e in loaded.all_errors() {

@@ -1,8 +1,10 @@
 //! Unit files: the TOML description of a service (`units/NAME.toml`), its
 //! validation, and the loading of a directory of them.
 //!
-//! Parsing and validation are pure; loading reads the unit files, their
-//! env files, and looks up commands below a root directory. Every problem of
+//! Parsing and validation are pure: what validation needs of the
+//! environment (programs, env files, users, limits) comes through the
+//! [`Host`] trait, real ([`CheckEnv`]) or data ([`Fixture`]); loading reads
+//! the unit files. Every problem of
 //! every file is gathered with its position; a broken unit never stops the
 //! others. The keys are documented in `units/README.md`.
 
@@ -30,10 +32,10 @@ use crate::supervisor::{Definition, ServiceConfig};
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
+pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
-pub use users::{parse_group, parse_passwd, Group, User};
+pub use users::{parse_group, parse_passwd, Group, Id, IdError, RunAs, User, UserDb};
 
 /// A valid unit: everything the runtime needs to start, stop and restart
 /// one service.
@@ -49,11 +51,8 @@ pub struct Unit {
     /// messages: exec looks it up again).
     pub program: PathBuf,
     pub ready: Option<Ready>,
-    /// `None`: keep tend's own.
-    pub uid: Option<u32>,
-    /// `None`: keep tend's own (a numeric `user` without a passwd entry and
-    /// without `group` leaves the group unchanged, as Docker does).
-    pub gid: Option<u32>,
+    /// `user` and `group` resolved: ids, supplementary groups, login.
+    pub run_as: RunAs,
     pub working_dir: Option<PathBuf>,
     /// `env-file` first, then `env`, a later key replacing an earlier one.
     pub env: Vec<(String, String)>,
@@ -107,8 +106,7 @@ impl Unit {
             argv,
             form: CommandForm::Exec,
             ready: None,
-            uid: None,
-            gid: None,
+            run_as: RunAs::default(),
             working_dir: None,
             env: Vec::new(),
             limits: BTreeMap::new(),
@@ -137,8 +135,7 @@ impl Definition for Unit {
             form,
             program: _,
             ready,
-            uid,
-            gid,
+            run_as,
             working_dir,
             env,
             limits,
@@ -154,8 +151,7 @@ impl Definition for Unit {
             && *argv == new.argv
             && *form == new.form
             && ready_same
-            && *uid == new.uid
-            && *gid == new.gid
+            && *run_as == new.run_as
             && *working_dir == new.working_dir
             && *env == new.env
             && *limits == new.limits

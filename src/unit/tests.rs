@@ -13,13 +13,30 @@ mod load;
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nredis:x:999:999::/var/lib/redis:/bin/false\nnobody:x:65534:65534::/:/bin/false\n";
 const GROUP: &str = "root:x:0:\nwww-data:x:33:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nnogroup:x:65534:\n";
 
-fn env() -> CheckEnv {
-    CheckEnv {
+/// The programs of the test environment (no other exists), where a Debian
+/// root has them.
+const PROGRAMS: &[&str] = &[
+    "/usr/bin/sh",
+    "/bin/sh",
+    "/usr/bin/sleep",
+    "/usr/bin/true",
+    "/usr/bin/env",
+];
+
+/// The environment units are checked against: data only, nothing of this
+/// machine's own `/bin` or `/etc`.
+fn env() -> Fixture {
+    let mut env = Fixture {
         root: PathBuf::from("/"),
-        users: parse_passwd(PASSWD),
-        groups: parse_group(GROUP),
+        users: UserDb::parse(PASSWD, GROUP),
         ceilings: Ceilings([(Resource::Nofile, 1_048_576)].into()),
+        ..Fixture::default()
     }
+    .with_programs(PROGRAMS);
+    env.entries
+        .insert("/etc/passwd".into(), Entry::File { executable: false });
+    env.texts.insert("/dev/null".into(), String::new());
+    env
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -45,7 +62,7 @@ fn defaults_are_the_supervisors() {
     assert_eq!(u.argv, ["sleep", "10"]);
     assert_eq!(u.form, CommandForm::Exec);
     assert!(u.program.is_absolute() && u.program.ends_with("sleep"));
-    assert_eq!((u.uid, u.gid, u.ready.clone()), (None, None, None));
+    assert_eq!((u.run_as.uid, u.run_as.gid, u.ready.clone()), (None, None, None));
     assert_eq!((u.stdout.clone(), u.stderr.clone()), (Stdio::Log, Stdio::Log));
     assert!(u.env.is_empty() && u.limits.is_empty() && u.description.is_none());
 }
@@ -107,7 +124,7 @@ fn every_key() {
         (u.service.stop_signal, u.service.stop_timeout),
         (libc::SIGQUIT, Duration::from_secs(20))
     );
-    assert_eq!((u.uid, u.gid), (Some(33), Some(4)));
+    assert_eq!((u.run_as.uid, u.run_as.gid), (Some(33), Some(4)));
     assert_eq!(u.working_dir, Some(PathBuf::from("/var/www")));
     let env: Vec<_> = u.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     assert_eq!(env, ["Z=last", "A=1", "DEBUG=true", "PATH=/usr/bin:/bin"]);
@@ -212,6 +229,7 @@ fn commands_are_found_or_reported() {
     );
     let mut env = env();
     env.root = PathBuf::from("/nonexistent-root");
+    env.entries.clear();
     let (_, e) = check_text("web", Path::new("w.toml"), "command = \"true\"", &env, Path::new("."));
     assert_eq!(
         e[0].to_string(),
@@ -255,11 +273,16 @@ fn restart_timing() {
 #[test]
 fn users_and_groups() {
     let u = unit("command = [\"sh\"]\nuser = \"app\"");
-    assert_eq!((u.uid, u.gid), (Some(1000), Some(1000)));
+    assert_eq!((u.run_as.uid, u.run_as.gid), (Some(1000), Some(1000)));
+    // The groups that list it as a member, and its login, as services get them.
+    assert_eq!(u.run_as.groups, [4]);
+    assert_eq!(u.run_as.entry.map(|e| e.home), Some("/home/app".into()));
     let u = unit("command = [\"sh\"]\nuser = 4242");
-    assert_eq!((u.uid, u.gid), (Some(4242), None));
+    assert!(u.run_as.groups.is_empty() && u.run_as.entry.is_none());
+    let u = unit("command = [\"sh\"]\nuser = 4242");
+    assert_eq!((u.run_as.uid, u.run_as.gid), (Some(4242), None));
     let u = unit("command = [\"sh\"]\nuser = \"33\"\ngroup = 0");
-    assert_eq!((u.uid, u.gid), (Some(33), Some(0)));
+    assert_eq!((u.run_as.uid, u.run_as.gid), (Some(33), Some(0)));
     assert_eq!(
         errors("command = [\"sh\"]\nuser = \"www\"\ngroup = \"wheel\"\n"),
         [

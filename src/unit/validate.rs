@@ -1,6 +1,7 @@
 //! The meaning of a [`RawUnit`]: defaults, choices, durations, signals,
-//! users, limits and paths checked, every problem gathered. Commands and env
-//! files are looked up through `host`; all else is pure.
+//! users, limits and paths checked, every problem gathered. What it needs of
+//! the environment (programs, env files, users, limits) it asks a
+//! [`Host`]; all else is pure.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{Position, Problem, UnitError};
-use super::host::CheckEnv;
+use super::host::Host;
 use super::limits::{self, Limit, Resource};
 use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
@@ -51,7 +52,7 @@ const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Collects problems while the unit is built.
 pub struct Ctx<'a> {
     pub src: &'a Source<'a>,
-    pub env: &'a CheckEnv,
+    pub env: &'a dyn Host,
     pub unit_dir: &'a Path,
     pub errors: Vec<UnitError>,
 }
@@ -117,7 +118,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let (argv, form, program) = exec::command(cx, raw.command, bad, &env, working_dir.as_deref());
     let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
-    let (uid, gid) = env::ids(cx, raw.user, raw.group);
+    let run_as = env::run_as(cx, raw.user, raw.group);
     let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
     let restart_delay_max = cx.duration("restart-delay-max", raw.restart_delay_max, d.restart_delay_max);
     if restart_delay > restart_delay_max {
@@ -148,8 +149,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         form,
         program,
         ready,
-        uid,
-        gid,
+        run_as,
         working_dir,
         env,
         limits: limits(cx, raw.limits),
@@ -309,7 +309,7 @@ fn limit(cx: &mut Ctx, resource: Resource, value: Spanned<RawLimit>) -> Option<L
             },
         );
     }
-    if let Some(ceiling) = cx.env.ceilings.exceeded(resource, hard) {
+    if let Some(ceiling) = cx.env.ceilings().exceeded(resource, hard) {
         let hard = limits::show(hard);
         cx.err(
             span,

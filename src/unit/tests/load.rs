@@ -1,7 +1,6 @@
 //! Loading directories: checks across units, the report, the examples.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::env;
@@ -21,9 +20,14 @@ impl Dir {
         Dir(dir)
     }
 
+    /// The test environment, with the texts of this directory's files.
+    fn env(&self) -> Fixture {
+        with_texts(env(), &self.0)
+    }
+
     /// The report with the directory replaced by `units`.
     fn check(&self) -> (String, bool) {
-        let (report, ok) = check(&self.0, &env());
+        let (report, ok) = check(&self.0, &self.env());
         (report.replace(&self.0.display().to_string(), "units"), ok)
     }
 }
@@ -32,6 +36,17 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// `env` with the texts of the files in `dir` (the unit files' env files).
+fn with_texts(mut env: Fixture, dir: &Path) -> Fixture {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if let Ok(text) = fs::read_to_string(&path) {
+            env.texts.insert(path, text);
+        }
+    }
+    env
 }
 
 const SH: &str = "command = [\"sh\"]\n";
@@ -67,7 +82,7 @@ fn dependencies_across_units() {
          units/web.toml:3:13: requires \"broken\", which is invalid\n\
          2 units valid, 6 invalid\n"
     );
-    let loaded = load_dir(&dir.0, &env());
+    let loaded = load_dir(&dir.0, &dir.env());
     assert_eq!(loaded.units.keys().collect::<Vec<_>>(), ["ok", "orders"]);
     assert_eq!(loaded.invalid["web"].len(), 2);
 }
@@ -132,7 +147,7 @@ fn env_files_are_read_relative_to_the_units() {
             ("gone.toml", "command = [\"sh\"]\nenv-file = \"/nonexistent.env\"\n"),
         ],
     );
-    let loaded = load_dir(&dir.0, &env());
+    let loaded = load_dir(&dir.0, &dir.env());
     let env: Vec<_> = loaded.units["web"]
         .env
         .iter()
@@ -153,17 +168,7 @@ fn env_files_are_read_relative_to_the_units() {
 #[test]
 fn examples_are_valid() {
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
-    let root = Dir::new("root", &[]);
-    for program in EXAMPLE_PROGRAMS {
-        let path = root.0.join(program.trim_start_matches('/'));
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, "").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let env = CheckEnv {
-        root: root.0.clone(),
-        ..env()
-    };
+    let env = with_texts(env().with_programs(EXAMPLE_PROGRAMS), &units);
     let loaded = load_dir(&units, &env);
     let errors: Vec<String> = loaded.all_errors().iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");

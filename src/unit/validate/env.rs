@@ -10,6 +10,7 @@ use crate::unit::error::{Problem, UnitError};
 use crate::unit::host::read_env_file;
 use crate::unit::schema::{EnvValue, NameOrNumber};
 use crate::unit::suggest::suggest;
+use crate::unit::users::{Id, IdError, RunAs};
 
 /// The unit's variables: the env file's in file order, then `env`'s in the
 /// order written, a later one replacing an earlier one of the same name.
@@ -33,7 +34,7 @@ pub fn environment(
 }
 
 fn from_file(cx: &mut Ctx, path: Spanned<String>) -> Vec<(String, String)> {
-    let (host, text) = match read_env_file(&cx.env.root, cx.unit_dir, path.get_ref()) {
+    let (host, text) = match read_env_file(cx.env, cx.unit_dir, path.get_ref()) {
         Ok(found) => found,
         Err(problem) => {
             cx.err(path.span(), problem);
@@ -52,78 +53,38 @@ fn from_file(cx: &mut Ctx, path: Spanned<String>) -> Vec<(String, String)> {
     vars
 }
 
-/// The uid and gid to run as. A user's primary group is the default group.
-pub fn ids(
-    cx: &mut Ctx,
-    user: Option<Spanned<NameOrNumber>>,
-    group: Option<Spanned<NameOrNumber>>,
-) -> (Option<u32>, Option<u32>) {
-    let user = user.and_then(|u| find_user(cx, u));
-    let gid = group.and_then(|g| find_group(cx, g));
-    (user.map(|(uid, _)| uid), gid.or(user.and_then(|(_, gid)| gid)))
-}
-
-/// The uid, and the primary gid when the user has a passwd entry.
-fn find_user(cx: &mut Ctx, user: Spanned<NameOrNumber>) -> Option<(u32, Option<u32>)> {
-    let users = &cx.env.users;
-    let found = match user.get_ref() {
-        NameOrNumber::Name(name) => match users.iter().find(|u| u.name == *name) {
-            Some(u) => Ok((u.uid, Some(u.gid))),
-            None => numeric(name, "user"),
-        },
-        NameOrNumber::Number(n) => id(*n, "user"),
-    };
-    let found = found.map(|(uid, gid)| {
-        let entry = users.iter().find(|u| u.uid == uid);
-        (uid, gid.or(entry.map(|u| u.gid)))
+/// Who to run as, through the environment's user database. A user's
+/// primary group is the default group.
+pub fn run_as(cx: &mut Ctx, user: Option<Spanned<NameOrNumber>>, group: Option<Spanned<NameOrNumber>>) -> RunAs {
+    let host = cx.env;
+    let db = host.users();
+    let account = user.and_then(|u| {
+        let found = db.user(id(u.get_ref()));
+        let names = db.users.iter().map(|u| u.name.as_str());
+        found.map_err(|e| cx.err(u.span(), problem(e, names))).ok()
     });
-    found
-        .map_err(|p| with_hint(p, users.iter().map(|u| u.name.as_str())))
-        .map_err(|p| cx.err(user.span(), p))
-        .ok()
+    let gid = group.and_then(|g| {
+        let found = db.group(id(g.get_ref()));
+        let names = db.groups.iter().map(|g| g.name.as_str());
+        found.map_err(|e| cx.err(g.span(), problem(e, names))).ok()
+    });
+    db.run_as(account.as_ref(), gid)
 }
 
-fn find_group(cx: &mut Ctx, group: Spanned<NameOrNumber>) -> Option<u32> {
-    let groups = &cx.env.groups;
-    let found = match group.get_ref() {
-        NameOrNumber::Name(name) => match groups.iter().find(|g| g.name == *name) {
-            Some(g) => Ok(g.gid),
-            None => numeric(name, "group").map(|(gid, _)| gid),
-        },
-        NameOrNumber::Number(n) => id(*n, "group").map(|(gid, _)| gid),
-    };
-    found
-        .map_err(|p| with_hint(p, groups.iter().map(|g| g.name.as_str())))
-        .map_err(|p| cx.err(group.span(), p))
-        .ok()
-}
-
-/// A name that is all digits is an id (`user = "1000"`), else it is unknown.
-fn numeric(name: &str, kind: &'static str) -> Result<(u32, Option<u32>), Problem> {
-    match name.parse::<u64>() {
-        Ok(n) => id(n, kind),
-        Err(_) => Err(Problem::UnknownId {
-            kind,
-            name: name.into(),
-            hint: None,
-        }),
+fn id(value: &NameOrNumber) -> Id<'_> {
+    match value {
+        NameOrNumber::Name(name) => Id::Name(name),
+        NameOrNumber::Number(n) => Id::Number(*n),
     }
 }
 
-fn id(n: u64, kind: &'static str) -> Result<(u32, Option<u32>), Problem> {
-    // (uid_t)-1 means "unchanged" to setuid and friends: not an id.
-    match u32::try_from(n) {
-        Ok(id) if id != u32::MAX => Ok((id, None)),
-        _ => Err(Problem::IdRange { kind, value: n }),
-    }
-}
-
-fn with_hint<'a>(problem: Problem, names: impl Iterator<Item = &'a str>) -> Problem {
-    match problem {
-        Problem::UnknownId { kind, name, .. } => {
+/// The resolver's error as a unit problem, with a did-you-mean.
+fn problem<'a>(error: IdError, names: impl Iterator<Item = &'a str>) -> Problem {
+    match error {
+        IdError::Unknown { kind, name } => {
             let hint = suggest(&name, names);
             Problem::UnknownId { kind, name, hint }
         }
-        other => other,
+        IdError::Range { kind, value } => Problem::IdRange { kind, value },
     }
 }

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::Ctx;
 use crate::supervisor::ServiceType;
 use crate::unit::error::Problem;
-use crate::unit::host::{find_program, DEFAULT_PATH};
+use crate::unit::host::{find_in, DEFAULT_PATH};
 use crate::unit::schema::{RawCommand, RawReady};
 use crate::unit::{CommandForm, Ready};
 
@@ -65,7 +65,7 @@ fn resolve(
         CommandForm::Shell => "shell",
     };
     let argv0 = argv.first().map_or("", String::as_str);
-    find_program(&cx.env.root, argv0, path, cwd, what)
+    find_in(cx.env, argv0, path, cwd, what)
         .map_err(|p| cx.err(span, p))
         .ok()
 }

@@ -198,11 +198,13 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
     if read_all(go) != "go" {
         return 1;
     }
+    leave_job_control(o);
     if let Err(e) = setup(o) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
     drop(report);
+    hide_host_paths(o);
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.
         units: o.units_inside().unwrap_or_else(|| UNITS_INSIDE.into()),
@@ -222,6 +224,33 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
             eprintln!("tend: {}", crate::sys::chain(&e));
             1
         }
+    }
+}
+
+/// A machine's PID 1 leaves the launcher's session, so a terminal's Ctrl-C
+/// reaches only the launcher, which relays it once: one graceful shutdown,
+/// a second one forced. It stays only when its command will take the
+/// terminal's foreground (`-- sh` on a terminal: Ctrl-C is for the shell).
+fn leave_job_control(o: &BootOptions) {
+    let foreground = nix::unistd::tcgetpgrp(std::io::stdin()).ok();
+    if o.command.is_empty() || foreground != Some(nix::unistd::getpgrp()) {
+        if let Err(e) = nix::unistd::setsid() {
+            tracing::warn!("cannot leave the terminal's session: {}", e.desc());
+        }
+    }
+}
+
+/// After the pivot, PID 1's command line (a copy of its launcher's) would
+/// name the host's paths of tend and of the rootfs: it reads `tend init`.
+fn hide_host_paths(o: &BootOptions) {
+    let mut args = vec!["tend", "init"];
+    let command: Vec<String> = o.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if !command.is_empty() {
+        args.push("--");
+        args.extend(command.iter().map(String::as_str));
+    }
+    if let Err(e) = crate::sys::cmdline::rewrite(&args) {
+        tracing::warn!("cannot rewrite PID 1's command line: {}", crate::sys::describe(&e));
     }
 }
 

@@ -214,3 +214,69 @@ fn pid1_command_line_names_no_host_path_root() {
     assert!(cmdline.starts_with("tend init"), "{cmdline:?}");
     shut_down("cmdline");
 }
+
+/// Ready a second after it starts.
+const SLOW_START: &str = r#"
+command = ["/bin/sh", "-c", "sleep 1; touch /run/slow.up; exec sleep 1000"]
+ready = { exec = "test -e /run/slow.up" }
+ready-timeout = "20s"
+"#;
+
+#[test]
+fn detach_returns_once_the_machine_is_up_and_keeps_its_log_root() {
+    let demo = Demo::new("detach-up");
+    demo.unit("slow", SLOW_START);
+    let (code, out, err) = run(&mut demo.boot_units("detach-up", &["--detach"]));
+    assert_eq!(code, 0, "{out}{err}");
+    // No waiting here: the units are up when --detach returns.
+    let (code, status, err) = ctl("detach-up", &["status"]);
+    assert_eq!(code, 0, "{err}");
+    let slow = status.lines().find(|l| l.starts_with("slow")).unwrap_or_default();
+    assert!(slow.contains("ready"), "slow is not up yet:\n{status}");
+    assert!(machine_file("detach-up", "log").exists());
+    // PID 1's own lines, with no service name.
+    let (code, log, err) = ctl("detach-up", &["logs"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(log.contains("slow: ready"), "{log}");
+    let (code, last, _) = ctl("detach-up", &["logs", "-n", "1"]);
+    assert_eq!((code, last.lines().count()), (0, 1), "{last}");
+    shut_down("detach-up");
+    assert!(!machine_file("detach-up", "notify").exists());
+}
+
+#[test]
+fn detach_fails_with_the_reason_when_a_unit_fails_root() {
+    let demo = Demo::new("detach-fail");
+    demo.unit("slow", SLOW_START);
+    demo.unit("broken", "command = [\"/bin/false\"]\nrestart = \"no\"\n");
+    let (code, out, err) = run(&mut demo.boot_units("detach-fail", &["--detach"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("tend: machine detach-fail failed to boot: broken"),
+        "{err}"
+    );
+    for ext in ["json", "sock", "log", "notify"] {
+        assert!(!machine_file("detach-fail", ext).exists(), "{ext} left behind");
+    }
+}
+
+#[test]
+fn detach_reports_a_machine_that_ends_before_it_is_ready_root() {
+    let demo = Demo::new("detach-end");
+    // Never ready, and its end is the machine's.
+    demo.unit(
+        "app",
+        "command = [\"/bin/sh\", \"-c\", \"exit 3\"]\nready = { exec = \"false\" }\nmain = true\nrestart = \"no\"\n",
+    );
+    let (code, out, err) = run(&mut demo.boot_units("detach-end", &["--detach"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // Seen failing, or seen ending: either way, why.
+    assert!(
+        err.contains("machine detach-end failed to boot: app")
+            || err.contains("stopped before it was ready (exit code 3)"),
+        "{err}"
+    );
+    assert!(!machine_file("detach-end", "log").exists());
+}

@@ -113,6 +113,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A detached machine shut down when the test fails half-way.
+struct Machine(&'static str);
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if machine_file(self.0, "sock").exists() {
+            let _ = ctl(self.0, &["shutdown"]);
+        }
+    }
+}
+
 /// A service that needs a second to stop after its TERM, ready once its
 /// trap is set.
 const SLOW_STOP: &str = r#"
@@ -225,6 +236,7 @@ ready-timeout = "20s"
 #[test]
 fn detach_returns_once_the_machine_is_up_and_keeps_its_log_root() {
     let demo = Demo::new("detach-up");
+    let _machine = Machine("detach-up");
     demo.unit("slow", SLOW_START);
     let (code, out, err) = run(&mut demo.boot_units("detach-up", &["--detach"]));
     assert_eq!(code, 0, "{out}{err}");
@@ -247,6 +259,7 @@ fn detach_returns_once_the_machine_is_up_and_keeps_its_log_root() {
 #[test]
 fn detach_fails_with_the_reason_when_a_unit_fails_root() {
     let demo = Demo::new("detach-fail");
+    let _machine = Machine("detach-fail");
     demo.unit("slow", SLOW_START);
     demo.unit("broken", "command = [\"/bin/false\"]\nrestart = \"no\"\n");
     let (code, out, err) = run(&mut demo.boot_units("detach-fail", &["--detach"]));
@@ -264,6 +277,7 @@ fn detach_fails_with_the_reason_when_a_unit_fails_root() {
 #[test]
 fn detach_reports_a_machine_that_ends_before_it_is_ready_root() {
     let demo = Demo::new("detach-end");
+    let _machine = Machine("detach-end");
     // Never ready, and its end is the machine's.
     demo.unit(
         "app",

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
@@ -268,6 +269,10 @@ fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(R
 /// to its PID 1 (its graceful shutdown), SIGHUP is passed on (reload); a
 /// detached machine's output and readiness are watched.
 fn wait(child: i32, mut reactor: Reactor, mut watch: Option<Watch>) -> Result<i32, Error> {
+    // Signals held until PID 1 catches them: PID 1 of a PID namespace drops
+    // a signal it has no handler for, and its handlers come with its loop,
+    // just after the setup it reported.
+    let mut held: Vec<i32> = Vec::new();
     loop {
         if let Some(status) = process::wait_for(child, true).map_err(Error::Wait)? {
             if let Some(watch) = &mut watch {
@@ -275,23 +280,41 @@ fn wait(child: i32, mut reactor: Reactor, mut watch: Option<Watch>) -> Result<i3
             }
             return Ok(status.code());
         }
-        let wake = reactor.wait(None).map_err(Error::Wait)?;
+        // Only while a signal is held: a few milliseconds at boot.
+        let retry = (!held.is_empty()).then(|| Instant::now() + Duration::from_millis(5));
+        let wake = reactor.wait(retry).map_err(Error::Wait)?;
         if let Some(watch) = &mut watch {
             for token in &wake.ready {
                 watch.ready(*token, child);
             }
         }
-        for signal in wake.signals {
-            let forward = match signal {
-                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => libc::SIGTERM,
-                libc::SIGHUP => libc::SIGHUP,
-                _ => continue,
-            };
-            if let Err(e) = process::kill(child, forward) {
-                tracing::warn!("cannot signal the container: {e}");
-            }
-        }
+        held.extend(wake.signals.into_iter().filter_map(|signal| match signal {
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Some(libc::SIGTERM),
+            libc::SIGHUP => Some(libc::SIGHUP),
+            _ => None,
+        }));
+        held.retain(|&signal| !deliver(child, signal));
     }
+}
+
+/// Sends `signal` to PID 1 once it catches it; false while it does not yet.
+fn deliver(child: i32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+    if caught(&status, signal) == Some(false) {
+        return false;
+    }
+    if let Err(e) = process::kill(child, signal) {
+        tracing::warn!("cannot signal the container: {}", crate::sys::describe(&e));
+    }
+    true
+}
+
+/// Whether `signal` is in the `SigCgt` mask of a `/proc/PID/status` text.
+fn caught(status: &str, signal: i32) -> Option<bool> {
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    let bit = u32::try_from(signal).ok()?.checked_sub(1)?;
+    Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
 }
 
 /// The child: PID 1 of the new namespaces. Reports its setup's outcome
@@ -475,4 +498,19 @@ fn detach_stdio() -> std::io::Result<()> {
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_signals_from_proc_status() {
+        let status = "Name:\ttend\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000004a02\n";
+        assert_eq!(caught(status, libc::SIGINT), Some(true));
+        assert_eq!(caught(status, libc::SIGTERM), Some(true));
+        assert_eq!(caught(status, libc::SIGHUP), Some(false));
+        assert_eq!(caught("Name:\ttend\n", libc::SIGTERM), None);
+        assert_eq!(caught(status, 0), None);
+    }
 }

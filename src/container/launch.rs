@@ -2,8 +2,11 @@
 //! clones the child into its namespaces, writes its id maps, waits for it
 //! to report its setup done (or the one error that stopped it), then stays
 //! in the foreground turning SIGTERM/SIGINT into a graceful shutdown and
-//! returns the container's exit code. The child sets up the mounts, pivots
-//! and runs `tend init`'s loop as PID 1.
+//! returns the container's exit code. Detached, it keeps the machine's own
+//! log and tells the `tend boot --detach` that started it when PID 1 is
+//! ready or why the boot failed ([`super::watch`]). The child leaves the
+//! terminal's session, sets up the mounts, pivots, hides the host's paths
+//! from its command line and runs `tend init`'s loop as PID 1.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};

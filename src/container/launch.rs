@@ -4,7 +4,7 @@
 //! in the foreground turning SIGTERM/SIGINT into a graceful shutdown and
 //! returns the container's exit code. Detached, it keeps the machine's own
 //! log and tells the `tend boot --detach` that started it when PID 1 is
-//! ready or why the boot failed ([`super::watch`]). The child leaves the
+//! ready or why the boot failed (the `watch` module). The child leaves the
 //! terminal's session, sets up the mounts, pivots, hides the host's paths
 //! from its command line and runs `tend init`'s loop as PID 1.
 

@@ -254,9 +254,10 @@ pub enum CtlCommand {
     },
     /// Send a signal to everything a service started.
     Signal { name: String, signal: String },
-    /// A service's captured output.
+    /// A service's captured output; without NAME, tend's own log (a
+    /// detached machine's).
     Logs {
-        name: String,
+        name: Option<String>,
         /// The last N lines.
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,

@@ -33,7 +33,13 @@ fn run() -> i32 {
             check(dir)
         }
         Some(Sub::Boot(args)) => {
-            logging::init(log_level(&cli, LevelFilter::WARN));
+            // A detached machine's log is a file of its own: worth its lines.
+            let level = if args.detach {
+                LevelFilter::INFO
+            } else {
+                LevelFilter::WARN
+            };
+            logging::init(log_level(&cli, level));
             boot(args)
         }
         Some(Sub::List) => list(),
@@ -120,6 +126,7 @@ fn init(args: &InitArgs) -> i32 {
         shutdown_timeout: args.shutdown_timeout,
         socket,
         machine_socket: None,
+        own_log: None,
     };
     match runtime::init::run(options) {
         Ok(code) => code,

@@ -2,17 +2,24 @@
 //! clones the child into its namespaces, writes its id maps, waits for it
 //! to report its setup done (or the one error that stopped it), then stays
 //! in the foreground turning SIGTERM/SIGINT into a graceful shutdown and
-//! returns the container's exit code. The child sets up the mounts, pivots
-//! and runs `tend init`'s loop as PID 1.
+//! returns the container's exit code. Detached, it keeps the machine's own
+//! log and tells the `tend boot --detach` that started it when PID 1 is
+//! ready or why the boot failed (the `watch` module). The child leaves the
+//! terminal's session, sets up the mounts, pivots, hides the host's paths
+//! from its command line and runs `tend init`'s loop as PID 1.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
+use super::log::LogFile;
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
+use super::watch::Watch;
 use super::{apply, namespaces, plan, registry};
 use crate::runtime::{self, Reactor};
 use crate::sys::mount::Real;
@@ -39,8 +46,12 @@ pub enum Error {
     Wait(#[source] std::io::Error),
     #[error("cannot detach")]
     Detach(#[source] std::io::Error),
-    #[error("cannot create the machine's control socket {}", .path.display())]
+    #[error("cannot create the machine's socket {}", .path.display())]
     Socket { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the machine's log {}", .path.display())]
+    MachineLog { path: PathBuf, source: std::io::Error },
+    #[error("cannot watch the machine")]
+    Watch(#[source] std::io::Error),
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -91,53 +102,143 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
     }
 }
 
-/// Clones the container and sees it through; `up` is told "ok" once it runs.
+/// Clones the container and sees it through; `up` is told "ok" once it
+/// runs (detached: once its PID 1 reports ready), or why it did not.
 fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     // The host-side control socket (`tend ctl -M NAME`), bound here on the
     // host's file system; the child inherits it and serves it after its
     // pivot_root, when that path is out of its reach.
-    let path = registry::socket_path(&registry::dir(), &o.name);
+    let dir = registry::dir();
+    let path = registry::socket_path(&dir, &o.name);
     let machine = crate::ctl::server::listen(&path, None).map_err(|source| Error::Socket {
         path: path.clone(),
         source,
     })?;
-    let result = run_container(o, up, report_r, report_w, go_r, go_w, machine);
+    let mut o = o.clone();
+    let result = Detached::create(&dir, &mut o).and_then(|detached| {
+        let pipes = Pipes {
+            report_r,
+            report_w,
+            go_r,
+            go_w,
+        };
+        run_container(&o, up, pipes, machine, detached)
+    });
     if result.is_err() {
-        // Not started after all: the socket just bound is ours to remove
-        // (once started, the registry entry removes it with itself).
-        let _ = std::fs::remove_file(&path);
+        // Not started after all: the files just made are ours to remove
+        // (once started, the registry entry removes them with itself).
+        for file in [
+            path,
+            registry::log_path(&dir, &o.name),
+            registry::notify_path(&dir, &o.name),
+        ] {
+            let _ = std::fs::remove_file(file);
+        }
     }
     result
+}
+
+/// The launcher's pipes to the child: its setup report, and the go ahead.
+struct Pipes {
+    report_r: OwnedFd,
+    report_w: OwnedFd,
+    go_r: OwnedFd,
+    go_w: OwnedFd,
+}
+
+/// What a detached machine has beside its socket: its own log, fed by a
+/// pipe from PID 1's stdout and stderr, and the socket on which its PID 1
+/// reports readiness (as to any manager: `NOTIFY_SOCKET`).
+pub(super) struct Detached {
+    pub(super) log: LogFile,
+    /// PID 1's handle on its own log, for `tend ctl -M NAME logs`.
+    reader: std::fs::File,
+    pub(super) output_r: OwnedFd,
+    output_w: OwnedFd,
+    pub(super) notify: UnixDatagram,
+}
+
+impl Detached {
+    /// For a detached boot only: makes the files (replacing stale ones of
+    /// an earlier machine of the name) and points `o.notify` at the socket.
+    fn create(dir: &Path, o: &mut BootOptions) -> Result<Option<Detached>, Error> {
+        if !o.detach {
+            return Ok(None);
+        }
+        let log_path = registry::log_path(dir, &o.name);
+        let (log, reader) =
+            LogFile::create(&log_path).map_err(|source| Error::MachineLog { path: log_path, source })?;
+        let (output_r, output_w) = pipe()?;
+        nix::fcntl::fcntl(&output_r, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(Error::Pipe)?;
+        let notify_path = registry::notify_path(dir, &o.name);
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|source| Error::Socket {
+                path: notify_path.clone(),
+                source,
+            })?;
+        o.notify = Notify::Path(notify_path);
+        Ok(Some(Detached {
+            log,
+            reader,
+            output_r,
+            output_w,
+            notify,
+        }))
+    }
+
+    /// In the child: stdout and stderr into the pipe; the log's handle kept.
+    fn into_child(self) -> std::fs::File {
+        // Without them, PID 1 would write to /dev/null as before.
+        let _ = nix::unistd::dup2_stdout(&self.output_w);
+        let _ = nix::unistd::dup2_stderr(&self.output_w);
+        self.reader
+    }
 }
 
 /// The clone and what follows it, on both sides.
 fn run_container(
     o: &BootOptions,
     up: &mut Option<OwnedFd>,
-    report_r: OwnedFd,
-    report_w: OwnedFd,
-    go_r: OwnedFd,
-    go_w: OwnedFd,
+    pipes: Pipes,
     machine: std::os::unix::net::UnixListener,
+    detached: Option<Detached>,
 ) -> Result<i32, Error> {
+    let Pipes {
+        report_r,
+        report_w,
+        go_r,
+        go_w,
+    } = pipes;
     let child = match clone_into(namespaces::clone_flags(o)).map_err(namespaces::Error::Clone)? {
         Forked::Child => {
             // The launcher's pipes are not ours to keep.
             drop((report_r, go_w, up.take()));
-            return Ok(child_main(o, go_r, report_w, machine));
+            let own_log = detached.map(Detached::into_child);
+            return Ok(child_main(o, go_r, report_w, machine, own_log));
         }
         Forked::Parent { child } => child,
     };
     drop((go_r, report_w, machine));
-    match start(o, child, go_w, report_r) {
-        Ok((reactor, _reservation)) => {
-            if let Some(fd) = up.take() {
-                write_all(fd, "ok");
+    let started = start(o, child, go_w, report_r).and_then(|(reactor, reservation)| {
+        let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
+        Ok((reactor, reservation, watch))
+    });
+    match started {
+        Ok((reactor, _reservation, mut watch)) => {
+            match &mut watch {
+                Some(watch) => watch.up = up.take(),
+                None => {
+                    if let Some(fd) = up.take() {
+                        write_all(fd, "ok");
+                    }
+                }
             }
             // The entry and the socket go when `_reservation` drops, after.
-            wait(child, reactor)
+            wait(child, reactor, watch)
         }
         Err(e) => {
             let _ = process::kill(child, libc::SIGKILL);
@@ -168,29 +269,66 @@ fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(R
 }
 
 /// Until the container ends: SIGTERM, SIGINT and SIGQUIT become a SIGTERM
-/// to its PID 1 (its graceful shutdown), SIGHUP is passed on (reload).
-fn wait(child: i32, mut reactor: Reactor) -> Result<i32, Error> {
+/// to its PID 1 (its graceful shutdown), SIGHUP is passed on (reload); a
+/// detached machine's output and readiness are watched.
+fn wait(child: i32, mut reactor: Reactor, mut watch: Option<Watch>) -> Result<i32, Error> {
+    // Signals held until PID 1 catches them: PID 1 of a PID namespace drops
+    // a signal it has no handler for, and its handlers come with its loop,
+    // just after the setup it reported.
+    let mut held: Vec<i32> = Vec::new();
     loop {
         if let Some(status) = process::wait_for(child, true).map_err(Error::Wait)? {
+            if let Some(watch) = &mut watch {
+                watch.ended(status.code());
+            }
             return Ok(status.code());
         }
-        let wake = reactor.wait(None).map_err(Error::Wait)?;
-        for signal in wake.signals {
-            let forward = match signal {
-                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => libc::SIGTERM,
-                libc::SIGHUP => libc::SIGHUP,
-                _ => continue,
-            };
-            if let Err(e) = process::kill(child, forward) {
-                tracing::warn!("cannot signal the container: {e}");
+        // Only while a signal is held: a few milliseconds at boot.
+        let retry = (!held.is_empty()).then(|| Instant::now() + Duration::from_millis(5));
+        let wake = reactor.wait(retry).map_err(Error::Wait)?;
+        if let Some(watch) = &mut watch {
+            for token in &wake.ready {
+                watch.ready(*token, child);
             }
         }
+        held.extend(wake.signals.into_iter().filter_map(|signal| match signal {
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Some(libc::SIGTERM),
+            libc::SIGHUP => Some(libc::SIGHUP),
+            _ => None,
+        }));
+        held.retain(|&signal| !deliver(child, signal));
     }
+}
+
+/// Sends `signal` to PID 1 once it catches it; false while it does not yet.
+fn deliver(child: i32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+    if caught(&status, signal) == Some(false) {
+        return false;
+    }
+    if let Err(e) = process::kill(child, signal) {
+        tracing::warn!("cannot signal the container: {}", crate::sys::describe(&e));
+    }
+    true
+}
+
+/// Whether `signal` is in the `SigCgt` mask of a `/proc/PID/status` text.
+fn caught(status: &str, signal: i32) -> Option<bool> {
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    let bit = u32::try_from(signal).ok()?.checked_sub(1)?;
+    Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
 }
 
 /// The child: PID 1 of the new namespaces. Reports its setup's outcome
 /// through `report` (an error text, or nothing before closing it).
-fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::unix::net::UnixListener) -> i32 {
+fn child_main(
+    o: &BootOptions,
+    go: OwnedFd,
+    report: OwnedFd,
+    machine: std::os::unix::net::UnixListener,
+    own_log: Option<std::fs::File>,
+) -> i32 {
     // Die with the launcher: nobody else would stop this machine.
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
@@ -198,11 +336,13 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
     if read_all(go) != "go" {
         return 1;
     }
+    leave_job_control(o);
     if let Err(e) = setup(o) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
     drop(report);
+    hide_host_paths(o);
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.
         units: o.units_inside().unwrap_or_else(|| UNITS_INSIDE.into()),
@@ -215,6 +355,7 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
             group: None,
         }),
         machine_socket: Some(machine),
+        own_log,
     };
     match runtime::init::run(options) {
         Ok(code) => code,
@@ -222,6 +363,33 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
             eprintln!("tend: {}", crate::sys::chain(&e));
             1
         }
+    }
+}
+
+/// A machine's PID 1 leaves the launcher's session, so a terminal's Ctrl-C
+/// reaches only the launcher, which relays it once: one graceful shutdown,
+/// a second one forced. It stays only when its command will take the
+/// terminal's foreground (`-- sh` on a terminal: Ctrl-C is for the shell).
+fn leave_job_control(o: &BootOptions) {
+    let foreground = nix::unistd::tcgetpgrp(std::io::stdin()).ok();
+    if o.command.is_empty() || foreground != Some(nix::unistd::getpgrp()) {
+        if let Err(e) = nix::unistd::setsid() {
+            tracing::warn!("cannot leave the terminal's session: {}", e.desc());
+        }
+    }
+}
+
+/// After the pivot, PID 1's command line (a copy of its launcher's) would
+/// name the host's paths of tend and of the rootfs: it reads `tend init`.
+fn hide_host_paths(o: &BootOptions) {
+    let mut args = vec!["tend", "init"];
+    let command: Vec<String> = o.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if !command.is_empty() {
+        args.push("--");
+        args.extend(command.iter().map(String::as_str));
+    }
+    if let Err(e) = crate::sys::cmdline::rewrite(&args) {
+        tracing::warn!("cannot rewrite PID 1's command line: {}", crate::sys::describe(&e));
     }
 }
 
@@ -320,6 +488,11 @@ fn write_all(fd: OwnedFd, text: &str) {
     let _ = std::fs::File::from(fd).write_all(text.as_bytes());
 }
 
+/// Tells the waiting `tend boot --detach` "ok", or why not.
+pub(super) fn tell(up: OwnedFd, message: &str) {
+    write_all(up, message);
+}
+
 /// A detached launcher keeps no terminal: a new session, stdio on /dev/null.
 fn detach_stdio() -> std::io::Result<()> {
     nix::unistd::setsid().map_err(std::io::Error::from)?;
@@ -328,4 +501,19 @@ fn detach_stdio() -> std::io::Result<()> {
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_signals_from_proc_status() {
+        let status = "Name:\ttend\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000004a02\n";
+        assert_eq!(caught(status, libc::SIGINT), Some(true));
+        assert_eq!(caught(status, libc::SIGTERM), Some(true));
+        assert_eq!(caught(status, libc::SIGHUP), Some(false));
+        assert_eq!(caught("Name:\ttend\n", libc::SIGTERM), None);
+        assert_eq!(caught(status, 0), None);
+    }
 }

@@ -7,9 +7,11 @@
 
 pub mod apply;
 pub mod launch;
+pub mod log;
 pub mod namespaces;
 pub mod options;
 pub mod plan;
 pub mod registry;
+mod watch;
 
 pub use options::{Bind, BootOptions, Net, Request};

@@ -57,6 +57,16 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
+/// Where a detached machine's own log goes (see [`super::log`]).
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+/// Where a detached machine's PID 1 reports readiness to its launcher.
+pub fn notify_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.notify"))
+}
+
 /// The entry of a booting machine, removed on drop by its launcher.
 #[derive(Debug)]
 pub struct Reservation {
@@ -123,7 +133,9 @@ impl Drop for Reservation {
         // A cloned child holds a copy: only the launcher removes the entry.
         if std::process::id() as i32 == self.entry.launcher {
             let _ = std::fs::remove_file(&self.path);
-            let _ = std::fs::remove_file(self.path.with_extension("sock"));
+            for ext in ["sock", "log", "notify"] {
+                let _ = std::fs::remove_file(self.path.with_extension(ext));
+            }
         }
     }
 }

@@ -118,7 +118,10 @@ fn send_signal(conn: &mut Conn, host: &mut dyn Host, name: &str, signal: &str) {
     }
 }
 
-fn logs(conn: &mut Conn, host: &dyn Host, name: String, lines: Option<usize>, follow: bool) {
+fn logs(conn: &mut Conn, host: &dyn Host, name: Option<String>, lines: Option<usize>, follow: bool) {
+    let Some(name) = name else {
+        return own_log(conn, host, lines, follow);
+    };
     if !host.status().iter().any(|s| s.name == name) {
         return answer(conn, Err(task::no_such_unit(&name)));
     }
@@ -132,6 +135,29 @@ fn logs(conn: &mut Conn, host: &dyn Host, name: String, lines: Option<usize>, fo
     match follow {
         true => conn.task = Task::Follow { name, seen },
         false => conn.send(&Reply::ok(Body::End)),
+    }
+}
+
+/// tend's own log, where it keeps one (a detached machine's PID 1).
+fn own_log(conn: &mut Conn, host: &dyn Host, lines: Option<usize>, follow: bool) {
+    let refuse = |why: &str| (code::BAD_REQUEST, why.to_string());
+    let outcome = match host.own_log(lines.unwrap_or(usize::MAX)) {
+        _ if follow => Err(refuse("--follow needs a service name")),
+        None => Err(refuse("tend keeps no log of its own here: it writes to its stderr")),
+        Some(Err(e)) => Err((
+            code::FAILED,
+            format!("cannot read tend's own log: {}", crate::sys::describe(&e)),
+        )),
+        Some(Ok(all)) => Ok(all),
+    };
+    match outcome {
+        Ok(all) => {
+            for line in all {
+                conn.send(&Reply::ok(Body::Log { line }));
+            }
+            conn.send(&Reply::ok(Body::End));
+        }
+        Err(e) => answer(conn, Err(e)),
     }
 }
 

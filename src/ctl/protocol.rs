@@ -79,9 +79,11 @@ pub enum Op {
         name: String,
         signal: String,
     },
-    /// The last `lines` captured lines, then new ones as they come with `follow`.
+    /// The last `lines` captured lines, then new ones as they come with
+    /// `follow`; without `name`, tend's own log where it keeps one.
     Logs {
-        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         #[serde(default)]
         lines: Option<usize>,
         #[serde(default)]

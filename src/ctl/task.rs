@@ -21,6 +21,10 @@ pub trait Host {
     fn reload(&mut self);
     /// The captured lines of a service, if it has any.
     fn ring(&self, name: &str) -> Option<&Ring>;
+    /// The last `lines` lines of tend's own log, where it keeps one.
+    fn own_log(&self, _lines: usize) -> Option<std::io::Result<Vec<String>>> {
+        None
+    }
 }
 
 /// A request that is not answered yet, or a stream.

@@ -30,6 +30,8 @@ pub struct Options {
     /// A socket bound by `tend boot` on the host before the pivot, served
     /// beside `socket`.
     pub machine_socket: Option<std::os::unix::net::UnixListener>,
+    /// A detached machine's own log, kept by its launcher (read-only).
+    pub own_log: Option<std::fs::File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +273,11 @@ impl Host for Init {
 
     fn ring(&self, name: &str) -> Option<&Ring> {
         self.services.ring(name)
+    }
+
+    fn own_log(&self, lines: usize) -> Option<std::io::Result<Vec<String>>> {
+        let file = self.options.own_log.as_ref()?;
+        Some(crate::container::log::tail(file, lines))
     }
 }
 

@@ -6,6 +6,7 @@
 //! return plain signal numbers here.
 
 pub mod cgroup;
+pub mod cmdline;
 pub mod fdpass;
 pub mod mount;
 pub mod ns;

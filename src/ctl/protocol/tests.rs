@@ -48,7 +48,7 @@ fn every_request_round_trips() {
             signal: "HUP".into(),
         },
         Op::Logs {
-            name: "a".into(),
+            name: Some("a".into()),
             lines: Some(3),
             follow: true,
         },

@@ -249,7 +249,9 @@ fn await_entry(name: &str) -> (u32, u32) {
     await_some("the registry entry", LIMIT, || {
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
         let pid = v["pid"].as_u64()? as u32;
-        (pid > 0).then_some((pid, v["launcher"].as_u64()? as u32))
+        // An entry whose PID 1 is gone is a killed run's leftover, not ours.
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        (pid > 0 && alive).then_some((pid, v["launcher"].as_u64()? as u32))
     })
 }
 

@@ -13,7 +13,7 @@ use super::capture::Ring;
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
 use crate::ctl::{self, server::Server, task::Host};
-use crate::supervisor::{Action, Event, ServiceConfig, ServiceStatus, Supervisor, SupervisorError};
+use crate::supervisor::{Action, Change, Event, ServiceConfig, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -48,10 +48,8 @@ struct Init {
     reactor: Reactor,
     /// Our own manager's `$NOTIFY_SOCKET`, if we were given one.
     manager: Option<String>,
-    /// Each service's state as last logged.
-    shown: BTreeMap<String, String>,
-    /// An event reached the supervisor since the states were last logged.
-    fed: bool,
+    /// The supervisor's changes drained this round, for the control server.
+    changes: Vec<Change>,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
 }
@@ -85,8 +83,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         services,
         reactor,
         manager,
-        shown: BTreeMap::new(),
-        fed: true,
+        changes: Vec::new(),
         ctl,
     };
     init.supervisor.boot(now);
@@ -97,12 +94,8 @@ impl Init {
     fn run(&mut self) -> Result<i32, Error> {
         loop {
             let exit = self.act()?;
-            // States change only through the supervisor: no event fed, no
-            // new line to log (a storm of orphans costs no status walk).
-            if std::mem::take(&mut self.fed) {
-                self.log_changes();
-            }
-            self.with_ctl(|ctl, init| ctl.settle(init, Instant::now()));
+            let changes = std::mem::take(&mut self.changes);
+            self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
             if let Some(code) = exit {
                 if let Some(ctl) = &mut self.ctl {
                     ctl.close();
@@ -167,15 +160,20 @@ impl Init {
     }
 
     fn feed(&mut self, event: Event, now: Instant) {
-        self.fed = true;
         if let Err(e) = self.supervisor.handle(event, now) {
             warn!("{e}");
         }
     }
 
-    /// Carries out every pending action; `Some(code)` when it is time to exit.
+    /// Carries out every pending action, each after the changes that came
+    /// before it (so the log tells things in order); `Some(code)` when it
+    /// is time to exit.
     fn act(&mut self) -> Result<Option<i32>, Error> {
-        while let Some(action) = self.supervisor.poll_action() {
+        loop {
+            self.drain_changes();
+            let Some(action) = self.supervisor.poll_action() else {
+                return Ok(None);
+            };
             let now = Instant::now();
             let registry = self.reactor.registry();
             match action {
@@ -193,24 +191,26 @@ impl Init {
                     stopping,
                 } => self.notify_manager(ready, &status, stopping),
                 Action::Exit { code } => {
+                    self.drain_changes();
                     info!("exiting with code {code}");
                     return Ok(Some(code));
                 }
             }
         }
-        Ok(None)
     }
 
-    /// One line per state change: `web: ready`, `db: failed (start limit reached)`.
-    fn log_changes(&mut self) {
-        for status in self.supervisor.status() {
-            let mut shown = status.state.to_string();
-            if let Some(detail) = &status.detail {
-                shown = format!("{shown} ({detail})");
+    /// Logs each change as it comes (`web: ready`, `db: failed (start
+    /// limit reached)`) and keeps it for the control server.
+    fn drain_changes(&mut self) {
+        while let Some(change) = self.supervisor.poll_change() {
+            let to = &change.to;
+            match (&to.detail, change.removed) {
+                (_, true) => info!("{}: removed", to.name),
+                (Some(detail), false) => info!("{}: {} ({detail})", to.name, to.state),
+                (None, false) => info!("{}: {}", to.name, to.state),
             }
-            if self.shown.get(&status.name) != Some(&shown) {
-                info!("{}: {shown}", status.name);
-                self.shown.insert(status.name, shown);
+            if self.ctl.is_some() {
+                self.changes.push(change);
             }
         }
     }
@@ -246,8 +246,15 @@ impl Host for Init {
         self.supervisor.status()
     }
 
+    fn service(&self, name: &str) -> Option<ServiceStatus> {
+        self.supervisor.service(name)
+    }
+
+    fn next_change(&self) -> u64 {
+        self.supervisor.changes_emitted()
+    }
+
     fn request(&mut self, event: Event) -> Result<(), SupervisorError> {
-        self.fed = true;
         self.supervisor.handle(event, Instant::now())
     }
 

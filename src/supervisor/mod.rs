@@ -91,4 +91,4 @@ mod tests;
 
 pub use config::{RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
-pub use types::{Action, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
+pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

@@ -56,6 +56,7 @@ impl Supervisor {
     }
 
     fn reload_invalid(&mut self, name: String, reason: String, now: Instant) {
+        let before = self.services.get(&name).map(|s| s.phase.state());
         match self.services.get_mut(&name) {
             Some(service) if service.phase.is_live() => {
                 tracing::warn!(service = name, reason, "new unit is invalid, keeping the old one");
@@ -64,7 +65,8 @@ impl Supervisor {
             }
             _ => {
                 let service = Service::invalid(&name, reason, now);
-                self.services.insert(name, service);
+                self.services.insert(name.clone(), service);
+                self.record(&name, before);
             }
         }
     }
@@ -72,8 +74,8 @@ impl Supervisor {
     fn reload_valid(&mut self, name: String, config: ServiceConfig, now: Instant) {
         let Some(service) = self.services.get_mut(&name) else {
             let service = Service::new(&name, config, now);
-            self.services.insert(name, service);
-            return;
+            self.services.insert(name.clone(), service);
+            return self.record(&name, None);
         };
         let current = service.pending_config.as_ref().unwrap_or(&service.config);
         if service.phase != Phase::Invalid && *current == config {
@@ -85,8 +87,10 @@ impl Supervisor {
             service.pending_config = Some(config);
             self.route(&name, Input::Stop(Then::Restart), now);
         } else {
+            let before = Some(service.phase.state());
             let service = Service::new(&name, config, now);
-            self.services.insert(name, service);
+            self.services.insert(name.clone(), service);
+            self.record(&name, before);
         }
     }
 }

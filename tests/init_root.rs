@@ -218,6 +218,36 @@ fn after_waits_for_notify_ready_and_tcp_check_root() {
     assert!(log.contains("server: ready"), "{log}");
 }
 
+/// tend's own lines tell things in the order they happened: a dependent
+/// starts after its dependency is ready, and the services' exits come
+/// before tend's own exit line.
+#[test]
+fn log_lines_come_in_the_order_things_happened_root() {
+    let s = Setup::new("logorder");
+    s.unit(
+        "web",
+        "type = \"notify\"\ncommand = \"sleep 0.2; systemd-notify --ready; exec sleep 1000\"\n",
+    );
+    s.unit("ticker", "command = \"exec sleep 1000\"\nafter = [\"web\"]\n");
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log("ticker: ready");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+    let at = |text: &str| {
+        let lines: Vec<&str> = log.lines().collect();
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not in the log:\n{log}"))
+    };
+    assert!(at("web: ready") < at("started ticker"), "{log}");
+    assert!(at("started ticker") < at("ticker: ready"), "{log}");
+    assert!(at("ticker: exited") < at("exiting with code 0"), "{log}");
+    assert!(at("web: exited") < at("exiting with code 0"), "{log}");
+    assert!(at("ticker: exited") < at("web: stopping"), "reverse order:\n{log}");
+}
+
 #[test]
 fn stop_escalates_to_sigkill_after_stop_timeout_root() {
     let s = Setup::new("escalate");

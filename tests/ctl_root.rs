@@ -273,7 +273,10 @@ fn states_have_one_vocabulary_root() {
     let first = column(lines[0]);
     assert!(first.is_some(), "{seen}");
     for line in &lines {
-        assert!(line.len() > 24 && line.as_bytes()[23] == b'Z', "a timestamp first: {line}");
+        assert!(
+            line.len() > 24 && line.as_bytes()[23] == b'Z',
+            "a timestamp first: {line}"
+        );
         assert_eq!(column(line), first, "aligned columns:\n{seen}");
     }
     for expected in ["ready -> stopping", "stopping -> exited", "exited -> starting"] {

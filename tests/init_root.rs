@@ -400,6 +400,50 @@ fn tend_tells_its_manager_when_ready_root() {
     assert_eq!(code, 0, "{log}");
 }
 
+/// A manager that reads `$NOTIFY_SOCKET` late: its queue is full while
+/// the services come up (net.unix.max_dgram_qlen is 10 here). The STATUS=
+/// lines are coalesced, and READY=1 is sent once the queue has room.
+#[test]
+fn ready_reaches_a_manager_that_reads_late_root() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let s = Setup::new("lateready");
+    for i in 0..60 {
+        s.unit(&format!("svc{i}"), "command = \"exec sleep 1000\"\n");
+    }
+    let name = format!("tend-test-late-manager-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
+    // Fill the queue before tend starts: every send of tend's fails at first.
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut filled = 0;
+    while filler.send_to_addr(b"FILLER=1", &addr).is_ok() {
+        filled += 1;
+    }
+    assert!(filled > 0);
+    let tend = s.init(&[]).env("NOTIFY_SOCKET", format!("@{name}")).spawn().unwrap();
+    await_true("every service ready", LIMIT, || {
+        let log = std::fs::read_to_string(s.path("tend.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(": ready")).count() == 60
+    });
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    let mut datagrams = 0;
+    while !got.contains("READY=1") {
+        let n = socket.recv(&mut buf).expect("no READY=1 from tend");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        datagrams += 1;
+    }
+    assert!(got.contains("STATUS=60 of 60 services up"), "{got}");
+    // the late STATUS= lines were coalesced, not queued one by one
+    assert!(datagrams <= filled + 2, "{datagrams} datagrams: {got}");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}
+
 #[test]
 fn bare_tend_as_pid1_is_init_root() {
     // No arguments at all: `tend init` with the defaults. This machine has no

@@ -46,8 +46,8 @@ struct Init {
     supervisor: Supervisor,
     services: Services,
     reactor: Reactor,
-    /// Our own manager's `$NOTIFY_SOCKET`, if we were given one.
-    manager: Option<String>,
+    /// What we owe our own manager at `$NOTIFY_SOCKET`, if we were given one.
+    manager: Option<notify::Upward>,
     /// The supervisor's changes drained this round, for the control server.
     changes: Vec<Change>,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
@@ -56,7 +56,7 @@ struct Init {
 
 /// Runs until the supervisor decides to exit; returns the exit code.
 pub fn run(mut options: Options) -> Result<i32, Error> {
-    let manager = std::env::var("NOTIFY_SOCKET").ok();
+    let manager = std::env::var("NOTIFY_SOCKET").ok().map(notify::Upward::new);
     // Services must not talk to our manager: remove it before any spawn.
     std::env::remove_var("NOTIFY_SOCKET");
     let mut signals = vec![libc::SIGCHLD, libc::SIGHUP, libc::SIGPWR, crate::signal::halt()];
@@ -115,6 +115,12 @@ impl Init {
                 self.signal(signal, now);
             }
             for token in wake.ready {
+                if token == notify::TOKEN {
+                    if let Some(manager) = &mut self.manager {
+                        manager.flush(self.reactor.registry());
+                    }
+                    continue;
+                }
                 if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.with_ctl(|ctl, init| ctl.ready(token, init, now));
                     continue;
@@ -215,19 +221,9 @@ impl Init {
         }
     }
 
-    fn notify_manager(&self, ready: bool, status: &str, stopping: bool) {
-        let Some(target) = &self.manager else {
-            return;
-        };
-        let mut message = format!("STATUS={status}\n");
-        if ready {
-            message.push_str("READY=1\n");
-        }
-        if stopping {
-            message.push_str("STOPPING=1\n");
-        }
-        if let Err(e) = notify::send_to(target, &message) {
-            debug!("cannot notify our manager at {target}: {e}");
+    fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {
+        if let Some(manager) = &mut self.manager {
+            manager.send(ready, status, stopping, self.reactor.registry());
         }
     }
 

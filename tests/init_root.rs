@@ -444,6 +444,52 @@ fn ready_reaches_a_manager_that_reads_late_root() {
     assert_eq!(code, 0, "{log}");
 }
 
+/// `--units` relative to where tend was started (tend itself moves to /).
+#[test]
+fn relative_units_directory_root() {
+    let s = Setup::new("relunits");
+    s.unit(
+        "marker",
+        &format!("command = \"echo up > {}; exec sleep 1000\"\n", s.p("up")),
+    );
+    let socket = s.path("ctl.sock");
+    let mut cmd = tend_as_pid1(&["init", "--units", "units", "--socket", socket.to_str().unwrap()]);
+    cmd.current_dir(s.path(""));
+    s.capture(&mut cmd);
+    let tend = cmd.spawn().unwrap();
+    s.await_log("marker: ready");
+    await_true("the unit ran", LIMIT, || s.path("up").exists());
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}
+
+/// A `--units` directory that does not exist: one line, exit 1, nothing runs.
+#[test]
+fn missing_units_directory_is_an_error_root() {
+    let s = Setup::new("nounits");
+    let missing = s.path("nowhere");
+    let mut cmd = tend_as_pid1(&["init", "--units", missing.to_str().unwrap(), "--no-socket"]);
+    s.capture(&mut cmd);
+    let mut tend = cmd.spawn().unwrap();
+    let code = exit_code_within(&mut tend, LIMIT);
+    let log = std::fs::read_to_string(s.path("tend.log")).unwrap();
+    assert_eq!(code, 1, "{log}");
+    assert_eq!(log, format!("tend: --units {}: no such directory\n", missing.display()));
+    // with a command too: the directory was asked for
+    let mut cmd = tend_as_pid1(&[
+        "init",
+        "--units",
+        missing.to_str().unwrap(),
+        "--no-socket",
+        "--",
+        "true",
+    ]);
+    s.capture(&mut cmd);
+    let mut tend = cmd.spawn().unwrap();
+    assert_eq!(exit_code_within(&mut tend, LIMIT), 1);
+}
+
 #[test]
 fn bare_tend_as_pid1_is_init_root() {
     // No arguments at all: `tend init` with the defaults. This machine has no

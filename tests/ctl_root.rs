@@ -287,6 +287,23 @@ fn states_have_one_vocabulary_root() {
     }
 }
 
+/// A notify service restarted by hand comes up again: its new run gets a
+/// fresh notify socket under the same name.
+#[test]
+fn a_notify_service_restarts_root() {
+    let t = Tend::start(
+        "notifyrestart",
+        &[(
+            "web",
+            "type = \"notify\"\ncommand = \"systemd-notify --ready; exec sleep 1000\"\n",
+        )],
+    );
+    t.ok(&["wait", "web", "--for", "ready", "--timeout", "10s"]);
+    t.ok(&["restart", "web"]);
+    t.ok(&["wait", "web", "--for", "ready", "--timeout", "10s"]);
+    assert!(!t.log().contains("cannot create the notify socket"), "{}", t.log());
+}
+
 #[test]
 fn logs_follow_streams_new_lines_root() {
     let t = Tend::start("follow", &[("tick", TICKER)]);

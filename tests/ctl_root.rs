@@ -544,7 +544,8 @@ fn services_and_commands_see_no_tend_fds_root() {
 fn pid_reaches_tend_in_another_mount_namespace_root() {
     // A tmpfs on /run that only tend's mount namespace sees.
     let script = format!(
-        "mount -t tmpfs tmpfs /run && exec {} init --units /nonexistent",
+        // (an empty unit directory: a missing --units one is an error)
+        "mount -t tmpfs tmpfs /run && mkdir /run/units && exec {} init --units /run/units",
         tend().display()
     );
     let mut cmd = Command::new("unshare");

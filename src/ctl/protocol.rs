@@ -249,6 +249,7 @@ pub enum Body {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<ServiceState>,
         /// When, in milliseconds since the Unix epoch.
+        #[serde(default)]
         at_ms: u64,
         /// A reload removed the service.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]

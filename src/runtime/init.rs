@@ -97,6 +97,10 @@ impl Init {
             let changes = std::mem::take(&mut self.changes);
             self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
             if let Some(code) = exit {
+                // A last try, without waiting, for a STOPPING=1 still owed.
+                if let Some(manager) = &mut self.manager {
+                    manager.flush(self.reactor.registry());
+                }
                 if let Some(ctl) = &mut self.ctl {
                     ctl.close();
                 }

@@ -192,4 +192,34 @@ mod tests {
         let n = socket.recv(&mut buf).unwrap();
         assert_eq!(parse(&buf[..n]), [Notice::Ready, Notice::Status("up".into())]);
     }
+
+    #[test]
+    fn owed_messages_wait_for_room_and_coalesce() {
+        let name = format!("tend-test-upward-{}", std::process::id());
+        let (manager, target) = bind(&name).unwrap();
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let addr = address(&target).unwrap();
+        let mut filled = 0;
+        while filler.send_to_addr(b"FILLER=1", &addr).is_ok() {
+            filled += 1;
+        }
+        let mut poll = mio::Poll::new().unwrap();
+        let mut up = Upward::new(target);
+        up.send(false, "0 of 2 services up", false, poll.registry());
+        up.send(true, "2 of 2 services up", false, poll.registry());
+        assert_eq!(up.message().as_deref(), Some("STATUS=2 of 2 services up\nREADY=1\n"));
+        let mut buf = [0u8; 256];
+        let mut events = mio::Events::with_capacity(4);
+        // The manager reads: the socket becomes writable and the loop flushes.
+        for _ in 0..filled {
+            manager.recv(&mut buf).unwrap();
+        }
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+        assert!(events.iter().any(|e| e.token() == TOKEN && e.is_writable()));
+        up.flush(poll.registry());
+        assert_eq!(up.message(), None);
+        let n = manager.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STATUS=2 of 2 services up\nREADY=1\n");
+    }
 }

@@ -278,13 +278,17 @@ pub enum CtlCommand {
     Wait {
         #[arg(required = true)]
         names: Vec<String>,
-        /// ready, running (or ready), stopped, failed.
+        /// A state (starting, running, ready, stopping, exited, failed,
+        /// invalid, disabled; running includes ready), or up (running or
+        /// ready), down (exited, failed, disabled, invalid), stopped (= down).
         #[arg(long = "for", value_name = "STATE", default_value = "ready", value_parser = parse_wait_for)]
         state: crate::ctl::protocol::WaitFor,
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,
     },
-    /// Exit 0 when every enabled service is running or ready, 1 otherwise.
+    /// Exit 0 when every enabled service is running or ready (a oneshot:
+    /// exited 0), 1 otherwise: starting, stopping, failed, invalid, or
+    /// stopped by hand.
     Health,
     /// State changes as they happen, until interrupted.
     Events,
@@ -310,12 +314,5 @@ pub enum CtlCommand {
 }
 
 fn parse_wait_for(text: &str) -> Result<crate::ctl::protocol::WaitFor, String> {
-    use crate::ctl::protocol::WaitFor;
-    match text {
-        "ready" => Ok(WaitFor::Ready),
-        "running" => Ok(WaitFor::Running),
-        "stopped" => Ok(WaitFor::Stopped),
-        "failed" => Ok(WaitFor::Failed),
-        _ => Err(format!("unknown state {text:?} (ready, running, stopped, failed)")),
-    }
+    text.parse()
 }

@@ -110,6 +110,14 @@ fn list() -> i32 {
 
 /// `tend init`: supervise the units.
 fn init(args: &InitArgs) -> i32 {
+    // Before leaving the working directory: `--units units` is relative to it.
+    let units = match units_dir(&args.units) {
+        Ok(units) => units,
+        Err(e) => {
+            eprintln!("tend: {e}");
+            return 1;
+        }
+    };
     become_reaper();
     let cwd = leave_cwd();
     let socket = match socket_config(args) {
@@ -120,7 +128,7 @@ fn init(args: &InitArgs) -> i32 {
         }
     };
     let options = runtime::init::Options {
-        units: args.units.clone(),
+        units,
         command: args.command.clone(),
         cwd,
         shutdown_timeout: args.shutdown_timeout,
@@ -134,6 +142,19 @@ fn init(args: &InitArgs) -> i32 {
             eprintln!("tend: {}", sys::chain(&e));
             1
         }
+    }
+}
+
+/// The unit directory as an absolute path; one given with `--units` must
+/// be a directory (only the default may be absent).
+fn units_dir(units: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let absolute = std::path::absolute(units).map_err(|e| format!("--units {}: {e}", units.display()))?;
+    if absolute.is_dir() || units == std::path::Path::new(tend::cli::DEFAULT_UNITS) {
+        return Ok(absolute);
+    }
+    match absolute.exists() {
+        true => Err(format!("--units {}: not a directory", units.display())),
+        false => Err(format!("--units {}: no such directory", units.display())),
     }
 }
 

@@ -168,11 +168,14 @@ fn every_command_round_trips_root() {
     assert!(seen.contains("\"state\":\"stopping\""), "{seen}");
     events.kill().unwrap();
     events.wait().unwrap();
+    // Health follows its help: an enabled service stopped by hand is not
+    // running, so the environment is unhealthy (this said 0 before the
+    // states got one vocabulary, issue 16 item 13).
     let unhealthy = t.ctl(&["health"]);
-    assert_eq!(
-        code(&unhealthy),
-        0,
-        "an operator stop is not a failure: {}",
+    assert_eq!(code(&unhealthy), 1, "{}", text(&unhealthy.stderr));
+    assert!(
+        text(&unhealthy.stderr).contains("web: exited (stopped)"),
+        "{}",
         text(&unhealthy.stderr)
     );
 
@@ -222,6 +225,83 @@ fn start_stop_restart_wait_for_the_result_root() {
 
     t.ok(&["stop", "--no-block", "web"]);
     t.ok(&["wait", "web", "--for", "stopped", "--timeout", "10s"]);
+}
+
+/// One vocabulary: every state word `status` shows is a word `wait --for`
+/// accepts; events are aligned lines with a timestamp and end cleanly when
+/// tend shuts down.
+#[test]
+fn states_have_one_vocabulary_root() {
+    let mut t = Tend::start("vocab", &[("web", SLEEPER), ("longer-name", SLEEPER)]);
+    t.ok(&["wait", "web", "longer-name", "--for", "up", "--timeout", "10s"]);
+    let mut events = t.cmd(&["events"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = events.stdout.take().unwrap();
+    let mut seen = String::new();
+    while seen.lines().count() < 2 {
+        let mut buf = [0u8; 4096];
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "events ended early: {seen}");
+        seen.push_str(&text(&buf[..n]));
+    }
+    t.ok(&["stop", "web"]);
+    let status = t.ok(&["status"]);
+    let web = status.lines().find(|l| l.starts_with("web ")).unwrap().to_string();
+    let state = web.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(state, "exited", "{status}");
+    // the word status shows is a word wait takes
+    t.ok(&["wait", "web", "--for", &state, "--timeout", "10s"]);
+    t.ok(&["wait", "web", "--for", "down", "--timeout", "10s"]);
+    t.ok(&["wait", "web", "--for", "stopped", "--timeout", "10s"]);
+    let refused = t.ctl(&["wait", "web", "--for", "sleepy"]);
+    assert_eq!(code(&refused), 2);
+    assert!(text(&refused.stderr).contains("exited"), "{}", text(&refused.stderr));
+    assert_eq!(code(&t.ctl(&["health"])), 1, "an enabled service stopped by hand");
+    t.ok(&["start", "web"]);
+    assert_eq!(t.ok(&["health"]), "healthy\n");
+
+    // shutdown: the events stream ends by itself, exit 0
+    assert_eq!(code(&t.ctl(&["shutdown"])), 0);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    seen.push_str(&rest);
+    assert_eq!(exit_code_within(&mut events, LIMIT), 0, "{seen}");
+    let mut tend = t.child.take().unwrap();
+    assert_eq!(exit_code_within(&mut tend, LIMIT), 0);
+    // 2026-11-30T09:58:03.123Z  web          ready -> stopping  pid 7
+    let lines: Vec<&str> = seen.lines().collect();
+    let column = |line: &str| line.find(" -> ");
+    let first = column(lines[0]);
+    assert!(first.is_some(), "{seen}");
+    for line in &lines {
+        assert!(
+            line.len() > 24 && line.as_bytes()[23] == b'Z',
+            "a timestamp first: {line}"
+        );
+        assert_eq!(column(line), first, "aligned columns:\n{seen}");
+    }
+    for expected in ["ready -> stopping", "stopping -> exited", "exited -> starting"] {
+        assert!(
+            lines.iter().any(|l| l.contains("  web  ") && l.contains(expected)),
+            "{expected}:\n{seen}"
+        );
+    }
+}
+
+/// A notify service restarted by hand comes up again: its new run gets a
+/// fresh notify socket under the same name.
+#[test]
+fn a_notify_service_restarts_root() {
+    let t = Tend::start(
+        "notifyrestart",
+        &[(
+            "web",
+            "type = \"notify\"\ncommand = \"systemd-notify --ready; exec sleep 1000\"\n",
+        )],
+    );
+    t.ok(&["wait", "web", "--for", "ready", "--timeout", "10s"]);
+    t.ok(&["restart", "web"]);
+    t.ok(&["wait", "web", "--for", "ready", "--timeout", "10s"]);
+    assert!(!t.log().contains("cannot create the notify socket"), "{}", t.log());
 }
 
 #[test]
@@ -464,7 +544,8 @@ fn services_and_commands_see_no_tend_fds_root() {
 fn pid_reaches_tend_in_another_mount_namespace_root() {
     // A tmpfs on /run that only tend's mount namespace sees.
     let script = format!(
-        "mount -t tmpfs tmpfs /run && exec {} init --units /nonexistent",
+        // (an empty unit directory: a missing --units one is an error)
+        "mount -t tmpfs tmpfs /run && mkdir /run/units && exec {} init --units /run/units",
         tend().display()
     );
     let mut cmd = Command::new("unshare");

@@ -218,6 +218,36 @@ fn after_waits_for_notify_ready_and_tcp_check_root() {
     assert!(log.contains("server: ready"), "{log}");
 }
 
+/// tend's own lines tell things in the order they happened: a dependent
+/// starts after its dependency is ready, and the services' exits come
+/// before tend's own exit line.
+#[test]
+fn log_lines_come_in_the_order_things_happened_root() {
+    let s = Setup::new("logorder");
+    s.unit(
+        "web",
+        "type = \"notify\"\ncommand = \"sleep 0.2; systemd-notify --ready; exec sleep 1000\"\n",
+    );
+    s.unit("ticker", "command = \"exec sleep 1000\"\nafter = [\"web\"]\n");
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log("ticker: ready");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+    let at = |text: &str| {
+        let lines: Vec<&str> = log.lines().collect();
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not in the log:\n{log}"))
+    };
+    assert!(at("web: ready") < at("started ticker"), "{log}");
+    assert!(at("started ticker") < at("ticker: ready"), "{log}");
+    assert!(at("ticker: exited") < at("exiting with code 0"), "{log}");
+    assert!(at("web: exited") < at("exiting with code 0"), "{log}");
+    assert!(at("ticker: exited") < at("web: stopping"), "reverse order:\n{log}");
+}
+
 #[test]
 fn stop_escalates_to_sigkill_after_stop_timeout_root() {
     let s = Setup::new("escalate");
@@ -368,6 +398,96 @@ fn tend_tells_its_manager_when_ready_root() {
     }
     let (code, _, log) = s.finish(tend);
     assert_eq!(code, 0, "{log}");
+}
+
+/// A manager that reads `$NOTIFY_SOCKET` late: its queue is full while
+/// the services come up (net.unix.max_dgram_qlen is 10 here). The STATUS=
+/// lines are coalesced, and READY=1 is sent once the queue has room.
+#[test]
+fn ready_reaches_a_manager_that_reads_late_root() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let s = Setup::new("lateready");
+    for i in 0..60 {
+        s.unit(&format!("svc{i}"), "command = \"exec sleep 1000\"\n");
+    }
+    let name = format!("tend-test-late-manager-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
+    // Fill the queue before tend starts: every send of tend's fails at first.
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut filled = 0;
+    while filler.send_to_addr(b"FILLER=1", &addr).is_ok() {
+        filled += 1;
+    }
+    assert!(filled > 0);
+    let tend = s.init(&[]).env("NOTIFY_SOCKET", format!("@{name}")).spawn().unwrap();
+    await_true("every service ready", LIMIT, || {
+        let log = std::fs::read_to_string(s.path("tend.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(": ready")).count() == 60
+    });
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    let mut datagrams = 0;
+    while !got.contains("READY=1") {
+        let n = socket.recv(&mut buf).expect("no READY=1 from tend");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        datagrams += 1;
+    }
+    assert!(got.contains("STATUS=60 of 60 services up"), "{got}");
+    // the late STATUS= lines were coalesced, not queued one by one
+    assert!(datagrams <= filled + 2, "{datagrams} datagrams: {got}");
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}
+
+/// `--units` relative to where tend was started (tend itself moves to /).
+#[test]
+fn relative_units_directory_root() {
+    let s = Setup::new("relunits");
+    s.unit(
+        "marker",
+        &format!("command = \"echo up > {}; exec sleep 1000\"\n", s.p("up")),
+    );
+    let socket = s.path("ctl.sock");
+    let mut cmd = tend_as_pid1(&["init", "--units", "units", "--socket", socket.to_str().unwrap()]);
+    cmd.current_dir(s.path(""));
+    s.capture(&mut cmd);
+    let tend = cmd.spawn().unwrap();
+    s.await_log("marker: ready");
+    await_true("the unit ran", LIMIT, || s.path("up").exists());
+    stop(&tend);
+    let (code, _, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+}
+
+/// A `--units` directory that does not exist: one line, exit 1, nothing runs.
+#[test]
+fn missing_units_directory_is_an_error_root() {
+    let s = Setup::new("nounits");
+    let missing = s.path("nowhere");
+    let mut cmd = tend_as_pid1(&["init", "--units", missing.to_str().unwrap(), "--no-socket"]);
+    s.capture(&mut cmd);
+    let mut tend = cmd.spawn().unwrap();
+    let code = exit_code_within(&mut tend, LIMIT);
+    let log = std::fs::read_to_string(s.path("tend.log")).unwrap();
+    assert_eq!(code, 1, "{log}");
+    assert_eq!(log, format!("tend: --units {}: no such directory\n", missing.display()));
+    // with a command too: the directory was asked for
+    let mut cmd = tend_as_pid1(&[
+        "init",
+        "--units",
+        missing.to_str().unwrap(),
+        "--no-socket",
+        "--",
+        "true",
+    ]);
+    s.capture(&mut cmd);
+    let mut tend = cmd.spawn().unwrap();
+    assert_eq!(exit_code_within(&mut tend, LIMIT), 1);
 }
 
 #[test]

@@ -148,7 +148,7 @@ fn failed_services(socket: &std::path::Path) -> Option<String> {
     };
     let failed: Vec<String> = services
         .iter()
-        .filter(|s| s.state == "failed")
+        .filter(|s| s.state == crate::supervisor::ServiceState::Failed)
         .map(|s| match &s.detail {
             Some(why) => format!("{}: {why}", s.name),
             None => s.name.clone(),

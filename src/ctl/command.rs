@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::client::{self, Client, ClientError};
-use super::protocol::{code, Body, Exec, Op, Reply, Request, ServiceInfo};
+use super::protocol::{code, Body, Exec, Op, Reply, Request, ServiceInfo, ServiceState};
 use super::tty;
 use crate::cli::{CtlArgs, CtlCommand};
 
@@ -131,7 +131,7 @@ fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientErr
     // As systemctl: naming a service that is not up is exit code 3.
     let down = services
         .iter()
-        .any(|s| !matches!(s.state.as_str(), "running" | "ready"));
+        .any(|s| !matches!(s.state, ServiceState::Running | ServiceState::Ready));
     Ok(if !names.is_empty() && down {
         code::NOT_RUNNING
     } else {
@@ -163,6 +163,29 @@ pub fn status_line(s: &ServiceInfo, width: usize) -> String {
     line
 }
 
+/// `2026-11-30T09:58:03.123Z  web  stopping -> exited    -  last killed by SIGTERM  (stopped)`.
+pub fn event_line(s: &ServiceInfo, from: Option<ServiceState>, at_ms: u64, removed: bool, width: usize) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(at_ms);
+    let from = from.map_or_else(|| "-".to_string(), |f| f.to_string());
+    let to = match removed {
+        true => "removed".to_string(),
+        false => s.state.to_string(),
+    };
+    let pid = s.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "-".into());
+    let mut line = format!(
+        "{}  {:width$}  {from:>8} -> {to:<8}  {pid:<9}",
+        humantime::format_rfc3339_millis(at),
+        s.name
+    );
+    if let Some(exit) = &s.last_exit {
+        line.push_str(&format!("  last {exit}"));
+    }
+    if let Some(detail) = &s.detail {
+        line.push_str(&format!("  ({detail})"));
+    }
+    line.trim_end().to_string()
+}
+
 fn health(c: &mut Client, json: bool) -> Result<i32, ClientError> {
     let reply = c.call(&Request::new(Op::Health {}))?;
     if json {
@@ -187,6 +210,13 @@ fn health(c: &mut Client, json: bool) -> Result<i32, ClientError> {
 
 /// `logs` and `events`: replies until the end (or forever when following).
 fn stream(c: &mut Client, op: Op, json: bool) -> Result<i32, ClientError> {
+    // Event lines align on the longest name known when the stream starts.
+    let mut width = 0;
+    if matches!(op, Op::Events {}) && !json {
+        if let Body::Status { services } = c.call(&Request::new(Op::Status { names: Vec::new() }))?.body {
+            width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        }
+    }
     c.send(&Request::new(op), &[])?;
     let mut stdout = std::io::stdout();
     loop {
@@ -198,8 +228,14 @@ fn stream(c: &mut Client, op: Op, json: bool) -> Result<i32, ClientError> {
                 Body::Log { line } => {
                     let _ = writeln!(stdout, "{line}");
                 }
-                Body::Event { service } => {
-                    let _ = writeln!(stdout, "{}", status_line(service, 0));
+                Body::Event {
+                    service,
+                    from,
+                    at_ms,
+                    removed,
+                } => {
+                    width = width.max(service.name.len());
+                    let _ = writeln!(stdout, "{}", event_line(service, *from, *at_ms, *removed, width));
                 }
                 _ => {}
             }

@@ -2,14 +2,13 @@
 //! connections on after each change of state. Talks to the loop only
 //! through [`Host`].
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::Conn;
 use super::exec;
 use super::protocol::{code, Body, Op, Reply};
 use super::task::{self, Host, Outcome, Task};
-use crate::supervisor::{Event, ServiceStatus};
+use crate::supervisor::{Change, Event, ServiceStatus};
 
 /// Answers `op`, or sets the connection's task to answer later. Returns the
 /// pid of a command started by `exec`.
@@ -21,27 +20,9 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             protocol: super::protocol::VERSION,
         })),
         Op::Status { names } => status(conn, &host.status(), &names, now),
-        Op::Start { name, no_block } => operate(
-            conn,
-            host,
-            Event::Start { name: name.clone() },
-            no_block,
-            Task::Start { name },
-        ),
-        Op::Restart { name, no_block } => operate(
-            conn,
-            host,
-            Event::Restart { name: name.clone() },
-            no_block,
-            Task::Start { name },
-        ),
-        Op::Stop { name, no_block } => operate(
-            conn,
-            host,
-            Event::Stop { name: name.clone() },
-            no_block,
-            Task::Stop { name },
-        ),
+        Op::Start { name, no_block } => operate(conn, host, Event::Start { name: name.clone() }, no_block, name),
+        Op::Restart { name, no_block } => operate(conn, host, Event::Restart { name: name.clone() }, no_block, name),
+        Op::Stop { name, no_block } => operate(conn, host, Event::Stop { name: name.clone() }, no_block, name),
         Op::Signal { name, signal } => send_signal(conn, host, &name, &signal),
         Op::Logs { name, lines, follow } => logs(conn, host, name, lines, follow),
         Op::Reload {} => {
@@ -61,7 +42,19 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             timeout_ms,
         } => {
             let deadline = timeout_ms.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
-            conn.task = Task::Wait { names, state, deadline };
+            match task::wait_states(&host.status(), &names) {
+                Err(missing) => answer(conn, Err(task::no_such_unit(&missing))),
+                Ok(states) => {
+                    let since = host.next_change();
+                    conn.task = Task::Wait {
+                        states,
+                        state,
+                        deadline,
+                        since,
+                    };
+                    progress(conn, &[], host, now);
+                }
+            }
         }
         Op::Health {} => {
             let reasons = task::health(&host.status());
@@ -72,11 +65,18 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
         }
         Op::Events {} => {
             // Every service's current state first, then the changes.
-            let mut last = BTreeMap::new();
-            for reply in events(&mut last, &host.status(), now) {
-                conn.send(&reply);
+            let at_ms = unix_ms(SystemTime::now());
+            for service in host.status() {
+                conn.send(&Reply::ok(Body::Event {
+                    service: task::info(&service, now),
+                    from: None,
+                    at_ms,
+                    removed: false,
+                }));
             }
-            conn.task = Task::Events { last };
+            conn.task = Task::Events {
+                since: host.next_change(),
+            };
         }
         Op::Exec(request) => return exec::start(conn, request),
         Op::Kill { .. } => answer(conn, Err((code::BAD_REQUEST, "kill is for a running exec".into()))),
@@ -96,11 +96,33 @@ fn status(conn: &mut Conn, all: &[ServiceStatus], names: &[String], now: Instant
     conn.send(&Reply::ok(Body::Status { services }));
 }
 
-fn operate(conn: &mut Conn, host: &mut dyn Host, event: Event, no_block: bool, then: Task) {
+/// A start, stop or restart; unless `no_block`, answered once the
+/// service's state says how it went: at once, or on a later change.
+fn operate(conn: &mut Conn, host: &mut dyn Host, event: Event, no_block: bool, name: String) {
+    let stop = matches!(event, Event::Stop { .. });
     match host.request(event) {
-        Err(e) => answer(conn, Err(task::refused(&e))),
-        Ok(()) if no_block => answer(conn, Ok(None)),
-        Ok(()) => conn.task = then,
+        Err(e) => return answer(conn, Err(task::refused(&e))),
+        Ok(()) if no_block => return answer(conn, Ok(None)),
+        Ok(()) => {}
+    }
+    let since = host.next_change();
+    let current = host.service(&name);
+    conn.task = match stop {
+        true => Task::Stop { name, since },
+        false => Task::Start { name, since },
+    };
+    if let Some(outcome) = current.as_ref().and_then(|s| result(&conn.task, s)) {
+        conn.task = Task::Idle;
+        answer(conn, outcome);
+    }
+}
+
+/// A start or stop task's answer, given its service's status.
+fn result(task: &Task, s: &ServiceStatus) -> Option<Outcome> {
+    match task {
+        Task::Start { .. } => task::start_result(s),
+        Task::Stop { .. } => task::stop_result(s),
+        _ => None,
     }
 }
 
@@ -169,36 +191,28 @@ pub fn answer(conn: &mut Conn, outcome: Outcome) {
     }
 }
 
-fn shown(s: &ServiceStatus) -> String {
-    format!("{} {:?} {:?}", s.state, s.pid, s.detail)
-}
-
-/// Moves a waiting connection on; `status` is computed once per round by
-/// the caller, only when some task needs it.
-pub fn progress(conn: &mut Conn, status: Option<&[ServiceStatus]>, host: &dyn Host, now: Instant) {
-    let find = |name: &str| status.and_then(|all| all.iter().find(|s| s.name == name));
-    let outcome = match &mut conn.task {
-        Task::Start { name } => match find(name) {
-            None => Some(Err(task::no_such_unit(name))),
-            Some(s) => task::start_result(s),
-        },
-        Task::Stop { name } => match find(name) {
-            // Removed by a reload: down for good.
-            None => Some(Ok(None)),
-            Some(s) => task::stop_result(s),
-        },
-        Task::Wait { names, state, deadline } => {
-            let result = status.and_then(|all| task::wait_result(all, names, *state));
-            match deadline {
-                Some(at) if result.is_none() && *at <= now => Some(Err((
-                    code::NOT_RUNNING,
-                    format!("timed out waiting for {}", names.join(", ")),
-                ))),
-                _ => result,
-            }
+/// Moves a waiting connection on with the changes since the last round
+/// (each task reads those from its own `since` on).
+pub fn progress(conn: &mut Conn, changes: &[Change], host: &dyn Host, now: Instant) {
+    let mut outcome = None;
+    for change in changes {
+        outcome = outcome.or_else(|| apply(conn, change, now));
+    }
+    if let Task::Wait {
+        states,
+        state,
+        deadline,
+        ..
+    } = &conn.task
+    {
+        outcome = outcome.or_else(|| task::wait_result(states, *state));
+        let expired = deadline.is_some_and(|at| at <= now);
+        if outcome.is_none() && expired {
+            let names: Vec<&str> = states.keys().map(String::as_str).collect();
+            let message = format!("timed out waiting for {}", names.join(", "));
+            outcome = Some(Err((code::NOT_RUNNING, message)));
         }
-        Task::Follow { .. } | Task::Events { .. } | Task::Exec { .. } | Task::Shutdown | Task::Idle => None,
-    };
+    }
     if let Task::Follow { name, seen } = &mut conn.task {
         let mut replies = Vec::new();
         follow(&mut replies, name, seen, host);
@@ -206,14 +220,62 @@ pub fn progress(conn: &mut Conn, status: Option<&[ServiceStatus]>, host: &dyn Ho
             conn.send(&reply);
         }
     }
-    if let (Task::Events { last }, Some(all)) = (&mut conn.task, status) {
-        for reply in events(last, all, now) {
-            conn.send(&reply);
-        }
-    }
     if let Some(outcome) = outcome {
         conn.task = Task::Idle;
         answer(conn, outcome);
+    }
+}
+
+/// One change as the connection's task sees it: an event line, an
+/// updated state, or the answer it waited for.
+fn apply(conn: &mut Conn, change: &Change, now: Instant) -> Option<Outcome> {
+    let name = change.name();
+    match &mut conn.task {
+        Task::Start { since, .. } | Task::Stop { since, .. } | Task::Wait { since, .. } | Task::Events { since }
+            if change.seq < *since =>
+        {
+            None
+        }
+        Task::Events { .. } => {
+            conn.send(&event(change, now));
+            None
+        }
+        Task::Start { name: n, .. } if n == name && change.removed => Some(Err(task::no_such_unit(name))),
+        Task::Stop { name: n, .. } if n == name && change.removed => Some(Ok(None)),
+        Task::Start { name: n, .. } | Task::Stop { name: n, .. } if n == name => result(&conn.task, &change.to),
+        Task::Wait { states, .. } if states.contains_key(name) && change.removed => Some(Err(task::no_such_unit(name))),
+        Task::Wait { states, .. } => {
+            if let Some(state) = states.get_mut(name) {
+                *state = change.state();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The `event` line of a change.
+fn event(change: &Change, now: Instant) -> Reply {
+    let ago = now.saturating_duration_since(change.at());
+    let at = SystemTime::now().checked_sub(ago).unwrap_or_else(SystemTime::now);
+    Reply::ok(Body::Event {
+        service: task::info(&change.to, now),
+        from: change.from,
+        at_ms: unix_ms(at),
+        removed: change.removed,
+    })
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// tend is exiting: streams end with `end`, so their clients exit 0.
+pub fn finish(conn: &mut Conn) {
+    if matches!(conn.task, Task::Events { .. } | Task::Follow { .. }) {
+        conn.task = Task::Idle;
+        conn.send(&Reply::ok(Body::End));
     }
 }
 
@@ -229,20 +291,4 @@ fn follow(out: &mut Vec<Reply>, name: &str, seen: &mut u64, host: &dyn Host) {
         }
         *seen = ring.total();
     }
-}
-
-/// State changes since `last`, which is brought up to date.
-fn events(last: &mut BTreeMap<String, String>, all: &[ServiceStatus], now: Instant) -> Vec<Reply> {
-    let mut replies = Vec::new();
-    for s in all {
-        let now_shown = shown(s);
-        if last.get(&s.name) != Some(&now_shown) {
-            replies.push(Reply::ok(Body::Event {
-                service: task::info(s, now),
-            }));
-            last.insert(s.name.clone(), now_shown);
-        }
-    }
-    last.retain(|name, _| all.iter().any(|s| &s.name == name));
-    replies
 }

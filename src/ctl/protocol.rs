@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::supervisor::ServiceState;
+
 /// The protocol version this tend speaks.
 pub const VERSION: u32 = 1;
 
@@ -131,28 +133,50 @@ pub struct Exec {
     pub size: Option<(u16, u16)>,
 }
 
-/// The states `wait` can wait for.
+/// What `wait` can wait for: any state word (see [`ServiceState`]), or
+/// `up`, `down` (and `stopped`, the same as `down`). `running` is met by a
+/// ready service too: a ready service runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(untagged)]
 pub enum WaitFor {
-    /// Ready.
-    Ready,
+    State(ServiceState),
+    Group(Group),
+}
+
+/// A group of states `wait` accepts under one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
     /// Running or ready.
-    Running,
+    Up,
     /// Not running: exited, failed, disabled or invalid.
+    Down,
+    /// The same as `down`.
     Stopped,
-    Failed,
 }
 
 impl WaitFor {
-    /// Does a service in `state` (as shown by `status`) satisfy this?
-    pub fn met_by(self, state: &str) -> bool {
+    /// Does a service in `state` satisfy this?
+    pub fn met_by(self, state: ServiceState) -> bool {
+        use ServiceState as S;
         match self {
-            WaitFor::Ready => state == "ready",
-            WaitFor::Running => matches!(state, "running" | "ready"),
-            WaitFor::Stopped => matches!(state, "exited" | "failed" | "disabled" | "invalid"),
-            WaitFor::Failed => state == "failed",
+            WaitFor::State(S::Running) | WaitFor::Group(Group::Up) => matches!(state, S::Running | S::Ready),
+            WaitFor::State(wanted) => state == wanted,
+            WaitFor::Group(Group::Down | Group::Stopped) => {
+                matches!(state, S::Exited | S::Failed | S::Disabled | S::Invalid)
+            }
         }
+    }
+}
+
+impl std::str::FromStr for WaitFor {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
+            let states: Vec<String> = ServiceState::ALL.iter().map(ToString::to_string).collect();
+            format!("unknown state {word:?} ({}; up, down, stopped)", states.join(", "))
+        })
     }
 }
 
@@ -219,9 +243,19 @@ pub enum Body {
     },
     /// The end of `logs` without `follow`.
     End,
-    /// A service changed state.
+    /// A service changed state (or, first, each service as it is).
     Event {
         service: ServiceInfo,
+        /// The state before; absent for the current states sent first and
+        /// for a service a reload added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<ServiceState>,
+        /// When, in milliseconds since the Unix epoch.
+        #[serde(default)]
+        at_ms: u64,
+        /// A reload removed the service.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        removed: bool,
     },
     /// `exec` started the command; with `tty`, this line carries the
     /// pseudo-terminal's master (SCM_RIGHTS).
@@ -238,8 +272,7 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInfo {
     pub name: String,
-    /// starting, running, ready, stopping, exited, failed, invalid, disabled.
-    pub state: String,
+    pub state: ServiceState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     /// Milliseconds since the state last changed.

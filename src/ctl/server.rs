@@ -19,7 +19,7 @@ use super::conn::{Conn, Read};
 use super::handle;
 use super::protocol::{self, code, Body, Reply};
 use super::task::{Host, Task};
-use crate::supervisor::ExitStatus;
+use crate::supervisor::{Change, ExitStatus};
 use crate::sys::{fdpass, process};
 
 /// The first token of the server's namespace: its listeners take the first
@@ -120,17 +120,13 @@ impl Server {
         }
     }
 
-    /// After anything may have changed: answers waiting requests, feeds the
-    /// streams, retries what was left for later.
-    pub fn settle(&mut self, host: &mut dyn Host, now: Instant) {
+    /// After a round of the loop, with the state changes it saw (in order):
+    /// answers waiting requests, feeds the streams, retries what was left
+    /// for later.
+    pub fn settle(&mut self, host: &mut dyn Host, changes: &[Change], now: Instant) {
         if self.accept_blocked {
             self.accept();
         }
-        let status = self
-            .conns
-            .values()
-            .any(|c| c.task.watches_status())
-            .then(|| host.status());
         let busy: Vec<Token> = self
             .conns
             .iter()
@@ -139,7 +135,7 @@ impl Server {
             .collect();
         for token in busy {
             if let Some(conn) = self.conns.get_mut(&token) {
-                handle::progress(conn, status.as_deref(), host, now);
+                handle::progress(conn, changes, host, now);
             }
             self.drive(token, host, now);
         }
@@ -178,6 +174,7 @@ impl Server {
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         for token in tokens {
             if let Some(conn) = self.conns.get_mut(&token) {
+                handle::finish(conn);
                 let _ = conn.flush();
             }
         }

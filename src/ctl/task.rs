@@ -1,6 +1,7 @@
 //! What a connection is busy with between its request and its last reply,
 //! and the rules that decide when a waiting request is answered. The
-//! rules are pure: they look at the supervisor's status, nothing else.
+//! rules are pure: they look at a service's status as of its latest
+//! change, nothing else.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -13,6 +14,11 @@ use crate::supervisor::{Event, ServiceState, ServiceStatus, SupervisorError};
 pub trait Host {
     /// Every service, by name.
     fn status(&self) -> Vec<ServiceStatus>;
+    /// One service, if known.
+    fn service(&self, name: &str) -> Option<ServiceStatus>;
+    /// The `seq` the supervisor's next change will carry: a task started
+    /// now reads only the changes from there on.
+    fn next_change(&self) -> u64;
     /// An operator request for the supervisor: start, stop, restart, shutdown.
     fn request(&mut self, event: Event) -> Result<(), SupervisorError>;
     /// Sends a signal to everything a service started.
@@ -31,27 +37,31 @@ pub trait Host {
 #[derive(Debug)]
 pub enum Task {
     Idle,
-    /// `start` or `restart`: until up or failed.
+    /// `start` or `restart`: until up or failed; changes from `since` on.
     Start {
         name: String,
+        since: u64,
     },
     /// `stop`: until down.
     Stop {
         name: String,
+        since: u64,
     },
+    /// `wait`: until every service of `states` is in `state`.
     Wait {
-        names: Vec<String>,
+        states: BTreeMap<String, ServiceState>,
         state: WaitFor,
         deadline: Option<Instant>,
+        since: u64,
     },
     /// `logs --follow`: lines after the `seen`th.
     Follow {
         name: String,
         seen: u64,
     },
-    /// `events`: each service's state as last sent.
+    /// `events`: every change from `since` on.
     Events {
-        last: BTreeMap<String, String>,
+        since: u64,
     },
     /// `exec`: until the command is reaped.
     Exec {
@@ -59,16 +69,6 @@ pub enum Task {
     },
     /// `shutdown`: until tend exits.
     Shutdown,
-}
-
-impl Task {
-    /// Needs the services' status to make progress.
-    pub fn watches_status(&self) -> bool {
-        matches!(
-            self,
-            Task::Start { .. } | Task::Stop { .. } | Task::Wait { .. } | Task::Events { .. }
-        )
-    }
 }
 
 /// An answer: `Ok(message)` or `Err((code, message))`.
@@ -102,28 +102,41 @@ pub fn stop_result(s: &ServiceStatus) -> Option<Outcome> {
     }
 }
 
-/// Are all `names` in `state`? `None`: not yet.
-pub fn wait_result(status: &[ServiceStatus], names: &[String], state: WaitFor) -> Option<Outcome> {
-    let mut all = true;
+/// The states of the services named, as `wait` starts.
+pub fn wait_states(status: &[ServiceStatus], names: &[String]) -> Result<BTreeMap<String, ServiceState>, String> {
+    let mut states = BTreeMap::new();
     for name in names {
         match status.iter().find(|s| &s.name == name) {
-            None => return Some(Err(no_such_unit(name))),
-            Some(s) => all &= state.met_by(s.state.as_str()),
-        }
+            None => return Err(name.clone()),
+            Some(s) => states.insert(name.clone(), s.state),
+        };
     }
-    all.then_some(Ok(None))
+    Ok(states)
 }
 
-/// Unhealthy services, one line each; healthy when empty. Running, ready,
-/// exited cleanly and disabled are fine.
+/// Are all services of `states` in `state`? `None`: not yet.
+pub fn wait_result(states: &BTreeMap<String, ServiceState>, state: WaitFor) -> Option<Outcome> {
+    states.values().all(|s| state.met_by(*s)).then_some(Ok(None))
+}
+
+/// Is this service as it should be? Running and ready are; a disabled
+/// one is; an exited one is unless it was stopped while enabled (the
+/// environment lacks it) or exited non-zero while stopping; starting,
+/// stopping, failed and invalid are not.
+pub fn healthy(s: &ServiceStatus) -> bool {
+    match s.state {
+        ServiceState::Running | ServiceState::Ready | ServiceState::Disabled => true,
+        ServiceState::Exited if s.stopped && s.enabled => false,
+        ServiceState::Exited => !s.last_exit.is_some_and(|e| !e.success() && e.code() < 128),
+        ServiceState::Starting | ServiceState::Stopping | ServiceState::Failed | ServiceState::Invalid => false,
+    }
+}
+
+/// Unhealthy services, one line each; healthy when empty.
 pub fn health(status: &[ServiceStatus]) -> Vec<String> {
     status
         .iter()
-        .filter(|s| match s.state {
-            ServiceState::Running | ServiceState::Ready | ServiceState::Disabled => false,
-            ServiceState::Exited => s.last_exit.is_some_and(|e| !e.success() && e.code() < 128),
-            _ => true,
-        })
+        .filter(|s| !healthy(s))
         .map(|s| match &s.detail {
             Some(detail) => format!("{}: {} ({detail})", s.name, s.state),
             None => format!("{}: {}", s.name, s.state),
@@ -139,7 +152,7 @@ pub fn no_such_unit(name: &str) -> (i32, String) {
 pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
     ServiceInfo {
         name: s.name.clone(),
-        state: s.state.to_string(),
+        state: s.state,
         pid: s.pid,
         since_ms: now.saturating_duration_since(s.since).as_millis() as u64,
         restarts: s.restarts,
@@ -173,6 +186,8 @@ mod tests {
             last_exit,
             status_text: None,
             detail: None,
+            enabled: true,
+            stopped: false,
         }
     }
 
@@ -204,16 +219,12 @@ mod tests {
             service("a", ServiceState::Ready, None),
             service("b", ServiceState::Running, None),
         ];
-        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            wait_result(&status, &names(&["a", "b"]), WaitFor::Running),
-            Some(Ok(None))
-        );
-        assert_eq!(wait_result(&status, &names(&["a", "b"]), WaitFor::Ready), None);
-        assert_eq!(
-            wait_result(&status, &names(&["a", "x"]), WaitFor::Ready),
-            Some(Err((4, "no service named x".into())))
-        );
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let states = wait_states(&status, &names(&["a", "b"])).unwrap();
+        let wait = |word: &str| word.parse::<WaitFor>().unwrap();
+        assert_eq!(wait_result(&states, wait("running")), Some(Ok(None)));
+        assert_eq!(wait_result(&states, wait("ready")), None);
+        assert_eq!(wait_states(&status, &names(&["a", "x"])), Err("x".to_string()));
     }
 
     #[test]
@@ -225,5 +236,15 @@ mod tests {
             service("d", ServiceState::Exited, Some(ExitStatus::Signal(15))),
         ];
         assert_eq!(health(&status), ["b: failed"]);
+    }
+
+    #[test]
+    fn an_enabled_service_stopped_by_hand_is_unhealthy() {
+        let mut stopped = service("web", ServiceState::Exited, Some(ExitStatus::Signal(15)));
+        stopped.stopped = true;
+        stopped.detail = Some("stopped".into());
+        assert_eq!(health(&[stopped.clone()]), ["web: exited (stopped)"]);
+        stopped.enabled = false;
+        assert!(health(&[stopped]).is_empty(), "back where its unit puts it");
     }
 }

@@ -13,7 +13,7 @@ use super::capture::Ring;
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
 use crate::ctl::{self, server::Server, task::Host};
-use crate::supervisor::{Action, Event, ServiceStatus, Supervisor, SupervisorError};
+use crate::supervisor::{Action, Change, Event, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -49,19 +49,17 @@ struct Init {
     supervisor: Supervisor<Unit>,
     services: Services,
     reactor: Reactor,
-    /// Our own manager's `$NOTIFY_SOCKET`, if we were given one.
-    manager: Option<String>,
-    /// Each service's state as last logged.
-    shown: BTreeMap<String, String>,
-    /// An event reached the supervisor since the states were last logged.
-    fed: bool,
+    /// What we owe our own manager at `$NOTIFY_SOCKET`, if we were given one.
+    manager: Option<notify::Upward>,
+    /// The supervisor's changes drained this round, for the control server.
+    changes: Vec<Change>,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit code.
 pub fn run(mut options: Options) -> Result<i32, Error> {
-    let manager = std::env::var("NOTIFY_SOCKET").ok();
+    let manager = std::env::var("NOTIFY_SOCKET").ok().map(notify::Upward::new);
     // Services must not talk to our manager: remove it before any spawn.
     std::env::remove_var("NOTIFY_SOCKET");
     let mut signals = vec![libc::SIGCHLD, libc::SIGHUP, libc::SIGPWR, crate::signal::halt()];
@@ -87,8 +85,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         services,
         reactor,
         manager,
-        shown: BTreeMap::new(),
-        fed: true,
+        changes: Vec::new(),
         ctl,
     };
     init.supervisor.boot(now);
@@ -99,13 +96,13 @@ impl Init {
     fn run(&mut self) -> Result<i32, Error> {
         loop {
             let exit = self.act()?;
-            // States change only through the supervisor: no event fed, no
-            // new line to log (a storm of orphans costs no status walk).
-            if std::mem::take(&mut self.fed) {
-                self.log_changes();
-            }
-            self.with_ctl(|ctl, init| ctl.settle(init, Instant::now()));
+            let changes = std::mem::take(&mut self.changes);
+            self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
             if let Some(code) = exit {
+                // A last try, without waiting, for a STOPPING=1 still owed.
+                if let Some(manager) = &mut self.manager {
+                    manager.flush(self.reactor.registry());
+                }
                 if let Some(ctl) = &mut self.ctl {
                     ctl.close();
                 }
@@ -124,6 +121,12 @@ impl Init {
                 self.signal(signal, now);
             }
             for token in wake.ready {
+                if token == notify::TOKEN {
+                    if let Some(manager) = &mut self.manager {
+                        manager.flush(self.reactor.registry());
+                    }
+                    continue;
+                }
                 if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.with_ctl(|ctl, init| ctl.ready(token, init, now));
                     continue;
@@ -169,15 +172,20 @@ impl Init {
     }
 
     fn feed(&mut self, event: Event, now: Instant) {
-        self.fed = true;
         if let Err(e) = self.supervisor.handle(event, now) {
             warn!("{e}");
         }
     }
 
-    /// Carries out every pending action; `Some(code)` when it is time to exit.
+    /// Carries out every pending action, each after the changes that came
+    /// before it (so the log tells things in order); `Some(code)` when it
+    /// is time to exit.
     fn act(&mut self) -> Result<Option<i32>, Error> {
-        while let Some(action) = self.supervisor.poll_action() {
+        loop {
+            self.drain_changes();
+            let Some(action) = self.supervisor.poll_action() else {
+                return Ok(None);
+            };
             let now = Instant::now();
             let registry = self.reactor.registry();
             match action {
@@ -205,41 +213,33 @@ impl Init {
                     stopping,
                 } => self.notify_manager(ready, &status, stopping),
                 Action::Exit { code } => {
+                    self.drain_changes();
                     info!("exiting with code {code}");
                     return Ok(Some(code));
                 }
             }
         }
-        Ok(None)
     }
 
-    /// One line per state change: `web: ready`, `db: failed (start limit reached)`.
-    fn log_changes(&mut self) {
-        for status in self.supervisor.status() {
-            let mut shown = status.state.to_string();
-            if let Some(detail) = &status.detail {
-                shown = format!("{shown} ({detail})");
+    /// Logs each change as it comes (`web: ready`, `db: failed (start
+    /// limit reached)`) and keeps it for the control server.
+    fn drain_changes(&mut self) {
+        while let Some(change) = self.supervisor.poll_change() {
+            let to = &change.to;
+            match (&to.detail, change.removed) {
+                (_, true) => info!("{}: removed", to.name),
+                (Some(detail), false) => info!("{}: {} ({detail})", to.name, to.state),
+                (None, false) => info!("{}: {}", to.name, to.state),
             }
-            if self.shown.get(&status.name) != Some(&shown) {
-                info!("{}: {shown}", status.name);
-                self.shown.insert(status.name, shown);
+            if self.ctl.is_some() {
+                self.changes.push(change);
             }
         }
     }
 
-    fn notify_manager(&self, ready: bool, status: &str, stopping: bool) {
-        let Some(target) = &self.manager else {
-            return;
-        };
-        let mut message = format!("STATUS={status}\n");
-        if ready {
-            message.push_str("READY=1\n");
-        }
-        if stopping {
-            message.push_str("STOPPING=1\n");
-        }
-        if let Err(e) = notify::send_to(target, &message) {
-            debug!("cannot notify our manager at {target}: {e}");
+    fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {
+        if let Some(manager) = &mut self.manager {
+            manager.send(ready, status, stopping, self.reactor.registry());
         }
     }
 
@@ -247,7 +247,6 @@ impl Init {
     fn reload(&mut self, now: Instant) {
         info!("reloading units from {}", self.options.units.display());
         let (services, invalid) = load(&self.options);
-        self.fed = true;
         self.supervisor.reload(services, invalid, now);
     }
 }
@@ -258,8 +257,15 @@ impl Host for Init {
         self.supervisor.status()
     }
 
+    fn service(&self, name: &str) -> Option<ServiceStatus> {
+        self.supervisor.service(name)
+    }
+
+    fn next_change(&self) -> u64 {
+        self.supervisor.changes_emitted()
+    }
+
     fn request(&mut self, event: Event) -> Result<(), SupervisorError> {
-        self.fed = true;
         self.supervisor.handle(event, Instant::now())
     }
 

@@ -6,6 +6,8 @@ use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
+use mio::{Interest, Registry, Token};
+
 /// One assignment from a notification datagram that tend acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -42,14 +44,125 @@ pub fn bind(name: &str) -> io::Result<(UnixDatagram, String)> {
 /// Sends `message` to the socket named by `$NOTIFY_SOCKET` (a path, or an
 /// abstract name starting with `@`). Errors are the caller's to log.
 pub fn send_to(target: &str, message: &str) -> io::Result<()> {
-    let addr = match target.strip_prefix('@') {
-        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes())?,
-        None => SocketAddr::from_pathname(target)?,
-    };
+    let addr = address(target)?;
     let socket = UnixDatagram::unbound()?;
     socket.set_nonblocking(true)?;
     socket.send_to_addr(message.as_bytes(), &addr)?;
     Ok(())
+}
+
+/// The mio token of the socket to our manager: just below the control
+/// server's namespace, far above anything the services' sources reach.
+pub const TOKEN: Token = Token(usize::MAX >> 8);
+
+/// What tend owes its own manager: only the latest `STATUS=` (older ones
+/// are coalesced away), and `READY=1` and `STOPPING=1`, which are never
+/// dropped. Sent without blocking; when the manager's queue is full
+/// (EAGAIN), the message waits and goes out when the socket is writable.
+pub struct Upward {
+    target: String,
+    socket: Option<mio::net::UnixDatagram>,
+    status: Option<String>,
+    ready: bool,
+    stopping: bool,
+    /// The socket is registered for WRITABLE with mio.
+    waiting: bool,
+}
+
+impl Upward {
+    pub fn new(target: String) -> Upward {
+        Upward {
+            target,
+            socket: None,
+            status: None,
+            ready: false,
+            stopping: false,
+            waiting: false,
+        }
+    }
+
+    /// Owes one more message (merged with what is still owed) and tries to
+    /// send it.
+    pub fn send(&mut self, ready: bool, status: &str, stopping: bool, registry: &Registry) {
+        self.status = Some(status.to_string());
+        self.ready |= ready;
+        self.stopping |= stopping;
+        self.flush(registry);
+    }
+
+    /// Sends what is owed, unless the manager's queue is still full: then
+    /// waits for [`TOKEN`] to become writable.
+    pub fn flush(&mut self, registry: &Registry) {
+        let Some(message) = self.message() else {
+            return;
+        };
+        let result = self
+            .connect(registry)
+            .and_then(|socket| socket.send(message.as_bytes()));
+        match result {
+            Ok(_) => {
+                self.status = None;
+                self.ready = false;
+                self.stopping = false;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tracing::debug!("our manager's queue is full, sending when it has room");
+            }
+            Err(e) => {
+                // No manager there (yet): try again with the next message.
+                tracing::debug!("cannot notify our manager at {}: {e}", self.target);
+                self.forget(registry);
+            }
+        }
+    }
+
+    fn message(&self) -> Option<String> {
+        let mut message = String::new();
+        if let Some(status) = &self.status {
+            message.push_str(&format!("STATUS={status}\n"));
+        }
+        if self.ready {
+            message.push_str("READY=1\n");
+        }
+        if self.stopping {
+            message.push_str("STOPPING=1\n");
+        }
+        (!message.is_empty()).then_some(message)
+    }
+
+    /// A socket connected to the manager's, registered for WRITABLE: a
+    /// connected datagram socket polls writable once the peer's queue has
+    /// room again.
+    fn connect(&mut self, registry: &Registry) -> io::Result<&mio::net::UnixDatagram> {
+        if self.socket.is_none() {
+            let socket = UnixDatagram::unbound()?;
+            socket.connect_addr(&address(&self.target)?)?;
+            socket.set_nonblocking(true)?;
+            let mut socket = mio::net::UnixDatagram::from_std(socket);
+            registry.register(&mut socket, TOKEN, Interest::WRITABLE)?;
+            self.waiting = true;
+            self.socket = Some(socket);
+        }
+        self.socket
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    fn forget(&mut self, registry: &Registry) {
+        if let Some(mut socket) = self.socket.take() {
+            if self.waiting {
+                let _ = registry.deregister(&mut socket);
+            }
+        }
+        self.waiting = false;
+    }
+}
+
+fn address(target: &str) -> io::Result<SocketAddr> {
+    match target.strip_prefix('@') {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => SocketAddr::from_pathname(target),
+    }
 }
 
 #[cfg(test)]
@@ -78,5 +191,35 @@ mod tests {
         let mut buf = [0u8; 256];
         let n = socket.recv(&mut buf).unwrap();
         assert_eq!(parse(&buf[..n]), [Notice::Ready, Notice::Status("up".into())]);
+    }
+
+    #[test]
+    fn owed_messages_wait_for_room_and_coalesce() {
+        let name = format!("tend-test-upward-{}", std::process::id());
+        let (manager, target) = bind(&name).unwrap();
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let addr = address(&target).unwrap();
+        let mut filled = 0;
+        while filler.send_to_addr(b"FILLER=1", &addr).is_ok() {
+            filled += 1;
+        }
+        let mut poll = mio::Poll::new().unwrap();
+        let mut up = Upward::new(target);
+        up.send(false, "0 of 2 services up", false, poll.registry());
+        up.send(true, "2 of 2 services up", false, poll.registry());
+        assert_eq!(up.message().as_deref(), Some("STATUS=2 of 2 services up\nREADY=1\n"));
+        let mut buf = [0u8; 256];
+        let mut events = mio::Events::with_capacity(4);
+        // The manager reads: the socket becomes writable and the loop flushes.
+        for _ in 0..filled {
+            manager.recv(&mut buf).unwrap();
+        }
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+        assert!(events.iter().any(|e| e.token() == TOKEN && e.is_writable()));
+        up.flush(poll.registry());
+        assert_eq!(up.message(), None);
+        let n = manager.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STATUS=2 of 2 services up\nREADY=1\n");
     }
 }

@@ -117,10 +117,11 @@ impl Services {
         let mut env = unit.run_as.login_env();
         env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
         if unit.service.service_type == crate::supervisor::ServiceType::Notify {
+            // The last run's socket holds the name: close it first.
+            self.drop_sources(name, |s| matches!(s, Source::Notify { .. }), registry);
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));
-            self.drop_sources(name, |s| matches!(s, Source::Notify { .. }), registry);
             self.register(
                 Source::Notify {
                     service: name.into(),

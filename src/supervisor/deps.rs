@@ -154,6 +154,7 @@ impl<U: Definition> Supervisor<U> {
             },
             (Phase::Delay { .. }, _) => Some("restart pending".to_string()),
             (Phase::Failed(failure), _) => Some(failure.to_string()),
+            (Phase::Exited, _) if service.stopped => Some("stopped".to_string()),
             (_, Some(error)) => Some(format!("reload refused, running the old unit: {error}")),
             (_, None) => None,
         }

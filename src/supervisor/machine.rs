@@ -14,7 +14,7 @@ use super::config::{Definition, ServiceConfig};
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
-use super::types::{Action, Event, ExitStatus, ServiceStatus, SupervisorError};
+use super::types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
 
 /// The supervision state machine. Pure: time comes in, actions go out.
 #[derive(Debug)]
@@ -23,6 +23,13 @@ pub struct Supervisor<U = ServiceConfig> {
     pub(super) mode: Mode,
     pub(super) shutdown_timeout: Duration,
     pub(super) actions: VecDeque<Action>,
+    /// Actions polled so far: a change is handed out only once the actions
+    /// emitted before it were, so that the loop sees both in order.
+    polled: u64,
+    /// Each change with the number of actions emitted before it.
+    changes: VecDeque<(u64, Change)>,
+    /// Changes emitted so far.
+    emitted: u64,
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
@@ -64,6 +71,9 @@ impl<U: Definition> Supervisor<U> {
             mode: Mode::Created,
             shutdown_timeout,
             actions: VecDeque::new(),
+            polled: 0,
+            changes: VecDeque::new(),
+            emitted: 0,
             told_ready: false,
             told_status: String::new(),
         }
@@ -74,6 +84,10 @@ impl<U: Definition> Supervisor<U> {
     pub fn boot(&mut self, now: Instant) {
         if self.mode == Mode::Created {
             self.mode = Mode::Running;
+            let names: Vec<String> = self.services.keys().cloned().collect();
+            for name in names {
+                self.record(&name, None);
+            }
         }
         self.settle(now);
     }
@@ -102,7 +116,19 @@ impl<U: Definition> Supervisor<U> {
 
     /// The next action for the event loop, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front()?;
+        self.polled = self.polled.saturating_add(1);
+        Some(action)
+    }
+
+    /// The next change of a service's state, in the order things happened:
+    /// none is handed out before the actions emitted ahead of it were
+    /// polled. Drain changes before each action to see both in order.
+    pub fn poll_change(&mut self) -> Option<Change> {
+        match self.changes.front() {
+            Some((after, _)) if *after <= self.polled => self.changes.pop_front().map(|(_, change)| change),
+            _ => None,
+        }
     }
 
     /// When to feed [`Event::Timer`]; `None` when nothing is due.
@@ -128,19 +154,67 @@ impl<U: Definition> Supervisor<U> {
 
     /// Every service, by name.
     pub fn status(&self) -> Vec<ServiceStatus> {
-        self.services
-            .values()
-            .map(|service| ServiceStatus {
-                name: service.name.clone(),
-                state: service.phase.state(),
-                pid: service.phase.pid(),
-                since: service.since,
-                restarts: service.restarts,
-                last_exit: service.last_exit,
-                status_text: service.status_text.clone(),
-                detail: self.detail(service),
-            })
-            .collect()
+        self.services.values().map(|service| self.status_of(service)).collect()
+    }
+
+    /// One service, if known.
+    pub fn service(&self, name: &str) -> Option<ServiceStatus> {
+        self.services.get(name).map(|service| self.status_of(service))
+    }
+
+    fn status_of(&self, service: &Service<U>) -> ServiceStatus {
+        ServiceStatus {
+            name: service.name.clone(),
+            state: service.phase.state(),
+            pid: service.phase.pid(),
+            since: service.since,
+            restarts: service.restarts,
+            last_exit: service.last_exit,
+            status_text: service.status_text.clone(),
+            detail: self.detail(service),
+            enabled: service.config().enabled,
+            stopped: service.stopped,
+        }
+    }
+
+    /// Emits a change if `name`'s state differs from `from` (`None`: it is
+    /// new). A service that is gone was removed.
+    pub(super) fn record(&mut self, name: &str, from: Option<ServiceState>) {
+        let change = match self.services.get(name) {
+            Some(service) if from != Some(service.phase.state()) => Change {
+                seq: 0,
+                from,
+                to: self.status_of(service),
+                removed: false,
+            },
+            _ => return,
+        };
+        self.push_change(change);
+    }
+
+    /// A reload removed `service`.
+    pub(super) fn record_removal(&mut self, service: &Service<U>, now: Instant) {
+        let mut to = self.status_of(service);
+        to.since = now;
+        let from = Some(to.state);
+        self.push_change(Change {
+            seq: 0,
+            from,
+            to,
+            removed: true,
+        });
+    }
+
+    fn push_change(&mut self, mut change: Change) {
+        change.seq = self.emitted;
+        self.emitted = self.emitted.saturating_add(1);
+        let after = self.polled.saturating_add(self.actions.len() as u64);
+        self.changes.push_back((after, change));
+    }
+
+    /// How many changes were emitted so far: the `seq` of the next one.
+    pub fn changes_emitted(&self) -> u64 {
+        self.emitted
     }
 
     /// The mode × event table.
@@ -175,6 +249,7 @@ impl<U: Definition> Supervisor<U> {
             return;
         };
         let was_down = service.phase.is_down();
+        let before = service.phase.state();
         let mut cx = Cx {
             now,
             actions: &mut self.actions,
@@ -183,8 +258,13 @@ impl<U: Definition> Supervisor<U> {
         let outcome = service.step(input, &mut cx);
         let main_went_down = service.config().main && !was_down && service.phase.is_down();
         if outcome == Outcome::Forget {
-            self.services.remove(name);
-        } else if main_went_down && !shutting_down {
+            if let Some(service) = self.services.remove(name) {
+                self.record_removal(&service, now);
+            }
+            return;
+        }
+        self.record(name, Some(before));
+        if main_went_down && !shutting_down {
             tracing::info!(service = name, "main service is down, shutting down");
             self.begin_shutdown(now);
         }

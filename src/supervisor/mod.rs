@@ -5,7 +5,11 @@
 //! then for each thing that happens [`Supervisor::handle`] an [`Event`],
 //! drain [`Supervisor::poll_action`] and execute each [`Action`], and sleep
 //! until [`Supervisor::next_deadline`] (forever when `None`) to feed
-//! [`Event::Timer`].
+//! [`Event::Timer`]. Every change of a service's user-visible state comes
+//! out as a [`Change`] (from, to, why, when) through
+//! [`Supervisor::poll_change`]; draining changes before each action gives
+//! both in the order they happened, which is what the log and the control
+//! server's `events` and `wait` consume (nobody diffs `status`).
 //!
 //! # One service
 //!
@@ -94,4 +98,4 @@ mod tests;
 
 pub use config::{Definition, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
-pub use types::{Action, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
+pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

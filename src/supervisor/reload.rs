@@ -52,6 +52,7 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn reload_invalid(&mut self, name: String, reason: String, now: Instant) {
+        let before = self.services.get(&name).map(|s| s.phase.state());
         match self.services.get_mut(&name) {
             Some(service) if service.phase.is_live() => {
                 tracing::warn!(service = name, reason, "new unit is invalid, keeping the old one");
@@ -60,7 +61,8 @@ impl<U: Definition> Supervisor<U> {
             }
             _ => {
                 let service = Service::invalid(&name, reason, now);
-                self.services.insert(name, service);
+                self.services.insert(name.clone(), service);
+                self.record(&name, before);
             }
         }
     }
@@ -68,8 +70,8 @@ impl<U: Definition> Supervisor<U> {
     fn reload_valid(&mut self, name: String, unit: U, now: Instant) {
         let Some(service) = self.services.get_mut(&name) else {
             let service = Service::new(&name, Rc::new(unit), now);
-            self.services.insert(name, service);
-            return;
+            self.services.insert(name.clone(), service);
+            return self.record(&name, None);
         };
         let current = service.pending.as_ref().or(service.unit.as_ref());
         if current.is_some_and(|current| current.unchanged(&unit)) {
@@ -81,8 +83,10 @@ impl<U: Definition> Supervisor<U> {
             service.pending = Some(Rc::new(unit));
             self.route(&name, Input::Stop(Then::Restart), now);
         } else {
+            let before = Some(service.phase.state());
             let service = Service::new(&name, Rc::new(unit), now);
-            self.services.insert(name, service);
+            self.services.insert(name.clone(), service);
+            self.record(&name, before);
         }
     }
 }

@@ -28,6 +28,9 @@ pub(super) struct Service<U> {
     pub status_text: Option<String>,
     /// The last stop needed more than the stop signal.
     pub unclean_stop: bool,
+    /// Down because it was stopped, not by its own exit (cleared by any
+    /// later change of state).
+    pub stopped: bool,
     backoff: Backoff,
     limit: StartLimit,
 }
@@ -50,6 +53,7 @@ impl<U: Definition> Service<U> {
             last_exit: None,
             status_text: None,
             unclean_stop: false,
+            stopped: false,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -67,6 +71,7 @@ impl<U: Definition> Service<U> {
             last_exit: None,
             status_text: None,
             unclean_stop: false,
+            stopped: false,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -87,7 +92,7 @@ impl<U: Definition> Service<U> {
         match (self.phase.clone(), input) {
             (P::Disabled | P::Invalid | P::Exited | P::Failed(_), I::Stop(Then::Forget)) => return Outcome::Forget,
             (P::Disabled | P::Exited | P::Failed(_), I::Start) => self.want_up(now),
-            (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.set(P::Exited, now),
+            (P::Failed(Failure::Dependency(_)), I::Stop(Then::Down)) => self.down(now),
 
             (P::Waiting, I::DepsMet) => self.spawn(cx),
             (P::Waiting | P::Delay { .. }, I::Stop(then)) => return self.stopped(then, None, cx),
@@ -131,8 +136,15 @@ impl<U: Definition> Service<U> {
         let after = self.phase.state();
         if after != before {
             self.since = now;
+            self.stopped = false;
             tracing::debug!(service = %self.name, "{before} -> {after}");
         }
+    }
+
+    /// Stopped and staying down.
+    fn down(&mut self, now: Instant) {
+        self.set(Phase::Exited, now);
+        self.stopped = true;
     }
 
     fn push(&self, cx: &mut Cx, make: fn(String) -> Action) {
@@ -323,7 +335,7 @@ impl<U: Definition> Service<U> {
             self.unclean_stop = !clean;
         }
         match then {
-            Then::Down => self.set(Phase::Exited, cx.now),
+            Then::Down => self.down(cx.now),
             Then::Restart => self.restart(cx.now),
             Then::Fail(reason) => self.failed_start(reason, cx),
             Then::Blocked(dep) => self.set(Phase::Failed(Failure::Dependency(dep)), cx.now),

@@ -42,8 +42,8 @@ impl<U: Definition> Supervisor<U> {
     }
 
     pub(super) fn finish(&mut self) {
+        // No line of our own: the loop logs the exit after the last changes.
         let code = self.exit_code();
-        tracing::info!(code, "shutdown complete");
         self.actions.push_back(Action::Exit { code });
         self.mode = Mode::Done;
     }

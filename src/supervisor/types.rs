@@ -1,9 +1,11 @@
 //! The supervisor's vocabulary: what comes in ([`Event`]), what goes out
-//! ([`Action`]), what users see ([`ServiceStatus`]) and what an operator
+//! ([`Action`]), what users see ([`ServiceStatus`], each [`Change`] of it) and what an operator
 //! request can fail with ([`SupervisorError`]).
 
 use std::fmt;
 use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
 
 pub use crate::sys::ExitStatus;
 
@@ -59,8 +61,11 @@ pub enum Action {
     Exit { code: i32 },
 }
 
-/// A service's state as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A service's state as users see it: the one vocabulary of `status`,
+/// `events`, `wait` and `health`. Its serde form (lowercase) is its only
+/// spelling, on the wire and in text (`Display`, `FromStr` go through it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ServiceState {
     /// Waiting for dependencies, for a restart delay, or for the spawn to finish.
     Starting,
@@ -70,7 +75,7 @@ pub enum ServiceState {
     Ready,
     /// It was asked to stop (or announced `STOPPING=1`) and has not exited yet.
     Stopping,
-    /// Down and fine: exited cleanly, or stopped.
+    /// Down and fine: exited cleanly by itself, or stopped (then its detail says `stopped`).
     Exited,
     /// Down for good until an operator starts it.
     Failed,
@@ -81,23 +86,65 @@ pub enum ServiceState {
 }
 
 impl ServiceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceState::Starting => "starting",
-            ServiceState::Running => "running",
-            ServiceState::Ready => "ready",
-            ServiceState::Stopping => "stopping",
-            ServiceState::Exited => "exited",
-            ServiceState::Failed => "failed",
-            ServiceState::Invalid => "invalid",
-            ServiceState::Disabled => "disabled",
-        }
-    }
+    /// Every state, in the order of a service's life.
+    pub const ALL: [ServiceState; 8] = [
+        ServiceState::Starting,
+        ServiceState::Running,
+        ServiceState::Ready,
+        ServiceState::Stopping,
+        ServiceState::Exited,
+        ServiceState::Failed,
+        ServiceState::Invalid,
+        ServiceState::Disabled,
+    ];
 }
 
 impl fmt::Display for ServiceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(word)) => f.write_str(&word),
+            // Unreachable for a unit variant; never an Err (`to_string` would panic).
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ServiceState {
+    type Err = serde_json::Error;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(word.to_string()))
+    }
+}
+
+/// A service's user-visible state changed: emitted by the supervisor in the
+/// order things happened, drained with
+/// [`Supervisor::poll_change`](super::Supervisor::poll_change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Numbers the changes from 0, in order.
+    pub seq: u64,
+    /// The state before; `None` for a service that just appeared (at boot,
+    /// or added by a reload).
+    pub from: Option<ServiceState>,
+    /// The service right after the change: its name, new state, why
+    /// (`detail`) and when (`since`). A service removed by a reload shows
+    /// its last status, with `removed` set.
+    pub to: ServiceStatus,
+    pub removed: bool,
+}
+
+impl Change {
+    pub fn name(&self) -> &str {
+        &self.to.name
+    }
+
+    pub fn state(&self) -> ServiceState {
+        self.to.state
+    }
+
+    pub fn at(&self) -> Instant {
+        self.to.since
     }
 }
 
@@ -117,6 +164,11 @@ pub struct ServiceStatus {
     /// Why it is in this state: "waiting for db", "start limit reached", an
     /// invalid unit's error, a rejected reload.
     pub detail: Option<String>,
+    /// Its unit is enabled: it should be up.
+    pub enabled: bool,
+    /// Down because it was stopped (by an operator, or at shutdown), not by
+    /// its own exit.
+    pub stopped: bool,
 }
 
 /// Why an operator request was refused.

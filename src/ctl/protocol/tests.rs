@@ -28,7 +28,7 @@ fn requests_on_the_wire() {
         parse(r#"{"v":1,"op":"wait","names":["a"],"for":"ready","timeout_ms":500}"#),
         Ok(Request::new(Op::Wait {
             names: vec!["a".into()],
-            state: WaitFor::Ready,
+            state: WaitFor::State(ServiceState::Ready),
             timeout_ms: Some(500)
         }))
     );
@@ -110,7 +110,7 @@ fn replies_on_the_wire() {
     let reply = Reply::ok(Body::Status {
         services: vec![ServiceInfo {
             name: "web".into(),
-            state: "ready".into(),
+            state: ServiceState::Ready,
             pid: Some(7),
             since_ms: 5,
             restarts: 1,
@@ -153,10 +153,36 @@ fn framer_refuses_huge_frames() {
 
 #[test]
 fn wait_states() {
-    assert!(WaitFor::Running.met_by("ready"));
-    assert!(WaitFor::Running.met_by("running"));
-    assert!(!WaitFor::Ready.met_by("running"));
-    assert!(WaitFor::Stopped.met_by("failed"));
-    assert!(!WaitFor::Stopped.met_by("stopping"));
-    assert!(WaitFor::Failed.met_by("failed"));
+    use ServiceState as S;
+    let w = |word: &str| word.parse::<WaitFor>().unwrap();
+    assert!(w("running").met_by(S::Ready));
+    assert!(w("running").met_by(S::Running));
+    assert!(!w("ready").met_by(S::Running));
+    assert!(w("stopped").met_by(S::Failed));
+    assert!(!w("stopped").met_by(S::Stopping));
+    assert!(w("failed").met_by(S::Failed));
+    // every state word, and the groups
+    for state in S::ALL {
+        assert!(w(&state.to_string()).met_by(state), "{state}");
+    }
+    assert!(w("exited").met_by(S::Exited));
+    assert!(!w("exited").met_by(S::Failed));
+    assert!(w("down").met_by(S::Exited) && w("up").met_by(S::Ready) && !w("up").met_by(S::Starting));
+    let err = "nope".parse::<WaitFor>().unwrap_err();
+    assert!(
+        err.contains("starting, running, ready, stopping, exited, failed, invalid, disabled; up, down"),
+        "{err}"
+    );
+}
+
+#[test]
+fn states_have_one_spelling() {
+    for state in ServiceState::ALL {
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(json, format!("\"{state}\""));
+        assert_eq!(state.to_string().parse::<ServiceState>().unwrap(), state);
+    }
+    let wait: WaitFor = serde_json::from_str("\"exited\"").unwrap();
+    assert_eq!(wait, WaitFor::State(ServiceState::Exited));
+    assert_eq!(serde_json::to_string(&WaitFor::Group(Group::Up)).unwrap(), "\"up\"");
 }

@@ -3,6 +3,7 @@
 //! `Spawn` gets a pid at once unless `auto_spawn` is off) and hands back the
 //! actions each step produced.
 
+mod changes;
 mod deps;
 mod misc;
 mod reload;

@@ -368,6 +368,8 @@ fn a_name_in_use_is_refused_root() {
         .spawn()
         .unwrap();
     let (pid1, _) = await_entry("inuse");
+    // The TERM below is for the running sleep, not a PID 1 still starting it.
+    await_child(pid1);
     let (code, _, err) = run(&mut demo.boot("inuse", &["--", "/bin/true"]));
     assert_eq!(code, 1);
     assert!(err.contains("machine name inuse is already in use"), "{err}");

@@ -155,7 +155,7 @@ pub struct InitArgs {
     pub shutdown_timeout: Duration,
 
     /// The control socket (`tend ctl`).
-    #[arg(long, value_name = "PATH", default_value = crate::ctl::server::DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = crate::ctl::protocol::DEFAULT_SOCKET)]
     pub socket: PathBuf,
 
     /// Serve no control socket.
@@ -176,7 +176,7 @@ impl Default for InitArgs {
         InitArgs {
             units: DEFAULT_UNITS.into(),
             shutdown_timeout: Duration::from_secs(30),
-            socket: crate::ctl::server::DEFAULT_SOCKET.into(),
+            socket: crate::ctl::protocol::DEFAULT_SOCKET.into(),
             no_socket: false,
             socket_group: None,
             command: Vec::new(),

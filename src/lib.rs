@@ -9,6 +9,7 @@ pub mod container;
 pub mod ctl;
 pub mod entrypoint;
 pub mod logging;
+pub mod registry;
 pub mod runtime;
 pub mod signal;
 pub mod supervisor;

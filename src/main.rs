@@ -102,7 +102,7 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
 
 /// `tend list`: the running machines.
 fn list() -> i32 {
-    use tend::container::registry;
+    use tend::registry;
     let entries = registry::list(&registry::dir());
     print!("{}", registry::table(&entries, registry::unix_now()));
     0
@@ -159,7 +159,7 @@ fn units_dir(units: &std::path::Path) -> Result<std::path::PathBuf, String> {
 }
 
 /// `--socket`, `--no-socket`, `--socket-group` (a name from `/etc/group`, or a GID).
-fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, String> {
+fn socket_config(args: &InitArgs) -> Result<Option<tend::runtime::control::server::Config>, String> {
     if args.no_socket {
         return Ok(None);
     }
@@ -170,7 +170,7 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, S
             Some(users.group(tend::unit::Id::Name(text)).map_err(|e| e.to_string())?)
         }
     };
-    Ok(Some(tend::ctl::server::Config {
+    Ok(Some(tend::runtime::control::server::Config {
         path: args.socket.clone(),
         group,
     }))

@@ -20,7 +20,8 @@ use nix::fcntl::OFlag;
 use super::log::LogFile;
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 use super::watch::Watch;
-use super::{apply, namespaces, plan, registry};
+use super::{apply, namespaces, plan};
+use crate::registry;
 use crate::runtime::{self, Reactor};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};
@@ -112,7 +113,7 @@ fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
     // pivot_root, when that path is out of its reach.
     let dir = registry::dir();
     let path = registry::socket_path(&dir, &o.name);
-    let machine = crate::ctl::server::listen(&path, None).map_err(|source| Error::Socket {
+    let machine = crate::runtime::control::server::listen(&path, None).map_err(|source| Error::Socket {
         path: path.clone(),
         source,
     })?;
@@ -350,8 +351,8 @@ fn child_main(
         cwd: Some(PathBuf::from("/")),
         shutdown_timeout: o.shutdown_timeout,
         // Inside: reachable from the host with `tend ctl --pid PID`.
-        socket: Some(crate::ctl::server::Config {
-            path: crate::ctl::server::DEFAULT_SOCKET.into(),
+        socket: Some(crate::runtime::control::server::Config {
+            path: crate::ctl::protocol::DEFAULT_SOCKET.into(),
             group: None,
         }),
         machine_socket: Some(machine),

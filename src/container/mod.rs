@@ -11,7 +11,6 @@ pub mod log;
 pub mod namespaces;
 pub mod options;
 pub mod plan;
-pub mod registry;
 mod watch;
 
 pub use options::{Bind, BootOptions, Net, Request};

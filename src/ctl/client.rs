@@ -44,7 +44,7 @@ impl ClientError {
 
 /// The socket of the tend whose PID 1 has host pid `pid`.
 pub fn socket_of_pid(pid: u32) -> PathBuf {
-    PathBuf::from(format!("/proc/{pid}/root{}", super::server::DEFAULT_SOCKET))
+    PathBuf::from(format!("/proc/{pid}/root{}", super::protocol::DEFAULT_SOCKET))
 }
 
 pub struct Client {

@@ -16,8 +16,8 @@ pub fn run(args: &CtlArgs) -> i32 {
     let path = match (&args.socket, args.pid, &args.machine) {
         (Some(path), _, _) => path.clone(),
         (None, Some(pid), _) => client::socket_of_pid(pid),
-        (None, None, Some(name)) => crate::container::registry::socket_path(&crate::container::registry::dir(), name),
-        (None, None, None) => PathBuf::from(super::server::DEFAULT_SOCKET),
+        (None, None, Some(name)) => crate::registry::socket_path(&crate::registry::dir(), name),
+        (None, None, None) => PathBuf::from(super::protocol::DEFAULT_SOCKET),
     };
     let result = Client::connect(&path).and_then(|mut c| dispatch(&mut c, args));
     match result {

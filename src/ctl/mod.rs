@@ -1,12 +1,8 @@
-//! The control socket: the wire protocol (pure), the server PID 1 runs in
-//! its event loop, and the `tend ctl` client.
+//! The control socket's client side: the wire protocol (pure, shared with
+//! the server in `runtime::control`), the `tend ctl` command line and the
+//! client that speaks it.
 
 pub mod client;
 pub mod command;
-mod conn;
-mod exec;
-mod handle;
 pub mod protocol;
-pub mod server;
-pub mod task;
 mod tty;

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where PID 1 serves its control socket by default.
+pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
 pub use crate::supervisor::ServiceState;
 
 /// The protocol version this tend speaks.

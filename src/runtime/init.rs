@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::capture::Ring;
+use super::control::{self, server::Server, task::Host};
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
-use crate::ctl::{self, server::Server, task::Host};
 use crate::supervisor::{Action, Change, Event, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
@@ -26,7 +26,7 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
     pub shutdown_timeout: Duration,
     /// The control socket; `None` serves none.
-    pub socket: Option<ctl::server::Config>,
+    pub socket: Option<control::server::Config>,
     /// A socket bound by `tend boot` on the host before the pivot, served
     /// beside `socket`.
     pub machine_socket: Option<std::os::unix::net::UnixListener>,

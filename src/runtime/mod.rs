@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod capture;
+pub mod control;
 pub mod entrypoint;
 pub mod init;
 pub mod notify;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::Conn;
 use super::exec;
-use super::protocol::{code, Body, Op, Reply};
 use super::task::{self, Host, Outcome, Task};
+use crate::ctl::protocol::{code, Body, Op, Reply};
 use crate::supervisor::{Change, Event, ServiceStatus};
 
 /// Answers `op`, or sets the connection's task to answer later. Returns the
@@ -17,7 +17,7 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
         Op::Ping {} => conn.send(&Reply::ok(Body::Pong)),
         Op::Version {} => conn.send(&Reply::ok(Body::Version {
             version: env!("CARGO_PKG_VERSION").into(),
-            protocol: super::protocol::VERSION,
+            protocol: crate::ctl::protocol::VERSION,
         })),
         Op::Status { names } => status(conn, &host.status(), &names, now),
         Op::Start { name, no_block } => operate(conn, host, Event::Start { name: name.clone() }, no_block, name),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::protocol::{code, ServiceInfo, WaitFor};
+use crate::ctl::protocol::{code, ServiceInfo, WaitFor};
 use crate::runtime::capture::Ring;
 use crate::supervisor::{Event, ServiceState, ServiceStatus, SupervisorError};
 

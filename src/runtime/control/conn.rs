@@ -9,8 +9,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use mio::net::UnixStream;
 
-use super::protocol::{Framer, Reply};
 use super::task::Task;
+use crate::ctl::protocol::{Framer, Reply};
 use crate::sys::fdpass;
 
 /// Replies waiting for a slow reader, at most; past it the client is dropped.

@@ -7,8 +7,8 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use super::conn::Conn;
-use super::protocol::{code, Body, Exec, Reply};
 use super::task::Task;
+use crate::ctl::protocol::{code, Body, Exec, Reply};
 use crate::sys::pty;
 use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::unit;

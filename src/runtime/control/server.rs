@@ -17,8 +17,8 @@ use tracing::{debug, warn};
 
 use super::conn::{Conn, Read};
 use super::handle;
-use super::protocol::{self, code, Body, Reply};
 use super::task::{Host, Task};
+use crate::ctl::protocol::{self, code, Body, Reply};
 use crate::supervisor::{Change, ExitStatus};
 use crate::sys::{fdpass, process};
 
@@ -29,9 +29,6 @@ pub const BASE: usize = 1 << (usize::BITS - 8);
 
 /// At most this many sockets served (the one inside, a machine's on the host).
 const LISTENERS: usize = 4;
-
-/// The default socket path.
-pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
 
 /// Connections served at once, at most; more are refused.
 const MAX_CONNS: usize = 4096;

@@ -68,7 +68,8 @@ impl Client {
         })?;
         Ok(Client {
             stream,
-            framer: Framer::default(),
+            // Replies may be longer than requests (see `MAX_REPLY`).
+            framer: Framer::with_limit(protocol::MAX_REPLY),
             fds: VecDeque::new(),
         })
     }
@@ -118,7 +119,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
-            let mut buf = [0u8; 16 * 1024];
+            let mut buf = [0u8; 64 * 1024];
             let mut fds = Vec::new();
             let n = match fdpass::recv(&self.stream, &mut buf, &mut fds, false) {
                 Ok(n) => n,

@@ -6,21 +6,21 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::conn::{Conn, Read};
 use super::handle;
 use super::protocol::{self, code, Body, Reply};
 use super::task::{Host, Task};
 use crate::supervisor::ExitStatus;
-use crate::sys::{fdpass, process};
+use crate::sys::{fdpass, process, spawn};
 
 /// The first token of the server's namespace: its listeners take the first
 /// `LISTENERS`, connections the ones above. Far above what the services'
@@ -33,7 +33,8 @@ const LISTENERS: usize = 4;
 /// The default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
 
-/// Connections served at once, at most; more are refused.
+/// Connections served at once, at most; more are refused. Lower when the
+/// descriptor limit is: see [`conn_limit`].
 const MAX_CONNS: usize = 4096;
 
 /// Where and for whom to serve.
@@ -64,6 +65,12 @@ pub struct Server {
     execs: HashMap<i32, Token>,
     /// Accepting stopped (no fds left); retried when a connection closes.
     accept_blocked: bool,
+    /// An fd held in reserve (`/dev/null`): when accepting fails for want
+    /// of descriptors, it is closed to accept the connection and refuse it,
+    /// then opened again, so the backlog drains instead of waking us forever.
+    spare: Option<OwnedFd>,
+    /// New connections are being refused (said once, until it eases).
+    refusing: bool,
 }
 
 impl Server {
@@ -87,6 +94,8 @@ impl Server {
             next: BASE + LISTENERS,
             execs: HashMap::new(),
             accept_blocked: false,
+            spare: spawn::dev_null(),
+            refusing: false,
         };
         server.add_listener(listener).map_err(bind_error)?;
         Ok(server)
@@ -187,14 +196,19 @@ impl Server {
     /// Accepts what waits on every listener (edge-triggered: all of it).
     fn accept(&mut self) {
         self.accept_blocked = false;
+        let limit = conn_limit();
         for i in 0..self.listeners.len() {
             loop {
                 match self.listeners[i].accept() {
-                    Ok((stream, _)) => self.admit(stream),
+                    Ok((stream, _)) => self.admit(stream, limit),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if out_of_fds(&e) && self.spare.take().is_some() => {
+                        self.refuse_one(i);
+                        self.spare = spawn::dev_null();
+                    }
                     Err(e) => {
-                        // EMFILE and the like: leave the rest in the backlog
+                        // Nothing in reserve: leave the rest in the backlog
                         // until a connection closes.
                         debug!("cannot accept a control connection: {e}");
                         self.accept_blocked = true;
@@ -205,11 +219,33 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: UnixStream) {
+    /// Out of descriptors, with the spare closed: takes one connection off
+    /// listener `i` and refuses it.
+    fn refuse_one(&mut self, i: usize) {
+        self.refusing("tend is out of file descriptors");
+        if let Ok((stream, _)) = self.listeners[i].accept() {
+            let reply = Reply::error(code::FAILED, "too many connections: tend is out of file descriptors");
+            let _ = fdpass::send(&stream, &reply.to_line(), &[]);
+        }
+    }
+
+    /// Says once (until connections ease) that new ones are refused.
+    fn refusing(&mut self, why: &str) {
+        if !std::mem::replace(&mut self.refusing, true) {
+            warn!("refusing new control connections: {why} (they are answered with an error until some close)");
+        }
+    }
+
+    fn admit(&mut self, mut stream: UnixStream, limit: usize) {
         let token = Token(self.next);
         self.next += 1;
+        if self.conns.len() >= limit {
+            self.refusing(&format!(
+                "{limit} are open, the most the descriptor limit allows beside supervision"
+            ));
+        }
         let refusal = match fdpass::peer(&stream) {
-            _ if self.conns.len() >= MAX_CONNS => Some(Reply::error(code::FAILED, "too many connections")),
+            _ if self.conns.len() >= limit => Some(Reply::error(code::FAILED, "too many connections")),
             Ok(peer) if self.allowed(&peer) => None,
             Ok(peer) => Some(Reply::error(
                 code::DENIED,
@@ -267,9 +303,13 @@ impl Server {
             forward_kills(conn, pid);
         }
         let streaming = !matches!(conn.task, Task::Idle);
-        if conn.eof && (streaming || conn.framer.pending() == 0) {
+        if streaming && !conn.closing && conn.framer.pending() > MAX_BEHIND {
+            conn.fail(&Reply::error(code::BAD_REQUEST, "too many requests behind a running one"));
+        }
+        if conn.eof {
             // The client is gone (or said all it will): streams end, an
-            // `exec` command is hung up on.
+            // `exec` command is hung up on, and a partial request left in
+            // the buffer will never be completed.
             if let Task::Exec { pid } = conn.task {
                 let _ = process::kill(-pid, libc::SIGHUP);
             }
@@ -302,10 +342,33 @@ impl Server {
                 let _ = process::kill(-pid, libc::SIGHUP);
             }
         }
+        if self.refusing && self.conns.len() < conn_limit() / 2 {
+            self.refusing = false;
+            info!("accepting control connections again");
+        }
         if self.accept_blocked {
             self.accept();
         }
     }
+}
+
+/// Input held for a connection whose task runs (pipelined requests, or
+/// `kill` lines), at most; more fails the connection, so memory stays bounded.
+const MAX_BEHIND: usize = 4 * protocol::MAX_FRAME;
+
+/// Connections served at once: half the soft descriptor limit (as it is
+/// now: tend may have raised it at start), so that however many clients
+/// connect, supervision keeps the other half for its pipes, cgroups and
+/// processes.
+fn conn_limit() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2).unwrap_or(MAX_CONNS).min(MAX_CONNS)
+}
+
+/// Accepting failed for want of descriptors (ours, or the system's).
+fn out_of_fds(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 /// While an `exec` runs, the client may pass signals on (its Ctrl-C): each

@@ -142,10 +142,15 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, S
             }
         }
     };
-    Ok(Some(tend::ctl::server::Config {
-        path: args.socket.clone(),
-        group,
-    }))
+    // Without --socket: the place `tend ctl` looks for it too.
+    let path = match args.socket.clone().map_or_else(|| tend::ctl::socket_path::resolve(true), Ok) {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::warn!("{}; running without a control socket", sys::chain(&e));
+            return Ok(None);
+        }
+    };
+    Ok(Some(tend::ctl::server::Config { path, group }))
 }
 
 /// Orphans must come to us: PID 1 gets them anyway, otherwise we ask.

@@ -8,5 +8,6 @@ mod exec;
 mod handle;
 pub mod protocol;
 pub mod server;
+pub mod socket_path;
 pub mod task;
 mod tty;

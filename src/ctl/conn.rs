@@ -152,3 +152,25 @@ impl Conn {
         self.out.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::protocol::Body;
+
+    #[test]
+    fn a_reply_the_client_could_not_read_becomes_an_error() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut conn = Conn::new(ours);
+        conn.send(&Reply::ok(Body::Log {
+            line: "x".repeat(MAX_REPLY),
+        }));
+        let line = &conn.out[0].bytes;
+        assert!(line.len() < 1024, "{} bytes queued", line.len());
+        assert!(String::from_utf8_lossy(line).contains("more than the protocol's"));
+        conn.send(&Reply::ok(Body::Log {
+            line: "x".repeat(MAX_REPLY / 2),
+        }));
+        assert!(conn.out[1].bytes.len() > MAX_REPLY / 2);
+    }
+}

@@ -143,7 +143,11 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::ctl::server::Config>, S
         }
     };
     // Without --socket: the place `tend ctl` looks for it too.
-    let path = match args.socket.clone().map_or_else(|| tend::ctl::socket_path::resolve(true), Ok) {
+    let path = match args
+        .socket
+        .clone()
+        .map_or_else(|| tend::ctl::socket_path::resolve(true), Ok)
+    {
         Ok(path) => path,
         Err(e) => {
             tracing::warn!("{}; running without a control socket", sys::chain(&e));

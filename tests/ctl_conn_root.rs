@@ -283,7 +283,10 @@ fn exec_t_returns_when_the_command_exits_root() {
     let ticks = cpu_ticks(child.id());
     await_true("the command's second", LIMIT, || b.exists());
     let used = cpu_ticks(child.id()) - ticks;
-    assert!(used < ticks_per_second() / 2, "the client used {used} ticks in a second");
+    assert!(
+        used < ticks_per_second() / 2,
+        "the client used {used} ticks in a second"
+    );
     assert_eq!(exit_code_within(&mut child, LIMIT), 4);
     drop(master);
 }
@@ -311,7 +314,17 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
         dir.path("units").display()
     ));
     let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--", "sh", "-c", &script]);
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     cmd.env_remove("RUST_BACKTRACE")
         .env_remove("TEND_LOG")
         .env_remove("TEND_SOCKET")
@@ -362,12 +375,15 @@ fn user_dir(dir: &TempDir, name: &str) -> PathBuf {
     path
 }
 
+/// The environment of both sides, and where the socket must be.
+type Setup = fn(&TempDir) -> (Vec<(&'static str, PathBuf)>, PathBuf);
+
 /// Issue 16, item 10: as a non-root user tend could not create
 /// /run/tend/ctl.sock and served no socket. `TEND_SOCKET` names it for
 /// both sides; without it both fall back to the same place of the user's.
 #[test]
 fn non_root_tend_serves_a_socket_its_user_finds_root() {
-    let cases: [(&str, fn(&TempDir) -> (Vec<(&'static str, PathBuf)>, PathBuf), bool); 3] = [
+    let cases: [(&str, Setup, bool); 3] = [
         (
             "env",
             |dir| {

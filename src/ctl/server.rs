@@ -304,7 +304,10 @@ impl Server {
         }
         let streaming = !matches!(conn.task, Task::Idle);
         if streaming && !conn.closing && conn.framer.pending() > MAX_BEHIND {
-            conn.fail(&Reply::error(code::BAD_REQUEST, "too many requests behind a running one"));
+            conn.fail(&Reply::error(
+                code::BAD_REQUEST,
+                "too many requests behind a running one",
+            ));
         }
         if conn.eof {
             // The client is gone (or said all it will): streams end, an

@@ -166,7 +166,10 @@ mod tests {
             }
         );
         f.xdg_runtime_dir = Some("relative".into());
-        assert!(matches!(choose(&f), Place::Private { .. }), "a relative XDG_RUNTIME_DIR is ignored");
+        assert!(
+            matches!(choose(&f), Place::Private { .. }),
+            "a relative XDG_RUNTIME_DIR is ignored"
+        );
         f.xdg_runtime_dir = Some("/run/user/1000".into());
         assert_eq!(choose(&f), given("/run/user/1000/tend/ctl.sock"));
         f.run_usable = true;

@@ -170,5 +170,8 @@ fn reply_framer_takes_what_a_request_framer_refuses() {
     assert_eq!(requests.next_frame(), Err(FrameError::TooLong { limit: MAX_FRAME }));
     let mut replies = Framer::with_limit(MAX_REPLY);
     replies.feed(&line);
-    assert_eq!(replies.next_frame().map(|l| l.map(|l| l.len())), Ok(Some(2 * MAX_FRAME)));
+    assert_eq!(
+        replies.next_frame().map(|l| l.map(|l| l.len())),
+        Ok(Some(2 * MAX_FRAME))
+    );
 }

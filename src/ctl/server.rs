@@ -204,8 +204,14 @@ impl Server {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if out_of_fds(&e) && self.spare.take().is_some() => {
-                        self.refuse_one(i);
+                        let refused = self.refuse_one(i);
                         self.spare = spawn::dev_null();
+                        if !refused {
+                            // Even the spare's fd was not enough (the whole
+                            // system is out): wait for a connection to close.
+                            self.accept_blocked = true;
+                            return;
+                        }
                     }
                     Err(e) => {
                         // Nothing in reserve: leave the rest in the backlog
@@ -220,12 +226,19 @@ impl Server {
     }
 
     /// Out of descriptors, with the spare closed: takes one connection off
-    /// listener `i` and refuses it.
-    fn refuse_one(&mut self, i: usize) {
+    /// listener `i` and refuses it. False when none could be taken.
+    fn refuse_one(&mut self, i: usize) -> bool {
         self.refusing("tend is out of file descriptors");
-        if let Ok((stream, _)) = self.listeners[i].accept() {
-            let reply = Reply::error(code::FAILED, "too many connections: tend is out of file descriptors");
-            let _ = fdpass::send(&stream, &reply.to_line(), &[]);
+        match self.listeners[i].accept() {
+            Ok((stream, _)) => {
+                let reply = Reply::error(code::FAILED, "too many connections: tend is out of file descriptors");
+                let _ = fdpass::send(&stream, &reply.to_line(), &[]);
+                true
+            }
+            Err(e) => {
+                debug!("cannot accept a control connection: {e}");
+                false
+            }
         }
     }
 

@@ -154,9 +154,10 @@ pub struct InitArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// The control socket (`tend ctl`).
-    #[arg(long, value_name = "PATH", default_value = crate::ctl::protocol::DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    /// The control socket (`tend ctl`) [default: $TEND_SOCKET, else
+    /// /run/tend/ctl.sock, else $XDG_RUNTIME_DIR/tend/ctl.sock or /tmp/tend-UID/ctl.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 
     /// Serve no control socket.
     #[arg(long, conflicts_with = "socket")]
@@ -176,7 +177,7 @@ impl Default for InitArgs {
         InitArgs {
             units: DEFAULT_UNITS.into(),
             shutdown_timeout: Duration::from_secs(30),
-            socket: crate::ctl::protocol::DEFAULT_SOCKET.into(),
+            socket: None,
             no_socket: false,
             socket_group: None,
             command: Vec::new(),
@@ -200,7 +201,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `tend ctl`: talk to a running `tend init` over its control socket.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// The control socket.
+    /// The control socket [default: as `tend init` chooses it: $TEND_SOCKET, else
+    /// /run/tend/ctl.sock, else $XDG_RUNTIME_DIR/tend/ctl.sock or /tmp/tend-UID/ctl.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "pid", global = true)]
     pub socket: Option<PathBuf>,
 

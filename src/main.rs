@@ -170,10 +170,19 @@ fn socket_config(args: &InitArgs) -> Result<Option<tend::runtime::control::serve
             Some(users.group(tend::unit::Id::Name(text)).map_err(|e| e.to_string())?)
         }
     };
-    Ok(Some(tend::runtime::control::server::Config {
-        path: args.socket.clone(),
-        group,
-    }))
+    // Without --socket: the place `tend ctl` looks for it too.
+    let path = match args
+        .socket
+        .clone()
+        .map_or_else(|| tend::ctl::socket_path::resolve(true), Ok)
+    {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::warn!("{}; running without a control socket", sys::chain(&e));
+            return Ok(None);
+        }
+    };
+    Ok(Some(tend::runtime::control::server::Config { path, group }))
 }
 
 /// Orphans must come to us: PID 1 gets them anyway, otherwise we ask.

@@ -352,7 +352,7 @@ fn child_main(
         shutdown_timeout: o.shutdown_timeout,
         // Inside: reachable from the host with `tend ctl --pid PID`.
         socket: Some(crate::runtime::control::server::Config {
-            path: crate::ctl::protocol::DEFAULT_SOCKET.into(),
+            path: crate::ctl::socket_path::DEFAULT_SOCKET.into(),
             group: None,
         }),
         machine_socket: Some(machine),

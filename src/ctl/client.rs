@@ -44,7 +44,7 @@ impl ClientError {
 
 /// The socket of the tend whose PID 1 has host pid `pid`.
 pub fn socket_of_pid(pid: u32) -> PathBuf {
-    PathBuf::from(format!("/proc/{pid}/root{}", super::protocol::DEFAULT_SOCKET))
+    PathBuf::from(format!("/proc/{pid}/root{}", super::socket_path::DEFAULT_SOCKET))
 }
 
 pub struct Client {
@@ -68,7 +68,8 @@ impl Client {
         })?;
         Ok(Client {
             stream,
-            framer: Framer::default(),
+            // Replies may be longer than requests (see `MAX_REPLY`).
+            framer: Framer::with_limit(protocol::MAX_REPLY),
             fds: VecDeque::new(),
         })
     }
@@ -118,7 +119,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
-            let mut buf = [0u8; 16 * 1024];
+            let mut buf = [0u8; 64 * 1024];
             let mut fds = Vec::new();
             let n = match fdpass::recv(&self.stream, &mut buf, &mut fds, false) {
                 Ok(n) => n,

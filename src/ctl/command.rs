@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::client::{self, Client, ClientError};
@@ -17,7 +16,14 @@ pub fn run(args: &CtlArgs) -> i32 {
         (Some(path), _, _) => path.clone(),
         (None, Some(pid), _) => client::socket_of_pid(pid),
         (None, None, Some(name)) => crate::registry::socket_path(&crate::registry::dir(), name),
-        (None, None, None) => PathBuf::from(super::protocol::DEFAULT_SOCKET),
+        // The same place `tend init` chose.
+        (None, None, None) => match super::socket_path::resolve(false) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("tend ctl: {e}");
+                return code::FAILED;
+            }
+        },
     };
     let result = Client::connect(&path).and_then(|mut c| dispatch(&mut c, args));
     match result {

@@ -5,4 +5,5 @@
 pub mod client;
 pub mod command;
 pub mod protocol;
+pub mod socket_path;
 mod tty;

@@ -8,15 +8,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where PID 1 serves its control socket by default.
-pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
 pub use crate::supervisor::ServiceState;
 
 /// The protocol version this tend speaks.
 pub const VERSION: u32 = 1;
 
-/// Longest frame (one JSON line, newline included) either side accepts.
+/// Longest request frame (one JSON line, newline included) the server accepts.
 pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Longest reply frame the client accepts. Replies grow with the number of
+/// services (`status` of 5000 services is about 1 MiB), so they get more
+/// room than requests; the server never sends a longer one (it sends an
+/// error instead), so every reply it can produce is readable.
+pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 /// Exit codes, after systemctl and LSB where they apply.
 pub mod code {
@@ -294,8 +298,8 @@ pub struct ServiceInfo {
 /// Why a frame was refused; the connection is closed after the reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame longer than {MAX_FRAME} bytes")]
-    TooLong,
+    #[error("frame longer than {limit} bytes")]
+    TooLong { limit: usize },
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("protocol version {got} is not supported (this tend speaks version {VERSION})")]
@@ -333,15 +337,32 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, FrameError> {
     serde_json::from_slice(line).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
-/// Splits a byte stream into lines of at most [`MAX_FRAME`] bytes.
-#[derive(Debug, Default)]
+/// Splits a byte stream into lines of at most `limit` bytes: [`MAX_FRAME`]
+/// for requests (the default), [`MAX_REPLY`] for replies.
+#[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
     /// Bytes of `buf` already searched for a newline.
     scanned: usize,
+    limit: usize,
+}
+
+impl Default for Framer {
+    fn default() -> Framer {
+        Framer::with_limit(MAX_FRAME)
+    }
 }
 
 impl Framer {
+    /// A framer for lines of at most `limit` bytes, newline included.
+    pub fn with_limit(limit: usize) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            scanned: 0,
+            limit,
+        }
+    }
+
     /// Appends bytes read from the peer.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -353,15 +374,15 @@ impl Framer {
         match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
                 let end = self.scanned + i;
-                if end + 1 > MAX_FRAME {
-                    return Err(FrameError::TooLong);
+                if end + 1 > self.limit {
+                    return Err(FrameError::TooLong { limit: self.limit });
                 }
                 let mut line: Vec<u8> = self.buf.drain(..=end).collect();
                 line.pop();
                 self.scanned = 0;
                 Ok(Some(line))
             }
-            None if self.buf.len() >= MAX_FRAME => Err(FrameError::TooLong),
+            None if self.buf.len() >= self.limit => Err(FrameError::TooLong { limit: self.limit }),
             None => {
                 self.scanned = self.buf.len();
                 Ok(None)

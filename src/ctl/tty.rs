@@ -6,6 +6,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, SetArg, Termios};
@@ -64,42 +65,53 @@ pub fn exec(c: &mut Client, mut request: Exec) -> Result<i32, ClientError> {
     result
 }
 
-/// Copies until the command's exit code arrives.
+/// Once the command exited, its last output is still copied until the
+/// terminal has been quiet this long...
+const QUIET: Duration = Duration::from_millis(100);
+/// ...or this long has passed: a background job that keeps the terminal
+/// open (`sleep 60 & exit`) does not keep the client (as `docker exec -it`).
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Copies until the command's exit code arrives, then drains; returns the
+/// code. Each fd is polled only while it can still give something: a hung
+/// up one would be ready forever and make this loop spin.
 fn relay(c: &mut Client, master: &OwnedFd, mut winch: &UnixStream) -> Result<i32, ClientError> {
     let stdin = io::stdin();
     let mut stdout = io::stdout();
     let mut buf = [0u8; 8192];
     let mut stdin_open = true;
     let mut master_open = true;
-    let mut exited = None;
+    let mut exited: Option<(i32, Instant)> = None;
     loop {
-        if exited.is_some() && !master_open {
-            break;
-        }
-        let socket = c.stream.as_fd();
-        let mut fds = vec![
-            PollFd::new(master.as_fd(), PollFlags::POLLIN),
-            PollFd::new(socket, PollFlags::POLLIN),
-            PollFd::new(winch.as_fd(), PollFlags::POLLIN),
-        ];
-        if stdin_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
-        // Once the command ended, what is left on the master is drained
-        // until it goes quiet (a background job may keep the slave open).
-        let timeout = if exited.is_some() {
-            PollTimeout::from(100u16)
-        } else {
-            PollTimeout::NONE
+        let timeout = match exited {
+            None => PollTimeout::NONE,
+            Some((_, at)) => {
+                let left = DRAIN.saturating_sub(at.elapsed());
+                if left.is_zero() || !master_open {
+                    break;
+                }
+                PollTimeout::try_from(left.min(QUIET)).unwrap_or(PollTimeout::ZERO)
+            }
         };
+        let mut fds = vec![PollFd::new(winch.as_fd(), PollFlags::POLLIN)];
+        let m = watch(&mut fds, master.as_fd(), master_open);
+        // After the exit code, tend hangs up: nothing more to read there,
+        // and the user's keys would only reach a background job.
+        let s = watch(&mut fds, c.stream.as_fd(), exited.is_none());
+        let i = watch(&mut fds, stdin.as_fd(), stdin_open && exited.is_none());
         match poll(&mut fds, timeout) {
             Ok(0) => break,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(io::Error::from(e).into()),
         }
-        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        let (m, s, w, i) = (ready(0), ready(1), ready(2), ready(3));
+        let ready = |at: Option<usize>| {
+            at.and_then(|i| fds.get(i))
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (w, m, s, i) = (ready(Some(0)), ready(m), ready(s), ready(i));
+        drop(fds);
         if m {
             match read_fd(master.as_fd(), &mut buf) {
                 Ok(0) | Err(_) => master_open = false,
@@ -118,21 +130,30 @@ fn relay(c: &mut Client, master: &OwnedFd, mut winch: &UnixStream) -> Result<i32
         if i {
             match read_fd(stdin.as_fd(), &mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
-                Ok(n) => write_fd(master.as_fd(), &buf[..n])?,
+                // A terminal that hung up takes no more keys.
+                Ok(n) => stdin_open = write_fd(master.as_fd(), &buf[..n]).is_ok(),
             }
         }
-        if s && exited.is_none() {
+        if s {
             match c.recv()? {
                 Some(reply) => {
                     if let Body::Exited { code } = reply.body {
-                        exited = Some(code);
+                        exited = Some((code, Instant::now()));
                     }
                 }
                 None => return Err(ClientError::Closed),
             }
         }
     }
-    exited.ok_or(ClientError::Closed)
+    exited.map(|(code, _)| code).ok_or(ClientError::Closed)
+}
+
+/// Polls `fd` too when `on`; its index in `fds`.
+fn watch<'a>(fds: &mut Vec<PollFd<'a>>, fd: BorrowedFd<'a>, on: bool) -> Option<usize> {
+    on.then(|| {
+        fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        fds.len() - 1
+    })
 }
 
 fn read_fd(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -142,13 +142,13 @@ fn framer_refuses_huge_frames() {
     framer.feed(&vec![b'x'; MAX_FRAME - 1]);
     assert_eq!(framer.next_frame(), Ok(None));
     framer.feed(b"x");
-    assert_eq!(framer.next_frame(), Err(FrameError::TooLong));
+    assert_eq!(framer.next_frame(), Err(FrameError::TooLong { limit: MAX_FRAME }));
 
     let mut framer = Framer::default();
     let mut big = vec![b'x'; MAX_FRAME];
     big.push(b'\n');
     framer.feed(&big);
-    assert_eq!(framer.next_frame(), Err(FrameError::TooLong));
+    assert_eq!(framer.next_frame(), Err(FrameError::TooLong { limit: MAX_FRAME }));
 }
 
 #[test]
@@ -185,4 +185,19 @@ fn states_have_one_spelling() {
     let wait: WaitFor = serde_json::from_str("\"exited\"").unwrap();
     assert_eq!(wait, WaitFor::State(ServiceState::Exited));
     assert_eq!(serde_json::to_string(&WaitFor::Group(Group::Up)).unwrap(), "\"up\"");
+}
+
+#[test]
+fn reply_framer_takes_what_a_request_framer_refuses() {
+    let mut line = vec![b'x'; 2 * MAX_FRAME];
+    line.push(b'\n');
+    let mut requests = Framer::default();
+    requests.feed(&line);
+    assert_eq!(requests.next_frame(), Err(FrameError::TooLong { limit: MAX_FRAME }));
+    let mut replies = Framer::with_limit(MAX_REPLY);
+    replies.feed(&line);
+    assert_eq!(
+        replies.next_frame().map(|l| l.map(|l| l.len())),
+        Ok(Some(2 * MAX_FRAME))
+    );
 }

@@ -1,7 +1,8 @@
 //! One client connection of the control server: a non-blocking socket with
 //! a bounded input framer and a bounded output queue. Nothing here blocks:
 //! reads and writes stop at `WouldBlock`, and a client that lets its
-//! replies pile up past [`MAX_OUTPUT`] is dropped.
+//! replies pile up past [`MAX_OUTPUT`] is dropped. No reply longer than
+//! [`MAX_REPLY`] is ever queued, so the client can read all it is sent.
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,10 +11,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::net::UnixStream;
 
 use super::task::Task;
-use crate::ctl::protocol::{Framer, Reply};
+use crate::ctl::protocol::{code, Framer, Reply, MAX_REPLY};
 use crate::sys::fdpass;
 
-/// Replies waiting for a slow reader, at most; past it the client is dropped.
+/// Replies waiting for a slow reader behind the one being sent, at most;
+/// past it the client is dropped. The reply being sent may be longer (a
+/// `status` of thousands of services), up to [`MAX_REPLY`].
 pub const MAX_OUTPUT: usize = 1 << 20;
 
 /// Bytes read per wake-up from one client at most, so that a client that
@@ -72,8 +75,16 @@ impl Conn {
 
     /// Queues a reply with fds attached (`SCM_RIGHTS`); ours are closed once sent.
     pub fn send_with(&mut self, reply: &Reply, fds: Vec<OwnedFd>) {
-        let bytes = reply.to_line();
-        self.queued += bytes.len();
+        let mut bytes = reply.to_line();
+        if bytes.len() > MAX_REPLY {
+            // The client could not read it: say so in a line it can read.
+            let error = format!(
+                "the reply would be {} bytes, more than the protocol's {MAX_REPLY}: ask for less (name the services)",
+                bytes.len()
+            );
+            bytes = Reply::error(code::FAILED, error).to_line();
+        }
+        self.queued = self.queued.saturating_add(bytes.len());
         self.out.push_back(Chunk { bytes, sent: 0, fds });
     }
 
@@ -83,7 +94,8 @@ impl Conn {
         self.closing = true;
     }
 
-    /// Reads what the client sent, up to the budget.
+    /// Reads what the client sent, up to the budget. Once closing, what
+    /// comes is read and dropped: it will never be answered.
     pub fn read(&mut self) -> Read {
         let mut buf = [0u8; 16 * 1024];
         let mut total = 0;
@@ -95,8 +107,9 @@ impl Conn {
             }
             match fdpass::recv(&self.stream, &mut buf, &mut self.fds, true) {
                 Ok(0) => self.eof = true,
+                Ok(n) if self.closing => total = total.saturating_add(n),
                 Ok(n) => {
-                    total += n;
+                    total = total.saturating_add(n);
                     self.framer.feed(&buf[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -116,8 +129,8 @@ impl Conn {
             match fdpass::send(&self.stream, &chunk.bytes[chunk.sent..], &fds) {
                 Ok(n) => {
                     chunk.fds.clear();
-                    chunk.sent += n;
-                    self.queued -= n;
+                    chunk.sent = chunk.sent.saturating_add(n);
+                    self.queued = self.queued.saturating_sub(n);
                     if chunk.sent == chunk.bytes.len() {
                         self.out.pop_front();
                     }
@@ -127,7 +140,8 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        if self.queued > MAX_OUTPUT {
+        let sending = self.out.front().map_or(0, |c| c.bytes.len().saturating_sub(c.sent));
+        if self.queued.saturating_sub(sending) > MAX_OUTPUT {
             return Err(io::Error::other("the client does not read its replies"));
         }
         Ok(())
@@ -136,5 +150,27 @@ impl Conn {
     /// Everything queued was sent.
     pub fn flushed(&self) -> bool {
         self.out.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::protocol::Body;
+
+    #[test]
+    fn a_reply_the_client_could_not_read_becomes_an_error() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut conn = Conn::new(ours);
+        conn.send(&Reply::ok(Body::Log {
+            line: "x".repeat(MAX_REPLY),
+        }));
+        let line = &conn.out[0].bytes;
+        assert!(line.len() < 1024, "{} bytes queued", line.len());
+        assert!(String::from_utf8_lossy(line).contains("more than the protocol's"));
+        conn.send(&Reply::ok(Body::Log {
+            line: "x".repeat(MAX_REPLY / 2),
+        }));
+        assert!(conn.out[1].bytes.len() > MAX_REPLY / 2);
     }
 }

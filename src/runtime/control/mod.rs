@@ -2,8 +2,6 @@
 //! sockets and connections (`server`, `conn`), what each request does
 //! (`handle`, `task`) and the commands it runs for `tend ctl exec` (`exec`).
 //! It speaks `ctl::protocol`.
-// Counters here move to checked arithmetic with the pending connection work.
-#![allow(clippy::arithmetic_side_effects)]
 
 mod conn;
 mod exec;

@@ -6,21 +6,21 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::conn::{Conn, Read};
 use super::handle;
 use super::task::{Host, Task};
 use crate::ctl::protocol::{self, code, Body, Reply};
 use crate::supervisor::{Change, ExitStatus};
-use crate::sys::{fdpass, process};
+use crate::sys::{fdpass, process, spawn};
 
 /// The first token of the server's namespace: its listeners take the first
 /// `LISTENERS`, connections the ones above. Far above what the services'
@@ -30,7 +30,8 @@ pub const BASE: usize = 1 << (usize::BITS - 8);
 /// At most this many sockets served (the one inside, a machine's on the host).
 const LISTENERS: usize = 4;
 
-/// Connections served at once, at most; more are refused.
+/// Connections served at once, at most; more are refused. Lower when the
+/// descriptor limit is: see [`conn_limit`].
 const MAX_CONNS: usize = 4096;
 
 /// Where and for whom to serve.
@@ -61,6 +62,12 @@ pub struct Server {
     execs: HashMap<i32, Token>,
     /// Accepting stopped (no fds left); retried when a connection closes.
     accept_blocked: bool,
+    /// An fd held in reserve (`/dev/null`): when accepting fails for want
+    /// of descriptors, it is closed to accept the connection and refuse it,
+    /// then opened again, so the backlog drains instead of waking us forever.
+    spare: Option<OwnedFd>,
+    /// New connections are being refused (said once, until it eases).
+    refusing: bool,
 }
 
 impl Server {
@@ -84,6 +91,8 @@ impl Server {
             next: BASE + LISTENERS,
             execs: HashMap::new(),
             accept_blocked: false,
+            spare: spawn::dev_null(),
+            refusing: false,
         };
         server.add_listener(listener).map_err(bind_error)?;
         Ok(server)
@@ -98,7 +107,7 @@ impl Server {
         }
         listener.set_nonblocking(true)?;
         let mut listener = UnixListener::from_std(listener);
-        let token = Token(BASE + self.listeners.len());
+        let token = Token(BASE.saturating_add(self.listeners.len()));
         self.registry.register(&mut listener, token, Interest::READABLE)?;
         self.listeners.push(listener);
         Ok(())
@@ -181,14 +190,25 @@ impl Server {
     /// Accepts what waits on every listener (edge-triggered: all of it).
     fn accept(&mut self) {
         self.accept_blocked = false;
+        let limit = conn_limit();
         for i in 0..self.listeners.len() {
             loop {
                 match self.listeners[i].accept() {
-                    Ok((stream, _)) => self.admit(stream),
+                    Ok((stream, _)) => self.admit(stream, limit),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if out_of_fds(&e) && self.spare.take().is_some() => {
+                        let refused = self.refuse_one(i);
+                        self.spare = spawn::dev_null();
+                        if !refused {
+                            // Even the spare's fd was not enough (the whole
+                            // system is out): wait for a connection to close.
+                            self.accept_blocked = true;
+                            return;
+                        }
+                    }
                     Err(e) => {
-                        // EMFILE and the like: leave the rest in the backlog
+                        // Nothing in reserve: leave the rest in the backlog
                         // until a connection closes.
                         debug!("cannot accept a control connection: {e}");
                         self.accept_blocked = true;
@@ -199,11 +219,40 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: UnixStream) {
+    /// Out of descriptors, with the spare closed: takes one connection off
+    /// listener `i` and refuses it. False when none could be taken.
+    fn refuse_one(&mut self, i: usize) -> bool {
+        self.refusing("tend is out of file descriptors");
+        match self.listeners[i].accept() {
+            Ok((stream, _)) => {
+                let reply = Reply::error(code::FAILED, "too many connections: tend is out of file descriptors");
+                let _ = fdpass::send(&stream, &reply.to_line(), &[]);
+                true
+            }
+            Err(e) => {
+                debug!("cannot accept a control connection: {e}");
+                false
+            }
+        }
+    }
+
+    /// Says once (until connections ease) that new ones are refused.
+    fn refusing(&mut self, why: &str) {
+        if !std::mem::replace(&mut self.refusing, true) {
+            warn!("refusing new control connections: {why} (they are answered with an error until some close)");
+        }
+    }
+
+    fn admit(&mut self, mut stream: UnixStream, limit: usize) {
         let token = Token(self.next);
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
+        if self.conns.len() >= limit {
+            self.refusing(&format!(
+                "{limit} are open, the most the descriptor limit allows beside supervision"
+            ));
+        }
         let refusal = match fdpass::peer(&stream) {
-            _ if self.conns.len() >= MAX_CONNS => Some(Reply::error(code::FAILED, "too many connections")),
+            _ if self.conns.len() >= limit => Some(Reply::error(code::FAILED, "too many connections")),
             Ok(peer) if self.allowed(&peer) => None,
             Ok(peer) => Some(Reply::error(
                 code::DENIED,
@@ -261,11 +310,18 @@ impl Server {
             forward_kills(conn, pid);
         }
         let streaming = !matches!(conn.task, Task::Idle);
-        if conn.eof && (streaming || conn.framer.pending() == 0) {
+        if streaming && !conn.closing && conn.framer.pending() > MAX_BEHIND {
+            conn.fail(&Reply::error(
+                code::BAD_REQUEST,
+                "too many requests behind a running one",
+            ));
+        }
+        if conn.eof {
             // The client is gone (or said all it will): streams end, an
-            // `exec` command is hung up on.
+            // `exec` command is hung up on, and a partial request left in
+            // the buffer will never be completed.
             if let Task::Exec { pid } = conn.task {
-                let _ = process::kill(-pid, libc::SIGHUP);
+                let _ = process::kill(pid.saturating_neg(), libc::SIGHUP);
             }
             if streaming {
                 return self.drop_conn(token);
@@ -293,13 +349,36 @@ impl Server {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = self.registry.deregister(&mut conn.stream);
             if let Task::Exec { pid } = conn.task {
-                let _ = process::kill(-pid, libc::SIGHUP);
+                let _ = process::kill(pid.saturating_neg(), libc::SIGHUP);
             }
+        }
+        if self.refusing && self.conns.len() < conn_limit() / 2 {
+            self.refusing = false;
+            info!("accepting control connections again");
         }
         if self.accept_blocked {
             self.accept();
         }
     }
+}
+
+/// Input held for a connection whose task runs (pipelined requests, or
+/// `kill` lines), at most; more fails the connection, so memory stays bounded.
+const MAX_BEHIND: usize = 4 * protocol::MAX_FRAME;
+
+/// Connections served at once: half the soft descriptor limit (as it is
+/// now: tend may have raised it at start), so that however many clients
+/// connect, supervision keeps the other half for its pipes, cgroups and
+/// processes.
+fn conn_limit() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2).unwrap_or(MAX_CONNS).min(MAX_CONNS)
+}
+
+/// Accepting failed for want of descriptors (ours, or the system's).
+fn out_of_fds(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 /// While an `exec` runs, the client may pass signals on (its Ctrl-C): each
@@ -313,7 +392,7 @@ fn forward_kills(conn: &mut Conn, pid: i32) {
         };
         match signal {
             Some(signal) => {
-                let _ = process::kill(-pid, signal);
+                let _ = process::kill(pid.saturating_neg(), signal);
             }
             None => debug!("exec pid {pid}: ignoring a frame that is no kill"),
         }

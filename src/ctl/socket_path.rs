@@ -1,0 +1,204 @@
+//! Where the control socket is when no `--socket` says: the one function
+//! both `tend init` (to bind) and `tend ctl` (to connect) use, so that
+//! they agree.
+//!
+//! 1. `$TEND_SOCKET`, when set and not empty.
+//! 2. `/run/tend/ctl.sock`, when `/run/tend` can be used: it holds a socket
+//!    already, or we may write it (or create it in `/run`).
+//! 3. Otherwise (a non-root container: `podman run --user 1000`) a place
+//!    the user owns: `$XDG_RUNTIME_DIR/tend/ctl.sock`, else
+//!    `/tmp/tend-UID/ctl.sock`, whose directory must be ours, mode 0700 and
+//!    no symlink (anyone may create names in /tmp: a directory set up by
+//!    someone else could hand us their socket).
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{access, AccessFlags};
+
+/// The environment variable that names the socket for both sides.
+pub const ENV: &str = "TEND_SOCKET";
+
+/// The socket where `/run` can be used.
+pub const DEFAULT_SOCKET: &str = "/run/tend/ctl.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("refusing {}: {why} (it must be a directory of uid {uid}, mode 0700; or set {ENV})", .dir.display())]
+    Unsafe { dir: PathBuf, uid: u32, why: String },
+    #[error("cannot create {}", .dir.display())]
+    Create { dir: PathBuf, source: io::Error },
+}
+
+/// What the environment says, gathered by [`resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub tend_socket: Option<PathBuf>,
+    pub run_usable: bool,
+    pub xdg_runtime_dir: Option<PathBuf>,
+    pub uid: u32,
+}
+
+/// Where the socket is (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A path to use as it is.
+    Given(PathBuf),
+    /// A socket in a directory of /tmp that must be private to us.
+    Private { dir: PathBuf, socket: PathBuf },
+}
+
+pub fn choose(facts: &Facts) -> Place {
+    if let Some(path) = &facts.tend_socket {
+        return Place::Given(path.clone());
+    }
+    if facts.run_usable {
+        return Place::Given(DEFAULT_SOCKET.into());
+    }
+    if let Some(dir) = facts.xdg_runtime_dir.as_ref().filter(|d| d.is_absolute()) {
+        return Place::Given(dir.join("tend/ctl.sock"));
+    }
+    let dir = PathBuf::from(format!("/tmp/tend-{}", facts.uid));
+    Place::Private {
+        socket: dir.join("ctl.sock"),
+        dir,
+    }
+}
+
+/// The socket's path. With `create` (the server), a missing private
+/// directory is made (0700); either side refuses one that is not ours.
+pub fn resolve(create: bool) -> Result<PathBuf, Error> {
+    let var = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let uid = nix::unistd::geteuid().as_raw();
+    let facts = Facts {
+        tend_socket: var(ENV),
+        run_usable: run_usable(),
+        xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+        uid,
+    };
+    match choose(&facts) {
+        Place::Given(path) => Ok(path),
+        Place::Private { dir, socket } => {
+            if create {
+                make_private(&dir)?;
+            }
+            check_private(&dir, uid)?;
+            Ok(socket)
+        }
+    }
+}
+
+/// `/run/tend` holds a socket we can reach, or we may write there.
+fn run_usable() -> bool {
+    let dir = Path::new(DEFAULT_SOCKET).parent().unwrap_or(Path::new("/run"));
+    let writable = |p: &Path| access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
+    if dir.exists() {
+        std::fs::symlink_metadata(DEFAULT_SOCKET).is_ok() || writable(dir)
+    } else {
+        dir.parent().is_some_and(writable)
+    }
+}
+
+/// Creates `dir` 0700 if it is missing; an existing one is checked after.
+fn make_private(dir: &Path) -> Result<(), Error> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(Error::Create {
+            dir: dir.into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `dir` (not followed if a symlink) is a directory of `uid`, closed to
+/// others; a missing one is fine here (the client then finds no socket).
+fn check_private(dir: &Path, uid: u32) -> Result<(), Error> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unsafe_dir(dir, uid, e.to_string())),
+        Ok(meta) => meta,
+    };
+    let why = if meta.file_type().is_symlink() {
+        "it is a symlink".to_string()
+    } else if !meta.is_dir() {
+        "it is not a directory".to_string()
+    } else if meta.uid() != uid {
+        format!("it belongs to uid {}", meta.uid())
+    } else if meta.mode() & 0o077 != 0 {
+        format!("its mode is {:04o}", meta.mode() & 0o7777)
+    } else {
+        return Ok(());
+    };
+    Err(unsafe_dir(dir, uid, why))
+}
+
+fn unsafe_dir(dir: &Path, uid: u32, why: String) -> Error {
+    Error::Unsafe {
+        dir: dir.into(),
+        uid,
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            tend_socket: None,
+            run_usable: false,
+            xdg_runtime_dir: None,
+            uid: 1000,
+        }
+    }
+
+    #[test]
+    fn tend_socket_first_then_run_then_the_users_places() {
+        let given = |p: &str| Place::Given(p.into());
+        let mut f = facts();
+        assert_eq!(
+            choose(&f),
+            Place::Private {
+                dir: "/tmp/tend-1000".into(),
+                socket: "/tmp/tend-1000/ctl.sock".into()
+            }
+        );
+        f.xdg_runtime_dir = Some("relative".into());
+        assert!(
+            matches!(choose(&f), Place::Private { .. }),
+            "a relative XDG_RUNTIME_DIR is ignored"
+        );
+        f.xdg_runtime_dir = Some("/run/user/1000".into());
+        assert_eq!(choose(&f), given("/run/user/1000/tend/ctl.sock"));
+        f.run_usable = true;
+        assert_eq!(choose(&f), given(DEFAULT_SOCKET));
+        f.tend_socket = Some("/x/s".into());
+        assert_eq!(choose(&f), given("/x/s"));
+    }
+
+    #[test]
+    fn private_dir_must_be_ours_and_closed() {
+        let base = std::env::temp_dir().join(format!("tend-socket-path-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let uid = nix::unistd::geteuid().as_raw();
+        let dir = base.join("private");
+        assert!(check_private(&dir, uid).is_ok(), "missing is fine");
+        make_private(&dir).unwrap();
+        make_private(&dir).unwrap();
+        check_private(&dir, uid).unwrap();
+        let err = check_private(&dir, uid + 1).unwrap_err().to_string();
+        assert!(err.contains(&format!("belongs to uid {uid}")), "{err}");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_private(&dir, uid).unwrap_err().to_string();
+        assert!(err.contains("mode is 0755"), "{err}");
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let err = check_private(&link, uid).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -380,9 +380,7 @@ impl Services {
     /// remove them (dropping `Cgroups` does the same on any other way out).
     pub fn cleanup(&mut self) {
         self.procs.clear();
-        if let Some(cgroups) = self.cgroups.take() {
-            cgroups.remove();
-        }
+        drop(self.cgroups.take());
     }
 }
 

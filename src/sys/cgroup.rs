@@ -1,6 +1,7 @@
 //! One cgroup v2 per service, where a writable cgroup2 hierarchy exists, so
 //! that stopping a service reaches every process it started, even a daemon
-//! that double-forked into a new session.
+//! that double-forked into a new session. tend removes its cgroups when it
+//! exits and, at start, those left by tends that are gone (killed).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
@@ -75,14 +76,10 @@ impl Cgroups {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
     /// Kills what is left in the services' cgroups, waits (a bounded time)
-    /// for them to empty, and removes them and tend's directory. Called
-    /// when tend exits; again on drop, where it finds nothing left.
-    pub fn remove(&self) {
+    /// for them to empty, and removes them and tend's directory: when tend
+    /// exits, whichever way its loop ends.
+    fn remove(&self) {
         let deadline = Instant::now() + EMPTY_WITHIN;
         for dir in subdirs(&self.root) {
             if fs::write(dir.join("cgroup.kill"), "1").is_ok() {

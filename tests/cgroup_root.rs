@@ -72,7 +72,26 @@ fn exit_removes_every_cgroup_it_made_root() {
     });
     send(tend, libc::SIGTERM);
     exit_code_within(&mut launcher, LIMIT);
-    assert!(!exists(&cgroups), "{} is left on the host", cgroups.display());
+    let log = std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
+    assert!(
+        !exists(&cgroups),
+        "{} is left on the host; {}",
+        cgroups.display(),
+        leftover(&cgroups, &log)
+    );
+}
+
+/// What a test failure shows: the cgroups left and tend's log.
+fn leftover(cgroups: &Path, log: &str) -> String {
+    let dirs: Vec<String> = std::fs::read_dir(cgroups)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("cgroups inside: {dirs:?}; tend's log:\n{log}")
 }
 
 #[test]

@@ -85,7 +85,12 @@ impl Cgroups {
             if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
                 await_empty(&dir, deadline);
             }
-            remove_tree(&dir);
+            // Killed tasks leave `cgroup.events` a little before the kernel
+            // lets go of the cgroup (rmdir says EBUSY meanwhile): at exit,
+            // try again briefly rather than leave it behind.
+            while !remove_tree(&dir) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         let _ = fs::remove_dir(&self.root);
     }
@@ -128,7 +133,7 @@ fn sweep(parent: &Path, own: &Path) {
         }
         let Ok(file) = File::open(&dir) else { continue };
         if let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            remove_tree(&dir);
+            let _ = remove_tree(&dir);
             tracing::debug!("removed the cgroups an earlier tend left in {}", dir.display());
         }
     }
@@ -147,12 +152,15 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Removes a cgroup and its children, deepest first; those still holding
-/// processes stay (rmdir refuses them).
-fn remove_tree(dir: &Path) {
+/// processes stay (rmdir refuses them). Whether it is gone.
+fn remove_tree(dir: &Path) -> bool {
     for child in subdirs(dir) {
         remove_tree(&child);
     }
-    let _ = fs::remove_dir(dir);
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
 }
 
 /// Waits until `cgroup.events` says no process is left in `dir`, or the

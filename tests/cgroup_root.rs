@@ -113,10 +113,7 @@ fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
     let (killed_pid, killed_cgroups) = tend_cgroup(&killed, "a");
     send(killed_pid, libc::SIGKILL);
     exit_code_within(&mut killed, LIMIT);
-    assert!(
-        exists(&killed_cgroups),
-        "the killed tend's cgroups stay until the next start"
-    );
+    // Its cgroups stay until a tend starts (the other test's may be first).
 
     let mut next = start(&dir, "next", &[("a", SLEEPER)]);
     let (next_pid, next_cgroups) = tend_cgroup(&next, "a");

@@ -559,3 +559,20 @@ fn rootless_machine_is_controlled_by_its_user_root() {
         !runtime.join("tend/machines/mine.sock").exists()
     });
 }
+
+#[test]
+fn the_rootless_tests_user_goes_with_them_root() {
+    let entries = |name: &str| -> usize {
+        ["/etc/passwd", "/etc/subuid", "/etc/subgid"]
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .map(|t| t.lines().filter(|l| l.starts_with(&format!("{name}:"))).count())
+            .sum()
+    };
+    let user = TestUser::new("rl");
+    let name = user.name.clone();
+    assert_eq!(entries(&name), 3, "a user with subordinate uid and gid ranges");
+    drop(user);
+    assert_eq!(entries(&name), 0, "no user and no ranges left");
+    assert!(!Path::new("/home").join(&name).exists());
+}

@@ -82,9 +82,8 @@ impl Cgroups {
     fn remove(&self) {
         let deadline = Instant::now() + EMPTY_WITHIN;
         for dir in subdirs(&self.root) {
-            if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
-                await_empty(&dir, deadline);
-            }
+            kill_all(&dir);
+            await_empty(&dir, deadline);
             // Killed tasks leave `cgroup.events` a little before the kernel
             // lets go of the cgroup (rmdir says EBUSY meanwhile): at exit,
             // try again briefly rather than leave it behind.
@@ -99,6 +98,18 @@ impl Cgroups {
 impl Drop for Cgroups {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// SIGKILL to every process in the cgroup `dir`: `cgroup.kill`, or one by
+/// one on kernels without it (before 5.14).
+fn kill_all(dir: &Path) {
+    if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+        let _ = super::process::kill(pid, libc::SIGKILL);
     }
 }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
-const ROOTLESS_USER: &str = "tend-rootless";
 
 /// A demo rootfs in a scratch directory.
 struct Demo {
@@ -378,37 +377,40 @@ fn a_name_in_use_is_refused_root() {
     assert!(!Path::new(&format!("/proc/{pid1}")).exists());
 }
 
-/// The unprivileged user of the rootless test, created when missing.
-fn rootless_user() -> (u32, u32) {
-    let id = |flag: &str| -> Option<u32> {
-        let out = output(Command::new("id").args([flag, ROOTLESS_USER]));
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        let out = output(Command::new("useradd").args(["-m", "-s", "/bin/sh", ROOTLESS_USER]));
-        assert!(out.status.success() || id("-u").is_some(), "useradd: {out:?}");
-    }
-    (id("-u").unwrap(), id("-g").unwrap())
+/// What a rootless test needs: an unprivileged user of its own (removed
+/// with the rest when dropped), a scratch dir it owns with its runtime dir
+/// (for `XDG_RUNTIME_DIR`) and a demo rootfs it built.
+struct Rootless {
+    // Fields drop in order: the user goes after its files.
+    dir: TempDir,
+    user: TestUser,
 }
 
-/// A scratch dir owned by the rootless user, with its runtime dir (for
-/// `XDG_RUNTIME_DIR`) and a demo rootfs it built: (dir, runtime, rootfs, uid).
-fn rootless_setup(tag: &str) -> (TempDir, PathBuf, PathBuf, u32) {
-    let (uid, gid) = rootless_user();
-    let dir = TempDir::new(tag);
-    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
-    chown(&dir.0);
-    let runtime = dir.path("xdg");
-    std::fs::create_dir(&runtime).unwrap();
-    chown(&runtime);
-    let rootfs = dir.path("rootfs");
-    build(&rootfs, Some(ROOTLESS_USER));
-    (dir, runtime, rootfs, uid)
+impl Rootless {
+    fn new(tag: &str) -> Rootless {
+        let user = TestUser::new("rl");
+        let dir = TempDir::new(tag);
+        let chown = |p: &Path| std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid)).unwrap();
+        chown(&dir.0);
+        std::fs::create_dir(dir.path("xdg")).unwrap();
+        chown(&dir.path("xdg"));
+        build(&dir.path("rootfs"), Some(&user.name));
+        Rootless { dir, user }
+    }
+
+    fn runtime(&self) -> PathBuf {
+        self.dir.path("xdg")
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path("rootfs")
+    }
 }
 
 #[test]
 fn rootless_boot_as_an_unprivileged_user_root() {
-    let (_dir, runtime, rootfs, uid) = rootless_setup("rootless");
+    let rl = Rootless::new("rootless");
+    let (runtime, rootfs, uid) = (rl.runtime(), rl.rootfs(), rl.user.uid);
     let script = checks(
         r#"
 check root-inside test "$(id -u)" = 0
@@ -424,7 +426,7 @@ check proc-sys-read-only sh -c '! echo 1 > /proc/sys/kernel/domainname'
     .replace("$HOST_UID", &uid.to_string());
     let before = mountinfo();
     let mut cmd = Command::new("runuser");
-    cmd.args(["-u", ROOTLESS_USER, "--", "env"])
+    cmd.args(["-u", &rl.user.name, "--", "env"])
         .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
         .arg(tend())
         .arg("boot")
@@ -526,11 +528,12 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn rootless_machine_is_controlled_by_its_user_root() {
-    let (_dir, runtime, rootfs, _) = rootless_setup("rootless-ctl");
+    let rl = Rootless::new("rootless-ctl");
+    let (runtime, rootfs) = (rl.runtime(), rl.rootfs());
     // The user's own tend, with the user's runtime dir.
     let as_user = |args: &[&str]| {
         let mut cmd = Command::new("runuser");
-        cmd.args(["-u", ROOTLESS_USER, "--", "env"])
+        cmd.args(["-u", &rl.user.name, "--", "env"])
             .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
             .arg(tend())
             .args(args);
@@ -559,4 +562,21 @@ fn rootless_machine_is_controlled_by_its_user_root() {
     await_true("the socket to go", LIMIT, || {
         !runtime.join("tend/machines/mine.sock").exists()
     });
+}
+
+#[test]
+fn the_rootless_tests_user_goes_with_them_root() {
+    let entries = |name: &str| -> usize {
+        ["/etc/passwd", "/etc/subuid", "/etc/subgid"]
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .map(|t| t.lines().filter(|l| l.starts_with(&format!("{name}:"))).count())
+            .sum()
+    };
+    let user = TestUser::new("rl");
+    let name = user.name.clone();
+    assert_eq!(entries(&name), 3, "a user with subordinate uid and gid ranges");
+    drop(user);
+    assert_eq!(entries(&name), 0, "no user and no ranges left");
+    assert!(!Path::new("/home").join(&name).exists());
 }

@@ -81,9 +81,9 @@ impl Tend {
 
 impl Drop for Tend {
     fn drop(&mut self) {
+        // SIGTERM, so tend removes its cgroups from the host.
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_pid1(&mut child, LIMIT);
         }
     }
 }

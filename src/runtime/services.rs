@@ -373,16 +373,11 @@ impl Services {
         }
     }
 
-    /// When tend exits: remove the cgroups it made.
+    /// When tend exits: kill what is left in the services' cgroups and
+    /// remove them (dropping `Cgroups` does the same on any other way out).
     pub fn cleanup(&mut self) {
-        for proc in self.procs.values() {
-            if let Some(cgroup) = &proc.cgroup {
-                let _ = cgroup.signal(libc::SIGKILL);
-            }
-        }
-        if let Some(cgroups) = &self.cgroups {
-            cgroups.remove();
-        }
+        self.procs.clear();
+        drop(self.cgroups.take());
     }
 }
 

@@ -122,3 +122,109 @@ pub fn await_idle(pid: u32) {
         std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("epoll_wait"))
     });
 }
+
+/// Stops tend started by [`tend_as_pid1`] (`launcher` is unshare) the way a
+/// runtime does, with SIGTERM to tend itself (unshare blocks it), so tend
+/// removes what it made on the host (its cgroups); kills it after `limit`.
+pub fn stop_pid1(launcher: &mut Child, limit: Duration) {
+    if let Ok(None) = launcher.try_wait() {
+        if let Some(&tend) = children(launcher.id()).first() {
+            // SAFETY: kill takes plain integers.
+            unsafe { libc::kill(tend as i32, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && matches!(launcher.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+}
+
+/// Where the cgroup2 hierarchy is mounted, from this process's mountinfo.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        right.starts_with("cgroup2 ").then(|| PathBuf::from(mount_point))
+    })
+}
+
+/// The host path of the cgroup2 `pid` is in.
+pub fn cgroup_of(pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(cgroup2_mount()?.join(path.trim_start_matches('/')))
+}
+
+/// A user made for one test (with subordinate uid and gid ranges, from
+/// useradd), removed with its home and ranges on drop: the host keeps no
+/// user. Unique per test, so tests in parallel never share or race one.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn new(tag: &str) -> TestUser {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tend-{tag}-{}-{n}", std::process::id());
+        shadow_tool("useradd", &["-m", "-s", "/bin/sh", &name]);
+        let id = |flag: &str| -> u32 {
+            let out = output(Command::new("id").args([flag, &name]));
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("id of the new user")
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        TestUser { name, uid, gid }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // -f: a process of the user may still be exiting.
+        shadow_tool("userdel", &["-r", "-f", &self.name]);
+        // userdel removes the subordinate ranges; make sure of it.
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let prefix = format!("{}:", self.name);
+            if text.lines().any(|l| l.starts_with(&prefix)) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with(&prefix))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(file, kept);
+            }
+        }
+    }
+}
+
+/// Runs useradd or userdel, again while another one holds the lock of
+/// /etc/passwd (tests and other test binaries run at once).
+fn shadow_tool(tool: &str, args: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = output(Command::new(tool).args(args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        // userdel exits 12 when only the mail spool or home was missing.
+        if out.status.success() || (tool == "userdel" && out.status.code() == Some(12)) {
+            return;
+        }
+        if !err.contains("lock") || Instant::now() > deadline {
+            if tool == "useradd" {
+                panic!("{tool} {args:?}: {err}");
+            }
+            eprintln!("{tool} {args:?}: {err}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

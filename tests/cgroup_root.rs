@@ -1,0 +1,134 @@
+//! What `tend init` leaves in the host's cgroup2 hierarchy: nothing once
+//! it exits, and at start it removes what an earlier tend that was killed
+//! left, never the cgroups of a tend still running. Needs root and a
+//! writable cgroup2 hierarchy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// `tend init` as PID 1 with these units; its log in the dir.
+fn start(dir: &TempDir, tag: &str, units: &[(&str, &str)]) -> Child {
+    start_with(dir, tag, units, &[])
+}
+
+fn start_with(dir: &TempDir, tag: &str, units: &[(&str, &str)], extra: &[&str]) -> Child {
+    let units_dir = dir.path(tag);
+    std::fs::create_dir(&units_dir).unwrap();
+    for (name, toml) in units {
+        std::fs::write(units_dir.join(format!("{name}.toml")), toml).unwrap();
+    }
+    let log = std::fs::File::create(dir.path(&format!("{tag}.log"))).unwrap();
+    let mut args = vec!["init", "--units", units_dir.to_str().unwrap(), "--no-socket"];
+    args.extend(extra);
+    tend_as_pid1(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// tend's host pid and the host path of its own cgroup directory, found
+/// from the service `name` once it runs.
+fn tend_cgroup(launcher: &Child, name: &str) -> (u32, PathBuf) {
+    let tend = await_child(launcher.id());
+    let service = await_some(&format!("{name} in its cgroup"), LIMIT, || {
+        children(tend)
+            .into_iter()
+            .filter_map(cgroup_of)
+            .find(|c| c.file_name().is_some_and(|n| n == name))
+    });
+    (tend, service.parent().unwrap().to_path_buf())
+}
+
+fn exists(path: &Path) -> bool {
+    path.exists()
+}
+
+const SLEEPER: &str = "command = \"sleep 1000\"\n";
+
+#[test]
+fn exit_removes_every_cgroup_it_made_root() {
+    if cgroup2_mount().is_none() {
+        eprintln!("no cgroup2 hierarchy here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("cg-exit");
+    // A service that ignores SIGTERM, still running when the shutdown
+    // times out: tend kills it and exits at once.
+    let stubborn = "command = \"trap '' TERM; sleep 1000 & exec sleep 1000\"\nstop-timeout = \"60s\"\n";
+    let units = [("a", SLEEPER), ("b", stubborn)];
+    let mut launcher = start_with(&dir, "units", &units, &["--shutdown-timeout", "300ms"]);
+    let (tend, cgroups) = tend_cgroup(&launcher, "a");
+    await_true("b's two processes", LIMIT, || {
+        std::fs::read_to_string(cgroups.join("b/cgroup.procs")).is_ok_and(|t| t.lines().count() == 2)
+    });
+    send(tend, libc::SIGTERM);
+    exit_code_within(&mut launcher, LIMIT);
+    let log = std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
+    assert!(
+        !exists(&cgroups),
+        "{} is left on the host; {}",
+        cgroups.display(),
+        leftover(&cgroups, &log)
+    );
+}
+
+/// What a test failure shows: the cgroups left and tend's log.
+fn leftover(cgroups: &Path, log: &str) -> String {
+    let dirs: Vec<String> = std::fs::read_dir(cgroups)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("cgroups inside: {dirs:?}; tend's log:\n{log}")
+}
+
+#[test]
+fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
+    if cgroup2_mount().is_none() {
+        eprintln!("no cgroup2 hierarchy here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("cg-sweep");
+    // A live tend whose oneshot has finished: its cgroup is empty.
+    let oneshot = "command = \"true\"\ntype = \"oneshot\"\n";
+    let mut live = start(&dir, "live", &[("a", SLEEPER), ("once", oneshot)]);
+    let (live_pid, live_cgroups) = tend_cgroup(&live, "a");
+    await_true("once's cgroup, empty", LIMIT, || {
+        std::fs::read_to_string(live_cgroups.join("once/cgroup.procs")).is_ok_and(|t| t.is_empty())
+    });
+    // A tend killed: it could remove nothing.
+    let mut killed = start(&dir, "killed", &[("a", SLEEPER)]);
+    let (killed_pid, killed_cgroups) = tend_cgroup(&killed, "a");
+    send(killed_pid, libc::SIGKILL);
+    exit_code_within(&mut killed, LIMIT);
+    // Its cgroups stay until a tend starts (the other test's may be first).
+
+    let mut next = start(&dir, "next", &[("a", SLEEPER)]);
+    let (next_pid, next_cgroups) = tend_cgroup(&next, "a");
+    assert!(
+        !exists(&killed_cgroups),
+        "a killed tend's empty cgroups are removed at the next start"
+    );
+    assert!(
+        exists(&live_cgroups.join("once")),
+        "a live tend's cgroups are kept, even empty ones"
+    );
+
+    for (pid, launcher, cgroups) in [(live_pid, &mut live, live_cgroups), (next_pid, &mut next, next_cgroups)] {
+        send(pid, libc::SIGTERM);
+        exit_code_within(launcher, LIMIT);
+        assert!(!exists(&cgroups), "{} is left on the host", cgroups.display());
+    }
+}

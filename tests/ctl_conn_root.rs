@@ -306,7 +306,7 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
         let d = dir.0.display();
         std::fs::create_dir_all(dir.path("tmp").join(base)).unwrap();
         std::fs::set_permissions(dir.path("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-        script = format!("mount --bind {d} {d}/tmp/{base} && mount --bind {d}/tmp /tmp && ");
+        script = format!("mount --bind {d} {d}/tmp/{base} && mount --rbind {d}/tmp /tmp && ");
     }
     script.push_str(&format!(
         "exec setpriv --reuid {USER} --regid {USER} --clear-groups -- {} init --units {}",

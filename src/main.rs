@@ -102,6 +102,7 @@ fn list() -> i32 {
 /// `tend init`: supervise the units.
 fn init(args: &InitArgs) -> i32 {
     become_reaper();
+    raise_nofile_limit();
     let cwd = leave_cwd();
     let socket = match socket_config(args) {
         Ok(socket) => socket,
@@ -161,6 +162,13 @@ fn become_reaper() {
     }
 }
 
+/// More descriptors for PID 1; its children get the original soft limit.
+fn raise_nofile_limit() {
+    if let Err(e) = sys::spawn::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open files limit: {}", sys::describe(&e));
+    }
+}
+
 /// Moves tend to / so it never keeps a mount busy; returns where it was, for
 /// the command it runs.
 fn leave_cwd() -> Option<std::path::PathBuf> {
@@ -181,6 +189,7 @@ fn log_level(cli: &Cli, default: LevelFilter) -> LevelFilter {
 /// `tend -- CMD`: tini's job.
 fn entrypoint(cli: &Cli) -> i32 {
     become_reaper();
+    raise_nofile_limit();
     if let Some(sig) = cli.entry.parent_death_signal {
         if let Err(e) = sys::process::set_parent_death_signal(sig) {
             tracing::warn!("cannot set the parent death signal: {e}");

@@ -35,16 +35,18 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Installs handlers for `signals`. Call before starting children, so no
-    /// SIGCHLD or forwarded signal can be missed.
+    /// Installs handlers for `signals` and unblocks them (a launcher may
+    /// have started tend with them blocked). Call before starting children,
+    /// so no SIGCHLD or forwarded signal can be missed.
     pub fn new(signals: &[i32]) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut signals = Signals::new(signals.iter().copied())?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let mut handled = Signals::new(signals.iter().copied())?;
+        crate::sys::sigmask::unblock(signals)?;
+        poll.registry().register(&mut handled, SIGNALS, Interest::READABLE)?;
         Ok(Reactor {
             poll,
             events: Events::with_capacity(64),
-            signals,
+            signals: handled,
         })
     }
 

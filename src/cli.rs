@@ -193,8 +193,9 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
     crate::signal::parse(text).ok_or_else(|| format!("unknown signal {text:?}"))
 }
 
+/// A duration of at most `unit::MAX_DURATION` (clap names the option).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
+    crate::unit::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
 }
 
 /// `tend ctl`: talk to a running `tend init` over its control socket.

@@ -34,6 +34,15 @@ fn usage_errors_exit_2_and_start_nothing() {
 }
 
 #[test]
+fn a_duration_too_long_is_a_usage_error_naming_the_option() {
+    let out = output(&mut tend_cmd(&["--grace", "18446744073709551615s", "--", "true"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--grace"), "{stderr}");
+    assert!(stderr.contains("longer than 100years"), "{stderr}");
+}
+
+#[test]
 fn exit_code_passes_through() {
     let out = output(&mut tend_cmd(&["--", "sh", "-c", "exit 42"]));
     assert_eq!(out.status.code(), Some(42));

@@ -100,7 +100,12 @@ fn a_blocked_forwarded_signal_still_reaches_the_command_root() {
     careless_launcher(&mut cmd, &extra);
     let mut unshare = cmd.stdin(Stdio::null()).spawn().unwrap();
     let tend = await_child(unshare.id());
-    let has = |line: &str| std::fs::read_to_string(&log).unwrap_or_default().lines().any(|l| l == line);
+    let has = |line: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == line)
+    };
     await_true("the child's trap", LIMIT, || has("ready"));
     // tend's own soft limit is raised to the hard one.
     let (soft, hard) = nofile(tend);

@@ -42,15 +42,15 @@ impl Checks {
             Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
                 Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
                     Ok(()) => Attempt::Connecting(stream, token),
-                    Err(_) => Attempt::Waiting(now + RETRY),
+                    Err(_) => Attempt::Waiting(later(now)),
                 },
-                Err(_) => Attempt::Waiting(now + RETRY),
+                Err(_) => Attempt::Waiting(later(now)),
             },
             Ready::Exec { argv, .. } => match run(argv) {
                 Ok(pid) => Attempt::Running(pid),
                 Err(e) => {
                     debug!("{name}: ready check: {e}");
-                    Attempt::Waiting(now + RETRY)
+                    Attempt::Waiting(later(now))
                 }
             },
         };
@@ -76,7 +76,7 @@ impl Checks {
             self.attempts.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(now + RETRY));
+        self.attempts.insert(name, Attempt::Waiting(later(now)));
         Some(None)
     }
 
@@ -91,7 +91,7 @@ impl Checks {
         if connected {
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(now + RETRY));
+        self.attempts.insert(name, Attempt::Waiting(later(now)));
         Some(None)
     }
 
@@ -131,4 +131,9 @@ fn run(argv: &[String]) -> Result<i32, spawn::SpawnError> {
         ..Default::default()
     };
     spawn::spawn(spec)
+}
+
+/// The next attempt's time (`now` itself past the end of time: never a panic).
+fn later(now: Instant) -> Instant {
+    now.checked_add(RETRY).unwrap_or(now)
 }

@@ -33,6 +33,7 @@ pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
 pub use users::{parse_group, parse_passwd, Group, User};
+pub use validate::{parse_duration, MAX_DURATION};
 
 /// A valid unit: everything the runtime needs to start, stop and restart
 /// one service.

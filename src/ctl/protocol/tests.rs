@@ -160,3 +160,15 @@ fn wait_states() {
     assert!(!WaitFor::Stopped.met_by("stopping"));
     assert!(WaitFor::Failed.met_by("failed"));
 }
+
+#[test]
+fn a_wait_timeout_past_the_longest_duration_is_refused() {
+    let line = format!(
+        r#"{{"v":1,"op":"wait","names":["a"],"for":"ready","timeout_ms":{}}}"#,
+        u64::MAX
+    );
+    match parse(&line) {
+        Err(FrameError::Malformed(why)) => assert!(why.contains("timeout_ms"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -49,6 +49,23 @@ fn exit_code_passes_through() {
 }
 
 #[test]
+fn a_command_without_separator_runs_as_under_tini() {
+    let out = output(&mut tend_cmd(&["sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = output(&mut tend_cmd(&["-e", "4", "sh", "-c", "exit 4"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn tini_verbosity_sets_the_log_level() {
+    let quiet = output(tend_cmd(&["true"]).env("TINI_VERBOSITY", "1"));
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let loud = output(tend_cmd(&["true"]).env("TINI_VERBOSITY", "3"));
+    let log = String::from_utf8_lossy(&loud.stderr);
+    assert!(log.contains("started true as pid"), "{log}");
+}
+
+#[test]
 fn subreaper_when_not_pid1() {
     // The inner shell exits at once; its background sleep is orphaned and
     // must be reparented to tend (our child), not to the host's init.

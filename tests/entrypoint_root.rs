@@ -124,10 +124,72 @@ fn group_mode_reaches_a_grandchild_root() {
 }
 
 #[test]
+fn tini_kill_process_group_reaches_a_grandchild_root() {
+    let dir = TempDir::new("tini-group");
+    let log = dir.path("log");
+    let inner = recorder(&log, &["USR1"]);
+    let script = format!(
+        "trap true USR1; sh -c \"{}\" & until wait; do :; done",
+        inner.replace('"', "\\\"")
+    );
+    // tini's command line: no `--`, and -g from the environment.
+    let mut unshare = tend_as_pid1(&["sh", "-c", &script])
+        .env("TINI_KILL_PROCESS_GROUP", "1")
+        .spawn()
+        .unwrap();
+    let tend = await_child(unshare.id());
+    await_true("the grandchild's traps", LIMIT, || {
+        lines(&log).contains(&"ready".to_string())
+    });
+    send(tend, libc::SIGUSR1);
+    await_true("the grandchild to record USR1", LIMIT, || {
+        lines(&log).contains(&"USR1".to_string())
+    });
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut unshare, LIMIT), 143);
+}
+
+#[test]
+fn pid1_named_init_ignores_arguments_meant_for_another_init_root() {
+    // As `systemd-nspawn -b -- single` or a kernel would start /sbin/init.
+    // A tmpfs on /run (in the test's own mount namespace) for the default
+    // control socket.
+    let dir = TempDir::new("as-init");
+    let init = dir.path("init");
+    std::os::unix::fs::symlink(tend(), &init).unwrap();
+    let log = dir.path("tend.log");
+    let script = format!("mount -t tmpfs tmpfs /run && exec {} single", init.display());
+    let mut unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env_remove("TEND_LOG")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    await_true("init to boot", LIMIT, || {
+        text().contains("ignoring the arguments [\"single\"]")
+    });
+    let tend = await_child(unshare.id());
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut unshare, LIMIT), 0, "{}", text());
+}
+
+#[test]
 fn exit_codes_root() {
-    let cases: [(&[&str], i32); 5] = [
+    let cases: [(&[&str], i32); 6] = [
         (&["--", "true"], 0),
         (&["--", "sh", "-c", "exit 3"], 3),
+        (&["sh", "-c", "exit 3"], 3),
         (&["--", "sh", "-c", "kill -KILL $$"], 137),
         (&["-e", "3", "--", "sh", "-c", "exit 3"], 0),
         (&["-e", "143", "-e", "4", "--", "sh", "-c", "kill -TERM $$"], 0),

@@ -132,11 +132,13 @@ fn tini_kill_process_group_reaches_a_grandchild_root() {
         "trap true USR1; sh -c \"{}\" & until wait; do :; done",
         inner.replace('"', "\\\"")
     );
-    // tini's command line: no `--`, and -g from the environment.
-    let mut unshare = tend_as_pid1(&["sh", "-c", &script])
+    // -g from the environment, as under tini.
+    let unshare = tend_as_pid1(&["--", "sh", "-c", &script])
         .env("TINI_KILL_PROCESS_GROUP", "1")
         .spawn()
         .unwrap();
+    let mut unshare = KillOnDrop(unshare);
+    let unshare = &mut unshare.0;
     let tend = await_child(unshare.id());
     await_true("the grandchild's traps", LIMIT, || {
         lines(&log).contains(&"ready".to_string())
@@ -146,7 +148,17 @@ fn tini_kill_process_group_reaches_a_grandchild_root() {
         lines(&log).contains(&"USR1".to_string())
     });
     send(tend, libc::SIGTERM);
-    assert_eq!(exit_code_within(&mut unshare, LIMIT), 143);
+    assert_eq!(exit_code_within(unshare, LIMIT), 143);
+}
+
+/// Kills the process when a failed assertion unwinds the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

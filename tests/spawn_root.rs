@@ -98,8 +98,8 @@ fn a_blocked_forwarded_signal_still_reaches_the_command_root() {
     );
     let mut cmd = tend_as_pid1(&["--", "sh", "-c", &script]);
     careless_launcher(&mut cmd, &extra);
-    let mut unshare = cmd.stdin(Stdio::null()).spawn().unwrap();
-    let tend = await_child(unshare.id());
+    let mut unshare = Running(cmd.stdin(Stdio::null()).spawn().unwrap());
+    let tend = await_child(unshare.0.id());
     let has = |line: &str| {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -113,7 +113,17 @@ fn a_blocked_forwarded_signal_still_reaches_the_command_root() {
     send(tend, libc::SIGUSR2);
     await_true("USR2 at the child", LIMIT, || has("USR2"));
     send(await_child(tend), libc::SIGKILL);
-    assert_eq!(exit_code_within(&mut unshare, LIMIT), 137);
+    assert_eq!(exit_code_within(&mut unshare.0, LIMIT), 137);
+}
+
+/// Kills the process when a failed assertion unwinds the test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `tend init` started by the careless launcher, with one service that

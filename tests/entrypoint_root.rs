@@ -279,6 +279,34 @@ fn child_gets_no_fd_of_tend_root() {
     assert_eq!(under_tend, direct);
 }
 
+/// A `SigXxx:` mask of /proc/PID/status.
+fn mask(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn pid1_reads_signals_from_a_signalfd_root() {
+    // No handler for what it forwards or reaps: blocked, read from a
+    // signalfd. Blocked signals still reach PID 1 of a namespace from outside.
+    let mut unshare = tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap();
+    let tend = await_child(unshare.id());
+    let sleep = await_child(tend);
+    // Between fork and exec the child still has tend's mask.
+    await_true("the child to exec sleep", LIMIT, || {
+        std::fs::read_to_string(format!("/proc/{sleep}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let bits = [libc::SIGTERM, libc::SIGCHLD, libc::SIGUSR1, libc::SIGRTMIN() + 5]
+        .iter()
+        .fold(0u64, |acc, sig| acc | 1 << (sig - 1));
+    assert_eq!(mask(tend, "SigCgt:") & bits, 0, "handlers in PID 1");
+    assert_eq!(mask(tend, "SigBlk:") & bits, bits, "signals not blocked in PID 1");
+    assert_eq!(mask(sleep, "SigBlk:"), 0, "the child's mask");
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut unshare, LIMIT), 143);
+}
+
 #[test]
 fn no_wakeups_while_idle_root() {
     let mut unshare = tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap();

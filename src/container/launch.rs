@@ -156,7 +156,7 @@ fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(R
     }
     write_all(go, "go");
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
-    let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
+    let reactor = Reactor::with_handlers(&signals).map_err(Error::Signals)?;
     let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child);
     let message = read_all(report);
     let reservation = reservation?;

@@ -290,8 +290,8 @@ fn mask(pid: u32, field: &str) -> u64 {
 fn pid1_reads_signals_from_a_signalfd_root() {
     // No handler for what it forwards or reaps: blocked, read from a
     // signalfd. Blocked signals still reach PID 1 of a namespace from outside.
-    let mut unshare = tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap();
-    let tend = await_child(unshare.id());
+    let mut unshare = KillOnDrop(tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap());
+    let tend = await_child(unshare.0.id());
     let sleep = await_child(tend);
     // Between fork and exec the child still has tend's mask.
     await_true("the child to exec sleep", LIMIT, || {
@@ -304,7 +304,7 @@ fn pid1_reads_signals_from_a_signalfd_root() {
     assert_eq!(mask(tend, "SigBlk:") & bits, bits, "signals not blocked in PID 1");
     assert_eq!(mask(sleep, "SigBlk:"), 0, "the child's mask");
     send(tend, libc::SIGTERM);
-    assert_eq!(exit_code_within(&mut unshare, LIMIT), 143);
+    assert_eq!(exit_code_within(&mut unshare.0, LIMIT), 143);
 }
 
 #[test]

@@ -10,7 +10,8 @@ use tracing_subscriber::filter::LevelFilter;
 /// A declarative init and supervisor for namespaced environments.
 ///
 /// `tend -- CMD [ARGS...]` runs CMD as the child of a PID 1 that reaps
-/// zombies, forwards signals and exits with CMD's exit code (as tini does).
+/// zombies, forwards signals and exits with CMD's exit code (as tini does;
+/// the `--` may be left out unless CMD is named like a subcommand).
 /// `tend init` supervises the services of TOML unit files.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, args_conflicts_with_subcommands = true)]
@@ -24,7 +25,7 @@ pub struct Cli {
     #[command(flatten)]
     pub entry: EntryArgs,
 
-    /// The command to run, after `--`.
+    /// The command to run (after `--`, or the first argument that is no option).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }

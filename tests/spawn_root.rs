@@ -2,7 +2,7 @@
 //! started in: an empty signal mask, exactly fds 0, 1 and 2 (services and
 //! `ctl exec` commands), and the open files soft limit tend was started
 //! with. tend runs as PID 1 of a fresh PID namespace, started by a careless
-//! launcher: USR2 and RTMIN+5 blocked, SIGXFSZ ignored, an extra fd 10, and
+//! launcher: USR2 and RTMIN+5 blocked, SIGXFSZ and SIGCHLD ignored, an extra fd 10, and
 //! an open files soft limit of 512. Needs root.
 
 mod common;
@@ -30,6 +30,8 @@ fn careless_launcher(cmd: &mut Command, extra: &std::fs::File) {
             libc::sigaddset(&mut set, libc::SIGRTMIN() + 5);
             libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            // Ignored SIGCHLD: the kernel would reap tend's children itself.
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
             if libc::dup2(extra, 10) != 10 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -81,6 +83,10 @@ fn the_command_starts_clean_and_keeps_inherited_fds_root() {
     careless_launcher(&mut cmd, &extra);
     let out = output(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The exit code still comes through with SIGCHLD ignored by the launcher.
+    let mut cmd = tend_as_pid1(&["--", "sh", "-c", "exit 3"]);
+    careless_launcher(&mut cmd, &extra);
+    assert_eq!(output(&mut cmd).status.code(), Some(3));
     // `tend -- CMD` passes inherited fds on, as tini does.
     // (The test harness may have leaked fds of its own: only 10 is checked.)
     assert_clean_report(&text(&out.stdout), |fds| fds.split(' ').any(|fd| fd == "10"), "");

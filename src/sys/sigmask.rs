@@ -46,10 +46,12 @@ pub struct SignalFd {
 }
 
 impl SignalFd {
-    /// Gives `signals` their default action (an inherited SIG_IGN for
-    /// SIGCHLD would make the kernel reap children itself), blocks them,
-    /// and opens the signalfd that reads them.
+    /// Blocks `signals` (first, so none can act in between), gives them
+    /// their default action (an inherited SIG_IGN for SIGCHLD would make
+    /// the kernel reap children itself), and opens the signalfd that reads
+    /// them.
     pub fn new(signals: &[i32]) -> io::Result<SignalFd> {
+        change(libc::SIG_BLOCK, signals)?;
         for &sig in signals {
             // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an
             // empty mask; the call reads it only.
@@ -61,7 +63,6 @@ impl SignalFd {
                 return Err(io::Error::last_os_error());
             }
         }
-        change(libc::SIG_BLOCK, signals)?;
         let set = set_of(signals);
         // SAFETY: reads the set we own; the new fd is ours alone.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };

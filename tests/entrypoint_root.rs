@@ -171,7 +171,7 @@ fn pid1_named_init_ignores_arguments_meant_for_another_init_root() {
     std::os::unix::fs::symlink(tend(), &init).unwrap();
     let log = dir.path("tend.log");
     let script = format!("mount -t tmpfs tmpfs /run && exec {} single", init.display());
-    let mut unshare = std::process::Command::new("unshare")
+    let unshare = std::process::Command::new("unshare")
         .args([
             "--pid",
             "--fork",
@@ -187,13 +187,16 @@ fn pid1_named_init_ignores_arguments_meant_for_another_init_root() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let mut unshare = KillOnDrop(unshare);
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
     await_true("init to boot", LIMIT, || {
         text().contains("ignoring the arguments [\"single\"]")
     });
-    let tend = await_child(unshare.id());
+    let tend = await_child(unshare.0.id());
+    // Its loop is up (signals blocked and read): a SIGTERM cannot be lost.
+    await_idle(tend);
     send(tend, libc::SIGTERM);
-    assert_eq!(exit_code_within(&mut unshare, LIMIT), 0, "{}", text());
+    assert_eq!(exit_code_within(&mut unshare.0, LIMIT), 0, "{}", text());
 }
 
 #[test]

@@ -10,7 +10,8 @@ use tracing_subscriber::filter::LevelFilter;
 /// A declarative init and supervisor for namespaced environments.
 ///
 /// `tend -- CMD [ARGS...]` runs CMD as the child of a PID 1 that reaps
-/// zombies, forwards signals and exits with CMD's exit code (as tini does).
+/// zombies, forwards signals and exits with CMD's exit code (as tini does;
+/// the `--` may be left out unless CMD is named like a subcommand).
 /// `tend init` supervises the services of TOML unit files.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, args_conflicts_with_subcommands = true)]
@@ -24,7 +25,7 @@ pub struct Cli {
     #[command(flatten)]
     pub entry: EntryArgs,
 
-    /// The command to run, after `--`.
+    /// The command to run (after `--`, or the first argument that is no option).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
@@ -194,8 +195,68 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
     crate::signal::parse(text).ok_or_else(|| format!("unknown signal {text:?}"))
 }
 
+/// A duration of at most `unit::MAX_DURATION` (clap names the option).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
+    crate::unit::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+/// tini's command line: `tend [OPTIONS] CMD [ARGS...]` without `--`.
+/// Returns `argv` with `--` inserted before its first argument that is
+/// neither an option, an option's value nor a subcommand; a program named
+/// like a subcommand (`init`, `check`, `ctl`, `boot`, `list`, `help`) still
+/// needs `--`. Options are left for clap to judge.
+pub fn with_separator(mut argv: Vec<OsString>) -> Vec<OsString> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        // Not UTF-8: no option or subcommand of ours, so a command.
+        let Some(arg) = arg.to_str() else { break };
+        if arg == "--" {
+            return argv;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let takes_value = cli
+                .get_arguments()
+                .any(|a| a.get_long() == Some(long) && takes_value(a));
+            i += usize::from(takes_value);
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // A cluster (`-sg`, `-e3`, `-vvv`): a value-taking flag ends
+            // it, and takes the next argument when it comes last.
+            let valued = |c: char| cli.get_arguments().any(|a| a.get_short() == Some(c) && takes_value(a));
+            if let Some(at) = shorts.char_indices().find(|&(_, c)| valued(c)).map(|(at, _)| at) {
+                i += usize::from(at + 1 == shorts.len());
+            }
+        } else {
+            let sub = |s: &clap::Command| s.get_name() == arg || s.get_all_aliases().any(|a| a == arg);
+            if arg == "help" || cli.get_subcommands().any(sub) {
+                return argv;
+            }
+            break;
+        }
+        i += 1;
+    }
+    if i < argv.len() {
+        argv.insert(i, "--".into());
+    }
+    argv
+}
+
+fn takes_value(arg: &clap::Arg) -> bool {
+    arg.get_action().takes_values()
+}
+
+/// `TINI_VERBOSITY` as tini reads it: 0 silent, 1 fatal errors, 2 warnings,
+/// 3 information, 4 and up debugging.
+pub fn tini_verbosity(text: &str) -> Option<LevelFilter> {
+    Some(match text.trim().parse::<u32>().ok()? {
+        0 => LevelFilter::OFF,
+        1 => LevelFilter::ERROR,
+        2 => LevelFilter::WARN,
+        3 => LevelFilter::INFO,
+        4 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    })
 }
 
 /// `tend ctl`: talk to a running `tend init` over its control socket.
@@ -317,4 +378,66 @@ pub enum CtlCommand {
 
 fn parse_wait_for(text: &str) -> Result<crate::ctl::protocol::WaitFor, String> {
     text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sep(args: &[&str]) -> Vec<String> {
+        let argv = std::iter::once("tend")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        with_separator(argv)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_first_argument_that_is_no_option_is_the_command() {
+        assert_eq!(sep(&["sh", "-c", "exit 3"]), ["--", "sh", "-c", "exit 3"]);
+        assert_eq!(sep(&["-s", "-g", "sh"]), ["-s", "-g", "--", "sh"]);
+        assert_eq!(sep(&["-sg", "-e", "3", "sh"]), ["-sg", "-e", "3", "--", "sh"]);
+        assert_eq!(sep(&["-e3", "-p", "TERM", "sh"]), ["-e3", "-p", "TERM", "--", "sh"]);
+        assert_eq!(sep(&["-vp", "TERM", "sh"]), ["-vp", "TERM", "--", "sh"]);
+        assert_eq!(
+            sep(&["--grace", "1s", "--log-level=info", "sh"]),
+            ["--grace", "1s", "--log-level=info", "--", "sh"]
+        );
+        assert_eq!(
+            sep(&["-v", "/bin/true", "--", "x"]),
+            ["-v", "--", "/bin/true", "--", "x"]
+        );
+    }
+
+    #[test]
+    fn subcommands_separators_and_options_alone_are_left_as_they_are() {
+        for args in [
+            &["init", "--", "sh"][..],
+            &["-v", "ctl", "status"],
+            &["check", "/x"],
+            &["boot", "/r"],
+            &["list"],
+            &["help"],
+            &["--", "sh"],
+            &["-s", "--", "init"],
+            &["-v"],
+            &["--bogus"],
+            &[],
+        ] {
+            assert_eq!(sep(args), args, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn tini_verbosity_levels() {
+        assert_eq!(tini_verbosity("0"), Some(LevelFilter::OFF));
+        assert_eq!(tini_verbosity("1"), Some(LevelFilter::ERROR));
+        assert_eq!(tini_verbosity("3"), Some(LevelFilter::INFO));
+        assert_eq!(tini_verbosity("9"), Some(LevelFilter::TRACE));
+        assert_eq!(tini_verbosity("loud"), None);
+    }
 }

@@ -122,9 +122,12 @@ impl Entrypoint {
             c if self.settings.success_codes.contains(&c) => 0,
             c => c,
         };
+        // Past the end of time (a grace beyond any range check) the strays
+        // are killed at once rather than never.
+        let kill_at = now.checked_add(self.settings.grace).unwrap_or(now);
         self.state = State::Draining {
             code,
-            kill_at: Some(now + self.settings.grace),
+            kill_at: Some(kill_at),
         };
         vec![Action::SignalStrays(libc::SIGTERM)]
     }
@@ -263,6 +266,23 @@ mod tests {
             now,
         );
         assert_eq!(m.handle(Event::NoChildren, now), [Action::Exit(0)]);
+    }
+
+    #[test]
+    fn a_grace_past_the_end_of_time_does_not_overflow() {
+        let now = Instant::now();
+        let settings = Settings {
+            group: false,
+            success_codes: vec![],
+            grace: Duration::MAX,
+        };
+        let mut m = Entrypoint::new(CHILD, settings);
+        let exited = Event::Exited {
+            pid: CHILD,
+            status: ExitStatus::Code(0),
+        };
+        assert_eq!(m.handle(exited, now), [Action::SignalStrays(libc::SIGTERM)]);
+        assert!(m.next_deadline().is_some());
     }
 
     #[test]

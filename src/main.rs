@@ -21,7 +21,13 @@ fn run() -> i32 {
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
         return tend::ctl::command::run(&tend::cli::TendCtl::parse().ctl);
     }
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(tend::cli::with_separator(args.clone())) {
+        Ok(cli) if init_args_ignored(&argv0, &cli) => return init_ignoring(&args[1..]),
+        Ok(cli) => cli,
+        Err(e) if booted_as_init(&argv0) && e.use_stderr() => return init_ignoring(&args[1..]),
+        Err(e) => e.exit(),
+    };
     match &cli.sub {
         Some(Sub::Ctl(args)) => tend::ctl::command::run(args),
         Some(Sub::Init(args)) => {
@@ -55,10 +61,42 @@ fn run() -> i32 {
             )
             .exit(),
         None => {
-            logging::init(log_level(&cli, LevelFilter::WARN));
+            let tini = std::env::var("TINI_VERBOSITY")
+                .ok()
+                .and_then(|v| tend::cli::tini_verbosity(&v));
+            logging::init(log_level(&cli, tini.unwrap_or(LevelFilter::WARN)));
             entrypoint(&cli)
         }
     }
+}
+
+/// Exec'd as `init` (by a kernel, or `systemd-nspawn -b`) as PID 1: the
+/// arguments may be meant for another init (`single`, `emergency`, `-b`).
+fn booted_as_init(argv0: &std::ffi::OsStr) -> bool {
+    std::process::id() == 1 && std::path::Path::new(argv0).file_name().is_some_and(|n| n == "init")
+}
+
+/// Booted as init with a "command" that is no program to be found: those
+/// are arguments for an init, not a command for tini's mode.
+fn init_args_ignored(argv0: &std::ffi::OsStr, cli: &Cli) -> bool {
+    let Some(program) = cli.command.first() else {
+        return false;
+    };
+    if cli.sub.is_some() || !booted_as_init(argv0) {
+        return false;
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| tend::unit::DEFAULT_PATH.into());
+    let root = std::path::Path::new("/");
+    let program = program.to_string_lossy();
+    tend::unit::find_program(root, &program, &path, None, "command").is_err()
+}
+
+/// `tend init` with the defaults, after one line naming what it ignores.
+fn init_ignoring(args: &[std::ffi::OsString]) -> i32 {
+    logging::init(LevelFilter::INFO);
+    let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    tracing::warn!("booting as init; ignoring the arguments {shown:?}");
+    init(&InitArgs::default())
 }
 
 /// `tend check [DIR]`: every problem on its own line, then a summary.
@@ -119,6 +157,7 @@ fn init(args: &InitArgs) -> i32 {
         }
     };
     become_reaper();
+    raise_nofile_limit();
     let cwd = leave_cwd();
     let socket = match socket_config(args) {
         Ok(socket) => socket,
@@ -198,6 +237,13 @@ fn become_reaper() {
     }
 }
 
+/// More descriptors for PID 1; its children get the original soft limit.
+fn raise_nofile_limit() {
+    if let Err(e) = sys::spawn::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open files limit: {}", sys::describe(&e));
+    }
+}
+
 /// Moves tend to / so it never keeps a mount busy; returns where it was, for
 /// the command it runs.
 fn leave_cwd() -> Option<std::path::PathBuf> {
@@ -218,6 +264,7 @@ fn log_level(cli: &Cli, default: LevelFilter) -> LevelFilter {
 /// `tend -- CMD`: tini's job.
 fn entrypoint(cli: &Cli) -> i32 {
     become_reaper();
+    raise_nofile_limit();
     if let Some(sig) = cli.entry.parent_death_signal {
         if let Err(e) = sys::process::set_parent_death_signal(sig) {
             tracing::warn!("cannot set the parent death signal: {e}");
@@ -225,7 +272,9 @@ fn entrypoint(cli: &Cli) -> i32 {
     }
     let cwd = leave_cwd();
     let settings = Settings {
-        group: cli.entry.group,
+        // tini's environment means what its flags mean (`-s` changes
+        // nothing here: tend is a subreaper whenever it is not PID 1).
+        group: cli.entry.group || std::env::var_os("TINI_KILL_PROCESS_GROUP").is_some(),
         success_codes: cli.entry.success_exit.iter().map(|&c| i32::from(c)).collect(),
         grace: cli.entry.grace,
     };

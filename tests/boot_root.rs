@@ -361,19 +361,21 @@ fn bad_input_and_failed_setup_root() {
 #[test]
 fn a_name_in_use_is_refused_root() {
     let demo = Demo::new("inuse");
-    let mut first = demo
-        .boot("inuse", &["--", "/bin/sleep", "60"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed on drop, so a failed assertion leaves no machine holding the name.
+    let mut first = KillOnDrop(
+        demo.boot("inuse", &["--", "/bin/sleep", "60"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (pid1, _) = await_entry("inuse");
     // The TERM below is for the running sleep, not a PID 1 still starting it.
     await_child(pid1);
     let (code, _, err) = run(&mut demo.boot("inuse", &["--", "/bin/true"]));
     assert_eq!(code, 1);
     assert!(err.contains("machine name inuse is already in use"), "{err}");
-    send(first.id(), libc::SIGTERM);
-    assert_eq!(exit_code_within(&mut first, LIMIT), 143, "sleep killed by the TERM");
+    send(first.0.id(), libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut first.0, LIMIT), 143, "sleep killed by the TERM");
     assert!(!Path::new(&format!("/proc/{pid1}")).exists());
 }
 

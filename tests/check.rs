@@ -50,6 +50,11 @@ fn each_kind_of_bad_input_is_named_with_its_place() {
             "duration.toml:2:16: invalid duration \"10 parsecs\"",
         ),
         (
+            "longduration",
+            "command = \"true\"\nstop-timeout = \"18446744073709551615s\"\n",
+            "longduration.toml:2:16: invalid duration \"18446744073709551615s\" for stop-timeout: longer than 100years",
+        ),
+        (
             "signal",
             "command = \"true\"\nstop-signal = \"SIGFOO\"\n",
             "signal.toml:2:15: unknown signal \"SIGFOO\"",

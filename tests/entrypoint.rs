@@ -34,9 +34,35 @@ fn usage_errors_exit_2_and_start_nothing() {
 }
 
 #[test]
+fn a_duration_too_long_is_a_usage_error_naming_the_option() {
+    let out = output(&mut tend_cmd(&["--grace", "18446744073709551615s", "--", "true"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--grace"), "{stderr}");
+    assert!(stderr.contains("longer than 100years"), "{stderr}");
+}
+
+#[test]
 fn exit_code_passes_through() {
     let out = output(&mut tend_cmd(&["--", "sh", "-c", "exit 42"]));
     assert_eq!(out.status.code(), Some(42));
+}
+
+#[test]
+fn a_command_without_separator_runs_as_under_tini() {
+    let out = output(&mut tend_cmd(&["sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = output(&mut tend_cmd(&["-e", "4", "sh", "-c", "exit 4"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn tini_verbosity_sets_the_log_level() {
+    let quiet = output(tend_cmd(&["true"]).env("TINI_VERBOSITY", "1"));
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let loud = output(tend_cmd(&["true"]).env("TINI_VERBOSITY", "3"));
+    let log = String::from_utf8_lossy(&loud.stderr);
+    assert!(log.contains("started true as pid"), "{log}");
 }
 
 #[test]

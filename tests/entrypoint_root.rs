@@ -124,10 +124,87 @@ fn group_mode_reaches_a_grandchild_root() {
 }
 
 #[test]
+fn tini_kill_process_group_reaches_a_grandchild_root() {
+    let dir = TempDir::new("tini-group");
+    let log = dir.path("log");
+    let inner = recorder(&log, &["USR1"]);
+    let script = format!(
+        "trap true USR1; sh -c \"{}\" & until wait; do :; done",
+        inner.replace('"', "\\\"")
+    );
+    // -g from the environment, as under tini.
+    let unshare = tend_as_pid1(&["--", "sh", "-c", &script])
+        .env("TINI_KILL_PROCESS_GROUP", "1")
+        .spawn()
+        .unwrap();
+    let mut unshare = KillOnDrop(unshare);
+    let unshare = &mut unshare.0;
+    let tend = await_child(unshare.id());
+    await_true("the grandchild's traps", LIMIT, || {
+        lines(&log).contains(&"ready".to_string())
+    });
+    send(tend, libc::SIGUSR1);
+    await_true("the grandchild to record USR1", LIMIT, || {
+        lines(&log).contains(&"USR1".to_string())
+    });
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(unshare, LIMIT), 143);
+}
+
+/// Kills the process when a failed assertion unwinds the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pid1_named_init_ignores_arguments_meant_for_another_init_root() {
+    // As `systemd-nspawn -b -- single` or a kernel would start /sbin/init.
+    // A tmpfs on /run (in the test's own mount namespace) for the default
+    // control socket.
+    let dir = TempDir::new("as-init");
+    let init = dir.path("init");
+    std::os::unix::fs::symlink(tend(), &init).unwrap();
+    let log = dir.path("tend.log");
+    let script = format!("mount -t tmpfs tmpfs /run && exec {} single", init.display());
+    let unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env_remove("TEND_LOG")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut unshare = KillOnDrop(unshare);
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    await_true("init to boot", LIMIT, || {
+        text().contains("ignoring the arguments [\"single\"]")
+    });
+    let tend = await_child(unshare.0.id());
+    // Its loop is up (signals blocked and read): a SIGTERM cannot be lost.
+    await_idle(tend);
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut unshare.0, LIMIT), 0, "{}", text());
+}
+
+#[test]
 fn exit_codes_root() {
-    let cases: [(&[&str], i32); 5] = [
+    let cases: [(&[&str], i32); 6] = [
         (&["--", "true"], 0),
         (&["--", "sh", "-c", "exit 3"], 3),
+        (&["sh", "-c", "exit 3"], 3),
         (&["--", "sh", "-c", "kill -KILL $$"], 137),
         (&["-e", "3", "--", "sh", "-c", "exit 3"], 0),
         (&["-e", "143", "-e", "4", "--", "sh", "-c", "kill -TERM $$"], 0),
@@ -203,6 +280,34 @@ fn child_gets_no_fd_of_tend_root() {
     let (direct, under_tend) = (kinds(&direct.stdout), kinds(&under_tend.stdout));
     assert!(direct.contains("0 /dev/null"), "{direct}");
     assert_eq!(under_tend, direct);
+}
+
+/// A `SigXxx:` mask of /proc/PID/status.
+fn mask(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn pid1_reads_signals_from_a_signalfd_root() {
+    // No handler for what it forwards or reaps: blocked, read from a
+    // signalfd. Blocked signals still reach PID 1 of a namespace from outside.
+    let mut unshare = KillOnDrop(tend_as_pid1(&["--", "sleep", "1000"]).spawn().unwrap());
+    let tend = await_child(unshare.0.id());
+    let sleep = await_child(tend);
+    // Between fork and exec the child still has tend's mask.
+    await_true("the child to exec sleep", LIMIT, || {
+        std::fs::read_to_string(format!("/proc/{sleep}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let bits = [libc::SIGTERM, libc::SIGCHLD, libc::SIGUSR1, libc::SIGRTMIN() + 5]
+        .iter()
+        .fold(0u64, |acc, sig| acc | 1 << (sig - 1));
+    assert_eq!(mask(tend, "SigCgt:") & bits, 0, "handlers in PID 1");
+    assert_eq!(mask(tend, "SigBlk:") & bits, bits, "signals not blocked in PID 1");
+    assert_eq!(mask(sleep, "SigBlk:"), 0, "the child's mask");
+    send(tend, libc::SIGTERM);
+    assert_eq!(exit_code_within(&mut unshare.0, LIMIT), 143);
 }
 
 #[test]

@@ -258,7 +258,7 @@ fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(R
     }
     write_all(go, "go");
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
-    let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
+    let reactor = Reactor::with_handlers(&signals).map_err(Error::Signals)?;
     let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child);
     let message = read_all(report);
     let reservation = reservation?;
@@ -301,10 +301,11 @@ fn wait(child: i32, mut reactor: Reactor, mut watch: Option<Watch>) -> Result<i3
     }
 }
 
-/// Sends `signal` to PID 1 once it catches it; false while it does not yet.
+/// Sends `signal` to PID 1 once it takes it (a handler, or blocked for its
+/// signalfd: either way it is not lost); false while it does not yet.
 fn deliver(child: i32, signal: i32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
-    if caught(&status, signal) == Some(false) {
+    if taken(&status, signal) == Some(false) {
         return false;
     }
     if let Err(e) = process::kill(child, signal) {
@@ -313,12 +314,17 @@ fn deliver(child: i32, signal: i32) -> bool {
     true
 }
 
-/// Whether `signal` is in the `SigCgt` mask of a `/proc/PID/status` text.
-fn caught(status: &str, signal: i32) -> Option<bool> {
-    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
-    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+/// Whether `signal` is caught (`SigCgt`) or blocked (`SigBlk`, queued for
+/// a signalfd) in a `/proc/PID/status` text: PID 1 of a PID namespace drops
+/// any other signal from outside.
+fn taken(status: &str, signal: i32) -> Option<bool> {
     let bit = u32::try_from(signal).ok()?.checked_sub(1)?;
-    Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
+    let has = |field: &str| -> Option<bool> {
+        let mask = status.lines().find_map(|l| l.strip_prefix(field))?;
+        let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+        Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
+    };
+    Some(has("SigCgt:")? || has("SigBlk:")?)
 }
 
 /// The child: PID 1 of the new namespaces. Reports its setup's outcome
@@ -509,12 +515,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caught_signals_from_proc_status() {
-        let status = "Name:\ttend\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000004a02\n";
-        assert_eq!(caught(status, libc::SIGINT), Some(true));
-        assert_eq!(caught(status, libc::SIGTERM), Some(true));
-        assert_eq!(caught(status, libc::SIGHUP), Some(false));
-        assert_eq!(caught("Name:\ttend\n", libc::SIGTERM), None);
-        assert_eq!(caught(status, 0), None);
+    fn taken_signals_from_proc_status() {
+        let status = "Name:\ttend\nSigBlk:\t0000000000000004\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000004a02\n";
+        assert_eq!(taken(status, libc::SIGINT), Some(true));
+        assert_eq!(taken(status, libc::SIGTERM), Some(true));
+        assert_eq!(
+            taken(status, libc::SIGQUIT),
+            Some(true),
+            "blocked: queued for a signalfd"
+        );
+        assert_eq!(taken(status, libc::SIGHUP), Some(false));
+        assert_eq!(taken("Name:\ttend\n", libc::SIGTERM), None);
+        assert_eq!(taken(status, 0), None);
     }
 }

@@ -329,7 +329,21 @@ pub fn parse_request(line: &[u8]) -> Result<Request, FrameError> {
     }
     // `Op` alone, so that its `deny_unknown_fields` sees every other field.
     let op = serde_json::from_value(serde_json::Value::Object(value)).map_err(malformed)?;
+    check_durations(&op)?;
     Ok(Request::new(op))
+}
+
+/// Durations from a client are bounded as those of the command line.
+fn check_durations(op: &Op) -> Result<(), FrameError> {
+    let max = crate::unit::MAX_DURATION.as_millis();
+    match op {
+        Op::Wait {
+            timeout_ms: Some(ms), ..
+        } if u128::from(*ms) > max => Err(FrameError::Malformed(format!(
+            "timeout_ms {ms} is longer than {max}, the longest duration tend accepts"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Parses one reply line (without its newline).

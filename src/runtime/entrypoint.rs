@@ -33,6 +33,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
         cwd,
         new_group: true,
         take_terminal: true,
+        keep_inherited_fds: true,
         ..Default::default()
     };
     let child = spawn::spawn(spec)?;

@@ -1,6 +1,7 @@
 //! The thin shell around the pure state machines: one single-threaded event
 //! loop (mio) that sleeps in the kernel until a signal arrives or the next
-//! deadline passes, and executes the machines' actions.
+//! deadline passes, and executes the machines' actions. Signals are data:
+//! blocked, and read in batches from a signalfd.
 // PID 1 never dies of an overflow: deadline and counter arithmetic here is
 // checked or saturating (tests may use plain operators).
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
@@ -14,10 +15,14 @@ pub mod ready;
 pub mod services;
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
+
+use crate::sys::sigmask::SignalFd;
 
 const SIGNALS: Token = Token(0);
 
@@ -30,26 +35,50 @@ pub struct Wake {
     pub ready: Vec<Token>,
 }
 
-/// The poller and the signal self-pipe (signal-hook: the handler only
-/// records the signal and wakes the loop; all work happens in the loop).
+/// Where signals come from: PID 1's loops read them as data from a
+/// signalfd; the boot launcher, whose children must not inherit a blocked
+/// mask, keeps signal-hook's handler and self-pipe.
+enum SignalSource {
+    Fd(SignalFd),
+    Handlers(Signals),
+}
+
+/// The poller and the signal source; all work happens in the loop.
 pub struct Reactor {
     poll: Poll,
     events: Events,
-    signals: Signals,
+    signals: SignalSource,
 }
 
 impl Reactor {
-    /// Installs handlers for `signals`. Call before starting children, so no
-    /// SIGCHLD or forwarded signal can be missed.
+    /// Blocks `signals` and reads them from a signalfd (PID 1's loops).
+    /// Call before starting children, so no SIGCHLD or forwarded signal can
+    /// be missed; children start with an empty mask (`sys::spawn`).
     pub fn new(signals: &[i32]) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut signals = Signals::new(signals.iter().copied())?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-        Ok(Reactor {
+        let fd = SignalFd::new(signals)?;
+        let raw = fd.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&raw), SIGNALS, Interest::READABLE)?;
+        Ok(Self::with(poll, SignalSource::Fd(fd)))
+    }
+
+    /// Installs handlers for `signals` and unblocks them (a launcher may
+    /// have started tend with them blocked): for the boot launcher.
+    pub fn with_handlers(signals: &[i32]) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut handled = Signals::new(signals.iter().copied())?;
+        crate::sys::sigmask::unblock(signals)?;
+        poll.registry().register(&mut handled, SIGNALS, Interest::READABLE)?;
+        Ok(Self::with(poll, SignalSource::Handlers(handled)))
+    }
+
+    fn with(poll: Poll, signals: SignalSource) -> Self {
+        Reactor {
             poll,
             events: Events::with_capacity(64),
             signals,
-        })
+        }
     }
 
     /// Where other sources (pipes, sockets) are registered; token 0 is taken.
@@ -67,15 +96,19 @@ impl Reactor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        let ready = self
-            .events
-            .iter()
-            .map(|e| e.token())
-            .filter(|t| *t != SIGNALS)
-            .collect();
-        Ok(Wake {
-            signals: self.signals.pending().collect(),
-            ready,
-        })
+        let mut signalled = false;
+        let mut ready = Vec::new();
+        for token in self.events.iter().map(|e| e.token()) {
+            match token {
+                SIGNALS => signalled = true,
+                other => ready.push(other),
+            }
+        }
+        let signals = match &mut self.signals {
+            SignalSource::Fd(fd) if signalled => fd.read_all()?,
+            SignalSource::Fd(_) => Vec::new(),
+            SignalSource::Handlers(handled) => handled.pending().collect(),
+        };
+        Ok(Wake { signals, ready })
     }
 }

@@ -159,6 +159,7 @@ impl Services {
             stdout,
             stderr,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
+            keep_inherited_fds: false,
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
         self.procs.insert(name.into(), Proc { pid, cgroup });

@@ -1,10 +1,13 @@
 //! The spawner: the one place where tend forks and execs.
 //!
 //! std's `Command` does the fork, the exec and the report of exec errors
-//! through a close-on-exec pipe, and empties the signal mask in the child.
-//! The `pre_exec` hook adds what a PID 1 owes its children: default signal
-//! dispositions (ignored signals would otherwise stay ignored across exec),
-//! a process group of their own, and the terminal's foreground.
+//! through a close-on-exec pipe. The `pre_exec` hook adds what a PID 1
+//! owes its children, explicitly (std does not promise to empty the signal
+//! mask): default signal dispositions (ignored signals would otherwise stay
+//! ignored across exec), an empty signal mask (a blocked signal stays
+//! blocked across exec), no inherited descriptor beyond 0, 1 and 2 unless
+//! asked, the `RLIMIT_NOFILE` soft limit tend was started with, a process
+//! group of their own, and the terminal's foreground.
 
 use std::ffi::OsString;
 use std::io;
@@ -12,6 +15,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// How to start one command.
 #[derive(Debug, Default)]
@@ -43,6 +47,10 @@ pub struct Spawn<'a> {
     /// An open `cgroup.procs` the child writes itself into before exec, so
     /// it never runs outside its cgroup (not even to fork).
     pub cgroup_procs: Option<RawFd>,
+    /// Pass on the descriptors beyond 0, 1 and 2 that tend inherited (the
+    /// child of `tend -- CMD`, as tini does); otherwise the child gets
+    /// exactly 0, 1 and 2.
+    pub keep_inherited_fds: bool,
 }
 
 /// Who a child runs as.
@@ -104,8 +112,9 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
         new_session: spec.new_session,
         controlling_tty: spec.controlling_tty,
         credentials: spec.credentials.clone(),
-        limits: spec.limits.clone(),
+        limits: child_limits(&spec.limits),
         cgroup_procs: spec.cgroup_procs,
+        close_fds: !spec.keep_inherited_fds,
     };
     // SAFETY: the hook runs in the forked child before exec, where only
     // async-signal-safe calls are allowed: `ChildSetup::apply` makes only
@@ -128,6 +137,44 @@ struct ChildSetup {
     credentials: Option<Credentials>,
     limits: Vec<(i32, u64, u64)>,
     cgroup_procs: Option<RawFd>,
+    close_fds: bool,
+}
+
+/// The `RLIMIT_NOFILE` tend was started with, before `raise_nofile_limit`.
+static ORIGINAL_NOFILE: OnceLock<(u64, u64)> = OnceLock::new();
+
+/// Raises tend's own `RLIMIT_NOFILE` soft limit to the hard one, so a busy
+/// PID 1 does not run out of descriptors; children get the original soft
+/// limit back (many programs break with a huge one: `select()` stops at
+/// 1024), as systemd does. Call once at start, before spawning anything.
+pub fn raise_nofile_limit() -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    let _ = ORIGINAL_NOFILE.set((limit.rlim_cur, limit.rlim_max));
+    if limit.rlim_cur == limit.rlim_max {
+        return Ok(());
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads the struct we own.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })
+}
+
+/// The limits a child gets: the original `RLIMIT_NOFILE` soft limit first
+/// (its hard limit is unchanged), then the unit's own, which win.
+fn child_limits(unit: &[(i32, u64, u64)]) -> Vec<(i32, u64, u64)> {
+    let nofile = libc::RLIMIT_NOFILE as i32;
+    let mut limits = Vec::with_capacity(unit.len() + 1);
+    if let Some(&(soft, hard)) = ORIGINAL_NOFILE.get() {
+        if !unit.iter().any(|&(r, _, _)| r == nofile) {
+            limits.push((nofile, soft, hard));
+        }
+    }
+    limits.extend_from_slice(unit);
+    limits
 }
 
 impl ChildSetup {
@@ -171,13 +218,44 @@ impl ChildSetup {
                 check(libc::setgid(c.gid))?;
                 check(libc::setuid(c.uid))?;
             }
+            if self.close_fds {
+                close_inherited_fds();
+            }
+            // Dispositions before the mask: a signal unblocked while tend's
+            // handler is still installed would run it here, in the child.
             for sig in 1..=libc::SIGRTMAX() {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    set_disposition(sig, libc::SIG_DFL);
+                    set_default_disposition(sig);
                 }
             }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
         }
         Ok(())
+    }
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so the program starts
+/// with 0, 1 and 2 only. Marked, not closed: std still needs its own
+/// close-on-exec pipe to report a failed exec. Async-signal-safe.
+///
+/// # Safety
+/// Plain syscalls on integers.
+unsafe fn close_inherited_fds() {
+    let all = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    if all == 0 {
+        return;
+    }
+    // Before Linux 5.11: one fcntl per possible descriptor below the limit.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    let top = limit.rlim_cur.min(1 << 20) as i32;
+    for fd in 3..top {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
     }
 }
 
@@ -195,6 +273,26 @@ unsafe fn set_disposition(sig: i32, handler: libc::sighandler_t) {
     let mut action: libc::sigaction = std::mem::zeroed();
     action.sa_sigaction = handler;
     libc::sigaction(sig, &action, std::ptr::null_mut());
+}
+
+/// Resets `sig` to its default action through the raw syscall: libc's
+/// `sigaction` refuses the signals it keeps for itself (32 and 33 with
+/// glibc), which a launcher may still have left ignored.
+///
+/// # Safety
+/// Async-signal-safe.
+unsafe fn set_default_disposition(sig: i32) {
+    // All zeros is SIG_DFL, no flags and an empty mask in the kernel's
+    // `struct sigaction` of every architecture (larger than any of them).
+    let action = [0u64; 8];
+    let sigset_size = (libc::SIGRTMAX() as usize + 1) / 8;
+    libc::syscall(
+        libc::SYS_rt_sigaction,
+        sig,
+        action.as_ptr(),
+        std::ptr::null_mut::<u64>(),
+        sigset_size,
+    );
 }
 
 /// `/dev/null` opened for a child's standard stream; `None` where the

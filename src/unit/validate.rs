@@ -49,6 +49,24 @@ const STDIO_NAMES: &[&str] = &["log", "inherit", "null"];
 /// How long a notify service or a ready check may take by default (systemd's).
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The longest duration tend accepts anywhere (command line, unit files,
+/// control socket): 100 years. Longer ones are refused with an error, so
+/// that no deadline (`now + duration`) can overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// Parses a duration (`90s`, `1m 30s`, `500ms`) of at most [`MAX_DURATION`];
+/// the error says why, without naming the option or key (the caller does).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "longer than {}, the longest duration tend accepts",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
 /// Collects problems while the unit is built.
 pub struct Ctx<'a> {
     pub src: &'a Source<'a>,
@@ -64,8 +82,7 @@ impl Ctx<'_> {
 
     fn duration(&mut self, key: &str, value: Option<Spanned<String>>, default: Duration) -> Duration {
         let Some(v) = value else { return default };
-        humantime::parse_duration(v.get_ref().trim()).unwrap_or_else(|e| {
-            let reason = e.to_string();
+        parse_duration(v.get_ref()).unwrap_or_else(|reason| {
             let value = v.get_ref().clone();
             self.err(
                 v.span(),

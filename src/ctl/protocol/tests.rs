@@ -201,3 +201,15 @@ fn reply_framer_takes_what_a_request_framer_refuses() {
         Ok(Some(2 * MAX_FRAME))
     );
 }
+
+#[test]
+fn a_wait_timeout_past_the_longest_duration_is_refused() {
+    let line = format!(
+        r#"{{"v":1,"op":"wait","names":["a"],"for":"ready","timeout_ms":{}}}"#,
+        u64::MAX
+    );
+    match parse(&line) {
+        Err(FrameError::Malformed(why)) => assert!(why.contains("timeout_ms"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,114 @@
+//! tend's own signal mask, and the signalfd its PID-1 loop reads.
+//!
+//! A launcher may start tend with signals blocked (the mask survives exec).
+//! The PID-1 loops block the signals they act on and read them in batches
+//! from a signalfd: no handler, no self-pipe. Blocked signals are queued
+//! even where they would be ignored, including at PID 1 of a PID namespace,
+//! which otherwise drops from outside every signal it has no handler for
+//! (`sig_ignored` in kernel/signal.c: "Blocked signals are never ignored").
+//! Children get an empty mask back in `spawn`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Removes `signals` from the calling thread's mask.
+pub fn unblock(signals: &[i32]) -> io::Result<()> {
+    change(libc::SIG_UNBLOCK, signals)
+}
+
+fn change(how: i32, signals: &[i32]) -> io::Result<()> {
+    let set = set_of(signals);
+    // SAFETY: reads the set we own; no old mask is asked for.
+    let rc = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
+    match rc {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+fn set_of(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the
+    // calls only write the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in signals {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// A non-blocking signalfd for a set of signals, which it blocks.
+#[derive(Debug)]
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// Blocks `signals` (first, so none can act in between), gives them
+    /// their default action (an inherited SIG_IGN for SIGCHLD would make
+    /// the kernel reap children itself), and opens the signalfd that reads
+    /// them.
+    pub fn new(signals: &[i32]) -> io::Result<SignalFd> {
+        change(libc::SIG_BLOCK, signals)?;
+        for &sig in signals {
+            // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an
+            // empty mask; the call reads it only.
+            let rc = unsafe {
+                let action: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, &action, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let set = set_of(signals);
+        // SAFETY: reads the set we own; the new fd is ours alone.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd just returned this fd, owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd })
+    }
+
+    /// Every pending signal, each once however often it came, read in
+    /// batches until none is left.
+    pub fn read_all(&self) -> io::Result<Vec<i32>> {
+        const BATCH: usize = 16;
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let mut received = Vec::new();
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; all zeros is valid.
+            let mut infos: [libc::signalfd_siginfo; BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: the kernel writes at most the buffer's size into it.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), infos.as_mut_ptr().cast(), size * BATCH) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(received),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            let count = n as usize / size;
+            for info in &infos[..count] {
+                let sig = info.ssi_signo as i32;
+                if !received.contains(&sig) {
+                    received.push(sig);
+                }
+            }
+            if count < BATCH {
+                return Ok(received);
+            }
+        }
+    }
+}
+
+impl AsRawFd for SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

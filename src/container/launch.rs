@@ -349,6 +349,7 @@ fn child_main(
         command: o.command.clone(),
         cwd: Some(PathBuf::from("/")),
         shutdown_timeout: o.shutdown_timeout,
+        on_failure: crate::supervisor::OnFailure::None,
         // Inside: reachable from the host with `tend ctl --pid PID`.
         socket: Some(crate::ctl::server::Config {
             path: crate::ctl::server::DEFAULT_SOCKET.into(),

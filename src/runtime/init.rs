@@ -25,6 +25,8 @@ pub struct Options {
     pub command: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    /// `on-failure` of the units that set none.
+    pub on_failure: crate::supervisor::OnFailure,
     /// The control socket; `None` serves none.
     pub socket: Option<ctl::server::Config>,
     /// A socket bound by `tend boot` on the host before the pivot, served
@@ -311,6 +313,9 @@ fn load(options: &Options) -> Loaded {
         })
         .collect();
     let mut units = loaded.units;
+    for unit in units.values_mut() {
+        unit.service.on_failure.get_or_insert(options.on_failure);
+    }
     if !options.command.is_empty() {
         if units.remove(MAIN).is_some() || invalid.remove(MAIN).is_some() {
             warn!("unit {MAIN} is ignored: the command given after -- runs under that name");

@@ -23,6 +23,15 @@ pub enum RestartPolicy {
     Always,
 }
 
+/// What a service failing for good does to the whole environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Nothing: it stays failed, the others run on.
+    None,
+    /// Everything stops gracefully and tend exits with this service's code.
+    Shutdown,
+}
+
 /// The supervisor's view of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
@@ -47,6 +56,9 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
+    /// What its failing for good does; `None`: what `tend init
+    /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
+    pub on_failure: Option<OnFailure>,
 }
 
 /// A service's whole definition as the supervisor holds it: the part it
@@ -96,6 +108,7 @@ impl ServiceConfig {
             stop_timeout: Duration::from_secs(10),
             main: false,
             enabled,
+            on_failure: None,
         }
     }
 }

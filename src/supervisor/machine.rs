@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::rc::Rc;
 
-use super::config::{Definition, ServiceConfig};
+use super::config::{Definition, OnFailure, ServiceConfig};
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
@@ -30,6 +30,9 @@ pub struct Supervisor<U = ServiceConfig> {
     changes: VecDeque<(u64, Change)>,
     /// Changes emitted so far.
     emitted: u64,
+    /// The exit code a service with `on-failure = "shutdown"` gave when it
+    /// failed for good; it beats every other.
+    pub(super) failed_fast: Option<i32>,
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
@@ -74,6 +77,7 @@ impl<U: Definition> Supervisor<U> {
             polled: 0,
             changes: VecDeque::new(),
             emitted: 0,
+            failed_fast: None,
             told_ready: false,
             told_status: String::new(),
         }
@@ -249,6 +253,7 @@ impl<U: Definition> Supervisor<U> {
             return;
         };
         let was_down = service.phase.is_down();
+        let was_failed = matches!(service.phase, Phase::Failed(_));
         let before = service.phase.state();
         let mut cx = Cx {
             now,
@@ -257,6 +262,9 @@ impl<U: Definition> Supervisor<U> {
         };
         let outcome = service.step(input, &mut cx);
         let main_went_down = service.config().main && !was_down && service.phase.is_down();
+        let fails_fast = service.config().on_failure == Some(OnFailure::Shutdown)
+            && !was_failed
+            && matches!(service.phase, Phase::Failed(_));
         if outcome == Outcome::Forget {
             if let Some(service) = self.services.remove(name) {
                 self.record_removal(&service, now);
@@ -264,7 +272,9 @@ impl<U: Definition> Supervisor<U> {
             return;
         }
         self.record(name, Some(before));
-        if main_went_down && !shutting_down {
+        if fails_fast && !shutting_down {
+            self.fail_fast(name, now);
+        } else if main_went_down && !shutting_down {
             tracing::info!(service = name, "main service is down, shutting down");
             self.begin_shutdown(now);
         }

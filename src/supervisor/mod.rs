@@ -63,10 +63,15 @@
 //! * `main`: when it goes down for good (exited, failed, stopped by an
 //!   operator; not when it is restarted or removed by a reload) everything
 //!   shuts down.
+//! * `on_failure = Shutdown`: when the service fails for good (start limit
+//!   reached, a failure with restart `no`, a required service failed for
+//!   good) everything shuts down, and the exit code is that failure's: the
+//!   service's exit code (128+N for signal N), for a dependency failure the
+//!   code of the dependency that failed by itself, 1 when no exit explains it.
 //! * Shutdown (`shutdown.rs`): reverse dependency order, each service within
 //!   its stop timeout, the whole within the global one, then `KillAll` what is
-//!   left and `Exit`. Exit code: the main service's (128+N for signal N) if it
-//!   has exited; else 1 if a service is failed, needed more than its stop
+//!   left and `Exit`. Exit code: a fail-fast service's (above); else the main
+//!   service's (128+N for signal N) if it has exited; else 1 if a service is failed, needed more than its stop
 //!   signal, or was still alive at the timeout; else 0. A second shutdown
 //!   request kills everything at once, then exits when all are reaped.
 //! * Reload ([`Supervisor::reload`], `reload.rs`): new units start, removed ones stop and are
@@ -96,6 +101,6 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Definition, RestartPolicy, ServiceConfig, ServiceType};
+pub use config::{Definition, OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
 pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

@@ -36,6 +36,7 @@ pub struct RawUnit {
     pub stderr: Option<Spanned<RawStdio>>,
     pub main: Option<Spanned<bool>>,
     pub enabled: Option<Spanned<bool>>,
+    pub on_failure: Option<Spanned<String>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -71,6 +72,7 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("stderr", Some(&STDIO)),
     ("main", None),
     ("enabled", None),
+    ("on-failure", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.

@@ -101,6 +101,7 @@ stderr = { file = "/var/log/web.err" }
 env-file = "/dev/null"
 main = true
 enabled = false
+on-failure = "shutdown"
 "#;
 
 #[test]
@@ -149,6 +150,7 @@ fn every_key() {
     let c = u.service.clone();
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
+    assert_eq!(c.on_failure, Some(crate::supervisor::OnFailure::Shutdown));
 
     let table = toml::de::DeTable::parse(FULL).map(|t| t.into_inner()).ok();
     let written: Vec<&str> = table

@@ -18,7 +18,7 @@ use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
 use super::suggest::{position, suggest};
 use super::{Stdio, Unit};
-use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
+use crate::supervisor::{OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
@@ -45,6 +45,8 @@ const TYPE_NAMES: &[&str] = &["simple", "oneshot", "notify"];
 const TYPES: &[ServiceType] = &[ServiceType::Simple, ServiceType::Oneshot, ServiceType::Notify];
 const RESTART_NAMES: &[&str] = &["no", "on-failure", "always"];
 const RESTARTS: &[RestartPolicy] = &[RestartPolicy::No, RestartPolicy::OnFailure, RestartPolicy::Always];
+const ON_FAILURE_NAMES: &[&str] = &["none", "shutdown"];
+const ON_FAILURES: &[OnFailure] = &[OnFailure::None, OnFailure::Shutdown];
 const STDIO_NAMES: &[&str] = &["log", "inherit", "null"];
 /// How long a notify service or a ready check may take by default (systemd's).
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -141,6 +143,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
         main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
         enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+        on_failure: on_failure(cx, raw.on_failure),
     };
     let unit = Unit {
         name: name.to_string(),
@@ -166,6 +169,13 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
             .filter(|m| *m.get_ref())
             .map(|m| position(cx.src.text, m.span().start)),
     }
+}
+
+/// Unset stays `None`: `tend init --on-failure` decides then.
+fn on_failure(cx: &mut Ctx, value: Option<Spanned<String>>) -> Option<OnFailure> {
+    value
+        .is_some()
+        .then(|| cx.choice("on-failure", value, ON_FAILURE_NAMES, ON_FAILURES, OnFailure::None))
 }
 
 fn ready_timeout(cx: &mut Ctx, value: Option<Spanned<String>>, t: ServiceType, has_ready: bool) -> Option<Duration> {

@@ -5,6 +5,7 @@
 
 mod changes;
 mod deps;
+mod failfast;
 mod misc;
 mod reload;
 mod restart;

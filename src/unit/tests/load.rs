@@ -188,6 +188,7 @@ const EXAMPLE_PROGRAMS: &[&str] = &[
     "/usr/local/bin/app",
     "/usr/local/bin/worker",
     "/usr/sbin/crond",
+    "/usr/local/bin/payments-api",
 ];
 
 /// `units/README.md` documents every key of the schema.

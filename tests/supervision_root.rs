@@ -1,0 +1,110 @@
+//! Issue 12's supervision rules for real: `tend init` as PID 1 of a fresh
+//! PID namespace with fail-fast units, a notify watchdog and schedules.
+//! Needs root.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A scratch directory with a `units/` directory in it.
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir(dir.path("units")).unwrap();
+        Setup { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path(name)
+    }
+
+    /// The path of scratch file `name`, as text for unit files.
+    fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn unit(&self, name: &str, toml: &str) {
+        std::fs::write(self.path("units").join(format!("{name}.toml")), toml).unwrap();
+    }
+
+    /// `tend init --units DIR --socket PATH ARGS...` as PID 1; its output
+    /// goes to `tend.out` and `tend.log`.
+    fn init(&self, args: &[&str]) -> Child {
+        let (units, socket) = (self.p("units"), self.p("ctl.sock"));
+        let mut all = vec!["init", "--units", &units, "--socket", &socket];
+        all.extend(args);
+        let mut cmd = tend_as_pid1(&all);
+        let out = std::fs::File::create(self.path("tend.out")).unwrap();
+        let log = std::fs::File::create(self.path("tend.log")).unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(log);
+        cmd.spawn().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("tend.log")).unwrap_or_default()
+    }
+
+    fn lines(&self, name: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Waits for tend to exit: (code, its log).
+    fn finish(&self, mut child: Child) -> (i32, String) {
+        let code = exit_code_within(&mut child, LIMIT);
+        (code, self.log())
+    }
+}
+
+/// A service that logs `up` and, on SIGTERM, `stopped` before exiting 0.
+fn graceful(file: &str) -> String {
+    format!(
+        "command = \"trap 'echo stopped >> {file}; exit 0' TERM; echo up >> {file}; while :; do sleep 0.05; done\"\n"
+    )
+}
+
+#[test]
+fn a_failing_fail_fast_service_ends_everything_with_its_code_root() {
+    let s = Setup::new("failfast");
+    let side = s.p("side");
+    s.unit("side", &graceful(&side));
+    // Fails once the neighbour is up, so its stop handler is in place.
+    s.unit(
+        "job",
+        &format!(
+            "command = \"until [ -s {side} ]; do sleep 0.01; done; exit 7\"\nrestart = \"no\"\non-failure = \"shutdown\"\n"
+        ),
+    );
+    let (code, log) = s.finish(s.init(&[]));
+    assert_eq!(code, 7, "{log}");
+    assert_eq!(
+        s.lines("side"),
+        ["up", "stopped"],
+        "the neighbour stopped gracefully\n{log}"
+    );
+    assert!(log.contains("job: failed"), "{log}");
+}
+
+#[test]
+fn on_failure_shutdown_on_the_command_line_is_every_units_default_root() {
+    let s = Setup::new("failfast-default");
+    let side = s.p("side");
+    s.unit("side", &graceful(&side));
+    s.unit(
+        "job",
+        &format!("command = \"until [ -s {side} ]; do sleep 0.01; done; kill -9 $$\"\nrestart = \"no\"\n"),
+    );
+    let (code, log) = s.finish(s.init(&["--on-failure", "shutdown"]));
+    assert_eq!(code, 128 + 9, "{log}");
+    assert_eq!(s.lines("side"), ["up", "stopped"], "{log}");
+}

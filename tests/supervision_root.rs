@@ -108,3 +108,29 @@ fn on_failure_shutdown_on_the_command_line_is_every_units_default_root() {
     assert_eq!(code, 128 + 9, "{log}");
     assert_eq!(s.lines("side"), ["up", "stopped"], "{log}");
 }
+
+#[test]
+fn a_notify_service_that_stops_sending_watchdog_is_restarted_root() {
+    let s = Setup::new("watchdog");
+    let runs = s.p("runs");
+    // Pings every 0.1s for 1.5s (three intervals: the pings keep it alive),
+    // then falls silent.
+    let script = format!(
+        "echo run $WATCHDOG_USEC >> {runs}; systemd-notify --ready; \
+         for i in $(seq 15); do systemd-notify WATCHDOG=1; sleep 0.1; done; \
+         echo pinged >> {runs}; exec sleep 1000"
+    );
+    s.unit(
+        "daemon",
+        &format!("type = \"notify\"\ncommand = \"{script}\"\nwatchdog = \"500ms\"\nrestart-delay = \"10ms\"\n"),
+    );
+    let tend = s.init(&[]);
+    let lines = await_some("a second run", LIMIT, || {
+        let lines = s.lines("runs");
+        (lines.len() >= 3).then_some(lines)
+    });
+    send(await_child(tend.id()), libc::SIGTERM);
+    let (_, log) = s.finish(tend);
+    assert_eq!(lines[..3], ["run 500000", "pinged", "run 500000"], "{log}");
+    assert!(log.contains("daemon: stopping (watchdog timeout"), "{log}");
+}

@@ -122,6 +122,11 @@ impl Services {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));
+            if let Some(every) = unit.service.watchdog {
+                // No WATCHDOG_PID: the pid is not known before the fork, and
+                // sd_notify libraries take its absence as "this process".
+                env.push(("WATCHDOG_USEC".into(), every.as_micros().to_string().into()));
+            }
             self.register(
                 Source::Notify {
                     service: name.into(),
@@ -422,6 +427,9 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
                 Notice::Ready => Event::Ready { name },
                 Notice::Status(text) => Event::Status { name, text },
                 Notice::Stopping => Event::Stopping { name },
+                Notice::Watchdog => Event::Watchdog { name },
+                Notice::WatchdogTrigger => Event::WatchdogTrigger { name },
+                Notice::ExtendTimeout(by) => Event::ExtendTimeout { name, by },
             });
         }
     }

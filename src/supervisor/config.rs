@@ -56,6 +56,10 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
+    /// A notify service must send `WATCHDOG=1` this often once ready, or it
+    /// is stopped with `watchdog_signal` and counts as failed.
+    pub watchdog: Option<Duration>,
+    pub watchdog_signal: i32,
     /// What its failing for good does; `None`: what `tend init
     /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
     pub on_failure: Option<OnFailure>,
@@ -109,6 +113,8 @@ impl ServiceConfig {
             main: false,
             enabled,
             on_failure: None,
+            watchdog: None,
+            watchdog_signal: libc::SIGABRT,
         }
     }
 }

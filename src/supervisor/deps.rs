@@ -153,6 +153,14 @@ impl<U: Definition> Supervisor<U> {
                 Verdict::Met | Verdict::Broken(_) => None,
             },
             (Phase::Delay { .. }, _) => Some("restart pending".to_string()),
+            // Stopped as failed (ready or watchdog timeout): say why now.
+            (
+                Phase::Stopping {
+                    then: Then::Fail(reason),
+                    ..
+                },
+                _,
+            ) => Some(reason.clone()),
             (Phase::Failed(failure), _) => Some(failure.to_string()),
             (Phase::Exited, _) if service.stopped => Some("stopped".to_string()),
             (_, Some(error)) => Some(format!("reload refused, running the old unit: {error}")),

@@ -27,6 +27,10 @@
 //! | Spawning | starting | Stop, DepBroken   | Stopping (signal once the pid is known) |
 //! | Up       | running  | Ready             | Up, ready                             |
 //! | Up       | running  | ReadyFailed, Timer (ready timeout) | Stopping, then restart policy as a failed start |
+//! | Up       | ready    | Watchdog          | Up, watchdog deadline starts over     |
+//! | Up       | ready    | Timer (watchdog)  | Stopping, `Signal(watchdog_signal)`, then restart policy as a failed start |
+//! | Up       | any      | WatchdogTrigger   | as Timer (watchdog)                   |
+//! | Up, Stopping | any  | Extend            | deadline moved to at least now + N    |
 //! | Up       | any      | Exited            | oneshot 0: Exited; else restart policy: Delay / Exited / Failed |
 //! | Up       | any      | Stop, DepBroken   | Stopping, `Signal(stop_signal)`       |
 //! | Up       | any      | Announce          | Up, shown stopping                    |
@@ -58,6 +62,8 @@
 //!   missing, invalid or failed-for-good one stops this service and fails it;
 //!   it comes back by itself once that dependency is started again. Only
 //!   failure propagates: an operator stop of a dependency leaves dependents up.
+//! * `watchdog` (notify services): armed when the service becomes ready,
+//!   restarted by each `WATCHDOG=1`; its expiry is a failed start.
 //! * `ready_timeout` counts from the spawn, for notify services, simple ones
 //!   with a ready check and oneshots (which are "ready" when they exit 0).
 //! * `main`: when it goes down for good (exited, failed, stopped by an

@@ -109,6 +109,10 @@ impl<U: Definition> Service<U> {
             (P::Up { ready: false, .. }, I::Ready) if self.readies() => self.ready(now),
             (P::Up { ready: false, .. }, I::ReadyFailed(why)) => self.stop(Then::Fail(format!("not ready: {why}")), cx),
             (P::Up { ready: false, .. }, I::Timer) if due => self.ready_timeout(cx),
+            (P::Up { ready: true, .. }, I::Timer) if due => self.watchdog_expired(cx),
+            (P::Up { ready: true, .. }, I::Watchdog) => self.pet(now),
+            (P::Up { .. }, I::WatchdogTrigger) => self.stop_with(self.config().watchdog_signal, Then::Fail("watchdog triggered".into()), cx),
+            (P::Up { .. } | P::Stopping { .. }, I::Extend(by)) => self.extend(by, now),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
             (P::Up { .. }, I::Stop(then)) => self.stop(then, cx),
@@ -197,6 +201,8 @@ impl<U: Definition> Service<U> {
         self.set(up, cx.now);
     }
 
+    /// Ready: the ready timeout ends, the watchdog starts (as systemd's,
+    /// once start-up is complete).
     fn ready(&mut self, now: Instant) {
         if let Phase::Up {
             pid, since, stopping, ..
@@ -206,10 +212,42 @@ impl<U: Definition> Service<U> {
                 pid,
                 since,
                 ready: true,
-                deadline: None,
+                deadline: self.watchdog_deadline(now),
                 stopping,
             };
             self.set(up, now);
+        }
+    }
+
+    fn watchdog_deadline(&self, now: Instant) -> Option<Instant> {
+        self.config().watchdog.and_then(|every| now.checked_add(every))
+    }
+
+    /// `WATCHDOG=1`: the watchdog starts over.
+    fn pet(&mut self, now: Instant) {
+        let next = self.watchdog_deadline(now);
+        if let Phase::Up { deadline, .. } = &mut self.phase {
+            *deadline = next;
+        }
+    }
+
+    fn watchdog_expired(&mut self, cx: &mut Cx) {
+        let every = self.config().watchdog.unwrap_or_default();
+        let reason = format!(
+            "watchdog timeout: no WATCHDOG=1 within {}",
+            humantime::format_duration(every)
+        );
+        self.stop_with(self.config().watchdog_signal, Then::Fail(reason), cx);
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=`: the deadline running now (start, watchdog or
+    /// stop) is at least `by` away; one already further is kept.
+    fn extend(&mut self, by: Duration, now: Instant) {
+        let (Phase::Up { deadline, .. } | Phase::Stopping { deadline, .. }) = &mut self.phase else {
+            return;
+        };
+        if let (Some(at), Some(wanted)) = (deadline.as_mut(), now.checked_add(by)) {
+            *at = (*at).max(wanted);
         }
     }
 
@@ -285,9 +323,13 @@ impl<U: Definition> Service<U> {
     }
 
     fn stop(&mut self, then: Then, cx: &mut Cx) {
+        self.stop_with(self.config().stop_signal, then, cx);
+    }
+
+    fn stop_with(&mut self, signal: i32, then: Then, cx: &mut Cx) {
         self.cancel_check_if_pending(cx);
         match self.phase.pid() {
-            Some(pid) => self.signal(pid, then, cx),
+            Some(pid) => self.signal_with(pid, signal, then, cx),
             None => self.stop_unspawned(then, cx.now),
         }
     }
@@ -302,7 +344,10 @@ impl<U: Definition> Service<U> {
     }
 
     fn signal(&mut self, pid: i32, then: Then, cx: &mut Cx) {
-        let signal = self.config().stop_signal;
+        self.signal_with(pid, self.config().stop_signal, then, cx);
+    }
+
+    fn signal_with(&mut self, pid: i32, signal: i32, then: Then, cx: &mut Cx) {
         cx.actions.push_back(Action::Signal {
             name: self.name.clone(),
             signal,

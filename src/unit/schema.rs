@@ -37,6 +37,8 @@ pub struct RawUnit {
     pub main: Option<Spanned<bool>>,
     pub enabled: Option<Spanned<bool>>,
     pub on_failure: Option<Spanned<String>>,
+    pub watchdog: Option<Spanned<String>>,
+    pub watchdog_signal: Option<Spanned<NameOrNumber>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -73,6 +75,8 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("main", None),
     ("enabled", None),
     ("on-failure", None),
+    ("watchdog", None),
+    ("watchdog-signal", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.

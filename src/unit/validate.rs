@@ -144,6 +144,8 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
         enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
         on_failure: on_failure(cx, raw.on_failure),
+        watchdog: watchdog(cx, raw.watchdog, service_type, raw.watchdog_signal.as_ref()),
+        watchdog_signal: signal(cx, raw.watchdog_signal, d.watchdog_signal),
     };
     let unit = Unit {
         name: name.to_string(),
@@ -176,6 +178,44 @@ fn on_failure(cx: &mut Ctx, value: Option<Spanned<String>>) -> Option<OnFailure>
     value
         .is_some()
         .then(|| cx.choice("on-failure", value, ON_FAILURE_NAMES, ON_FAILURES, OnFailure::None))
+}
+
+/// `watchdog` applies to notify services, and must be above zero;
+/// `watchdog-signal` needs it.
+fn watchdog(
+    cx: &mut Ctx,
+    value: Option<Spanned<String>>,
+    t: ServiceType,
+    signal: Option<&Spanned<NameOrNumber>>,
+) -> Option<Duration> {
+    let Some(v) = value else {
+        if let Some(signal) = signal {
+            cx.err(signal.span(), Problem::WatchdogSignalAlone);
+        }
+        return None;
+    };
+    let span = v.span();
+    // A bad duration is reported once: its stand-in is not zero.
+    let every = cx.duration("watchdog", Some(v), Duration::from_secs(1));
+    if t != ServiceType::Notify {
+        cx.err(
+            span,
+            Problem::WatchdogNotNotify {
+                service_type: type_name(t),
+            },
+        );
+        return None;
+    }
+    if every.is_zero() {
+        cx.err(span, Problem::WatchdogZero);
+        return None;
+    }
+    Some(every)
+}
+
+fn type_name(t: ServiceType) -> &'static str {
+    let i = TYPES.iter().position(|x| *x == t).unwrap_or(0);
+    TYPE_NAMES.get(i).copied().unwrap_or("simple")
 }
 
 fn ready_timeout(cx: &mut Ctx, value: Option<Spanned<String>>, t: ServiceType, has_ready: bool) -> Option<Duration> {

@@ -10,6 +10,7 @@ mod misc;
 mod reload;
 mod restart;
 mod shutdown;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,72 @@
+//! The keys of issue 12's supervision rules: `on-failure`, `watchdog`,
+//! `watchdog-signal`, `schedule`, `schedule-timezone`.
+
+use super::*;
+use crate::supervisor::OnFailure;
+
+/// Every key that a simple service cannot have, on a notify service.
+pub const FULL_NOTIFY: &str = r#"
+command = ["sh"]
+type = "notify"
+watchdog = "30s"
+watchdog-signal = "SIGKILL"
+"#;
+
+/// Every key that a simple service cannot have, on a oneshot.
+pub const FULL_SCHEDULED: &str = r#"
+command = ["sh"]
+type = "oneshot"
+"#;
+
+#[test]
+fn on_failure_is_unset_none_or_shutdown() {
+    assert_eq!(unit("command = [\"sh\"]").service.on_failure, None);
+    let u = unit("command = [\"sh\"]\non-failure = \"none\"");
+    assert_eq!(u.service.on_failure, Some(OnFailure::None));
+    assert_eq!(
+        errors("command = [\"sh\"]\non-failure = \"shutdwn\""),
+        ["units/web.toml:2:14: unknown on-failure \"shutdwn\", did you mean \"shutdown\"?"]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\non-failure = \"exit\""),
+        ["units/web.toml:2:14: unknown on-failure \"exit\", expected one of \"none\", \"shutdown\""]
+    );
+}
+
+#[test]
+fn watchdog_and_its_signal() {
+    let u = unit(FULL_NOTIFY);
+    assert_eq!(u.service.watchdog, Some(Duration::from_secs(30)));
+    assert_eq!(u.service.watchdog_signal, libc::SIGKILL);
+    let plain = unit("command = [\"sh\"]\ntype = \"notify\"\nwatchdog = \"1s\"");
+    assert_eq!(plain.service.watchdog_signal, libc::SIGABRT);
+    assert_eq!(unit("command = [\"sh\"]").service.watchdog, None);
+}
+
+#[test]
+fn bad_watchdogs_are_located() {
+    assert_eq!(
+        errors("command = [\"sh\"]\nwatchdog = \"30s\""),
+        ["units/web.toml:2:12: \"watchdog\" applies to notify services only, this one is simple"]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\ntype = \"notify\"\nwatchdog = \"0s\""),
+        ["units/web.toml:3:12: watchdog must be above 0"]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\ntype = \"notify\"\nwatchdog = \"soon\""),
+        ["units/web.toml:3:12: invalid duration \"soon\" for watchdog: expected number at 0"]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\ntype = \"notify\"\nwatchdog-signal = \"ABRT\""),
+        ["units/web.toml:3:19: \"watchdog-signal\" needs a \"watchdog\""]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\ntype = \"notify\"\nwatchdog = \"1s\"\nwatchdog-signal = \"SIGNOPE\""),
+        ["units/web.toml:4:19: unknown signal \"SIGNOPE\""]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nwatchdgo = \"1s\""),
+        ["units/web.toml:2:1: unknown key \"watchdgo\", did you mean \"watchdog\"?"]
+    );
+}

@@ -40,10 +40,18 @@ impl Setup {
     /// `tend init --units DIR --socket PATH ARGS...` as PID 1; its output
     /// goes to `tend.out` and `tend.log`.
     fn init(&self, args: &[&str]) -> Child {
+        self.init_at(args, None)
+    }
+
+    /// As `init`, with tend's wall clock starting at `wall` (Unix seconds).
+    fn init_at(&self, args: &[&str], wall: Option<u64>) -> Child {
         let (units, socket) = (self.p("units"), self.p("ctl.sock"));
         let mut all = vec!["init", "--units", &units, "--socket", &socket];
         all.extend(args);
         let mut cmd = tend_as_pid1(&all);
+        if let Some(wall) = wall {
+            cmd.env("TEND_TEST_WALL_CLOCK", wall.to_string());
+        }
         let out = std::fs::File::create(self.path("tend.out")).unwrap();
         let log = std::fs::File::create(self.path("tend.log")).unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(log);
@@ -52,6 +60,13 @@ impl Setup {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.path("tend.log")).unwrap_or_default()
+    }
+
+    /// `tend ctl status`'s output.
+    fn status(&self) -> String {
+        let socket = self.p("ctl.sock");
+        let out = output(std::process::Command::new(tend()).args(["ctl", "--socket", &socket, "status"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn lines(&self, name: &str) -> Vec<String> {
@@ -133,4 +148,32 @@ fn a_notify_service_that_stops_sending_watchdog_is_restarted_root() {
     let (_, log) = s.finish(tend);
     assert_eq!(lines[..3], ["run 500000", "pinged", "run 500000"], "{log}");
     assert!(log.contains("daemon: stopping (watchdog timeout"), "{log}");
+}
+
+#[test]
+fn a_schedule_of_every_minute_runs_at_the_minute_boundary_root() {
+    let s = Setup::new("schedule");
+    let runs = s.p("runs");
+    s.unit(
+        "job",
+        &format!("type = \"oneshot\"\ncommand = \"echo ran >> {runs}\"\nschedule = \"* * * * *\"\n"),
+    );
+    // tend's wall clock starts two seconds before a minute boundary.
+    let boundary: u64 = 1_796_000_040;
+    let at = |secs: u64| {
+        let time = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        humantime::format_rfc3339_seconds(time).to_string()
+    };
+    let tend = s.init_at(&[], Some(boundary - 2));
+    await_true("the run due", LIMIT, || {
+        s.log().contains(&format!("job: run due at {}", at(boundary)))
+    });
+    let second = format!("next run {}", at(boundary + 60));
+    await_true(&second, LIMIT, || s.status().contains(&second));
+    await_true("the run", LIMIT, || s.lines("runs") == ["ran"]);
+    send(await_child(tend.id()), libc::SIGTERM);
+    let (code, log) = s.finish(tend);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(s.lines("runs"), ["ran"], "one run only\n{log}");
+    assert!(log.contains("job: exited"), "{log}");
 }

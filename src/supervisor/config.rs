@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::schedule::Schedule;
+
 /// When a service counts as up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
@@ -60,6 +62,8 @@ pub struct ServiceConfig {
     /// is stopped with `watchdog_signal` and counts as failed.
     pub watchdog: Option<Duration>,
     pub watchdog_signal: i32,
+    /// A oneshot run at each matching minute instead of at boot.
+    pub schedule: Option<Schedule>,
     /// What its failing for good does; `None`: what `tend init
     /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
     pub on_failure: Option<OnFailure>,
@@ -115,6 +119,7 @@ impl ServiceConfig {
             on_failure: None,
             watchdog: None,
             watchdog_signal: libc::SIGABRT,
+            schedule: None,
         }
     }
 }

@@ -170,8 +170,10 @@ impl<U: Definition> Supervisor<U> {
 
     /// Up as far as `READY=1` is concerned: met, or exited 0 (its job done).
     fn is_up(&self, service: &Service<U>) -> bool {
+        let scheduled = service.config().schedule.is_some();
         self.dep(&service.name) == Some(Dep::Met)
-            || (service.phase == Phase::Exited && service.last_exit.is_some_and(|status| status.success()))
+            || (service.phase == Phase::Exited
+                && (scheduled || service.last_exit.is_some_and(|status| status.success())))
     }
 
     /// Tells the manager above about `READY=1` (once every enabled service is

@@ -33,6 +33,8 @@ pub struct Supervisor<U = ServiceConfig> {
     /// The exit code a service with `on-failure = "shutdown"` gave when it
     /// failed for good; it beats every other.
     pub(super) failed_fast: Option<i32>,
+    /// The last wall clock reading, and when it was taken (see `runs.rs`).
+    pub(super) wall: Option<(Instant, std::time::SystemTime)>,
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
@@ -78,6 +80,7 @@ impl<U: Definition> Supervisor<U> {
             changes: VecDeque::new(),
             emitted: 0,
             failed_fast: None,
+            wall: None,
             told_ready: false,
             told_status: String::new(),
         }
@@ -142,10 +145,13 @@ impl<U: Definition> Supervisor<U> {
             Mode::Done => return None,
             Mode::Created | Mode::Running => None,
         };
+        let runs = self.services.values().filter_map(|s| s.next_run.map(|run| run.at));
+        let runs = runs.filter(|_| self.mode == Mode::Running);
         self.services
             .values()
             .filter_map(|s| s.phase.deadline())
             .chain(global)
+            .chain(runs)
             .min()
     }
 
@@ -178,6 +184,7 @@ impl<U: Definition> Supervisor<U> {
             detail: self.detail(service),
             enabled: service.config().enabled,
             stopped: service.stopped,
+            next_run: self.next_run_of(&service.name),
         }
     }
 
@@ -307,6 +314,7 @@ impl<U: Definition> Supervisor<U> {
         for name in due {
             self.route(&name, Input::Timer, now);
         }
+        self.run_schedules(now);
         if let Mode::ShuttingDown { deadline: Some(at) } = self.mode {
             if at <= now {
                 self.shutdown_timed_out();
@@ -333,17 +341,27 @@ impl<U: Definition> Supervisor<U> {
 
     fn start(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
         self.startable(name)?;
+        self.schedule(name, true);
         self.route(name, Input::Start, now);
         Ok(())
     }
 
     fn stop(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
         self.known(name)?;
+        self.schedule(name, false);
         self.route(name, Input::Stop(Then::Down), now);
         Ok(())
     }
 
+    /// An operator start turns a unit's schedule on, a stop off.
+    fn schedule(&mut self, name: &str, on: bool) {
+        if let Some(service) = self.services.get_mut(name) {
+            service.schedule_on = on;
+        }
+    }
+
     fn restart(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
+        self.schedule(name, true);
         let input = match self.startable(name)?.phase.is_live() {
             true => Input::Stop(Then::Restart),
             false => Input::Start,
@@ -354,11 +372,12 @@ impl<U: Definition> Supervisor<U> {
 
     /// After each event: derive the follow-up inputs, then finish a shutdown
     /// or tell the manager what changed.
-    fn settle(&mut self, now: Instant) {
+    pub(super) fn settle(&mut self, now: Instant) {
         match self.mode {
             Mode::Created | Mode::Done => {}
             Mode::Running => {
                 self.reconcile(now);
+                self.arm_schedules(now);
                 self.notify();
             }
             Mode::ShuttingDown { .. } => {

@@ -100,6 +100,8 @@ mod machine;
 mod order;
 mod phase;
 mod reload;
+mod runs;
+pub mod schedule;
 mod service;
 mod shutdown;
 mod types;
@@ -109,4 +111,5 @@ mod tests;
 
 pub use config::{Definition, OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
+pub use schedule::{Schedule, ScheduleError};
 pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

@@ -31,17 +31,39 @@ pub(super) struct Service<U> {
     /// Down because it was stopped, not by its own exit (cleared by any
     /// later change of state).
     pub stopped: bool,
+    /// A scheduled unit's next run, once the supervisor knows the wall clock.
+    pub next_run: Option<NextRun>,
+    /// Its schedule runs: enabled, or started by an operator; not stopped.
+    pub schedule_on: bool,
+    /// The wall time (Unix seconds) of the last run that came due: the next
+    /// is after it, even if the wall clock was set back a little.
+    pub last_due: Option<i64>,
     backoff: Backoff,
     limit: StartLimit,
 }
 
+/// When a scheduled run is due: on the loop's clock, and on the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NextRun {
+    pub at: Instant,
+    /// Unix seconds.
+    pub wall: i64,
+}
+
+/// Where a unit starts: waiting for its dependencies; a scheduled one idle
+/// until its first run; a disabled one down.
+fn initial_phase(config: &ServiceConfig) -> Phase {
+    match (config.enabled, config.schedule.is_some()) {
+        (false, _) => Phase::Disabled,
+        (true, true) => Phase::Exited,
+        (true, false) => Phase::Waiting,
+    }
+}
+
 impl<U: Definition> Service<U> {
     pub(super) fn new(name: &str, unit: Rc<U>, now: Instant) -> Self {
-        let phase = if unit.config().enabled {
-            Phase::Waiting
-        } else {
-            Phase::Disabled
-        };
+        let phase = initial_phase(unit.config());
+        let schedule_on = unit.config().enabled;
         Service {
             name: name.to_string(),
             unit: Some(unit),
@@ -54,6 +76,9 @@ impl<U: Definition> Service<U> {
             status_text: None,
             unclean_stop: false,
             stopped: false,
+            next_run: None,
+            schedule_on,
+            last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -72,6 +97,9 @@ impl<U: Definition> Service<U> {
             status_text: None,
             unclean_stop: false,
             stopped: false,
+            next_run: None,
+            schedule_on: false,
+            last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -394,11 +422,13 @@ impl<U: Definition> Service<U> {
         let Some(unit) = self.pending.take() else {
             return self.want_up(now);
         };
-        let enabled = unit.config().enabled;
+        let phase = initial_phase(unit.config());
+        self.schedule_on = unit.config().enabled;
+        self.next_run = None;
         self.unit = Some(unit);
-        match enabled {
-            true => self.want_up(now),
-            false => self.set(Phase::Disabled, now),
+        match phase {
+            Phase::Waiting => self.want_up(now),
+            phase => self.set(phase, now),
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct ServiceStatus {
     /// Down because it was stopped (by an operator, or at shutdown), not by
     /// its own exit.
     pub stopped: bool,
+    /// A scheduled unit's next run, on the wall clock.
+    pub next_run: Option<std::time::SystemTime>,
 }
 
 /// Why an operator request was refused.

@@ -39,6 +39,8 @@ pub struct RawUnit {
     pub on_failure: Option<Spanned<String>>,
     pub watchdog: Option<Spanned<String>>,
     pub watchdog_signal: Option<Spanned<NameOrNumber>>,
+    pub schedule: Option<Spanned<String>>,
+    pub schedule_timezone: Option<Spanned<String>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -77,6 +79,8 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("on-failure", None),
     ("watchdog", None),
     ("watchdog-signal", None),
+    ("schedule", None),
+    ("schedule-timezone", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.

@@ -18,6 +18,7 @@ use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
 use super::suggest::{position, suggest};
 use super::{Stdio, Unit};
+use crate::supervisor::schedule::{self, Schedule, ScheduleError};
 use crate::supervisor::{OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
@@ -146,6 +147,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         on_failure: on_failure(cx, raw.on_failure),
         watchdog: watchdog(cx, raw.watchdog, service_type, raw.watchdog_signal.as_ref()),
         watchdog_signal: signal(cx, raw.watchdog_signal, d.watchdog_signal),
+        schedule: schedule(cx, raw.schedule, raw.schedule_timezone, service_type),
     };
     let unit = Unit {
         name: name.to_string(),
@@ -211,6 +213,48 @@ fn watchdog(
         return None;
     }
     Some(every)
+}
+
+/// `schedule` applies to oneshots; `schedule-timezone` needs it.
+fn schedule(
+    cx: &mut Ctx,
+    value: Option<Spanned<String>>,
+    zone: Option<Spanned<String>>,
+    t: ServiceType,
+) -> Option<Schedule> {
+    let Some(v) = value else {
+        if let Some(zone) = zone {
+            cx.err(zone.span(), Problem::TimezoneAlone);
+        }
+        return None;
+    };
+    if t != ServiceType::Oneshot {
+        cx.err(
+            v.span(),
+            Problem::ScheduleNotOneshot {
+                service_type: type_name(t),
+            },
+        );
+    }
+    let mut bad = |key, v: &Spanned<String>, e: ScheduleError| {
+        let (value, reason) = (v.get_ref().clone(), e.to_string());
+        cx.err(v.span(), Problem::Schedule { key, value, reason });
+    };
+    let offset = match zone.as_ref().map(|z| (z, schedule::parse_offset(z.get_ref().trim()))) {
+        Some((z, Err(e))) => {
+            bad("schedule-timezone", z, e);
+            0
+        }
+        Some((_, Ok(offset))) => offset,
+        None => 0,
+    };
+    match Schedule::parse(v.get_ref()) {
+        Ok(s) => Some(s.at_offset(offset)),
+        Err(e) => {
+            bad("schedule", &v, e);
+            None
+        }
+    }
 }
 
 fn type_name(t: ServiceType) -> &'static str {

@@ -9,6 +9,7 @@ mod failfast;
 mod misc;
 mod reload;
 mod restart;
+mod schedule;
 mod shutdown;
 mod watchdog;
 

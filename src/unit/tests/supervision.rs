@@ -2,7 +2,7 @@
 //! `watchdog-signal`, `schedule`, `schedule-timezone`.
 
 use super::*;
-use crate::supervisor::OnFailure;
+use crate::supervisor::{OnFailure, Schedule};
 
 /// Every key that a simple service cannot have, on a notify service.
 pub const FULL_NOTIFY: &str = r#"
@@ -16,6 +16,8 @@ watchdog-signal = "SIGKILL"
 pub const FULL_SCHEDULED: &str = r#"
 command = ["sh"]
 type = "oneshot"
+schedule = "30 2 * * mon-fri"
+schedule-timezone = "+02:00"
 "#;
 
 #[test]
@@ -68,5 +70,47 @@ fn bad_watchdogs_are_located() {
     assert_eq!(
         errors("command = [\"sh\"]\nwatchdgo = \"1s\""),
         ["units/web.toml:2:1: unknown key \"watchdgo\", did you mean \"watchdog\"?"]
+    );
+}
+
+#[test]
+fn schedule_and_its_timezone() {
+    let u = unit(FULL_SCHEDULED);
+    let expected = Schedule::parse("30 2 * * 1-5").unwrap().at_offset(7200);
+    assert_eq!(u.service.schedule, Some(expected));
+    let utc = unit("command = [\"sh\"]\ntype = \"oneshot\"\nschedule = \"@daily\"");
+    assert_eq!(utc.service.schedule, Schedule::parse("0 0 * * *").ok());
+}
+
+#[test]
+fn bad_schedules_are_located() {
+    let oneshot = "command = [\"sh\"]\ntype = \"oneshot\"\n";
+    assert_eq!(
+        errors(&format!("{oneshot}schedule = \"*/5 * * *\"")),
+        ["units/web.toml:3:12: invalid schedule \"*/5 * * *\": expected 5 fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly, got 4"]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedule = \"0 0 30 feb *\"")),
+        ["units/web.toml:3:12: invalid schedule \"0 0 30 feb *\": this schedule never runs: no month has such a day"]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedule = \"0 25 * * *\"")),
+        ["units/web.toml:3:12: invalid schedule \"0 25 * * *\": invalid hour \"25\": expected a number from 0 to 23"]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedule = \"@daily\"\nschedule-timezone = \"Europe/Paris\"")),
+        ["units/web.toml:4:21: invalid schedule-timezone \"Europe/Paris\": unknown time zone \"Europe/Paris\": expected \"UTC\" or an offset like \"+02:00\""]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedule-timezone = \"UTC\"")),
+        ["units/web.toml:3:21: \"schedule-timezone\" needs a \"schedule\""]
+    );
+    assert_eq!(
+        errors("command = [\"sh\"]\nschedule = \"@hourly\""),
+        ["units/web.toml:2:12: \"schedule\" applies to oneshot services only, this one is simple"]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedul = \"@hourly\"")),
+        ["units/web.toml:3:1: unknown key \"schedul\", did you mean \"schedule\"?"]
     );
 }

@@ -131,7 +131,7 @@ fn a_notify_service_that_stops_sending_watchdog_is_restarted_root() {
     // Pings every 0.1s for 1.5s (three intervals: the pings keep it alive),
     // then falls silent.
     let script = format!(
-        "echo run $WATCHDOG_USEC >> {runs}; systemd-notify --ready; \
+        "[ \\\"$WATCHDOG_PID\\\" = $$ ] && echo run $WATCHDOG_USEC >> {runs}; systemd-notify --ready; \
          for i in $(seq 15); do systemd-notify WATCHDOG=1; sleep 0.1; done; \
          echo pinged >> {runs}; exec sleep 1000"
     );

@@ -123,8 +123,6 @@ impl Services {
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));
             if let Some(every) = unit.service.watchdog {
-                // No WATCHDOG_PID: the pid is not known before the fork, and
-                // sd_notify libraries take its absence as "this process".
                 env.push(("WATCHDOG_USEC".into(), every.as_micros().to_string().into()));
             }
             self.register(
@@ -154,6 +152,8 @@ impl Services {
             new_session: !is_main,
             controlling_tty: false,
             env,
+            // sd_watchdog_enabled() checks that it is the process meant.
+            pid_variable: unit.service.watchdog.map(|_| "WATCHDOG_PID"),
             credentials: credentials(&unit.run_as),
             limits: unit
                 .limits

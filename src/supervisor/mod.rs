@@ -105,6 +105,7 @@ pub mod schedule;
 mod service;
 mod shutdown;
 mod types;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;

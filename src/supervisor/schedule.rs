@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use super::zone::Zone;
+
 /// A parsed `schedule`, with the offset from UTC its fields are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
@@ -26,8 +28,8 @@ pub struct Schedule {
     /// Each restricted (the field does not start with `*`).
     days_restricted: bool,
     weekdays_restricted: bool,
-    /// Seconds east of UTC.
-    offset: i32,
+    /// Where the fields are read.
+    zone: Zone,
 }
 
 /// Why a schedule or time zone was refused.
@@ -51,7 +53,7 @@ pub enum ScheduleError {
     Range { field: &'static str, value: String },
     #[error("this schedule never runs: no month has such a day")]
     Never,
-    #[error("unknown time zone \"{0}\": expected \"UTC\" or an offset like \"+02:00\"")]
+    #[error("unknown time zone \"{0}\": expected \"UTC\", an offset like \"+02:00\", \"local\" or a name like \"Europe/Paris\"")]
     Zone(String),
 }
 
@@ -131,7 +133,7 @@ impl Schedule {
             weekdays,
             days_restricted: !day.starts_with('*'),
             weekdays_restricted: !weekday.starts_with('*'),
-            offset: 0,
+            zone: Zone::Fixed(0),
         };
         // 1970 to 1998 holds every kind of year: a schedule with no match
         // there (February 30) has none ever.
@@ -143,18 +145,49 @@ impl Schedule {
 
     /// The same schedule read at `offset` seconds east of UTC.
     pub fn at_offset(self, offset: i32) -> Schedule {
-        Schedule { offset, ..self }
+        self.in_zone(Zone::Fixed(offset))
+    }
+
+    /// The same schedule read in `zone`.
+    pub fn in_zone(self, zone: Zone) -> Schedule {
+        Schedule { zone, ..self }
     }
 
     /// The first matching minute strictly after Unix time `t` (seconds),
     /// as Unix seconds; `None` if none within 28 years (never, for a
     /// schedule that [`Schedule::parse`] accepted, but for absurd times).
+    ///
+    /// Across a change of the zone's offset the local clock is followed as
+    /// it reads: the minutes it skips (spring forward) have no run, the
+    /// ones it shows twice (fall back) run once, the first time.
     pub fn next_after(&self, t: i64) -> Option<i64> {
         // Years 0 to 9999: far from any overflow below.
         if !(-62_167_219_200..=253_402_300_799).contains(&t) {
             return None;
         }
-        let local = t.checked_add(i64::from(self.offset))?;
+        let (mut at, mut local_from) = (t, None);
+        // Two changes a year over the 28 years searched, with room.
+        for _ in 0..128 {
+            let offset = self.zone.offset_at(at);
+            let from = local_from.unwrap_or(at + offset);
+            let run = self.next_local(from)? - offset;
+            match self.zone.next_change(at) {
+                Some(change) if run >= change => {
+                    // Go on from the change, never before a local time
+                    // already passed.
+                    let after = self.zone.offset_at(change);
+                    local_from = Some((change + after - 1).max(change - 1 + offset));
+                    at = change;
+                }
+                _ => return Some(run),
+            }
+        }
+        None
+    }
+
+    /// The first matching local minute strictly after local time `local`
+    /// (Unix seconds as if the zone were UTC).
+    fn next_local(&self, local: i64) -> Option<i64> {
         let minute = local.div_euclid(60) + 1;
         let first = minute.div_euclid(1440);
         for day in first..first + SEARCH_DAYS {
@@ -164,8 +197,7 @@ impl Schedule {
                 continue;
             }
             if let Some(at) = self.first_minute(from) {
-                let local = (day * 1440 + at) * 60;
-                return local.checked_sub(i64::from(self.offset));
+                return Some((day * 1440 + at) * 60);
             }
         }
         None
@@ -304,6 +336,18 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Days since 1970-01-01 of a date (month 1..=12), the inverse of
+/// [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Unix seconds as `2026-11-30T10:35:00Z`, for messages.
 pub struct Utc(pub i64);
 
@@ -327,15 +371,7 @@ mod tests {
 
     /// Unix seconds of a UTC date and time.
     fn at(y: i64, mo: i64, d: i64, h: i64, mi: i64) -> i64 {
-        // days_from_civil, the inverse of civil_from_days
-        let y2 = if mo <= 2 { y - 1 } else { y };
-        let era = y2.div_euclid(400);
-        let yoe = y2 - era * 400;
-        let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        days * 86_400 + h * 3600 + mi * 60
+        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
     }
 
     fn next(text: &str, from: i64) -> String {
@@ -470,6 +506,54 @@ mod tests {
         assert_eq!(
             Utc(s.next_after(at(2026, 11, 29, 0, 0)).unwrap()).to_string(),
             "2026-11-29T23:00:00Z"
+        );
+    }
+
+    #[test]
+    fn daylight_saving_skips_missing_minutes_and_runs_repeated_ones_once() {
+        let paris = Zone::from_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let daily = |text: &str| Schedule::parse(text).unwrap().in_zone(paris.clone());
+        // 02:30 does not exist on 2026-03-29 in Paris: no run that day
+        let s = daily("30 2 * * *");
+        let t = s.next_after(at(2026, 3, 28, 12, 0)).unwrap();
+        assert_eq!(Utc(t).to_string(), "2026-03-30T00:30:00Z");
+        // 03:00 CEST right after the jump runs, at 01:00 UTC
+        let s = daily("0 3 * * *");
+        assert_eq!(
+            Utc(s.next_after(at(2026, 3, 28, 12, 0)).unwrap()).to_string(),
+            "2026-03-29T01:00:00Z"
+        );
+        // 02:30 happens twice on 2026-10-25: one run, the first (CEST)
+        let s = daily("30 2 * * *");
+        let first = s.next_after(at(2026, 10, 24, 12, 0)).unwrap();
+        assert_eq!(Utc(first).to_string(), "2026-10-25T00:30:00Z");
+        assert_eq!(Utc(s.next_after(first).unwrap()).to_string(), "2026-10-26T01:30:00Z");
+        // every 30 minutes through the repeated hour: each local time once
+        let s = daily("*/30 * * * *");
+        let mut t = at(2026, 10, 25, 0, 0);
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            t = s.next_after(t).unwrap();
+            runs.push(Utc(t).to_string());
+        }
+        assert_eq!(
+            runs,
+            [
+                "2026-10-25T00:30:00Z",
+                "2026-10-25T02:00:00Z",
+                "2026-10-25T02:30:00Z",
+                "2026-10-25T03:00:00Z"
+            ]
+        );
+        // noon every day stays at local noon across the year
+        let s = daily("0 12 * * *");
+        assert_eq!(
+            Utc(s.next_after(at(2026, 1, 1, 0, 0)).unwrap()).to_string(),
+            "2026-01-01T11:00:00Z"
+        );
+        assert_eq!(
+            Utc(s.next_after(at(2026, 7, 1, 0, 0)).unwrap()).to_string(),
+            "2026-07-01T10:00:00Z"
         );
     }
 }

@@ -12,13 +12,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{Position, Problem, UnitError};
-use super::host::Host;
+use super::host::{below, Host};
 use super::limits::{self, Limit, Resource};
 use super::parse::Source;
 use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
 use super::suggest::{position, suggest};
 use super::{Stdio, Unit};
 use crate::supervisor::schedule::{self, Schedule, ScheduleError};
+use crate::supervisor::zone::Zone;
 use crate::supervisor::{OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
@@ -236,25 +237,51 @@ fn schedule(
             },
         );
     }
-    let mut bad = |key, v: &Spanned<String>, e: ScheduleError| {
-        let (value, reason) = (v.get_ref().clone(), e.to_string());
+    let found = zone.as_ref().map(|z| (z, time_zone(cx.env, z.get_ref().trim())));
+    let mut bad = |key, v: &Spanned<String>, reason: String| {
+        let value = v.get_ref().clone();
         cx.err(v.span(), Problem::Schedule { key, value, reason });
     };
-    let offset = match zone.as_ref().map(|z| (z, schedule::parse_offset(z.get_ref().trim()))) {
-        Some((z, Err(e))) => {
-            bad("schedule-timezone", z, e);
-            0
+    let zone = match found {
+        Some((z, Err(reason))) => {
+            bad("schedule-timezone", z, reason);
+            Zone::Fixed(0)
         }
-        Some((_, Ok(offset))) => offset,
-        None => 0,
+        Some((_, Ok(zone))) => zone,
+        None => Zone::Fixed(0),
     };
     match Schedule::parse(v.get_ref()) {
-        Ok(s) => Some(s.at_offset(offset)),
+        Ok(s) => Some(s.in_zone(zone)),
         Err(e) => {
-            bad("schedule", &v, e);
+            bad("schedule", &v, e.to_string());
             None
         }
     }
+}
+
+/// `UTC`, a fixed offset, `local` (the environment's `/etc/localtime`) or
+/// a name of the environment's time zone database (`Europe/Paris`).
+fn time_zone(host: &dyn Host, name: &str) -> Result<Zone, String> {
+    if let Ok(offset) = schedule::parse_offset(name) {
+        return Ok(Zone::Fixed(offset));
+    }
+    let path = match name {
+        "local" => "/etc/localtime".to_string(),
+        _ if zone_name(name) => format!("/usr/share/zoneinfo/{name}"),
+        _ => return Err(ScheduleError::Zone(name.to_string()).to_string()),
+    };
+    let bytes = host
+        .read_bytes(&below(host.root(), Path::new(&path)))
+        .map_err(|e| format!("cannot read {path}: {}", crate::sys::describe(&e)))?;
+    Zone::from_tzif(&bytes).map_err(|e| format!("{path}: {e}"))
+}
+
+/// `Area/City`: letters, digits, `_+-` and `/` between names, no `..`.
+fn zone_name(name: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    };
+    name.split('/').all(part)
 }
 
 fn type_name(t: ServiceType) -> &'static str {

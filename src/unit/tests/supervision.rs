@@ -98,8 +98,12 @@ fn bad_schedules_are_located() {
         ["units/web.toml:3:12: invalid schedule \"0 25 * * *\": invalid hour \"25\": expected a number from 0 to 23"]
     );
     assert_eq!(
-        errors(&format!("{oneshot}schedule = \"@daily\"\nschedule-timezone = \"Europe/Paris\"")),
-        ["units/web.toml:4:21: invalid schedule-timezone \"Europe/Paris\": unknown time zone \"Europe/Paris\": expected \"UTC\" or an offset like \"+02:00\""]
+        errors(&format!("{oneshot}schedule = \"@daily\"\nschedule-timezone = \"CEST\"")),
+        ["units/web.toml:4:21: invalid schedule-timezone \"CEST\": cannot read /usr/share/zoneinfo/CEST: No such file or directory"]
+    );
+    assert_eq!(
+        errors(&format!("{oneshot}schedule = \"@daily\"\nschedule-timezone = \"../../etc/passwd\"")),
+        ["units/web.toml:4:21: invalid schedule-timezone \"../../etc/passwd\": unknown time zone \"../../etc/passwd\": expected \"UTC\", an offset like \"+02:00\", \"local\" or a name like \"Europe/Paris\""]
     );
     assert_eq!(
         errors(&format!("{oneshot}schedule-timezone = \"UTC\"")),
@@ -112,5 +116,40 @@ fn bad_schedules_are_located() {
     assert_eq!(
         errors(&format!("{oneshot}schedul = \"@hourly\"")),
         ["units/web.toml:3:1: unknown key \"schedul\", did you mean \"schedule\"?"]
+    );
+}
+
+/// The test environment with a time zone database of one zone, which is
+/// also the local one.
+fn zoned(text: &str) -> (Option<Unit>, Vec<String>) {
+    let mut env = env();
+    let paris = "TZif2 binary table\n\nCET-1CEST,M3.5.0,M10.5.0/3\n".to_string();
+    env.texts
+        .insert("/usr/share/zoneinfo/Europe/Paris".into(), paris.clone());
+    env.texts.insert("/etc/localtime".into(), paris);
+    env.texts
+        .insert("/usr/share/zoneinfo/Old".into(), "TZif\0 version 1 table".into());
+    let file = Path::new("units/web.toml");
+    let (checked, errors) = check_text("web", file, text, &env, Path::new("units"));
+    (
+        checked.map(|c| c.unit),
+        errors.iter().map(ToString::to_string).collect(),
+    )
+}
+
+#[test]
+fn time_zones_come_from_the_environments_database() {
+    let oneshot = "command = [\"sh\"]\ntype = \"oneshot\"\nschedule = \"0 3 * * *\"\n";
+    let paris = crate::supervisor::zone::Zone::from_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+    let expected = Schedule::parse("0 3 * * *").unwrap().in_zone(paris);
+    for zone in ["Europe/Paris", "local"] {
+        let (unit, errors) = zoned(&format!("{oneshot}schedule-timezone = \"{zone}\""));
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(unit.unwrap().service.schedule.as_ref(), Some(&expected), "{zone}");
+    }
+    let (_, errors) = zoned(&format!("{oneshot}schedule-timezone = \"Old\""));
+    assert_eq!(
+        errors,
+        ["units/web.toml:4:21: invalid schedule-timezone \"Old\": /usr/share/zoneinfo/Old: a TZif file without a rule for times after its table (version 1)"]
     );
 }

@@ -5,8 +5,10 @@
 //! then for each thing that happens [`Supervisor::handle`] an [`Event`],
 //! drain [`Supervisor::poll_action`] and execute each [`Action`], and sleep
 //! until [`Supervisor::next_deadline`] (forever when `None`) to feed
-//! [`Event::Timer`]. Every change of a service's user-visible state comes
-//! out as a [`Change`] (from, to, why, when) through
+//! [`Event::Timer`]. The wall clock, which only schedules read, comes in as
+//! data too: [`Supervisor::set_wall`] at boot and after each wake-up. Every
+//! change of a service's user-visible state comes out as a [`Change`]
+//! (from, to, why, when) through
 //! [`Supervisor::poll_change`]; draining changes before each action gives
 //! both in the order they happened, which is what the log and the control
 //! server's `events` and `wait` consume (nobody diffs `status`).
@@ -64,6 +66,12 @@
 //!   failure propagates: an operator stop of a dependency leaves dependents up.
 //! * `watchdog` (notify services): armed when the service becomes ready,
 //!   restarted by each `WATCHDOG=1`; its expiry is a failed start.
+//! * `schedule` (oneshots, `runs.rs`): the unit starts idle (`Exited`)
+//!   instead of running at boot; at each matching minute (a deadline
+//!   computed from the wall clock) an idle one gets `Start`, a busy one
+//!   (its last run still going or pending a restart) skips that run. An
+//!   operator `Stop` pauses the schedule, `Start` runs it now and resumes
+//!   it. An idle scheduled unit counts as up for `READY=1`.
 //! * `ready_timeout` counts from the spawn, for notify services, simple ones
 //!   with a ready check and oneshots (which are "ready" when they exit 0).
 //! * `main`: when it goes down for good (exited, failed, stopped by an

@@ -96,6 +96,9 @@ impl<U: Definition> Supervisor<U> {
 
     /// When a service's next scheduled run is due, on the wall clock.
     pub(super) fn next_run_of(&self, name: &str) -> Option<SystemTime> {
+        if self.mode != Mode::Running {
+            return None;
+        }
         let run = self.services.get(name)?.next_run?;
         UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(run.wall).ok()?))
     }

@@ -139,7 +139,7 @@ impl<U: Definition> Service<U> {
             (P::Up { ready: false, .. }, I::Timer) if due => self.ready_timeout(cx),
             (P::Up { ready: true, .. }, I::Timer) if due => self.watchdog_expired(cx),
             (P::Up { ready: true, .. }, I::Watchdog) => self.pet(now),
-            (P::Up { .. }, I::WatchdogTrigger) => self.stop_with(self.config().watchdog_signal, Then::Fail("watchdog triggered".into()), cx),
+            (P::Up { .. }, I::WatchdogTrigger) => self.watchdog_failed("watchdog triggered".into(), cx),
             (P::Up { .. } | P::Stopping { .. }, I::Extend(by)) => self.extend(by, now),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
@@ -261,10 +261,12 @@ impl<U: Definition> Service<U> {
 
     fn watchdog_expired(&mut self, cx: &mut Cx) {
         let every = self.config().watchdog.unwrap_or_default();
-        let reason = format!(
-            "watchdog timeout: no WATCHDOG=1 within {}",
-            humantime::format_duration(every)
-        );
+        let every = humantime::format_duration(every);
+        self.watchdog_failed(format!("watchdog timeout: no WATCHDOG=1 within {every}"), cx);
+    }
+
+    /// Stopped with the watchdog signal, then handled as a failed start.
+    fn watchdog_failed(&mut self, reason: String, cx: &mut Cx) {
         self.stop_with(self.config().watchdog_signal, Then::Fail(reason), cx);
     }
 

@@ -46,8 +46,8 @@ impl<U: Definition> Supervisor<U> {
             _ => return,
         };
         for service in self.services.values_mut() {
-            let schedule = service.unit.as_ref().and_then(|u| u.config().schedule.clone());
-            let Some(schedule) = schedule.filter(|_| service.schedule_on) else {
+            let unit = service.unit.clone().filter(|_| service.schedule_on);
+            let Some(schedule) = unit.as_ref().and_then(|u| u.config().schedule.as_ref()) else {
                 service.next_run = None;
                 continue;
             };

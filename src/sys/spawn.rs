@@ -34,7 +34,7 @@ pub struct Spawn<'a> {
     /// Variables set on top of tend's own environment.
     pub env: Vec<(OsString, OsString)>,
     /// A variable set to the child's own pid (`WATCHDOG_PID`): known only
-    /// after the fork, so the hook then execs by itself (see [`PidExec`]).
+    /// after the fork, so the hook then execs by itself (see `PidExec`).
     pub pid_variable: Option<&'a str>,
     /// Run as this user and group, with these supplementary groups.
     pub credentials: Option<Credentials>,

@@ -77,8 +77,10 @@ impl<U: Definition> Supervisor<U> {
                 self.broken_requirement(service).map(Input::DepBroken)
             }
             Phase::Failed(Failure::Dependency(_)) => {
+                // A scheduled unit waits for its next due time instead.
+                let scheduled = service.config().schedule.is_some();
                 let recovered = self.broken_requirement(service).is_none();
-                recovered.then_some(Input::Start)
+                (recovered && !scheduled).then_some(Input::Start)
             }
             _ => None,
         }

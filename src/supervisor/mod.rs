@@ -62,7 +62,8 @@
 //!   stopped or missing one is ignored; a failed one keeps this waiting.
 //!   `requires` implies `after`, waits for a disabled or stopped one, and a
 //!   missing, invalid or failed-for-good one stops this service and fails it;
-//!   it comes back by itself once that dependency is started again. Only
+//!   it comes back by itself once that dependency is started again (a
+//!   scheduled one at its next due time). Only
 //!   failure propagates: an operator stop of a dependency leaves dependents up.
 //! * `watchdog` (notify services): armed when the service becomes ready,
 //!   restarted by each `WATCHDOG=1`; its expiry is a failed start.

@@ -155,3 +155,24 @@ fn no_run_starts_while_shutting_down() {
     assert_eq!(out, [Action::Exit { code: 0 }]);
     assert_eq!(h.sup.next_deadline(), None);
 }
+
+#[test]
+fn a_recovered_requirement_does_not_run_it_before_its_time() {
+    let db = ServiceConfig {
+        restart: RestartPolicy::No,
+        ..ServiceConfig::default()
+    };
+    let report = ServiceConfig {
+        requires: names(&["db"]),
+        ..job("*/10 * * * *")
+    };
+    let mut h = booted_at(vec![("db", db), ("report", report)], "2026-11-30T10:09:00Z");
+    h.exit("db", ExitStatus::Code(1));
+    // due with db down: the run fails for the dependency
+    assert_eq!(core(h.advance(secs(60))), []);
+    assert_eq!(h.detail("report"), "required service db is down for good");
+    // db comes back: report waits for 10:20
+    assert_eq!(core(h.send(Event::Start { name: "db".into() })), [spawn("db")]);
+    assert_eq!(h.state("report"), ServiceState::Failed);
+    assert_eq!(core(h.advance(secs(600))), [spawn("report")]);
+}

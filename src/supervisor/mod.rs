@@ -63,8 +63,8 @@
 //!   `requires` implies `after`, waits for a disabled or stopped one, and a
 //!   missing, invalid or failed-for-good one stops this service and fails it;
 //!   it comes back by itself once that dependency is started again (a
-//!   scheduled one at its next due time). Only
-//!   failure propagates: an operator stop of a dependency leaves dependents up.
+//!   scheduled one at its next due time). Only failure propagates: an
+//!   operator stop of a dependency leaves dependents up.
 //! * `watchdog` (notify services): armed when the service becomes ready,
 //!   restarted by each `WATCHDOG=1`; its expiry is a failed start.
 //! * `schedule` (oneshots, `runs.rs`): the unit starts idle (`Exited`)

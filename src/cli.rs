@@ -168,6 +168,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
 
+    /// What a unit that sets no `on-failure` does when it fails for good:
+    /// none, or shutdown (stop everything and exit with its code).
+    #[arg(long, value_name = "WHAT", default_value = "none", value_parser = parse_on_failure)]
+    pub on_failure: crate::supervisor::OnFailure,
+
     /// The main service: when it exits, tend stops everything and exits with its code.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -181,8 +186,17 @@ impl Default for InitArgs {
             socket: None,
             no_socket: false,
             socket_group: None,
+            on_failure: crate::supervisor::OnFailure::None,
             command: Vec::new(),
         }
+    }
+}
+
+fn parse_on_failure(text: &str) -> Result<crate::supervisor::OnFailure, String> {
+    match text {
+        "none" => Ok(crate::supervisor::OnFailure::None),
+        "shutdown" => Ok(crate::supervisor::OnFailure::Shutdown),
+        _ => Err(format!("unknown on-failure {text:?} (none, shutdown)")),
     }
 }
 

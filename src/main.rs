@@ -171,6 +171,7 @@ fn init(args: &InitArgs) -> i32 {
         command: args.command.clone(),
         cwd,
         shutdown_timeout: args.shutdown_timeout,
+        on_failure: args.on_failure,
         socket,
         machine_socket: None,
         own_log: None,

@@ -506,9 +506,18 @@ fn bare_tend_as_pid1_is_init_root() {
 
 #[test]
 fn idle_init_does_not_wake_up_root() {
-    // Services running, the control socket served: still no timer ticks.
+    // Services running, the control socket served, a job scheduled half an
+    // hour from now: still no timer ticks.
     let s = Setup::new("idle");
     s.unit("a", "command = \"exec sleep 1000\"\n");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let minute = (now.as_secs() / 60 + 30) % 60;
+    s.unit(
+        "job",
+        &format!("type = \"oneshot\"\ncommand = \"true\"\nschedule = \"{minute} * * * *\"\n"),
+    );
     s.unit("b", "command = [\"sleep\", \"1000\"]\nafter = [\"a\"]\n");
     let tend = s.init(&[]).spawn().unwrap();
     s.await_log("b: ready");
@@ -522,6 +531,7 @@ fn idle_init_does_not_wake_up_root() {
     let (code, _, log) = s.finish(tend);
     assert_eq!(after - before, 0, "PID 1 woke up while idle\n{log}");
     assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("job: invalid"), "the scheduled unit is valid\n{log}");
 }
 
 #[test]

@@ -356,6 +356,7 @@ fn child_main(
         command: o.command.clone(),
         cwd: Some(PathBuf::from("/")),
         shutdown_timeout: o.shutdown_timeout,
+        on_failure: crate::supervisor::OnFailure::None,
         // Inside: reachable from the host with `tend ctl --pid PID`.
         socket: Some(crate::runtime::control::server::Config {
             path: crate::ctl::socket_path::DEFAULT_SOCKET.into(),

@@ -133,6 +133,8 @@ impl Watch {
                 }
             }
             Notice::Status(_) | Notice::Stopping => {}
+            // tend's own PID 1 sends none of these.
+            Notice::Watchdog | Notice::WatchdogTrigger | Notice::ExtendTimeout(_) => {}
         }
     }
 }

@@ -166,6 +166,10 @@ pub fn status_line(s: &ServiceInfo, width: usize) -> String {
     if let Some(detail) = &s.detail {
         line.push_str(&format!("  ({detail})"));
     }
+    if let Some(ms) = s.next_run_ms {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        line.push_str(&format!("  next run {}", humantime::format_rfc3339_seconds(at)));
+    }
     line
 }
 

@@ -293,6 +293,9 @@ pub struct ServiceInfo {
     /// Why it is in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A scheduled unit's next run, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_ms: Option<u64>,
 }
 
 /// Why a frame was refused; the connection is closed after the reply.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
@@ -25,6 +25,8 @@ pub struct Options {
     pub command: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    /// `on-failure` of the units that set none.
+    pub on_failure: crate::supervisor::OnFailure,
     /// The control socket; `None` serves none.
     pub socket: Option<control::server::Config>,
     /// A socket bound by `tend boot` on the host before the pivot, served
@@ -55,6 +57,42 @@ struct Init {
     changes: Vec<Change>,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
+    /// The wall clock, as the supervisor's schedules read it.
+    clock: WallClock,
+}
+
+/// The system's wall clock; for tests, one that starts at the Unix time
+/// in `$TEND_TEST_WALL_CLOCK` and then runs with the monotonic clock, so a
+/// test can put a scheduled run a second away.
+enum WallClock {
+    System,
+    Test { start: Instant, wall: SystemTime },
+}
+
+impl WallClock {
+    const TEST_VARIABLE: &'static str = "TEND_TEST_WALL_CLOCK";
+
+    /// Reads (and removes, so services do not inherit it) the test variable.
+    fn from_env(now: Instant) -> WallClock {
+        let secs = std::env::var(Self::TEST_VARIABLE)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        std::env::remove_var(Self::TEST_VARIABLE);
+        match secs.and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s))) {
+            Some(wall) => WallClock::Test { start: now, wall },
+            None => WallClock::System,
+        }
+    }
+
+    fn at(&self, now: Instant) -> SystemTime {
+        match self {
+            WallClock::System => SystemTime::now(),
+            WallClock::Test { start, wall } => {
+                let later = wall.checked_add(now.saturating_duration_since(*start));
+                later.unwrap_or(*wall)
+            }
+        }
+    }
 }
 
 /// Runs until the supervisor decides to exit; returns the exit code.
@@ -66,6 +104,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     signals.extend([libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2]);
     let reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
     let now = Instant::now();
+    let clock = WallClock::from_env(now);
     let (units, invalid) = load(&options);
     let services = Services::new(random_token());
     let supervisor = Supervisor::new(units, invalid, options.shutdown_timeout, now);
@@ -87,7 +126,9 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         manager,
         changes: Vec::new(),
         ctl,
+        clock,
     };
+    init.supervisor.set_wall(now, init.clock.at(now));
     init.supervisor.boot(now);
     init.run()
 }
@@ -117,6 +158,7 @@ impl Init {
                 .min();
             let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
             let now = Instant::now();
+            self.supervisor.set_wall(now, self.clock.at(now));
             for signal in wake.signals {
                 self.signal(signal, now);
             }
@@ -311,6 +353,9 @@ fn load(options: &Options) -> Loaded {
         })
         .collect();
     let mut units = loaded.units;
+    for unit in units.values_mut() {
+        unit.service.on_failure.get_or_insert(options.on_failure);
+    }
     if !options.command.is_empty() {
         if units.remove(MAIN).is_some() || invalid.remove(MAIN).is_some() {
             warn!("unit {MAIN} is ignored: the command given after -- runs under that name");

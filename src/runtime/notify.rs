@@ -5,6 +5,7 @@
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
 
 use mio::{Interest, Registry, Token};
 
@@ -14,11 +15,17 @@ pub enum Notice {
     Ready,
     Status(String),
     Stopping,
+    /// `WATCHDOG=1`.
+    Watchdog,
+    /// `WATCHDOG=trigger`.
+    WatchdogTrigger,
+    /// `EXTEND_TIMEOUT_USEC=N`.
+    ExtendTimeout(Duration),
 }
 
 /// Parses a datagram: newline-separated `KEY=VALUE` assignments. Unknown
-/// keys (MAINPID, WATCHDOG, ...) are ignored, as systemd ignores them when
-/// they do not apply.
+/// keys (MAINPID, ...) and malformed values are ignored, as systemd ignores
+/// them when they do not apply.
 pub fn parse(datagram: &[u8]) -> Vec<Notice> {
     let text = String::from_utf8_lossy(datagram);
     text.lines()
@@ -26,6 +33,12 @@ pub fn parse(datagram: &[u8]) -> Vec<Notice> {
             ("READY", "1") => Some(Notice::Ready),
             ("STOPPING", "1") => Some(Notice::Stopping),
             ("STATUS", status) => Some(Notice::Status(status.to_string())),
+            ("WATCHDOG", "1") => Some(Notice::Watchdog),
+            ("WATCHDOG", "trigger") => Some(Notice::WatchdogTrigger),
+            ("EXTEND_TIMEOUT_USEC", usec) => usec
+                .parse()
+                .ok()
+                .map(|n| Notice::ExtendTimeout(Duration::from_micros(n))),
             _ => None,
         })
         .collect()
@@ -171,13 +184,22 @@ mod tests {
 
     #[test]
     fn parses_what_tend_acts_on() {
-        let got = parse(b"READY=1\nSTATUS=serving 3 clients\nMAINPID=42\nSTOPPING=1\nREADY=0");
+        let got = parse(b"READY=1\nSTATUS=serving 3 clients\nMAINPID=42\nSTOPPING=1\nREADY=0\nWATCHDOG=1");
         assert_eq!(
             got,
             [
                 Notice::Ready,
                 Notice::Status("serving 3 clients".into()),
-                Notice::Stopping
+                Notice::Stopping,
+                Notice::Watchdog
+            ]
+        );
+        let got = parse(b"WATCHDOG=trigger\nEXTEND_TIMEOUT_USEC=1500000\nEXTEND_TIMEOUT_USEC=x\nWATCHDOG=0");
+        assert_eq!(
+            got,
+            [
+                Notice::WatchdogTrigger,
+                Notice::ExtendTimeout(Duration::from_millis(1500))
             ]
         );
         assert!(parse(b"\xff\xfe garbage").is_empty());

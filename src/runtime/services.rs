@@ -122,6 +122,9 @@ impl Services {
             let (socket, address) = notify::bind(&format!("tend/{}/{name}", self.token))
                 .map_err(|e| format!("cannot create the notify socket: {}", describe(&e)))?;
             env.push(("NOTIFY_SOCKET".into(), address.into()));
+            if let Some(every) = unit.service.watchdog {
+                env.push(("WATCHDOG_USEC".into(), every.as_micros().to_string().into()));
+            }
             self.register(
                 Source::Notify {
                     service: name.into(),
@@ -149,6 +152,8 @@ impl Services {
             new_session: !is_main,
             controlling_tty: false,
             env,
+            // sd_watchdog_enabled() checks that it is the process meant.
+            pid_variable: unit.service.watchdog.map(|_| "WATCHDOG_PID"),
             credentials: credentials(&unit.run_as),
             limits: unit
                 .limits
@@ -418,6 +423,9 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
                 Notice::Ready => Event::Ready { name },
                 Notice::Status(text) => Event::Status { name, text },
                 Notice::Stopping => Event::Stopping { name },
+                Notice::Watchdog => Event::Watchdog { name },
+                Notice::WatchdogTrigger => Event::WatchdogTrigger { name },
+                Notice::ExtendTimeout(by) => Event::ExtendTimeout { name, by },
             });
         }
     }

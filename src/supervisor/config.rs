@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::schedule::Schedule;
+
 /// When a service counts as up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
@@ -21,6 +23,15 @@ pub enum RestartPolicy {
     No,
     OnFailure,
     Always,
+}
+
+/// What a service failing for good does to the whole environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Nothing: it stays failed, the others run on.
+    None,
+    /// Everything stops gracefully and tend exits with this service's code.
+    Shutdown,
 }
 
 /// The supervisor's view of one service.
@@ -47,6 +58,15 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
+    /// A notify service must send `WATCHDOG=1` this often once ready, or it
+    /// is stopped with `watchdog_signal` and counts as failed.
+    pub watchdog: Option<Duration>,
+    pub watchdog_signal: i32,
+    /// A oneshot run at each matching minute instead of at boot.
+    pub schedule: Option<Schedule>,
+    /// What its failing for good does; `None`: what `tend init
+    /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
+    pub on_failure: Option<OnFailure>,
 }
 
 /// A service's whole definition as the supervisor holds it: the part it
@@ -96,6 +116,10 @@ impl ServiceConfig {
             stop_timeout: Duration::from_secs(10),
             main: false,
             enabled,
+            on_failure: None,
+            watchdog: None,
+            watchdog_signal: libc::SIGABRT,
+            schedule: None,
         }
     }
 }

@@ -77,8 +77,10 @@ impl<U: Definition> Supervisor<U> {
                 self.broken_requirement(service).map(Input::DepBroken)
             }
             Phase::Failed(Failure::Dependency(_)) => {
+                // A scheduled unit waits for its next due time instead.
+                let scheduled = service.config().schedule.is_some();
                 let recovered = self.broken_requirement(service).is_none();
-                recovered.then_some(Input::Start)
+                (recovered && !scheduled).then_some(Input::Start)
             }
             _ => None,
         }
@@ -153,6 +155,14 @@ impl<U: Definition> Supervisor<U> {
                 Verdict::Met | Verdict::Broken(_) => None,
             },
             (Phase::Delay { .. }, _) => Some("restart pending".to_string()),
+            // Stopped as failed (ready or watchdog timeout): say why now.
+            (
+                Phase::Stopping {
+                    then: Then::Fail(reason),
+                    ..
+                },
+                _,
+            ) => Some(reason.clone()),
             (Phase::Failed(failure), _) => Some(failure.to_string()),
             (Phase::Exited, _) if service.stopped => Some("stopped".to_string()),
             (_, Some(error)) => Some(format!("reload refused, running the old unit: {error}")),
@@ -162,8 +172,10 @@ impl<U: Definition> Supervisor<U> {
 
     /// Up as far as `READY=1` is concerned: met, or exited 0 (its job done).
     fn is_up(&self, service: &Service<U>) -> bool {
+        let scheduled = service.config().schedule.is_some();
         self.dep(&service.name) == Some(Dep::Met)
-            || (service.phase == Phase::Exited && service.last_exit.is_some_and(|status| status.success()))
+            || (service.phase == Phase::Exited
+                && (scheduled || service.last_exit.is_some_and(|status| status.success())))
     }
 
     /// Tells the manager above about `READY=1` (once every enabled service is

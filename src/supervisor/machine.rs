@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::rc::Rc;
 
-use super::config::{Definition, ServiceConfig};
+use super::config::{Definition, OnFailure, ServiceConfig};
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
@@ -30,6 +30,11 @@ pub struct Supervisor<U = ServiceConfig> {
     changes: VecDeque<(u64, Change)>,
     /// Changes emitted so far.
     emitted: u64,
+    /// The exit code a service with `on-failure = "shutdown"` gave when it
+    /// failed for good; it beats every other.
+    pub(super) failed_fast: Option<i32>,
+    /// The last wall clock reading, and when it was taken (see `runs.rs`).
+    pub(super) wall: Option<(Instant, std::time::SystemTime)>,
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
@@ -74,6 +79,8 @@ impl<U: Definition> Supervisor<U> {
             polled: 0,
             changes: VecDeque::new(),
             emitted: 0,
+            failed_fast: None,
+            wall: None,
             told_ready: false,
             told_status: String::new(),
         }
@@ -138,10 +145,13 @@ impl<U: Definition> Supervisor<U> {
             Mode::Done => return None,
             Mode::Created | Mode::Running => None,
         };
+        let runs = self.services.values().filter_map(|s| s.next_run.map(|run| run.at));
+        let runs = runs.filter(|_| self.mode == Mode::Running);
         self.services
             .values()
             .filter_map(|s| s.phase.deadline())
             .chain(global)
+            .chain(runs)
             .min()
     }
 
@@ -174,6 +184,7 @@ impl<U: Definition> Supervisor<U> {
             detail: self.detail(service),
             enabled: service.config().enabled,
             stopped: service.stopped,
+            next_run: self.next_run_of(&service.name),
         }
     }
 
@@ -229,6 +240,9 @@ impl<U: Definition> Supervisor<U> {
             (_, E::Ready { name }) => self.route(&name, Input::Ready, now),
             (_, E::ReadyFailed { name, reason }) => self.route(&name, Input::ReadyFailed(reason), now),
             (_, E::Stopping { name }) => self.route(&name, Input::Announce, now),
+            (_, E::Watchdog { name }) => self.route(&name, Input::Watchdog, now),
+            (_, E::WatchdogTrigger { name }) => self.route(&name, Input::WatchdogTrigger, now),
+            (_, E::ExtendTimeout { name, by }) => self.route(&name, Input::Extend(by), now),
             (_, E::Status { name, text }) => self.status_text(&name, text),
             (_, E::Timer) => self.timer(now),
             (M::ShuttingDown { .. }, E::Shutdown) => self.escalate(now),
@@ -249,6 +263,7 @@ impl<U: Definition> Supervisor<U> {
             return;
         };
         let was_down = service.phase.is_down();
+        let was_failed = matches!(service.phase, Phase::Failed(_));
         let before = service.phase.state();
         let mut cx = Cx {
             now,
@@ -257,6 +272,9 @@ impl<U: Definition> Supervisor<U> {
         };
         let outcome = service.step(input, &mut cx);
         let main_went_down = service.config().main && !was_down && service.phase.is_down();
+        let fails_fast = service.config().on_failure == Some(OnFailure::Shutdown)
+            && !was_failed
+            && matches!(service.phase, Phase::Failed(_));
         if outcome == Outcome::Forget {
             if let Some(service) = self.services.remove(name) {
                 self.record_removal(&service, now);
@@ -264,7 +282,9 @@ impl<U: Definition> Supervisor<U> {
             return;
         }
         self.record(name, Some(before));
-        if main_went_down && !shutting_down {
+        if fails_fast && !shutting_down {
+            self.fail_fast(name, now);
+        } else if main_went_down && !shutting_down {
             tracing::info!(service = name, "main service is down, shutting down");
             self.begin_shutdown(now);
         }
@@ -294,6 +314,7 @@ impl<U: Definition> Supervisor<U> {
         for name in due {
             self.route(&name, Input::Timer, now);
         }
+        self.run_schedules(now);
         if let Mode::ShuttingDown { deadline: Some(at) } = self.mode {
             if at <= now {
                 self.shutdown_timed_out();
@@ -320,17 +341,27 @@ impl<U: Definition> Supervisor<U> {
 
     fn start(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
         self.startable(name)?;
+        self.schedule(name, true);
         self.route(name, Input::Start, now);
         Ok(())
     }
 
     fn stop(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
         self.known(name)?;
+        self.schedule(name, false);
         self.route(name, Input::Stop(Then::Down), now);
         Ok(())
     }
 
+    /// An operator start turns a unit's schedule on, a stop off.
+    fn schedule(&mut self, name: &str, on: bool) {
+        if let Some(service) = self.services.get_mut(name) {
+            service.schedule_on = on;
+        }
+    }
+
     fn restart(&mut self, name: &str, now: Instant) -> Result<(), SupervisorError> {
+        self.schedule(name, true);
         let input = match self.startable(name)?.phase.is_live() {
             true => Input::Stop(Then::Restart),
             false => Input::Start,
@@ -341,11 +372,12 @@ impl<U: Definition> Supervisor<U> {
 
     /// After each event: derive the follow-up inputs, then finish a shutdown
     /// or tell the manager what changed.
-    fn settle(&mut self, now: Instant) {
+    pub(super) fn settle(&mut self, now: Instant) {
         match self.mode {
             Mode::Created | Mode::Done => {}
             Mode::Running => {
                 self.reconcile(now);
+                self.arm_schedules(now);
                 self.notify();
             }
             Mode::ShuttingDown { .. } => {

@@ -5,8 +5,10 @@
 //! then for each thing that happens [`Supervisor::handle`] an [`Event`],
 //! drain [`Supervisor::poll_action`] and execute each [`Action`], and sleep
 //! until [`Supervisor::next_deadline`] (forever when `None`) to feed
-//! [`Event::Timer`]. Every change of a service's user-visible state comes
-//! out as a [`Change`] (from, to, why, when) through
+//! [`Event::Timer`]. The wall clock, which only schedules read, comes in as
+//! data too: [`Supervisor::set_wall`] at boot and after each wake-up. Every
+//! change of a service's user-visible state comes out as a [`Change`]
+//! (from, to, why, when) through
 //! [`Supervisor::poll_change`]; draining changes before each action gives
 //! both in the order they happened, which is what the log and the control
 //! server's `events` and `wait` consume (nobody diffs `status`).
@@ -27,6 +29,10 @@
 //! | Spawning | starting | Stop, DepBroken   | Stopping (signal once the pid is known) |
 //! | Up       | running  | Ready             | Up, ready                             |
 //! | Up       | running  | ReadyFailed, Timer (ready timeout) | Stopping, then restart policy as a failed start |
+//! | Up       | ready    | Watchdog          | Up, watchdog deadline starts over     |
+//! | Up       | ready    | Timer (watchdog)  | Stopping, `Signal(watchdog_signal)`, then restart policy as a failed start |
+//! | Up       | any      | WatchdogTrigger   | as Timer (watchdog)                   |
+//! | Up, Stopping | any  | Extend            | deadline moved to at least now + N    |
 //! | Up       | any      | Exited            | oneshot 0: Exited; else restart policy: Delay / Exited / Failed |
 //! | Up       | any      | Stop, DepBroken   | Stopping, `Signal(stop_signal)`       |
 //! | Up       | any      | Announce          | Up, shown stopping                    |
@@ -56,17 +62,31 @@
 //!   stopped or missing one is ignored; a failed one keeps this waiting.
 //!   `requires` implies `after`, waits for a disabled or stopped one, and a
 //!   missing, invalid or failed-for-good one stops this service and fails it;
-//!   it comes back by itself once that dependency is started again. Only
-//!   failure propagates: an operator stop of a dependency leaves dependents up.
+//!   it comes back by itself once that dependency is started again (a
+//!   scheduled one at its next due time). Only failure propagates: an
+//!   operator stop of a dependency leaves dependents up.
+//! * `watchdog` (notify services): armed when the service becomes ready,
+//!   restarted by each `WATCHDOG=1`; its expiry is a failed start.
+//! * `schedule` (oneshots, `runs.rs`): the unit starts idle (`Exited`)
+//!   instead of running at boot; at each matching minute (a deadline
+//!   computed from the wall clock) an idle one gets `Start`, a busy one
+//!   (its last run still going or pending a restart) skips that run. An
+//!   operator `Stop` pauses the schedule, `Start` runs it now and resumes
+//!   it. An idle scheduled unit counts as up for `READY=1`.
 //! * `ready_timeout` counts from the spawn, for notify services, simple ones
 //!   with a ready check and oneshots (which are "ready" when they exit 0).
 //! * `main`: when it goes down for good (exited, failed, stopped by an
 //!   operator; not when it is restarted or removed by a reload) everything
 //!   shuts down.
+//! * `on_failure = Shutdown`: when the service fails for good (start limit
+//!   reached, a failure with restart `no`, a required service failed for
+//!   good) everything shuts down, and the exit code is that failure's: the
+//!   service's exit code (128+N for signal N), for a dependency failure the
+//!   code of the dependency that failed by itself, 1 when no exit explains it.
 //! * Shutdown (`shutdown.rs`): reverse dependency order, each service within
 //!   its stop timeout, the whole within the global one, then `KillAll` what is
-//!   left and `Exit`. Exit code: the main service's (128+N for signal N) if it
-//!   has exited; else 1 if a service is failed, needed more than its stop
+//!   left and `Exit`. Exit code: a fail-fast service's (above); else the main
+//!   service's (128+N for signal N) if it has exited; else 1 if a service is failed, needed more than its stop
 //!   signal, or was still alive at the timeout; else 0. A second shutdown
 //!   request kills everything at once, then exits when all are reaped.
 //! * Reload ([`Supervisor::reload`], `reload.rs`): new units start, removed ones stop and are
@@ -89,13 +109,17 @@ mod machine;
 mod order;
 mod phase;
 mod reload;
+mod runs;
+pub mod schedule;
 mod service;
 mod shutdown;
 mod types;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{Definition, RestartPolicy, ServiceConfig, ServiceType};
+pub use config::{Definition, OnFailure, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
+pub use schedule::{Schedule, ScheduleError};
 pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::types::{Action, ExitStatus, ServiceState};
 
@@ -21,8 +21,8 @@ pub(super) enum Phase {
     },
     /// `Action::Spawn` is out; no pid yet.
     Spawning,
-    /// The process runs. `deadline` is the ready timeout while not ready;
-    /// `stopping` is set by `STOPPING=1`.
+    /// The process runs. `deadline` is the ready timeout while not ready,
+    /// the watchdog's once ready; `stopping` is set by `STOPPING=1`.
     Up {
         pid: i32,
         since: Instant,
@@ -78,9 +78,7 @@ impl Phase {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match *self {
             Phase::Delay { until } => Some(until),
-            Phase::Up {
-                ready: false, deadline, ..
-            } => deadline,
+            Phase::Up { deadline, .. } => deadline,
             Phase::Stopping { deadline, .. } => deadline,
             _ => None,
         }
@@ -134,6 +132,12 @@ pub(super) enum Input {
     Ready,
     ReadyFailed(String),
     Announce,
+    /// `WATCHDOG=1`.
+    Watchdog,
+    /// `WATCHDOG=trigger`.
+    WatchdogTrigger,
+    /// `EXTEND_TIMEOUT_USEC=`.
+    Extend(Duration),
     Exited(ExitStatus),
     Stop(Then),
     /// Second shutdown request: kill without waiting.

@@ -31,17 +31,39 @@ pub(super) struct Service<U> {
     /// Down because it was stopped, not by its own exit (cleared by any
     /// later change of state).
     pub stopped: bool,
+    /// A scheduled unit's next run, once the supervisor knows the wall clock.
+    pub next_run: Option<NextRun>,
+    /// Its schedule runs: enabled, or started by an operator; not stopped.
+    pub schedule_on: bool,
+    /// The wall time (Unix seconds) of the last run that came due: the next
+    /// is after it, even if the wall clock was set back a little.
+    pub last_due: Option<i64>,
     backoff: Backoff,
     limit: StartLimit,
 }
 
+/// When a scheduled run is due: on the loop's clock, and on the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NextRun {
+    pub at: Instant,
+    /// Unix seconds.
+    pub wall: i64,
+}
+
+/// Where a unit starts: waiting for its dependencies; a scheduled one idle
+/// until its first run; a disabled one down.
+fn initial_phase(config: &ServiceConfig) -> Phase {
+    match (config.enabled, config.schedule.is_some()) {
+        (false, _) => Phase::Disabled,
+        (true, true) => Phase::Exited,
+        (true, false) => Phase::Waiting,
+    }
+}
+
 impl<U: Definition> Service<U> {
     pub(super) fn new(name: &str, unit: Rc<U>, now: Instant) -> Self {
-        let phase = if unit.config().enabled {
-            Phase::Waiting
-        } else {
-            Phase::Disabled
-        };
+        let phase = initial_phase(unit.config());
+        let schedule_on = unit.config().enabled;
         Service {
             name: name.to_string(),
             unit: Some(unit),
@@ -54,6 +76,9 @@ impl<U: Definition> Service<U> {
             status_text: None,
             unclean_stop: false,
             stopped: false,
+            next_run: None,
+            schedule_on,
+            last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -72,6 +97,9 @@ impl<U: Definition> Service<U> {
             status_text: None,
             unclean_stop: false,
             stopped: false,
+            next_run: None,
+            schedule_on: false,
+            last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -109,6 +137,10 @@ impl<U: Definition> Service<U> {
             (P::Up { ready: false, .. }, I::Ready) if self.readies() => self.ready(now),
             (P::Up { ready: false, .. }, I::ReadyFailed(why)) => self.stop(Then::Fail(format!("not ready: {why}")), cx),
             (P::Up { ready: false, .. }, I::Timer) if due => self.ready_timeout(cx),
+            (P::Up { ready: true, .. }, I::Timer) if due => self.watchdog_expired(cx),
+            (P::Up { ready: true, .. }, I::Watchdog) => self.pet(now),
+            (P::Up { .. }, I::WatchdogTrigger) => self.watchdog_failed("watchdog triggered".into(), cx),
+            (P::Up { .. } | P::Stopping { .. }, I::Extend(by)) => self.extend(by, now),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
             (P::Up { .. }, I::Stop(then)) => self.stop(then, cx),
@@ -197,6 +229,8 @@ impl<U: Definition> Service<U> {
         self.set(up, cx.now);
     }
 
+    /// Ready: the ready timeout ends, the watchdog starts (as systemd's,
+    /// once start-up is complete).
     fn ready(&mut self, now: Instant) {
         if let Phase::Up {
             pid, since, stopping, ..
@@ -206,10 +240,44 @@ impl<U: Definition> Service<U> {
                 pid,
                 since,
                 ready: true,
-                deadline: None,
+                deadline: self.watchdog_deadline(now),
                 stopping,
             };
             self.set(up, now);
+        }
+    }
+
+    fn watchdog_deadline(&self, now: Instant) -> Option<Instant> {
+        self.config().watchdog.and_then(|every| now.checked_add(every))
+    }
+
+    /// `WATCHDOG=1`: the watchdog starts over.
+    fn pet(&mut self, now: Instant) {
+        let next = self.watchdog_deadline(now);
+        if let Phase::Up { deadline, .. } = &mut self.phase {
+            *deadline = next;
+        }
+    }
+
+    fn watchdog_expired(&mut self, cx: &mut Cx) {
+        let every = self.config().watchdog.unwrap_or_default();
+        let every = humantime::format_duration(every);
+        self.watchdog_failed(format!("watchdog timeout: no WATCHDOG=1 within {every}"), cx);
+    }
+
+    /// Stopped with the watchdog signal, then handled as a failed start.
+    fn watchdog_failed(&mut self, reason: String, cx: &mut Cx) {
+        self.stop_with(self.config().watchdog_signal, Then::Fail(reason), cx);
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=`: the deadline running now (start, watchdog or
+    /// stop) is at least `by` away; one already further is kept.
+    fn extend(&mut self, by: Duration, now: Instant) {
+        let (Phase::Up { deadline, .. } | Phase::Stopping { deadline, .. }) = &mut self.phase else {
+            return;
+        };
+        if let (Some(at), Some(wanted)) = (deadline.as_mut(), now.checked_add(by)) {
+            *at = (*at).max(wanted);
         }
     }
 
@@ -285,9 +353,13 @@ impl<U: Definition> Service<U> {
     }
 
     fn stop(&mut self, then: Then, cx: &mut Cx) {
+        self.stop_with(self.config().stop_signal, then, cx);
+    }
+
+    fn stop_with(&mut self, signal: i32, then: Then, cx: &mut Cx) {
         self.cancel_check_if_pending(cx);
         match self.phase.pid() {
-            Some(pid) => self.signal(pid, then, cx),
+            Some(pid) => self.signal_with(pid, signal, then, cx),
             None => self.stop_unspawned(then, cx.now),
         }
     }
@@ -302,7 +374,10 @@ impl<U: Definition> Service<U> {
     }
 
     fn signal(&mut self, pid: i32, then: Then, cx: &mut Cx) {
-        let signal = self.config().stop_signal;
+        self.signal_with(pid, self.config().stop_signal, then, cx);
+    }
+
+    fn signal_with(&mut self, pid: i32, signal: i32, then: Then, cx: &mut Cx) {
         cx.actions.push_back(Action::Signal {
             name: self.name.clone(),
             signal,
@@ -349,11 +424,13 @@ impl<U: Definition> Service<U> {
         let Some(unit) = self.pending.take() else {
             return self.want_up(now);
         };
-        let enabled = unit.config().enabled;
+        let phase = initial_phase(unit.config());
+        self.schedule_on = unit.config().enabled;
+        self.next_run = None;
         self.unit = Some(unit);
-        match enabled {
-            true => self.want_up(now),
-            false => self.set(Phase::Disabled, now),
+        match phase {
+            Phase::Waiting => self.want_up(now),
+            phase => self.set(phase, now),
         }
     }
 }

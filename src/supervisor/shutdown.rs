@@ -5,7 +5,7 @@
 
 use super::config::Definition;
 use super::machine::{Mode, Supervisor};
-use super::phase::{Input, Phase};
+use super::phase::{Failure, Input, Phase};
 use super::service::Service;
 use super::types::Action;
 use std::time::Instant;
@@ -21,6 +21,38 @@ impl<U: Definition> Supervisor<U> {
             status: self.told_status.clone(),
             stopping: true,
         });
+    }
+
+    /// A service with `on-failure = "shutdown"` failed for good: everything
+    /// stops, and tend exits with its code.
+    pub(super) fn fail_fast(&mut self, name: &str, now: Instant) {
+        let code = self.failure_code(name);
+        tracing::warn!(
+            service = name,
+            code,
+            "failed for good with on-failure = \"shutdown\", shutting down"
+        );
+        self.failed_fast = Some(code);
+        self.begin_shutdown(now);
+    }
+
+    /// The code a failed service stands for: its exit code (128+N for a
+    /// signal); for a failed dependency, that of the dependency whose own
+    /// failure it was; 1 when no process exit explains it (a failed spawn).
+    fn failure_code(&self, name: &str) -> i32 {
+        let mut name = name;
+        // Bounded: a chain of dependencies is at most as long as there are services.
+        for _ in 0..=self.services.len() {
+            let Some(service) = self.services.get(name) else { break };
+            let last = service.last_exit.map(|status| status.code()).filter(|code| *code != 0);
+            match &service.phase {
+                Phase::Failed(Failure::Dependency(dep)) => name = dep,
+                Phase::Failed(Failure::Exited(status)) => return status.code(),
+                Phase::Failed(Failure::StartLimit) => return last.unwrap_or(1),
+                _ => break,
+            }
+        }
+        1
     }
 
     /// A second shutdown request: kill everything still alive now, without
@@ -48,11 +80,15 @@ impl<U: Definition> Supervisor<U> {
         self.mode = Mode::Done;
     }
 
-    /// The main service's exit code (128+N for signal N) if there is a main
+    /// The code of a service that failed fast (`on-failure = "shutdown"`);
+    /// else the main service's exit code (128+N for signal N) if there is a main
     /// service and it has exited; otherwise 0 when everything stopped cleanly
     /// and 1 when a service is failed, needed more than its stop signal (or
     /// exited non-zero while stopping), or is still alive at the timeout.
     fn exit_code(&self) -> i32 {
+        if let Some(code) = self.failed_fast {
+            return code;
+        }
         let main = self.services.values().find(|s| s.config().main);
         if let Some(status) = main.filter(|s| !s.phase.is_live()).and_then(|s| s.last_exit) {
             return status.code();

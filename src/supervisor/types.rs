@@ -26,6 +26,14 @@ pub enum Event {
     Status { name: String, text: String },
     /// `STOPPING=1` arrived: the service is on its way out by itself.
     Stopping { name: String },
+    /// `WATCHDOG=1` arrived: the service is alive.
+    Watchdog { name: String },
+    /// `WATCHDOG=trigger` arrived: the service asks to be handled as if its
+    /// watchdog had expired.
+    WatchdogTrigger { name: String },
+    /// `EXTEND_TIMEOUT_USEC=` arrived: the current start, stop or watchdog
+    /// deadline is moved to at least this long from now.
+    ExtendTimeout { name: String, by: std::time::Duration },
     /// [`Supervisor::next_deadline`](super::Supervisor::next_deadline) was reached.
     Timer,
     /// Operator: start (also clears a failed service's start limit).
@@ -169,6 +177,8 @@ pub struct ServiceStatus {
     /// Down because it was stopped (by an operator, or at shutdown), not by
     /// its own exit.
     pub stopped: bool,
+    /// A scheduled unit's next run, on the wall clock.
+    pub next_run: Option<std::time::SystemTime>,
 }
 
 /// Why an operator request was refused.

@@ -8,8 +8,10 @@
 //! blocked across exec), no inherited descriptor beyond 0, 1 and 2 unless
 //! asked, the `RLIMIT_NOFILE` soft limit tend was started with, a process
 //! group of their own, and the terminal's foreground.
+//! A command that wants its own pid in a variable is exec'd by the hook
+//! itself.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -36,6 +38,9 @@ pub struct Spawn<'a> {
     pub controlling_tty: bool,
     /// Variables set on top of tend's own environment.
     pub env: Vec<(OsString, OsString)>,
+    /// A variable set to the child's own pid (`WATCHDOG_PID`): known only
+    /// after the fork, so the hook then execs by itself (see `PidExec`).
+    pub pid_variable: Option<&'a str>,
     /// Run as this user and group, with these supplementary groups.
     pub credentials: Option<Credentials>,
     /// Resource limits to set: (resource, soft, hard).
@@ -106,7 +111,12 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
             };
         }
     }
-    let setup = ChildSetup {
+    let pid_exec = match spec.pid_variable {
+        Some(name) => Some(PidExec::new(spec.argv, &spec.env, name).map_err(error)?),
+        None => None,
+    };
+    let mut setup = ChildSetup {
+        pid_exec,
         new_group: spec.new_group,
         take_terminal: spec.take_terminal,
         new_session: spec.new_session,
@@ -120,7 +130,13 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     // async-signal-safe calls are allowed: `ChildSetup::apply` makes only
     // raw syscalls on data prepared before the fork, and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || setup.apply());
+        cmd.pre_exec(move || {
+            setup.apply()?;
+            match &mut setup.pid_exec {
+                Some(exec) => Err(exec.exec()),
+                None => Ok(()),
+            }
+        });
     }
     let child = cmd.spawn().map_err(error)?;
     // Dropping `Child` neither waits nor kills: our reaper collects it.
@@ -130,6 +146,7 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
 /// What the child does to itself between fork and exec, prepared before
 /// the fork so that `apply` needs no allocation.
 struct ChildSetup {
+    pid_exec: Option<PidExec>,
     new_group: bool,
     take_terminal: bool,
     new_session: bool,
@@ -256,6 +273,100 @@ unsafe fn close_inherited_fds() {
     let top = limit.rlim_cur.min(1 << 20) as i32;
     for fd in 3..top {
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+}
+
+/// What std's own exec would do (`execvp` with the command's whole
+/// environment), prepared before the fork, with room for one more
+/// variable that the child sets to its own pid.
+struct PidExec {
+    program: CString,
+    /// Owns what `argv_ptrs` and `env_ptrs` point into.
+    _strings: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+    /// `NAME=` then room for the digits and the NUL.
+    pid_entry: Vec<u8>,
+    name_len: usize,
+}
+
+// SAFETY: the raw pointers point into heap buffers owned by the same value
+// (`_strings`, `pid_entry`), which never move nor change after `new`; the
+// value is used only in the forked child, by one thread.
+unsafe impl Send for PidExec {}
+// SAFETY: as for Send: nothing is shared mutably before the fork.
+unsafe impl Sync for PidExec {}
+
+impl PidExec {
+    fn new(argv: &[OsString], env: &[(OsString, OsString)], pid_name: &str) -> io::Result<PidExec> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |bytes: &[u8]| CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+        // tend's own environment, then the command's variables over it, as
+        // std would; the pid variable last, over both.
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        for (key, value) in env {
+            vars.retain(|(k, _)| k != key);
+            vars.push((key.clone(), value.clone()));
+        }
+        vars.retain(|(k, _)| k.as_bytes() != pid_name.as_bytes());
+        let argv: Vec<CString> = argv.iter().map(|a| c(a.as_bytes())).collect::<Result<_, _>>()?;
+        let program = argv.first().cloned().unwrap_or_default();
+        let mut env: Vec<CString> = Vec::with_capacity(vars.len());
+        for (key, value) in &vars {
+            env.push(c(&[key.as_bytes(), b"=", value.as_bytes()].concat())?);
+        }
+        let mut pid_entry = format!("{pid_name}=").into_bytes();
+        let name_len = pid_entry.len();
+        pid_entry.resize(name_len.saturating_add(24), 0);
+        let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
+        env_ptrs.push(pid_entry.as_ptr().cast());
+        env_ptrs.push(std::ptr::null());
+        let mut strings = argv;
+        strings.extend(env);
+        Ok(PidExec {
+            program,
+            _strings: strings,
+            argv_ptrs,
+            env_ptrs,
+            pid_entry,
+            name_len,
+        })
+    }
+
+    /// In the child: writes its pid into the entry and execs; returns only
+    /// the error of a failed exec. Async-signal-safe, no allocation.
+    fn exec(&mut self) -> io::Error {
+        // SAFETY: getpid has no preconditions.
+        let mut pid = unsafe { libc::getpid() }.unsigned_abs();
+        let mut digits = [0u8; 10];
+        let mut n = 0;
+        while n == 0 || pid > 0 {
+            if let Some(d) = digits.get_mut(n) {
+                *d = b'0'.saturating_add((pid % 10) as u8);
+            }
+            pid /= 10;
+            n = n.saturating_add(1);
+        }
+        let tail = self.pid_entry.get_mut(self.name_len..).unwrap_or_default();
+        for (slot, digit) in tail.iter_mut().zip(digits.iter().take(n).rev()) {
+            *slot = *digit;
+        }
+        if let Some(end) = tail.get_mut(n) {
+            *end = 0;
+        }
+        extern "C" {
+            static mut environ: *const *const libc::c_char;
+        }
+        // SAFETY: in the forked child, single-threaded: `environ` is ours to
+        // set, and execvp reads PATH from it, as std's own exec does. The
+        // pointer arrays are NUL-terminated and point into live buffers.
+        unsafe {
+            environ = self.env_ptrs.as_ptr();
+            libc::execvp(self.program.as_ptr(), self.argv_ptrs.as_ptr());
+        }
+        io::Error::last_os_error()
     }
 }
 

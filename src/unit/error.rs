@@ -92,6 +92,22 @@ pub enum Problem {
     ReadyNotSimple { service_type: &'static str },
     #[error("\"ready-timeout\" on a simple service needs a \"ready\" check")]
     ReadyTimeoutAlone,
+    #[error("\"watchdog\" applies to notify services only, this one is {service_type}")]
+    WatchdogNotNotify { service_type: &'static str },
+    #[error("watchdog must be above 0")]
+    WatchdogZero,
+    #[error("\"watchdog-signal\" needs a \"watchdog\"")]
+    WatchdogSignalAlone,
+    #[error("invalid {key} \"{value}\": {reason}")]
+    Schedule {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("\"schedule\" applies to oneshot services only, this one is {service_type}")]
+    ScheduleNotOneshot { service_type: &'static str },
+    #[error("\"schedule-timezone\" needs a \"schedule\"")]
+    TimezoneAlone,
     #[error("ready needs exactly one of \"tcp\" or \"exec\"")]
     ReadyOne,
     #[error("invalid tcp address \"{value}\": expected IP:PORT like \"127.0.0.1:8080\"")]

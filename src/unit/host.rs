@@ -41,6 +41,10 @@ pub trait Host {
     fn entry(&self, path: &Path) -> Option<Entry>;
     /// The text of the file at `path` on this host (an env file).
     fn read(&self, path: &Path) -> io::Result<String>;
+    /// The bytes of the file at `path` on this host (a time zone file).
+    fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read(path).map(String::into_bytes)
+    }
     /// The environment's users and groups.
     fn users(&self) -> &UserDb;
     /// Above these, a unit's hard limits cannot be set.
@@ -91,6 +95,10 @@ impl Host for CheckEnv {
 
     fn read(&self, path: &Path) -> io::Result<String> {
         fs::read_to_string(path)
+    }
+
+    fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
     }
 
     fn users(&self) -> &UserDb {

@@ -36,6 +36,11 @@ pub struct RawUnit {
     pub stderr: Option<Spanned<RawStdio>>,
     pub main: Option<Spanned<bool>>,
     pub enabled: Option<Spanned<bool>>,
+    pub on_failure: Option<Spanned<String>>,
+    pub watchdog: Option<Spanned<String>>,
+    pub watchdog_signal: Option<Spanned<NameOrNumber>>,
+    pub schedule: Option<Spanned<String>>,
+    pub schedule_timezone: Option<Spanned<String>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -71,6 +76,11 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("stderr", Some(&STDIO)),
     ("main", None),
     ("enabled", None),
+    ("on-failure", None),
+    ("watchdog", None),
+    ("watchdog-signal", None),
+    ("schedule", None),
+    ("schedule-timezone", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.

@@ -9,6 +9,7 @@ use super::*;
 use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod load;
+mod supervision;
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nredis:x:999:999::/var/lib/redis:/bin/false\nnobody:x:65534:65534::/:/bin/false\n";
 const GROUP: &str = "root:x:0:\nwww-data:x:33:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nnogroup:x:65534:\n";
@@ -101,6 +102,7 @@ stderr = { file = "/var/log/web.err" }
 env-file = "/dev/null"
 main = true
 enabled = false
+on-failure = "shutdown"
 "#;
 
 #[test]
@@ -149,13 +151,20 @@ fn every_key() {
     let c = u.service.clone();
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
+    assert_eq!(c.on_failure, Some(crate::supervisor::OnFailure::Shutdown));
 
-    let table = toml::de::DeTable::parse(FULL).map(|t| t.into_inner()).ok();
-    let written: Vec<&str> = table
+    let tables: Vec<_> = [FULL, supervision::FULL_NOTIFY, supervision::FULL_SCHEDULED]
+        .iter()
+        .filter_map(|text| toml::de::DeTable::parse(text).map(|t| t.into_inner()).ok())
+        .collect();
+    let mut written: Vec<&str> = tables
         .iter()
         .flat_map(|t| t.keys())
         .map(|k| k.get_ref().as_ref())
+        .filter(|k| !["command", "type"].contains(k))
         .collect();
+    written.extend(["command", "type"]);
+    written.sort();
     let mut known: Vec<&str> = schema::UNIT_KEYS.0.iter().map(|(k, _)| *k).collect();
     known.sort();
     assert_eq!(written, known);

@@ -22,6 +22,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
+mod supervision;
 
 /// A dependency as written, located for messages on the dependent.
 #[derive(Debug, Clone)]
@@ -158,6 +159,10 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
         main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
         enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+        on_failure: supervision::on_failure(cx, raw.on_failure),
+        watchdog: supervision::watchdog(cx, raw.watchdog, service_type, raw.watchdog_signal.as_ref()),
+        watchdog_signal: signal(cx, raw.watchdog_signal, d.watchdog_signal),
+        schedule: supervision::schedule(cx, raw.schedule, raw.schedule_timezone, service_type),
     };
     let unit = Unit {
         name: name.to_string(),
@@ -183,6 +188,12 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
             .filter(|m| *m.get_ref())
             .map(|m| position(cx.src.text, m.span().start)),
     }
+}
+
+/// How a type is written, for messages.
+pub(super) fn type_name(t: ServiceType) -> &'static str {
+    let i = TYPES.iter().position(|x| *x == t).unwrap_or(0);
+    TYPE_NAMES.get(i).copied().unwrap_or("simple")
 }
 
 fn ready_timeout(cx: &mut Ctx, value: Option<Spanned<String>>, t: ServiceType, has_ready: bool) -> Option<Duration> {

@@ -117,6 +117,7 @@ fn replies_on_the_wire() {
             last_exit: Some("exited with code 1".into()),
             status_text: None,
             detail: None,
+            next_run_ms: Some(1_796_000_000_000),
         }],
     });
     let line = reply.to_line();

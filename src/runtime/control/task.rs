@@ -159,6 +159,10 @@ pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
         last_exit: s.last_exit.map(|e| e.to_string()),
         status_text: s.status_text.clone(),
         detail: s.detail.clone(),
+        next_run_ms: s
+            .next_run
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64),
     }
 }
 
@@ -188,6 +192,7 @@ mod tests {
             detail: None,
             enabled: true,
             stopped: false,
+            next_run: None,
         }
     }
 

@@ -5,10 +5,13 @@
 
 mod changes;
 mod deps;
+mod failfast;
 mod misc;
 mod reload;
 mod restart;
+mod schedule;
 mod shutdown;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

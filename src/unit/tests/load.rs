@@ -168,7 +168,9 @@ fn env_files_are_read_relative_to_the_units() {
 #[test]
 fn examples_are_valid() {
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
-    let env = with_texts(env().with_programs(EXAMPLE_PROGRAMS), &units);
+    let mut env = with_texts(env().with_programs(EXAMPLE_PROGRAMS), &units);
+    let paris = "TZif2 table\n\nCET-1CEST,M3.5.0,M10.5.0/3\n".to_string();
+    env.texts.insert("/usr/share/zoneinfo/Europe/Paris".into(), paris);
     let loaded = load_dir(&units, &env);
     let errors: Vec<String> = loaded.all_errors().iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
@@ -188,6 +190,7 @@ const EXAMPLE_PROGRAMS: &[&str] = &[
     "/usr/local/bin/app",
     "/usr/local/bin/worker",
     "/usr/sbin/crond",
+    "/usr/local/bin/payments-api",
 ];
 
 /// `units/README.md` documents every key of the schema.

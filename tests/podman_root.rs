@@ -64,6 +64,10 @@ fn main() {
             podman_run_as_user_1000_keeps_tend_ctl,
         ),
         (
+            "podman_kube_play_runs_the_kubernetes_pod",
+            podman_kube_play_runs_the_kubernetes_pod,
+        ),
+        (
             "sdnotify_container_gets_ready_once_all_are_up",
             sdnotify_container_gets_ready_once_all_are_up,
         ),
@@ -434,4 +438,79 @@ fn received_ready(socket: &UnixDatagram) -> bool {
         ready |= String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1");
     }
     ready
+}
+
+/// The pod of packaging/kubernetes under `podman kube play`: non-root, the
+/// read-only root, the socket on an emptyDir, and the probes' commands
+/// answering inside.
+fn podman_kube_play_runs_the_kubernetes_pod(images: &Images) {
+    let dir = TempDir::new("podman-kube");
+    let kube = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes");
+    let pod_name = Ctr::name();
+    // No network here, so no ports; this run's image and pod name.
+    let pod = fs::read_to_string(kube.join("pod.yaml"))
+        .unwrap()
+        .replace(
+            "      ports:\n        - name: http\n          containerPort: 8080\n",
+            "",
+        )
+        .replace("localhost/tend-example:latest", &images.example)
+        .replacen("  name: tend-example\n", &format!("  name: {pod_name}\n"), 1);
+    let pod_file = dir.path("pod.yaml");
+    fs::write(&pod_file, pod).unwrap();
+    // kube play takes no --ulimit or --runtime: the same settings as RUN, as
+    // defaults.
+    let conf = dir.path("containers.conf");
+    fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n[engine]\nruntime = \"runc\"\n",
+    )
+    .unwrap();
+    let kube_cmd = |args: &[&str]| {
+        let mut cmd = podman();
+        cmd.env("CONTAINERS_CONF", &conf).arg("kube").args(args);
+        cmd
+    };
+    let _down = Defer(Some(|| {
+        let _ = kube_cmd(&["down", pod_file.to_str().unwrap()]).output();
+    }));
+    let configmap = kube.join("configmap.yaml");
+    run_ok(&mut kube_cmd(&[
+        "play",
+        "--network",
+        "none",
+        "--configmap",
+        configmap.to_str().unwrap(),
+        pod_file.to_str().unwrap(),
+    ]));
+    let ctr = format!("{pod_name}-app");
+    let exec = |args: &[&str]| run(podman().arg("exec").arg(&ctr).args(args));
+    let probe = |args: &[&str]| {
+        let mut all = vec!["/sbin/tend", "ctl", "--socket=/run/tend/ctl.sock"];
+        all.extend_from_slice(args);
+        exec(&all)
+    };
+    await_some("the startup probe's command to pass", Duration::from_secs(30), || {
+        probe(&["wait", "--timeout=4s", "httpd", "ticker"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let health = probe(&["health"]);
+    assert!(health.status.success(), "{}", text(&health));
+    assert_eq!(String::from_utf8_lossy(&exec(&["id", "-u"]).stdout).trim(), "1000");
+    // The root is read-only, the units' /tmp is not.
+    assert!(!exec(&["touch", "/x"]).status.success());
+    assert!(exec(&["test", "-s", "/tmp/www/index.html"]).status.success());
+}
+
+/// Runs its closure when dropped (cleanup that must happen on a failure too).
+struct Defer<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }

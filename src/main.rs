@@ -18,7 +18,18 @@ fn run() -> i32 {
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
         return tend::ctl::command::run(&tend::cli::TendCtl::parse().ctl);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // As a system's /sbin/init (a kernel, `systemd-nspawn -b`), tend is
+        // handed that init's arguments (`single`, `systemd.unit=...`): they
+        // must not stop the boot.
+        Err(e) if std::process::id() == 1 && argv0_is_init(&argv0) => {
+            logging::init(LevelFilter::INFO);
+            tracing::warn!("ignoring init arguments that are not tend's: {}", e.kind());
+            return init(&InitArgs::default());
+        }
+        Err(e) => e.exit(),
+    };
     match &cli.sub {
         Some(Sub::Ctl(args)) => tend::ctl::command::run(args),
         Some(Sub::Init(args)) => {
@@ -50,6 +61,10 @@ fn run() -> i32 {
             entrypoint(&cli)
         }
     }
+}
+
+fn argv0_is_init(argv0: &std::ffi::OsStr) -> bool {
+    std::path::Path::new(argv0).file_name().is_some_and(|n| n == "init")
 }
 
 /// `tend check [DIR]`: every problem on its own line, then a summary.

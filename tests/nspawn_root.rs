@@ -65,7 +65,11 @@ fn copy(from: &Path, to: &Path) {
 /// `systemd-nspawn -b -D ROOT ... INIT_ARGS`, telling `notify`.
 fn nspawn(root: &Path, notify: &Path, log: &Path, init_args: &[&str]) -> Child {
     let log = fs::File::create(log).unwrap();
-    Command::new("systemd-nspawn")
+    // In a private mount namespace: on hybrid cgroup hosts nspawn briefly
+    // mounts a hierarchy under /tmp, which must not show in the host's
+    // mountinfo (other tests compare it). unshare execs nspawn: same pid.
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "systemd-nspawn"])
         .args([
             "--quiet",
             "--boot",

@@ -471,8 +471,16 @@ fn podman_kube_play_runs_the_kubernetes_pod(images: &Images) {
         cmd.env("CONTAINERS_CONF", &conf).arg("kube").args(args);
         cmd
     };
+    // kube play builds podman's pause image for the pod's infra container
+    // when it is missing: remove it again if this test made it.
+    let before = image_names();
     let _down = Defer(Some(|| {
         let _ = kube_cmd(&["down", pod_file.to_str().unwrap()]).output();
+        for image in image_names().difference(&before) {
+            if image.starts_with("localhost/podman-pause:") {
+                let _ = podman().args(["rmi", "-f", image]).output();
+            }
+        }
     }));
     let configmap = kube.join("configmap.yaml");
     run_ok(&mut kube_cmd(&[
@@ -502,6 +510,12 @@ fn podman_kube_play_runs_the_kubernetes_pod(images: &Images) {
     // The root is read-only, the units' /tmp is not.
     assert!(!exec(&["touch", "/x"]).status.success());
     assert!(exec(&["test", "-s", "/tmp/www/index.html"]).status.success());
+}
+
+/// The `REPOSITORY:TAG` of every image in podman's store.
+fn image_names() -> std::collections::BTreeSet<String> {
+    let list = run_ok(podman().args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    list.lines().map(str::to_string).collect()
 }
 
 /// Runs its closure when dropped (cleanup that must happen on a failure too).

@@ -164,12 +164,12 @@ pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
     for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
         let _ = writeln!(
             s,
-            "  chain {chain} {{\n    type nat hook {hook} priority dstnat; policy accept;\n{dnat}  }}"
+            "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;\n{dnat}  }}"
         );
     }
     let _ = writeln!(
         s,
-        "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;"
+        "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;"
     );
     for pool in pools(leases) {
         let _ = writeln!(s, "    ip saddr {pool} ip daddr != {pool} masquerade");

@@ -1,0 +1,142 @@
+//! `tend boot --net veth|bridge|ns:PATH` and `--publish`, for real. Every
+//! test runs a bash script under `unshare -n` (and `-m`): that namespace
+//! plays the host; where needed a second one, made inside it, plays "the
+//! outside" (192.0.2.0/24 between them). Nothing touches the real host
+//! network. Scripts print `ok NAME` or `FAIL NAME`; the container's checks
+//! print into the same output. Needs root, `ip` and `nft`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Shell helpers: checks, awaiting with a deadline, the state compared
+/// before and after, the outside namespace, and the container's address.
+const PRELUDE: &str = r#"
+set -u
+check() { n=$1; shift; if "$@" >/dev/null 2>&1; then echo "ok $n"; else echo "FAIL $n"; fi; }
+# Polls a condition every 50 ms for at most 20 s.
+await() { n=$1; shift; i=0; until "$@" >/dev/null 2>&1; do i=$((i+1)); if [ $i -gt 400 ]; then echo "FAIL await-$n"; return 1; fi; sleep 0.05; done; }
+state() { ip -o link | sed 's/^[0-9]*: //'; ip -o addr | sed 's/^[0-9]*: //'; ip route; nft list ruleset; cat /proc/sys/net/ipv4/ip_forward; }
+addr_of() { "$T" list | awk -v n="$1" '$1 == n { print $(NF-1) }'; }
+other_ns() { test "$(readlink /proc/$1/ns/net)" != "$(readlink /proc/self/ns/net)"; }
+has_addr() { test -n "$(addr_of "$1" | grep -v -x -- -)"; }
+# "The outside": a namespace behind up0, 192.0.2.2, with a web server
+# whose /cgi-bin/ip answers the client's address as it sees it.
+outside() {
+    unshare -n sleep 1000 & OUT=$!
+    await outside-ns other_ns $OUT
+    ip link add up0 type veth peer name eth0 netns $OUT
+    ip addr add 192.0.2.1/24 dev up0; ip link set up0 up
+    mkdir -p "$W/out/cgi-bin"
+    printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n' > "$W/out/cgi-bin/ip"
+    chmod +x "$W/out/cgi-bin/ip"
+    nsenter -t $OUT -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev eth0; ip link set eth0 up'
+    nsenter -t $OUT -n busybox httpd -f -p 80 -h "$W/out" & OUTHTTP=$!
+    await outside-up nsenter -t $OUT -n busybox wget -q -O- http://192.0.2.2/cgi-bin/ip
+}
+ip link set lo up
+"#;
+
+/// A demo rootfs, a scratch dir and a script run in a new network and
+/// mount namespace; returns its output.
+fn run_net(tag: &str, body: &str) -> String {
+    let dir = TempDir::new(tag);
+    let rootfs = dir.path("rootfs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
+    let built = output(Command::new(script).arg(&rootfs));
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let log = dir.path("log");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "--propagation", "private", "--", "bash", "-c"])
+        .arg(format!("{PRELUDE}\n{body}"))
+        .env("T", tend())
+        .env("R", &rootfs)
+        .env("W", dir.path(""))
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null());
+    // One file for both, appended in order.
+    let file = std::fs::File::create(&log).unwrap();
+    cmd.stdout(file.try_clone().unwrap()).stderr(file);
+    let mut child = cmd.spawn().unwrap();
+    let code = exit_code_within(&mut child, LIMIT);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 0, "script failed:\n{text}");
+    text
+}
+
+fn assert_ok(out: &str, names: &[&str]) {
+    assert!(!out.contains("FAIL"), "failed checks:\n{out}");
+    for name in names {
+        assert!(out.contains(&format!("ok {name}\n")), "check {name} missing:\n{out}");
+    }
+}
+
+/// Writes the container's script into the rootfs: an httpd on port 80
+/// serving NAME, the checks given, then waiting to be stopped.
+const CONTAINER: &str = r#"
+container() { # NAME CHECKS...
+    cat > "$R/$1.sh" <<INNER
+mkdir -p /tmp/www && echo "page of $1" > /tmp/www/index.html && httpd -p 80 -h /tmp/www
+check() { n=\$1; shift; if "\$@" >/dev/null 2>&1; then echo "ok \$n"; else echo "FAIL \$n"; fi; }
+$2
+echo "done $1"
+exec sleep 1000
+INNER
+}
+"#;
+
+#[test]
+fn veth_reaches_both_ways_nat_and_publish_root() {
+    let out = run_net(
+        "veth",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+outside
+mkdir -p "$W/host"; echo host-page > "$W/host/index.html"
+busybox httpd -f -p 8000 -h "$W/host" & HOSTHTTP=$!
+container web '
+gw=$(ip route | awk "/default/ { print \$3 }")
+check container-reaches-host sh -c "wget -q -O- http://$gw:8000/ | grep -q host-page"
+check outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
+'
+"$T" boot "$R" --name net-veth --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
+await listed has_addr net-veth
+A=$(addr_of net-veth)
+check address-in-pool sh -c "echo $A | grep -q '^10\.231\.'"
+await host-reaches-container sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of web'"
+check publish-from-localhost sh -c "busybox wget -q -O- http://127.0.0.1:8080/ | grep -q 'page of web'"
+check publish-from-host-address sh -c "busybox wget -q -O- http://192.0.2.1:8080/ | grep -q 'page of web'"
+check publish-from-outside sh -c "nsenter -t $OUT -n busybox wget -q -O- http://192.0.2.1:8080/ | grep -q 'page of web'"
+check forwarding-on test "$(cat /proc/sys/net/ipv4/ip_forward)" = 1
+kill -TERM $BOOT; wait $BOOT
+kill $HOSTHTTP $OUTHTTP $OUT; wait
+ip link del up0
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+"#
+        ),
+    );
+    assert_ok(
+        &out,
+        &[
+            "container-reaches-host",
+            "outside-sees-the-host",
+            "address-in-pool",
+            "publish-from-localhost",
+            "publish-from-host-address",
+            "publish-from-outside",
+            "forwarding-on",
+            "nothing-left",
+        ],
+    );
+}

@@ -140,3 +140,87 @@ check nothing-left test "$before" = "$after"
         ],
     );
 }
+
+#[test]
+fn two_machines_on_a_bridge_reach_each_other_root() {
+    let out = run_net(
+        "bridge",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container a ''
+"$T" boot "$R" --name net-br-a --net bridge -- sh /a.sh & BOOTA=$!
+await listed-a has_addr net-br-a
+A=$(addr_of net-br-a)
+check bridge-made sh -c "ip -d link show tend0 | grep -q bridge"
+check bridge-has-gateway sh -c "ip -o addr show tend0 | grep -q 10.231.0.1/16"
+container b "check b-reaches-a sh -c 'wget -q -O- http://$A/ | grep -q \"page of a\"'"
+"$T" boot "$R" --name net-br-b --net bridge -- sh /b.sh & BOOTB=$!
+await listed-b has_addr net-br-b
+B=$(addr_of net-br-b)
+check addresses-differ test "$A" != "$B"
+await host-reaches-b sh -c "busybox wget -q -O- http://$B/ | grep -q 'page of b'"
+kill -TERM $BOOTA; wait $BOOTA
+check bridge-stays-with-b ip link show tend0
+kill -TERM $BOOTB; wait $BOOTB
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+"#
+        ),
+    );
+    assert_ok(
+        &out,
+        &[
+            "bridge-made",
+            "bridge-has-gateway",
+            "b-reaches-a",
+            "addresses-differ",
+            "bridge-stays-with-b",
+            "nothing-left",
+        ],
+    );
+}
+
+#[test]
+fn a_killed_launcher_is_cleaned_by_the_next_boot_root() {
+    let out = run_net(
+        "killed",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container k ''
+"$T" boot "$R" --name net-killed --net bridge --publish 8081:80 -- sh /k.sh & BOOT=$!
+await listed has_addr net-killed
+PID1=$("$T" list | awk '$1 == "net-killed" { print $2 }')
+kill -KILL $BOOT; wait $BOOT
+await pid1-gone test ! -e /proc/$PID1
+check left-behind test "$before" != "$(state)"
+# The same name at once; its end leaves the namespace as it was.
+"$T" boot "$R" --name net-killed --net veth -- true
+check next-boot-ran test $? = 0
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+"#
+        ),
+    );
+    assert_ok(&out, &["left-behind", "next-boot-ran", "nothing-left"]);
+}
+
+#[test]
+fn net_ns_joins_an_existing_namespace_root() {
+    let out = run_net(
+        "netns",
+        r#"
+ip netns add tend-test-ns
+ip -n tend-test-ns link add tv0 type veth peer name tv1
+"$T" boot "$R" --name net-ns --net ns:/run/netns/tend-test-ns -- ip link show tv0 > "$W/ns.out" 2>&1
+check joined test $? = 0
+ip netns del tend-test-ns
+"#,
+    );
+    assert_ok(&out, &["joined"]);
+}

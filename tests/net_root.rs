@@ -224,3 +224,50 @@ ip netns del tend-test-ns
     );
     assert_ok(&out, &["joined"]);
 }
+
+#[test]
+fn bad_network_input_is_one_line_and_leaves_nothing_root() {
+    let out = run_net(
+        "bad",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+outside
+mkdir -p "$W/host"; echo host-page > "$W/host/index.html"
+busybox httpd -f -p 8000 -h "$W/host" & HOSTHTTP=$!
+await host-http busybox wget -q -O /dev/null http://127.0.0.1:8000/
+before=$(state)
+# Fails with exit 1, one line naming the option and the conflict, nothing left.
+refused() { n=$1; want=$2; shift 2
+    "$T" boot "$R" --name net-bad "$@" -- true > "$W/bad.out" 2>&1; code=$?
+    if [ $code = 1 ] && [ "$(wc -l < "$W/bad.out")" = 1 ] && grep -q -- "$want" "$W/bad.out" && [ "$before" = "$(state)" ]
+    then echo "ok $n"; else echo "FAIL $n ($code)"; cat "$W/bad.out"; fi
+}
+refused pool-overlaps "--net-pool 192.0.2.0/25 overlaps the host's route to 192.0.2.0/24 on up0" --net veth --net-pool 192.0.2.0/25
+refused port-in-use "--publish 8000:80/tcp: the host's port is in use" --net veth --publish 8000:80
+refused not-a-bridge "--net bridge=up0: up0 exists and is not a bridge" --net bridge=up0
+refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge or pasta" --publish 8080:80
+"$T" boot "$R" --net veth --net-pool 10.0.0.0/31 -- true 2> "$W/bad.out"
+check bad-pool test $? = 2 -a -n "$(grep 'bad pool "10.0.0.0/31"' "$W/bad.out")"
+container p ''
+"$T" boot "$R" --name net-pool1 --net veth --net-pool 10.77.0.0/29 -- sh /p.sh & BOOT=$!
+await listed has_addr net-pool1
+during=$(state)
+before=$during refused pool-exhausted "--net-pool 10.77.0.0/29 has no free address left" --net veth --net-pool 10.77.0.0/29
+kill -TERM $BOOT; wait $BOOT
+kill $HOSTHTTP $OUTHTTP $OUT; wait
+"#
+        ),
+    );
+    assert_ok(
+        &out,
+        &[
+            "pool-overlaps",
+            "port-in-use",
+            "not-a-bridge",
+            "publish-without-net",
+            "bad-pool",
+            "pool-exhausted",
+        ],
+    );
+}

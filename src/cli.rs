@@ -110,7 +110,8 @@ pub struct BootArgs {
     pub read_only: bool,
 
     /// Network: none (loopback only), host, veth (a veth pair to the host,
-    /// NAT out), bridge[=NAME] (on bridge NAME, default tend0), ns:PATH.
+    /// NAT out), bridge[=NAME] (on bridge NAME, default tend0), pasta
+    /// (user mode, rootless too), ns:PATH (join a network namespace).
     #[arg(long, value_name = "MODE", default_value = "none", value_parser = crate::container::Net::parse)]
     pub net: crate::container::Net,
 

@@ -22,7 +22,8 @@ set -u
 check() { n=$1; shift; if "$@" >/dev/null 2>&1; then echo "ok $n"; else echo "FAIL $n"; fi; }
 # Polls a condition every 50 ms for at most 20 s.
 await() { n=$1; shift; i=0; until "$@" >/dev/null 2>&1; do i=$((i+1)); if [ $i -gt 400 ]; then echo "FAIL await-$n"; return 1; fi; sleep 0.05; done; }
-state() { ip -o link | sed 's/^[0-9]*: //'; ip -o addr | sed 's/^[0-9]*: //'; ip route; nft list ruleset; cat /proc/sys/net/ipv4/ip_forward; }
+# IPv4 addresses: IPv6 link-local ones change flags on their own (DAD).
+state() { ip -o link | sed 's/^[0-9]*: //'; ip -o -4 addr | sed 's/^[0-9]*: //'; ip route; nft list ruleset; cat /proc/sys/net/ipv4/ip_forward; }
 addr_of() { "$T" list | awk -v n="$1" '$1 == n { print $(NF-1) }'; }
 other_ns() { test "$(readlink /proc/$1/ns/net)" != "$(readlink /proc/self/ns/net)"; }
 has_addr() { test -n "$(addr_of "$1" | grep -v -x -- -)"; }
@@ -43,13 +44,43 @@ outside() {
 ip link set lo up
 "#;
 
+const ROOTLESS_USER: &str = "tend-rootless";
+
+/// The rootless test user (made when missing): its uid and gid.
+fn rootless_user() -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let out = output(Command::new("id").args([flag, ROOTLESS_USER]));
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let out = output(Command::new("useradd").args(["-m", "-s", "/bin/sh", ROOTLESS_USER]));
+        assert!(out.status.success() || id("-u").is_some(), "useradd: {out:?}");
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
 /// A demo rootfs, a scratch dir and a script run in a new network and
 /// mount namespace; returns its output.
 fn run_net(tag: &str, body: &str) -> String {
+    run_net_as(tag, body, false)
+}
+
+/// As [`run_net`]; `rootless`: the scratch dir and rootfs belong to the
+/// rootless user, whose name is in `$U` and runtime dir in `$X`.
+fn run_net_as(tag: &str, body: &str, rootless: bool) -> String {
     let dir = TempDir::new(tag);
     let rootfs = dir.path("rootfs");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
-    let built = output(Command::new(script).arg(&rootfs));
+    let mut build = Command::new(&script);
+    if rootless {
+        let (uid, gid) = rootless_user();
+        std::os::unix::fs::chown(&dir.0, Some(uid), Some(gid)).unwrap();
+        std::fs::create_dir(dir.path("xdg")).unwrap();
+        std::os::unix::fs::chown(dir.path("xdg"), Some(uid), Some(gid)).unwrap();
+        build = Command::new("runuser");
+        build.args(["-u", ROOTLESS_USER, "--"]).arg(&script);
+    }
+    let built = output(build.arg(&rootfs));
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     let log = dir.path("log");
     let mut cmd = Command::new("unshare");
@@ -58,6 +89,8 @@ fn run_net(tag: &str, body: &str) -> String {
         .env("T", tend())
         .env("R", &rootfs)
         .env("W", dir.path(""))
+        .env("U", ROOTLESS_USER)
+        .env("X", dir.path("xdg"))
         .env_remove("RUST_BACKTRACE")
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null());
@@ -268,6 +301,55 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
             "publish-without-net",
             "bad-pool",
             "pool-exhausted",
+        ],
+    );
+}
+
+#[test]
+fn rootless_pasta_publishes_and_reaches_out_root() {
+    let out = run_net_as(
+        "pasta",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+# /dev/net/tun usable by all, as udev makes it on a usual host.
+mknod "$W/tun" c 10 200 && chmod 666 "$W/tun" && mount --bind "$W/tun" /dev/net/tun
+outside
+ip route add default via 192.0.2.2
+# pasta maps its gateway's address to the host: the outside is also .3.
+nsenter -t $OUT -n ip addr add 192.0.2.3/24 dev eth0
+before=$(state)
+rl() { runuser -u "$U" -- env XDG_RUNTIME_DIR="$X" "$T" "$@"; }
+rl boot "$R" --name net-rl --net veth -- true 2> "$W/veth.err"
+check rootless-veth-refused grep -q -- "--net veth needs root" "$W/veth.err"
+container rl '
+check rootless-reaches-outside sh -c "wget -q -O- http://192.0.2.3/cgi-bin/ip | grep -q \"192.0.2.1]\""
+'
+rl boot "$R" --name net-rl --net pasta --publish 8082:80 -- sh /rl.sh & BOOT=$!
+await published sh -c "busybox wget -q -O- http://127.0.0.1:8082/ | grep -q 'page of rl'"
+check publish-from-outside sh -c "nsenter -t $OUT -n busybox wget -q -O- http://192.0.2.1:8082/ | grep -q 'page of rl'"
+check pasta-runs pgrep passt
+# runuser waits for the launcher, its child: the launcher gets the signal.
+kill -TERM $(pgrep -P $BOOT); wait $BOOT
+await pasta-stopped sh -c '! pgrep passt'
+check pasta-stopped sh -c '! pgrep passt'
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+kill $OUTHTTP $OUT; wait
+"#
+        ),
+        true,
+    );
+    assert_ok(
+        &out,
+        &[
+            "rootless-veth-refused",
+            "rootless-reaches-outside",
+            "publish-from-outside",
+            "pasta-runs",
+            "pasta-stopped",
+            "nothing-left",
         ],
     );
 }

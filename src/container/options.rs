@@ -29,12 +29,14 @@ pub enum Net {
     Bridge(String),
     /// An existing one (`ip netns add`'s /run/netns/NAME, /proc/PID/ns/net).
     Ns(PathBuf),
+    /// A new one, connected by pasta (user mode: works rootless).
+    Pasta,
 }
 
 impl Net {
     /// Whether the container gets a network namespace of its own.
     pub fn is_new(&self) -> bool {
-        matches!(self, Net::None | Net::Veth | Net::Bridge(_))
+        matches!(self, Net::None | Net::Veth | Net::Bridge(_) | Net::Pasta)
     }
 
     /// Parses `--net`'s value.
@@ -43,12 +45,13 @@ impl Net {
             "none" => Ok(Net::None),
             "host" => Ok(Net::Host),
             "veth" => Ok(Net::Veth),
+            "pasta" => Ok(Net::Pasta),
             "bridge" => Ok(Net::Bridge("tend0".into())),
             _ => match (text.strip_prefix("bridge="), text.strip_prefix("ns:")) {
                 (Some(name), _) if super::net::types::valid_ifname(name) => Ok(Net::Bridge(name.into())),
                 (_, Some(path)) if !path.is_empty() => Ok(Net::Ns(path.into())),
                 _ => Err(format!(
-                    "unknown network {text:?} (none, host, veth, bridge[=NAME], ns:PATH)"
+                    "unknown network {text:?} (none, host, veth, bridge[=NAME], pasta, ns:PATH)"
                 )),
             },
         }

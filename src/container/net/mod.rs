@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod lease;
+pub mod pasta;
 pub mod plan;
 pub mod types;
 
@@ -78,6 +79,10 @@ pub struct Network {
     /// The launcher's pid: a cloned child's copy does nothing on drop.
     owner: u32,
     lease: Option<Lease>,
+    pasta: Option<pasta::Pasta>,
+    /// `--net pasta`: what to start once the container exists.
+    pasta_ports: Option<(Vec<Publish>, bool)>,
+    name: String,
 }
 
 impl std::fmt::Debug for Network {
@@ -94,9 +99,21 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         dir: super::registry::dir(),
         owner: std::process::id(),
         lease: None,
+        pasta: None,
+        pasta_ports: None,
+        name: o.name.clone(),
     };
+    sweep_stale(&network.dir);
     match &o.net {
         Net::Veth | Net::Bridge(_) => {}
+        Net::Pasta => {
+            pasta::check()?;
+            for p in &o.publish {
+                check_port(p, &[])?;
+            }
+            network.pasta_ports = Some((o.publish.clone(), o.userns));
+            return Ok(network);
+        }
         Net::Ns(path) => {
             no_publish(o)?;
             let join = |path: &Path| crate::sys::ns::enter_netns(&crate::sys::ns::open_ns_file(path)?);
@@ -228,6 +245,20 @@ fn check_port(p: &Publish, leases: &[Lease]) -> Result<(), Error> {
     Ok(())
 }
 
+/// What launchers killed before cleaning up left: their pastas, and (only
+/// when there are such leases, to keep a boot without them cheap) their
+/// links and rules in this namespace.
+fn sweep_stale(dir: &Path) {
+    pasta::sweep(dir);
+    if lease::all(dir).iter().all(lease::alive) {
+        return;
+    }
+    let (Ok(netns), Ok(_lock)) = (crate::sys::ns::netns_id(), lease::lock(dir)) else {
+        return;
+    };
+    sweep(dir, netns, &mut Real { child: None });
+}
+
 /// Takes down what machines of dead launchers left in this namespace, and
 /// forgets their leases.
 fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
@@ -280,6 +311,9 @@ impl Network {
 
     /// Builds the network of the container whose PID 1 is `child`.
     pub fn attach(&mut self, child: i32) -> Result<(), Error> {
+        if let Some((publish, userns)) = self.pasta_ports.take() {
+            self.pasta = Some(pasta::start(&self.dir, &self.name, child, &publish, userns)?);
+        }
         let Some(lease) = &self.lease else {
             return Ok(());
         };
@@ -329,10 +363,13 @@ fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<
 
 impl Drop for Network {
     fn drop(&mut self) {
-        let Some(lease) = self.lease.take() else { return };
         if std::process::id() != self.owner {
             return;
         }
+        if let Some(p) = self.pasta.take() {
+            pasta::stop(p);
+        }
+        let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;
         let _lock = lease::lock(dir);
         let mut sys = Real { child: None };

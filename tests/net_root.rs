@@ -141,10 +141,14 @@ gw=$(ip route | awk "/default/ { print \$3 }")
 check container-reaches-host sh -c "wget -q -O- http://$gw:8000/ | grep -q host-page"
 check outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
 '
-"$T" boot "$R" --name net-veth --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
+"$T" boot "$R" --name net-veth --hostname web --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
 await listed has_addr net-veth
 A=$(addr_of net-veth)
 check address-in-pool sh -c "echo $A | grep -q '^10\.231\.'"
+check hosts-line grep -q "^$A	web$" "$R/etc/hosts"
+# The rootfs had no resolv.conf: the host's, without loopback servers.
+servers=$(grep '^nameserver' /etc/resolv.conf | grep -v -e ' 127\.' -e ' ::1')
+check resolv-conf sh -c "if [ -n '$servers' ]; then grep -q '$servers' '$R/etc/resolv.conf'; else ! test -e '$R/etc/resolv.conf'; fi"
 await host-reaches-container sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of web'"
 check publish-from-localhost sh -c "busybox wget -q -O- http://127.0.0.1:8080/ | grep -q 'page of web'"
 check publish-from-host-address sh -c "busybox wget -q -O- http://192.0.2.1:8080/ | grep -q 'page of web'"
@@ -165,6 +169,8 @@ check nothing-left test "$before" = "$after"
             "container-reaches-host",
             "outside-sees-the-host",
             "address-in-pool",
+            "hosts-line",
+            "resolv-conf",
             "publish-from-localhost",
             "publish-from-host-address",
             "publish-from-outside",
@@ -225,6 +231,11 @@ fn a_killed_launcher_is_cleaned_by_the_next_boot_root() {
             r#"
 before=$(state)
 container k ''
+# PID 1 killed: its launcher takes everything down.
+"$T" boot "$R" --name net-pid1 --net veth --publish 8083:80 -- sh /k.sh & BOOT1=$!
+await listed1 has_addr net-pid1
+kill -KILL $("$T" list | awk '$1 == "net-pid1" { print $2 }'); wait $BOOT1
+check pid1-killed-nothing-left test "$before" = "$(state)"
 "$T" boot "$R" --name net-killed --net bridge --publish 8081:80 -- sh /k.sh & BOOT=$!
 await listed has_addr net-killed
 PID1=$("$T" list | awk '$1 == "net-killed" { print $2 }')
@@ -240,7 +251,15 @@ check nothing-left test "$before" = "$after"
 "#
         ),
     );
-    assert_ok(&out, &["left-behind", "next-boot-ran", "nothing-left"]);
+    assert_ok(
+        &out,
+        &[
+            "pid1-killed-nothing-left",
+            "left-behind",
+            "next-boot-ran",
+            "nothing-left",
+        ],
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! launcher left.
 
 pub mod apply;
+pub mod dns;
 pub mod lease;
 pub mod pasta;
 pub mod plan;

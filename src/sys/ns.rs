@@ -127,3 +127,13 @@ pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<(std::os::fd::OwnedFd,
         });
     }
 }
+
+/// Whether this network namespace has an interface `name`.
+pub fn link_exists(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: if_nametoindex reads the NUL-terminated name, valid for the
+    // call, and returns 0 when there is no such interface.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+}

@@ -265,7 +265,7 @@ fn sweep_stale(dir: &Path) {
 fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
     let stale: Vec<Lease> = lease::all(dir).into_iter().filter(|l| !lease::alive(l)).collect();
     for l in &stale {
-        if l.netns == netns {
+        if l.netns == netns && crate::sys::ns::link_exists(&l.host_if) {
             apply::undo(sys, &plan::undo(&plan::machine(l, 0)));
         }
         lease::remove(dir, &l.name);
@@ -374,7 +374,10 @@ impl Drop for Network {
         let dir = &self.dir;
         let _lock = lease::lock(dir);
         let mut sys = Real { child: None };
-        apply::undo(&mut sys, &plan::undo(&plan::machine(&lease, 0)));
+        // Often the kernel removed the pair already, with the namespace.
+        if crate::sys::ns::link_exists(&lease.host_if) {
+            apply::undo(&mut sys, &plan::undo(&plan::machine(&lease, 0)));
+        }
         lease::remove(dir, &lease.name);
         reconcile(dir, lease.netns, &mut sys);
     }

@@ -109,9 +109,22 @@ fn feed(tool: &'static str, mut cmd: Command, input: &str) -> Result<(), Error> 
     let stderr = String::from_utf8_lossy(&out.stderr);
     Err(Error::ToolFailed {
         tool,
-        input: input.lines().next().unwrap_or_default().to_string(),
+        input: failed_line(input, &stderr).to_string(),
         stderr: stderr.lines().next().unwrap_or_default().trim().to_string(),
     })
+}
+
+/// The input line a tool's error names (`ip`: "Command failed -:N", nft:
+/// "/dev/stdin:N:..."), else the first.
+fn failed_line<'a>(input: &'a str, stderr: &str) -> &'a str {
+    let number = stderr.lines().find_map(|l| {
+        let rest = l
+            .strip_prefix("Command failed -:")
+            .or_else(|| l.strip_prefix("/dev/stdin:"))?;
+        rest.split(':').next()?.trim().parse::<usize>().ok()
+    });
+    let index = number.and_then(|n| n.checked_sub(1)).unwrap_or(0);
+    input.lines().nth(index).unwrap_or_default()
 }
 
 impl System for Real {
@@ -220,6 +233,14 @@ mod tests {
                 "ip Container: link set lo up; addr add 10.231.0.6/30 dev host0; link set host0 up; route add default via 10.231.0.5",
             ]
         );
+    }
+
+    #[test]
+    fn errors_name_the_failed_line() {
+        let input = "link add a\naddr add b\n";
+        assert_eq!(failed_line(input, "Error: bad\nCommand failed -:2\n"), "addr add b");
+        assert_eq!(failed_line(input, "/dev/stdin:1:5-9: Error: x\n"), "link add a");
+        assert_eq!(failed_line(input, "weird\n"), "link add a");
     }
 
     #[test]

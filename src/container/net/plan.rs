@@ -184,9 +184,9 @@ pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
     let _ = writeln!(s, "    oifname {ifs} ct state established,related accept");
     let _ = writeln!(s, "    oifname {ifs} ct status dnat accept");
     // Forwarding was off before tend turned it on: it stays off for all
-    // but the machines' traffic.
+    // but the machines' traffic (IPv4 only: IPv6 has its own switch).
     if shared.forward_was.trim() == "0" {
-        let _ = writeln!(s, "    drop");
+        let _ = writeln!(s, "    meta nfproto ipv4 drop");
     }
     s.push_str("  }\n}\n");
     s
@@ -317,7 +317,7 @@ mod tests {
         );
         assert!(rules.contains("ip saddr 10.231.0.0/16 ip daddr != 10.231.0.0/16 masquerade"));
         assert!(rules.contains("iifname { \"tend0\", \"ve-web\" } accept"), "{rules}");
-        assert!(rules.contains("    drop\n"));
+        assert!(rules.contains("    meta nfproto ipv4 drop\n"));
         // Every table statement names tend's own.
         for line in rules.lines().filter(|l| l.contains("table")) {
             assert!(line.contains("table inet tend"), "{line}");

@@ -18,14 +18,19 @@ pub const DEFAULT_POOL: Cidr = Cidr {
 };
 
 impl Cidr {
+    /// The netmask of a prefix length (beyond 32: as 32).
     pub fn mask(prefix: u8) -> u32 {
-        u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+        u32::MAX.checked_shl(32u32.saturating_sub(prefix.into())).unwrap_or(0)
+    }
+
+    /// How many addresses the prefix spans.
+    fn size(&self) -> u64 {
+        1u64 << 32u32.saturating_sub(self.prefix.into())
     }
 
     /// The `n`-th address of the prefix (0 is the network), if inside.
     pub fn nth(&self, n: u32) -> Option<Ipv4Addr> {
-        let size = 1u64 << (32 - u32::from(self.prefix));
-        (u64::from(n) < size).then(|| Ipv4Addr::from(u32::from(self.base).wrapping_add(n)))
+        (u64::from(n) < self.size()).then(|| Ipv4Addr::from(u32::from(self.base).wrapping_add(n)))
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
@@ -43,8 +48,7 @@ impl Cidr {
         if self.prefix > 29 {
             return 0;
         }
-        let size = 1u64 << (32 - u32::from(self.prefix));
-        u32::try_from(size / 4).unwrap_or(u32::MAX)
+        u32::try_from(self.size() / 4).unwrap_or(u32::MAX)
     }
 }
 
@@ -175,6 +179,15 @@ mod tests {
         assert!("10.0.0.300/16".parse::<Cidr>().is_err());
         let small: Cidr = "192.168.5.0/29".parse().unwrap();
         assert_eq!(small.slots(), 2);
+        // A lease file is outside input: no arithmetic on it may fail.
+        let odd = Cidr {
+            base: Ipv4Addr::UNSPECIFIED,
+            prefix: 200,
+        };
+        assert_eq!(
+            (odd.slots(), odd.nth(0).is_some(), Cidr::mask(200)),
+            (0, true, u32::MAX)
+        );
     }
 
     #[test]

@@ -373,3 +373,20 @@ kill $OUTHTTP $OUT; wait
         ],
     );
 }
+
+#[test]
+fn machines_booted_at_once_get_different_addresses_root() {
+    let out = run_net(
+        "atonce",
+        r#"
+before=$(state)
+for n in 1 2 3; do "$T" boot "$R" --name net-once$n --net veth -- sleep 1000 & eval B$n=\$!; done
+for n in 1 2 3; do await listed$n has_addr net-once$n; done
+addrs=$(for n in 1 2 3; do addr_of net-once$n; done)
+check three-addresses test "$(echo "$addrs" | sort -u | wc -l)" = 3
+kill -TERM $B1 $B2 $B3; wait
+check nothing-left test "$before" = "$(state)"
+"#,
+    );
+    assert_ok(&out, &["three-addresses", "nothing-left"]);
+}

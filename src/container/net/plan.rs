@@ -161,7 +161,14 @@ pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
             };
         }
     }
-    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+    // Each base chain is a hook the kernel waits for on removal (an RCU
+    // grace period): the DNAT ones only when a port is published.
+    let hooks: &[(&str, &str)] = if dnat.is_empty() {
+        &[]
+    } else {
+        &[("prerouting", "prerouting"), ("output", "output")]
+    };
+    for (chain, hook) in hooks {
         let _ = writeln!(
             s,
             "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;\n{dnat}  }}"
@@ -327,6 +334,11 @@ mod tests {
             ..shared.clone()
         };
         assert!(!ruleset(&leases, &on).contains("drop"));
+        let quiet = ruleset(&[lease("q", 3, None, &[])], &on);
+        assert!(
+            !quiet.contains("prerouting") && quiet.contains("postrouting"),
+            "{quiet}"
+        );
         assert_eq!(ruleset(&[], &shared), "table inet tend\ndelete table inet tend\n");
         let fwd = forwarding(&shared);
         assert_eq!(undo(&fwd), [(Place::Host, sysctl(IP_FORWARD.into(), "0"))]);

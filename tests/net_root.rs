@@ -300,6 +300,7 @@ refused pool-overlaps "--net-pool 192.0.2.0/25 overlaps the host's route to 192.
 refused port-in-use "--publish 8000:80/tcp: the host's port is in use" --net veth --publish 8000:80
 refused not-a-bridge "--net bridge=up0: up0 exists and is not a bridge" --net bridge=up0
 refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge or pasta" --publish 8080:80
+refused pool-without-net "--net-pool 10.9.0.0/16: needs --net veth or bridge" --net host --net-pool 10.9.0.0/16
 "$T" boot "$R" --net veth --net-pool 10.0.0.0/31 -- true 2> "$W/bad.out"
 check bad-pool test $? = 2 -a -n "$(grep 'bad pool "10.0.0.0/31"' "$W/bad.out")"
 container p ''
@@ -319,6 +320,7 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
             "port-in-use",
             "not-a-bridge",
             "publish-without-net",
+            "pool-without-net",
             "bad-pool",
             "pool-exhausted",
         ],

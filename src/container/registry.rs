@@ -174,7 +174,7 @@ pub fn list(dir: &Path) -> Vec<Entry> {
         .filter_map(|p| read(&p))
         .filter(alive)
         .map(|e| Entry {
-            address: super::net::lease::address(dir, &e.name),
+            address: crate::container::net::lease::address(dir, &e.name),
             ..e
         })
         .collect();

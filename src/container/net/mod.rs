@@ -60,6 +60,8 @@ pub enum Error {
     PortInUse(Publish),
     #[error("--publish {0}: needs --net veth, bridge or pasta")]
     PublishWithoutNet(Publish),
+    #[error("--net-pool {0}: needs --net veth or bridge")]
+    PoolWithoutNet(Cidr),
     #[error("--net bridge={0}: {0} exists and is not a bridge")]
     NotBridge(String),
     #[error("--net bridge={0}: not a valid interface name")]
@@ -97,7 +99,7 @@ impl std::fmt::Debug for Network {
 /// inherits it).
 pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
     let mut network = Network {
-        dir: super::registry::dir(),
+        dir: crate::container::registry::dir(),
         owner: std::process::id(),
         lease: None,
         pasta: None,
@@ -108,6 +110,9 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
     match &o.net {
         Net::Veth | Net::Bridge(_) => {}
         Net::Pasta => {
+            if let Some(pool) = o.net_pool {
+                return Err(Error::PoolWithoutNet(pool));
+            }
             pasta::check()?;
             for p in &o.publish {
                 check_port(p, &[])?;
@@ -136,7 +141,11 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
     Ok(network)
 }
 
+/// `--publish` and `--net-pool` are for networks tend makes.
 fn no_publish(o: &BootOptions) -> Result<(), Error> {
+    if let Some(pool) = o.net_pool {
+        return Err(Error::PoolWithoutNet(pool));
+    }
     match o.publish.first() {
         Some(p) => Err(Error::PublishWithoutNet(*p)),
         None => Ok(()),

@@ -140,6 +140,7 @@ container web '
 gw=$(ip route | awk "/default/ { print \$3 }")
 check container-reaches-host sh -c "wget -q -O- http://$gw:8000/ | grep -q host-page"
 check outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
+check hairpin sh -c "wget -q -O- http://$gw:8080/ | grep -q \"page of web\""
 '
 "$T" boot "$R" --name net-veth --hostname web --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
 await listed has_addr net-veth
@@ -168,6 +169,7 @@ check nothing-left test "$before" = "$after"
         &[
             "container-reaches-host",
             "outside-sees-the-host",
+            "hairpin",
             "address-in-pool",
             "hosts-line",
             "resolv-conf",

@@ -180,6 +180,9 @@ pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
     );
     for pool in pools(leases) {
         let _ = writeln!(s, "    ip saddr {pool} ip daddr != {pool} masquerade");
+        // A machine reaching a published port (its own too, a hairpin): the
+        // answer must come back through the host to be translated back.
+        let _ = writeln!(s, "    ip saddr {pool} ct status dnat masquerade");
     }
     // Published to 127.0.0.1: the container answers the host's address.
     let _ = writeln!(s, "    oifname {ifs} ip saddr 127.0.0.0/8 masquerade\n  }}");

@@ -31,7 +31,7 @@ pub enum Error {
 }
 
 /// `CLONE_NEW*` for these options: PID, mount, UTS, IPC and cgroup always;
-/// network for `--net none`, `veth` and `bridge`; user with `--userns`.
+/// network but for `--net host` and `ns:PATH`; user with `--userns`.
 pub fn clone_flags(o: &BootOptions) -> libc::c_int {
     let mut flags =
         libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;

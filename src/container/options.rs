@@ -316,6 +316,25 @@ mod tests {
     }
 
     #[test]
+    fn network_modes_parse() {
+        assert_eq!(Net::parse("veth"), Ok(Net::Veth));
+        assert_eq!(Net::parse("bridge"), Ok(Net::Bridge("tend0".into())));
+        assert_eq!(Net::parse("bridge=br1"), Ok(Net::Bridge("br1".into())));
+        assert_eq!(Net::parse("ns:/run/netns/x"), Ok(Net::Ns("/run/netns/x".into())));
+        assert_eq!(Net::parse("pasta"), Ok(Net::Pasta));
+        for bad in [
+            "bridge=",
+            "bridge=a/b",
+            "ns:",
+            "tap",
+            &format!("bridge={}", "x".repeat(16)),
+        ] {
+            assert!(Net::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Net::Pasta.is_new() && !Net::Ns("/x".into()).is_new() && !Net::Host.is_new());
+    }
+
+    #[test]
     fn names_and_hostnames() {
         assert!(valid_name("demo-1.x_y"));
         assert!(!valid_name(".hidden"));

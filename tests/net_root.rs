@@ -246,6 +246,9 @@ PID1=$("$T" list | awk '$1 == "net-killed" { print $2 }')
 kill -KILL $BOOT; wait $BOOT
 await pid1-gone test ! -e /proc/$PID1
 check left-behind test "$before" != "$(state)"
+# A boot in another namespace leaves it alone: only a boot here can clean it.
+unshare -n "$T" boot "$R" --name net-elsewhere -- true
+check elsewhere-left-it test "$before" != "$(state)"
 # The same name at once, any network; its end leaves the namespace as it was.
 "$T" boot "$R" --name net-killed -- true
 check next-boot-ran test $? = 0

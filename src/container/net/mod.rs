@@ -166,7 +166,11 @@ fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
     let mut sys = Real { child: None };
     sweep(dir, netns, &mut sys);
-    let leases = lease::all(dir);
+    // A dead machine of another namespace holds no address any more.
+    let leases: Vec<Lease> = lease::all(dir)
+        .into_iter()
+        .filter(|l| l.netns == netns || lease::alive(l))
+        .collect();
     let pool = o.net_pool.unwrap_or(DEFAULT_POOL);
     let shared = lease::read_shared(dir, netns);
     let ours: Vec<&str> = leases
@@ -260,21 +264,26 @@ fn check_port(p: &Publish, leases: &[Lease]) -> Result<(), Error> {
 /// links and rules in this namespace.
 fn sweep_stale(dir: &Path) {
     pasta::sweep(dir);
-    if lease::all(dir).iter().all(lease::alive) {
+    let Ok(netns) = crate::sys::ns::netns_id() else { return };
+    if !lease::all(dir).iter().any(|l| stale_here(l, netns)) {
         return;
     }
-    let (Ok(netns), Ok(_lock)) = (crate::sys::ns::netns_id(), lease::lock(dir)) else {
-        return;
-    };
+    let Ok(_lock) = lease::lock(dir) else { return };
     sweep(dir, netns, &mut Real { child: None });
+}
+
+/// A lease of a dead launcher in this namespace. One of another namespace
+/// is left for a boot there: only there can its rules be removed.
+fn stale_here(lease: &Lease, netns: u64) -> bool {
+    lease.netns == netns && !lease::alive(lease)
 }
 
 /// Takes down what machines of dead launchers left in this namespace, and
 /// forgets their leases.
 fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
-    let stale: Vec<Lease> = lease::all(dir).into_iter().filter(|l| !lease::alive(l)).collect();
+    let stale: Vec<Lease> = lease::all(dir).into_iter().filter(|l| stale_here(l, netns)).collect();
     for l in &stale {
-        if l.netns == netns && crate::sys::ns::link_exists(&l.host_if) {
+        if crate::sys::ns::link_exists(&l.host_if) {
             apply::undo(sys, &plan::undo(&plan::machine(l, 0)));
         }
         lease::remove(dir, &l.name);

@@ -23,6 +23,17 @@ pub trait System {
     fn read_sysctl(&mut self, key: &str) -> Result<String, Error>;
     /// Runs an nft script (atomic: all of it or nothing).
     fn nft(&mut self, script: &str) -> Result<(), Error>;
+
+    /// `ip` lines in `place` (none: skipped) and an nft script, both run
+    /// (at once where it can: the kernel's waits in each then overlap).
+    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
+        let ip = if lines.is_empty() {
+            Ok(())
+        } else {
+            self.ip(place, lines)
+        };
+        (ip, self.nft(script))
+    }
 }
 
 /// Applies `steps`; on failure, undoes the ones applied (and the failed
@@ -94,24 +105,46 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn feed(tool: &'static str, mut cmd: Command, input: &str) -> Result<(), Error> {
+/// A tool started with its input written, not yet waited for.
+struct Running<'a> {
+    tool: &'static str,
+    child: std::process::Child,
+    input: &'a str,
+}
+
+fn start<'a>(tool: &'static str, mut cmd: Command, input: &'a str) -> Result<Running<'a>, Error> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|source| Error::Tool { tool, source })?;
+    // Small inputs fit the pipe: this does not wait for the tool.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| Error::Tool { tool, source })?;
-    if out.status.success() {
-        return Ok(());
+    Ok(Running { tool, child, input })
+}
+
+impl Running<'_> {
+    fn finish(self) -> Result<(), Error> {
+        let tool = self.tool;
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|source| Error::Tool { tool, source })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Error::ToolFailed {
+            tool,
+            input: failed_line(self.input, &stderr).to_string(),
+            stderr: stderr.lines().next().unwrap_or_default().trim().to_string(),
+        })
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(Error::ToolFailed {
-        tool,
-        input: failed_line(input, &stderr).to_string(),
-        stderr: stderr.lines().next().unwrap_or_default().trim().to_string(),
-    })
+}
+
+fn batch(lines: &[String]) -> String {
+    let mut input = lines.join("\n");
+    input.push('\n');
+    input
 }
 
 /// The input line a tool's error names (`ip`: "Command failed -:N", nft:
@@ -127,8 +160,8 @@ fn failed_line<'a>(input: &'a str, stderr: &str) -> &'a str {
     input.lines().nth(index).unwrap_or_default()
 }
 
-impl System for Real {
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
+impl Real {
+    fn ip_command(&self, place: Place) -> Result<Command, Error> {
         let path = find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
         let mut cmd = Command::new(path);
         cmd.args(["-batch", "-"]);
@@ -137,9 +170,31 @@ impl System for Real {
             let ns = crate::sys::ns::open_netns(pid).map_err(|source| Error::Tool { tool: "ip", source })?;
             crate::sys::ns::enter_netns_on_exec(&mut cmd, ns);
         }
-        let mut input = lines.join("\n");
-        input.push('\n');
-        feed("ip", cmd, &input)
+        Ok(cmd)
+    }
+
+    fn nft_command() -> Result<Command, Error> {
+        let path = find_tool("nft").ok_or(Error::Missing("nft (nftables)"))?;
+        let mut cmd = Command::new(path);
+        cmd.args(["-f", "-"]);
+        Ok(cmd)
+    }
+}
+
+impl System for Real {
+    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
+        let input = batch(lines);
+        start("ip", self.ip_command(place)?, &input)?.finish()
+    }
+
+    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
+        if lines.is_empty() {
+            return (Ok(()), self.nft(script));
+        }
+        let input = batch(lines);
+        let ip = self.ip_command(place).and_then(|cmd| start("ip", cmd, &input));
+        let nft = Real::nft_command().and_then(|cmd| start("nft", cmd, script));
+        (ip.and_then(Running::finish), nft.and_then(Running::finish))
     }
 
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
@@ -155,10 +210,7 @@ impl System for Real {
     }
 
     fn nft(&mut self, script: &str) -> Result<(), Error> {
-        let path = find_tool("nft").ok_or(Error::Missing("nft (nftables)"))?;
-        let mut cmd = Command::new(path);
-        cmd.args(["-f", "-"]);
-        feed("nft", cmd, script)
+        start("nft", Real::nft_command()?, script)?.finish()
     }
 }
 

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use apply::{Real, System};
 use lease::{Lease, Shared};
+use plan::{Place, Step};
 pub use types::{parse_publish, Cidr, Proto, Publish, DEFAULT_POOL};
 
 use super::options::{BootOptions, Net};
@@ -297,7 +298,16 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
 /// table rewritten, bridges tend made and nobody uses removed, and with
 /// the last machine gone, forwarding as it was.
 fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
+    reconcile_with(dir, netns, sys, &[]);
+}
+
+/// As [`reconcile`], running the host's `ip` lines `also` (a machine's
+/// undo, its failure ignored) beside the table's rewrite.
+fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String]) {
     let Some(mut shared) = lease::read_shared(dir, netns) else {
+        if !also.is_empty() {
+            let _ = sys.ip(Place::Host, also);
+        }
         return;
     };
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
@@ -307,7 +317,11 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
         .filter(|b| !leases.iter().any(|l| l.bridge.as_ref() == Some(b)))
         .cloned()
         .collect();
-    if let Err(e) = sys.nft(&plan::ruleset(&leases, &shared)) {
+    let (undone, nft) = sys.ip_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
+    if let Err(e) = undone {
+        tracing::debug!("undo: {}", crate::sys::chain(&e));
+    }
+    if let Err(e) = nft {
         tracing::warn!("{}", crate::sys::chain(&e));
     }
     for bridge in &unused {
@@ -373,11 +387,27 @@ fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<
             apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
         }
     }
-    apply::apply(sys, &plan::machine(lease, child))?;
+    // The host side first (the link must exist), then the inside and the
+    // table together: each waits on the kernel, not on the other.
+    let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, child)
+        .into_iter()
+        .partition(|s| s.place == Place::Host);
+    apply::apply(sys, &host)?;
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == lease.netns).collect();
-    sys.nft(&plan::ruleset(&leases, &shared)).inspect_err(|_| {
-        apply::undo(sys, &plan::undo(&plan::machine(lease, 0)));
-    })
+    let rules = plan::ruleset(&leases, &shared);
+    let (ip, nft) = sys.ip_with_nft(Place::Container, &plan::ip_lines(&inside), &rules);
+    ip.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+}
+
+/// The `ip` lines that take a machine's links down.
+fn undo_lines(lease: &Lease) -> Vec<String> {
+    plan::undo(&plan::machine(lease, 0))
+        .into_iter()
+        .filter_map(|(_, action)| match action {
+            plan::Action::Ip(line) => Some(line),
+            plan::Action::Sysctl { .. } => None,
+        })
+        .collect()
 }
 
 impl Drop for Network {
@@ -393,17 +423,70 @@ impl Drop for Network {
         let _lock = lease::lock(dir);
         let mut sys = Real { child: None };
         // Often the kernel removed the pair already, with the namespace.
-        if crate::sys::ns::link_exists(&lease.host_if) {
-            apply::undo(&mut sys, &plan::undo(&plan::machine(&lease, 0)));
-        }
+        let undo = if crate::sys::ns::link_exists(&lease.host_if) {
+            undo_lines(&lease)
+        } else {
+            Vec::new()
+        };
         lease::remove(dir, &lease.name);
-        reconcile(dir, lease.netns, &mut sys);
+        reconcile_with(dir, lease.netns, &mut sys, &undo);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apply::Recording;
+
+    fn web(dir: &Path) -> Lease {
+        let lease = Lease {
+            name: "web".into(),
+            launcher: std::process::id() as i32,
+            netns: 7,
+            pool: DEFAULT_POOL,
+            slot: 1,
+            bridge: None,
+            host_if: "ve-web".into(),
+            publish: vec![],
+        };
+        lease::write(dir, &lease).unwrap();
+        lease
+    }
+
+    #[test]
+    fn a_machine_is_built_in_order_and_undone_when_the_table_fails() {
+        let dir = std::env::temp_dir().join(format!("tend-net-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lease = web(&dir);
+        let mut sys = Recording::default();
+        build(&dir, &lease, 42, &mut sys).unwrap();
+        let log: Vec<&str> = sys
+            .log
+            .iter()
+            .map(|l| l.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            log,
+            ["sysctl net/ipv4/ip_forward=1", "ip Host", "ip Container", "nft 17"]
+        );
+        assert_eq!(lease::read_shared(&dir, 7).unwrap().forward_was, "0");
+        let mut sys = Recording {
+            fail_on: Some("nft".into()),
+            ..Recording::default()
+        };
+        assert!(build(&dir, &lease, 42, &mut sys).is_err());
+        assert_eq!(sys.log.last().map(String::as_str), Some("ip Host: link del ve-web"));
+        // The last machine gone: the table and forwarding as they were.
+        lease::remove(&dir, "web");
+        let mut sys = Recording::default();
+        reconcile_with(&dir, 7, &mut sys, &["link del ve-web".into()]);
+        assert_eq!(
+            sys.log,
+            ["ip Host: link del ve-web", "nft 2", "sysctl net/ipv4/ip_forward=0"]
+        );
+        assert!(lease::read_shared(&dir, 7).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_pool_must_not_overlap_a_foreign_route() {

@@ -126,6 +126,17 @@ pub fn forwarding(shared: &Shared) -> Vec<Step> {
     )]
 }
 
+/// The `ip` lines of `steps`, in order.
+pub fn ip_lines<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<String> {
+    steps
+        .into_iter()
+        .filter_map(|s| match &s.action {
+            Action::Ip(line) => Some(line.clone()),
+            Action::Sysctl { .. } => None,
+        })
+        .collect()
+}
+
 /// The undos of `steps`, in reverse.
 pub fn undo(steps: &[Step]) -> Vec<(Place, Action)> {
     steps

@@ -2,8 +2,8 @@
 //! with a network of its own (its address slot in the pool, its host
 //! interface, its published ports), and one `net-NSINO.json` per host
 //! network namespace for what the machines there share (forwarding as it
-//! was, bridges tend made). Read and changed only under `net.lock`
-//! (flock), so two boots never take one address.
+//! was, bridges tend made). Read and changed only under a flock of the
+//! directory, so two boots never take one address.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -96,13 +96,10 @@ pub struct Lock {
     _file: nix::fcntl::Flock<std::fs::File>,
 }
 
+/// The lock is the directory itself: no lock file is left behind.
 pub fn lock(dir: &Path) -> io::Result<Lock> {
     std::fs::create_dir_all(dir)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("net.lock"))?;
+    let file = std::fs::File::open(dir)?;
     let file =
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
     Ok(Lock { _file: file })

@@ -1,8 +1,8 @@
 //! Name resolution for a machine: an `/etc/resolv.conf` when the rootfs
 //! has none (the host's, without loopback servers a container on its own
-//! network cannot reach), and an `/etc/hosts` line for its own name. The
-//! rootfs's own files are kept; nothing is written for `--net none`, nor
-//! into a `--read-only` rootfs.
+//! network cannot reach), and for a machine with an address from the pool
+//! an `/etc/hosts` line for its own name. The rootfs's own files are kept;
+//! nothing is written for `--net none`, nor into a `--read-only` rootfs.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -67,9 +67,10 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
             save(&resolv, &text);
         }
     }
+    // Only a machine with an address of its own gets a line for it.
+    let Some(addr) = address else { return };
     let path = etc.join("hosts");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let addr = address.unwrap_or(Ipv4Addr::new(127, 0, 1, 1));
     if let Some(text) = hosts(&text, &o.hostname, addr) {
         save(&path, &text);
     }

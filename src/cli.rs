@@ -110,9 +110,19 @@ pub struct BootArgs {
     #[arg(long)]
     pub read_only: bool,
 
-    /// Network: none (a new namespace with loopback up) or host.
-    #[arg(long, value_name = "none|host", default_value = "none", value_parser = parse_net)]
+    /// Network: none (loopback only), host, veth (a veth pair to the host,
+    /// NAT out), bridge[=NAME] (on bridge NAME, default tend0), pasta
+    /// (user mode, rootless too), ns:PATH (join a network namespace).
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = crate::container::Net::parse)]
     pub net: crate::container::Net,
+
+    /// Publish a port: [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable).
+    #[arg(long, value_name = "[IP:]HOSTPORT:PORT", value_parser = crate::container::net::parse_publish)]
+    pub publish: Vec<crate::container::net::Publish>,
+
+    /// Where veth and bridge addresses come from (default 10.231.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub net_pool: Option<crate::container::net::Cidr>,
 
     /// Run in a user namespace, as root inside (default when not root).
     #[arg(long)]
@@ -133,14 +143,6 @@ pub struct BootArgs {
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-fn parse_net(text: &str) -> Result<crate::container::Net, String> {
-    match text {
-        "none" => Ok(crate::container::Net::None),
-        "host" => Ok(crate::container::Net::Host),
-        _ => Err(format!("unknown network {text:?} (none, host)")),
-    }
 }
 
 pub const DEFAULT_UNITS: &str = "/etc/tend/units";

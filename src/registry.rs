@@ -60,7 +60,7 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
-/// Where a detached machine's own log goes (see [`super::log`]).
+/// Where a detached machine's own log goes (kept by its launcher).
 pub fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
@@ -173,10 +173,6 @@ pub fn list(dir: &Path) -> Vec<Entry> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter_map(|p| read(&p))
         .filter(alive)
-        .map(|e| Entry {
-            address: crate::container::net::lease::address(dir, &e.name),
-            ..e
-        })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     found

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
-use super::log::LogFile;
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 use super::watch::Watch;
 use super::{apply, namespaces, net, plan};
 use crate::registry;
+use crate::runtime::own_log::LogFile;
 use crate::runtime::{self, Reactor};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};

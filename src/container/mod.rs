@@ -7,7 +7,6 @@
 
 pub mod apply;
 pub mod launch;
-pub mod log;
 pub mod namespaces;
 pub mod net;
 pub mod options;

@@ -40,7 +40,7 @@ fn generate(out: &Path) -> io::Result<()> {
     fs::write(man.join("tendctl.1"), ".so man1/tend-ctl.1\n")?;
     fs::write(man.join("tend.units.5"), units_man::render(UNITS_README, VERSION))?;
 
-    let tendctl = tend::cli::TendCtl::command();
+    let tendctl = tend::ctl::args::TendCtl::command();
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let dir = out.join("completions").join(shell.to_string());
         fs::create_dir_all(&dir)?;

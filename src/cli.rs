@@ -129,6 +129,19 @@ pub struct BootArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Keep these capabilities too (CAP_NAME,... or all; repeatable).
+    #[arg(long, value_name = "CAP,...")]
+    pub capability: Vec<String>,
+
+    /// Drop these capabilities (CAP_NAME,... or all; repeatable).
+    #[arg(long, value_name = "CAP,...")]
+    pub drop_capability: Vec<String>,
+
+    /// Today's full root: every capability, no seccomp filter, no user
+    /// namespace of its own (container root is host root).
+    #[arg(long)]
+    pub privileged: bool,
+
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,

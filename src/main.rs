@@ -83,6 +83,9 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         detach: args.detach,
         shutdown_timeout: args.shutdown_timeout,
         command: args.command.clone(),
+        capability: args.capability.clone(),
+        drop_capability: args.drop_capability.clone(),
+        privileged: args.privileged,
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)

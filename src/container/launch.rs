@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
-use super::{apply, namespaces, plan, registry};
+use super::{apply, confine, namespaces, plan, registry};
 use crate::runtime::{self, Reactor};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};
@@ -54,6 +54,8 @@ pub enum SetupError {
     Units { dir: PathBuf, errors: String },
     #[error("cannot run the command: {0}")]
     Command(String),
+    #[error(transparent)]
+    Confine(#[from] confine::Error),
 }
 
 /// Boots the machine; returns its exit code (0 once detached). In the
@@ -238,6 +240,7 @@ fn setup(o: &BootOptions) -> Result<(), SetupError> {
     if let Some(program) = o.command.first() {
         check_command(program)?;
     }
+    confine::confine(o)?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! machine's entry in the registry ([`registry`], [`launch`]).
 
 pub mod apply;
+pub mod caps;
+pub mod confine;
 pub mod launch;
 pub mod namespaces;
 pub mod options;

@@ -58,6 +58,11 @@ pub struct Request {
     pub detach: bool,
     pub shutdown_timeout: Duration,
     pub command: Vec<OsString>,
+    /// `--capability`, `--drop-capability`: lists of names, unchecked.
+    pub capability: Vec<String>,
+    pub drop_capability: Vec<String>,
+    /// `--privileged`: no confinement (today's full root).
+    pub privileged: bool,
 }
 
 /// Everything checked and resolved: paths absolute and existing, the name
@@ -82,6 +87,10 @@ pub struct BootOptions {
     /// The launching terminal, bound to /dev/console.
     pub console: Option<PathBuf>,
     pub notify: Notify,
+    /// The bounding set PID 1 keeps (see [`super::caps`]).
+    pub caps: super::caps::Set,
+    /// `--privileged`: full capabilities, no filter, no user namespace of its own.
+    pub privileged: bool,
 }
 
 impl BootOptions {
@@ -118,6 +127,8 @@ pub enum Error {
     Inside { what: &'static str, path: PathBuf },
     #[error("units directory {} is not a directory", .0.display())]
     Units(PathBuf),
+    #[error("unknown capability {name:?} in --{option} (names as in capabilities(7), e.g. CAP_NET_ADMIN, or all)")]
+    Capability { option: &'static str, name: String },
 }
 
 /// Parses `SRC:DST[:ro|:rw]`, or `SRC` for the same path inside.
@@ -175,6 +186,7 @@ fn inside_path(what: &'static str, path: &Path) -> Result<PathBuf, Error> {
 
 /// Checks the request against the host and resolves its defaults.
 pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<BootOptions, Error> {
+    let caps = capabilities(&request)?;
     let rootfs = check_rootfs(&request.rootfs)?;
     let name = match request.name {
         Some(name) => name,
@@ -224,7 +236,25 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         command: request.command,
         console: if request.detach { None } else { tty },
         notify: notify_from(std::env::var("NOTIFY_SOCKET").ok()),
+        caps,
+        privileged: request.privileged,
     })
+}
+
+/// The bounding set asked for: the default, `--capability`, `--drop-capability`.
+fn capabilities(request: &Request) -> Result<super::caps::Set, Error> {
+    use super::caps;
+    let parse = |option: &'static str, lists: &[String]| {
+        lists.iter().try_fold(0, |set, list| {
+            caps::parse(list)
+                .map(|s| set | s)
+                .map_err(|name| Error::Capability { option, name })
+        })
+    };
+    let add = parse("capability", &request.capability)?;
+    let drop = parse("drop-capability", &request.drop_capability)?;
+    let base = caps::base(request.privileged, request.net == Net::None);
+    Ok(caps::resolve(base, add, drop))
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<PathBuf, Error> {

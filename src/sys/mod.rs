@@ -5,6 +5,7 @@
 //! nix's `Signal` has no realtime signals, so `kill` and `waitpid` take and
 //! return plain signal numbers here.
 
+pub mod caps;
 pub mod cgroup;
 pub mod fdpass;
 pub mod mount;

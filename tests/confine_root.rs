@@ -1,0 +1,97 @@
+//! What a default `tend boot` of the demo gives up, seen from inside with
+//! `tend ctl -M NAME exec`: the capabilities (a bounding set from nspawn's
+//! default), and that a bad option is refused before anything starts.
+
+mod common;
+mod machine;
+
+use std::path::Path;
+
+use machine::*;
+use tend::container::caps;
+
+/// The host's bounding set: what any container can keep at most.
+fn host_bounding() -> u64 {
+    status_hex(&std::fs::read_to_string("/proc/self/status").unwrap(), "CapBnd")
+}
+
+#[test]
+fn default_capabilities_are_nspawns_root() {
+    let demo = Demo::new("caps");
+    let m = demo.start("caps", &[]);
+    let (code, status, err) = m.exec(&["grep", "Cap", "/proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    let expected = caps::base(false, true) & host_bounding();
+    let bnd = status_hex(&status, "CapBnd");
+    assert_eq!(bnd, expected, "{status}: got {}", caps::names(bnd));
+    for set in ["CapEff", "CapPrm", "CapInh"] {
+        assert_eq!(
+            status_hex(&status, set),
+            expected,
+            "{set} of root follows the bounding set\n{status}"
+        );
+    }
+    assert_eq!(status_hex(&status, "CapAmb"), 0);
+    for name in caps::NEVER_BY_DEFAULT {
+        let n = caps::number(name).unwrap();
+        assert_eq!(bnd & 1 << n, 0, "{name} kept:\n{status}");
+    }
+    // PID 1 itself holds the same set.
+    let (_, pid1, _) = m.exec(&["grep", "CapBnd", "/proc/1/status"]);
+    assert_eq!(status_hex(&pid1, "CapBnd"), expected);
+    // The demo's services, confined, still serve.
+    let (code, out, err) = m.sh("wget -qO- http://127.0.0.1/");
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn capability_options_add_and_drop_root() {
+    let demo = Demo::new("capopts");
+    let script = "grep CapBnd /proc/self/status; mknod /tmp/sda b 8 0 && echo MKNOD-OK";
+    let mut cmd = demo.boot(
+        "capopts",
+        &[
+            "--capability",
+            "CAP_SYS_TIME,cap_kill",
+            "--drop-capability",
+            "mknod,CAP_KILL",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 1, "mknod fails: {out}{err}");
+    let sys_time = 1 << caps::number("sys_time").unwrap();
+    let expected = (caps::base(false, true) | sys_time) & !(1 << 27 | 1 << 5) & host_bounding();
+    assert_eq!(status_hex(&out, "CapBnd"), expected, "{out}");
+    assert!(!out.contains("MKNOD-OK"), "{out}");
+
+    // `all` keeps everything the host has; --privileged too.
+    for args in [&["--capability", "all"][..], &["--privileged"][..]] {
+        let mut all = args.to_vec();
+        all.extend(["--", "/bin/grep", "CapBnd", "/proc/self/status"]);
+        let (code, out, err) = run(&mut demo.boot("capall", &all));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(status_hex(&out, "CapBnd"), host_bounding(), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn an_unknown_capability_is_one_line_and_nothing_started_root() {
+    let demo = Demo::new("capbad");
+    let before = mountinfo();
+    for option in ["--capability", "--drop-capability"] {
+        let (code, out, err) = run(&mut demo.boot("capbad", &[option, "CAP_CHOWN,cap_bogus", "--", "/bin/true"]));
+        assert_eq!(code, 1, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("tend: unknown capability \"cap_bogus\" in ") && err.contains(option),
+            "{err}"
+        );
+        assert_eq!(mountinfo(), before);
+        assert!(!Path::new("/run/tend/machines/capbad.json").exists());
+        assert!(!Path::new("/run/tend/machines/capbad.sock").exists());
+    }
+}

@@ -137,6 +137,10 @@ pub struct BootArgs {
     #[arg(long, value_name = "CAP,...")]
     pub drop_capability: Vec<String>,
 
+    /// The default seccomp filter: on, or off (default: on, off with --privileged).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub seccomp: Option<bool>,
+
     /// Today's full root: every capability, no seccomp filter, no user
     /// namespace of its own (container root is host root).
     #[arg(long)]
@@ -145,6 +149,14 @@ pub struct BootArgs {
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {text:?}")),
+    }
 }
 
 fn parse_net(text: &str) -> Result<crate::container::Net, String> {

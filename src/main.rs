@@ -86,6 +86,7 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         capability: args.capability.clone(),
         drop_capability: args.drop_capability.clone(),
         privileged: args.privileged,
+        seccomp: args.seccomp,
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)

@@ -95,3 +95,52 @@ fn an_unknown_capability_is_one_line_and_nothing_started_root() {
         assert!(!Path::new("/run/tend/machines/capbad.sock").exists());
     }
 }
+
+#[test]
+fn default_seccomp_filter_root() {
+    let demo = Demo::new("seccomp");
+    install_probe(&demo.rootfs());
+    let m = demo.start("seccomp", &[]);
+    let (code, status, err) = m.exec(&["grep", "Seccomp", "/proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
+    let (_, pid1, _) = m.exec(&["grep", "Seccomp", "/proc/1/status"]);
+    assert_eq!(status_field(&pid1, "Seccomp"), "2", "PID 1 too: {pid1}");
+    let (_, nnp, _) = m.exec(&["grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_eq!(status_field(&nnp, "NoNewPrivs"), "0", "setuid programs keep working");
+    let probes = [
+        "keyctl",
+        "swapon",
+        "bpf",
+        "clock-settime",
+        "kexec-load",
+        "x32-syscall",
+        "i386-syscall",
+    ];
+    let mut args = vec!["probe"];
+    args.extend(probes);
+    let (code, out, err) = m.exec(&args);
+    assert_eq!(code, 0, "{err}");
+    let results = probe_results(&out);
+    for p in probes {
+        assert_eq!(results.get(p), Some(&(false, "EPERM".to_string())), "{p}:\n{out}");
+    }
+    // What the demo needs still works: httpd, su, ping, a setuid program.
+    let (code, out, err) = m.sh("wget -qO- http://127.0.0.1/ | grep -q 'hello from demo' && \
+         test \"$(su -s /bin/sh nobody -c 'id -u')\" = 65534 && \
+         ping -c 1 -W 2 127.0.0.1 >/dev/null && \
+         cp /usr/bin/probe /usr/bin/probe-suid && chmod 4755 /usr/bin/probe-suid && \
+         su -s /bin/sh nobody -c 'probe-suid euid' | grep -qx 'euid allowed 0' && echo fine");
+    assert_eq!((code, out.trim()), (0, "fine"), "{err}");
+}
+
+#[test]
+fn seccomp_off_root() {
+    let demo = Demo::new("seccompoff");
+    install_probe(&demo.rootfs());
+    let script = "grep Seccomp: /proc/self/status; probe keyctl";
+    let (code, out, err) = run(&mut demo.boot("seccompoff", &["--seccomp=off", "--", "/bin/sh", "-c", script]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
+    assert!(probe_results(&out)["keyctl"].0, "keyctl reaches the kernel: {out}");
+}

@@ -13,5 +13,6 @@ pub mod namespaces;
 pub mod options;
 pub mod plan;
 pub mod registry;
+pub mod seccomp;
 
 pub use options::{Bind, BootOptions, Net, Request};

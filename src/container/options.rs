@@ -63,6 +63,8 @@ pub struct Request {
     pub drop_capability: Vec<String>,
     /// `--privileged`: no confinement (today's full root).
     pub privileged: bool,
+    /// `--seccomp=off` gives `Some(false)`; the default follows `privileged`.
+    pub seccomp: Option<bool>,
 }
 
 /// Everything checked and resolved: paths absolute and existing, the name
@@ -91,6 +93,8 @@ pub struct BootOptions {
     pub caps: super::caps::Set,
     /// `--privileged`: full capabilities, no filter, no user namespace of its own.
     pub privileged: bool,
+    /// Install the default seccomp filter (see [`super::seccomp`]).
+    pub seccomp: bool,
 }
 
 impl BootOptions {
@@ -238,6 +242,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         notify: notify_from(std::env::var("NOTIFY_SOCKET").ok()),
         caps,
         privileged: request.privileged,
+        seccomp: request.seccomp.unwrap_or(!request.privileged),
     })
 }
 

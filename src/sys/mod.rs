@@ -13,6 +13,7 @@ pub mod ns;
 pub mod process;
 pub mod pty;
 pub mod record;
+pub mod seccomp;
 pub mod spawn;
 
 pub use process::ExitStatus;

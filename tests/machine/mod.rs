@@ -179,3 +179,33 @@ pub fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
 pub fn mountinfo() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
+
+/// tests/escape/probe.c built static (once per test binary), copied into
+/// `rootfs` as /usr/bin/probe.
+pub fn install_probe(rootfs: &Path) {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let binary = BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/probe.c");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("probe-{}", std::process::id()));
+        let built = output(Command::new("cc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
+        assert!(built.status.success(), "cc: {}", String::from_utf8_lossy(&built.stderr));
+        out
+    });
+    std::fs::copy(binary, rootfs.join("usr/bin/probe")).unwrap();
+}
+
+/// `probe NAME...` output: NAME -> (allowed, detail).
+pub fn probe_results(out: &str) -> std::collections::BTreeMap<String, (bool, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut words = l.splitn(3, ' ');
+            let name = words.next()?.to_string();
+            let allowed = match words.next()? {
+                "allowed" => true,
+                "refused" => false,
+                _ => return None,
+            };
+            Some((name, (allowed, words.next().unwrap_or("").to_string())))
+        })
+        .collect()
+}

@@ -113,9 +113,10 @@ pub struct BootArgs {
     #[arg(long, value_name = "none|host", default_value = "none", value_parser = parse_net)]
     pub net: crate::container::Net,
 
-    /// Run in a user namespace, as root inside (default when not root).
-    #[arg(long)]
-    pub userns: bool,
+    /// The user namespace's host ids: START:COUNT (default: 65536 ids
+    /// picked from 524288–1879048191; rootless: your own id and /etc/subuid).
+    #[arg(long, value_name = "START:COUNT", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub userns: Option<String>,
 
     /// Units from this host directory instead of ROOTFS/etc/tend/units.
     #[arg(long, value_name = "DIR")]

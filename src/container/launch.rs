@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
-use super::{apply, confine, namespaces, plan, registry};
+use super::{apply, confine, namespaces, plan, registry, userns};
 use crate::runtime::{self, Reactor};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};
@@ -26,6 +26,8 @@ pub enum Error {
     Registry(#[from] registry::Error),
     #[error(transparent)]
     Namespaces(#[from] namespaces::Error),
+    #[error(transparent)]
+    UserNs(#[from] userns::Error),
     #[error("cannot create a pipe to the container")]
     Pipe(#[source] nix::errno::Errno),
     #[error("cannot set up signal handling")]
@@ -95,8 +97,11 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
 
 /// Clones the container and sees it through; `up` is told "ok" once it runs.
 fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
+    // The id range, held until the machine ends.
+    let (o, _claim) = userns::claim_for(o, &registry::dir())?;
+    let o = &o;
     let (report_r, report_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
+    let (go_r, go_w) = userns::channel()?;
     // The host-side control socket (`tend ctl -M NAME`), bound here on the
     // host's file system; the child inherits it and serves it after its
     // pivot_root, when that path is out of its reach.
@@ -153,13 +158,10 @@ fn run_container(
 /// (once, with PID 1's pid), then the child's report.
 fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(Reactor, registry::Reservation), Error> {
     // Let the child go first: the rest runs while it sets up (two CPUs).
-    if o.userns {
-        namespaces::write_maps(child)?;
-    }
-    write_all(go, "go");
+    userns::let_go(o, child, go)?;
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
     let reactor = Reactor::new(&signals).map_err(Error::Signals)?;
-    let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child);
+    let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child, o.id_range);
     let message = read_all(report);
     let reservation = reservation?;
     if message.is_empty() {
@@ -197,13 +199,18 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
     // nobody in our user namespace and may mount nothing.
-    if read_all(go) != "go" {
+    let Some(tree) = userns::await_go(go, o) else {
         return 1;
-    }
+    };
+    let mut o = o.clone();
+    o.idmapped_root = tree.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let o = &o;
     if let Err(e) = setup(o) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
+    // Attached: the fd is no longer needed.
+    drop(tree);
     drop(report);
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.

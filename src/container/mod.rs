@@ -14,5 +14,6 @@ pub mod options;
 pub mod plan;
 pub mod registry;
 pub mod seccomp;
+pub mod userns;
 
 pub use options::{Bind, BootOptions, Net, Request};

@@ -44,8 +44,9 @@ pub fn clone_flags(o: &BootOptions) -> libc::c_int {
     flags
 }
 
-/// A subordinate id range of /etc/subuid or /etc/subgid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A range of host ids: a subordinate range of /etc/subuid or /etc/subgid,
+/// or the range a container's ids 0.. map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Range {
     pub start: u32,
     pub count: u32,
@@ -99,6 +100,14 @@ pub fn write_maps(pid: i32) -> Result<(), Error> {
     write(&proc.join("setgroups"), "deny")?;
     write(&proc.join("uid_map"), &format!("0 {uid} 1\n"))?;
     write(&proc.join("gid_map"), &format!("0 {gid} 1\n"))
+}
+
+/// As root: the container's ids 0..count map to `range`, uids and gids.
+pub fn write_range_maps(pid: i32, range: Range) -> Result<(), Error> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let line = format!("0 {} {}\n", range.start, range.count);
+    write(&proc.join("uid_map"), &line)?;
+    write(&proc.join("gid_map"), &line)
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {

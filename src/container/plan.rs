@@ -19,6 +19,12 @@ pub enum Step {
     MakePrivate,
     /// The rootfs bound onto itself, recursively.
     BindSelf(PathBuf),
+    /// The idmapped copy of the rootfs (a detached tree, by fd) attached
+    /// over it: with a user namespace of its own id range.
+    AttachTree {
+        fd: i32,
+        path: PathBuf,
+    },
     /// A fresh procfs of the new PID namespace.
     MountProc(PathBuf),
     /// Hidden: /dev/null over a file, an empty read-only tmpfs over a
@@ -61,6 +67,13 @@ pub enum Step {
     /// A recursive bind; the mount point (directory or file, as the source)
     /// is created; `ro` makes every mount of it read-only.
     Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        ro: bool,
+    },
+    /// A bind through the launcher's idmapped copy of `src` (the fd).
+    BindTree {
+        fd: i32,
         src: PathBuf,
         dst: PathBuf,
         ro: bool,
@@ -119,7 +132,11 @@ pub fn under(root: &Path, path: &Path) -> PathBuf {
 pub fn plan(o: &BootOptions) -> Vec<Step> {
     let root = &o.rootfs;
     let at = |p: &str| under(root, Path::new(p));
-    let mut steps = vec![Step::MakePrivate, Step::BindSelf(root.clone())];
+    let own_root = match o.idmapped_root {
+        Some(fd) => Step::AttachTree { fd, path: root.clone() },
+        None => Step::BindSelf(root.clone()),
+    };
+    let mut steps = vec![Step::MakePrivate, own_root];
 
     steps.push(Step::MountProc(at("/proc")));
     // sysfs before the masks: /sys/firmware is masked on it.
@@ -156,10 +173,10 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
         });
     }
     for bind in &o.binds {
-        steps.push(Step::Bind {
-            src: bind.src.clone(),
-            dst: under(root, &bind.dst),
-            ro: bind.ro,
+        let (src, dst, ro) = (bind.src.clone(), under(root, &bind.dst), bind.ro);
+        steps.push(match bind.tree {
+            Some(fd) => Step::BindTree { fd, src, dst, ro },
+            None => Step::Bind { src, dst, ro },
         });
     }
     for path in &o.tmpfs {
@@ -194,7 +211,8 @@ fn dev(o: &BootOptions, steps: &mut Vec<Step>) {
     }
     steps.push(Step::MountDevpts {
         path: dev.join("pts"),
-        gid5: !o.userns,
+        // gid 5 (tty) exists inside unless only our own id is mapped.
+        gid5: !o.userns || o.id_range.is_some(),
     });
     steps.push(Step::MountTmpfs {
         path: dev.join("shm"),

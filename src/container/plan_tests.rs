@@ -44,6 +44,7 @@ fn api_filesystems_then_binds_then_read_only_root() {
         src: "/srv/data".into(),
         dst: "/data".into(),
         ro: true,
+        ..Bind::default()
     }];
     o.tmpfs = vec!["/var/cache".into()];
     o.read_only = true;
@@ -152,6 +153,7 @@ fn applying_records_the_calls_in_order() {
         src: "/srv/data".into(),
         dst: "/data".into(),
         ro: true,
+        ..Bind::default()
     }];
     let mut sys = Recorder::permissive();
     apply(&mut sys, &plan(&o)).unwrap();
@@ -204,6 +206,7 @@ fn a_failed_step_names_itself_and_its_paths() {
         src: "/x".into(),
         dst: "/y".into(),
         ro: false,
+        ..Bind::default()
     }];
     let mut sys = Recorder::permissive();
     sys.fail = Some(("mount /x".into(), Errno::ENOENT));

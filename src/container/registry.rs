@@ -21,6 +21,9 @@ pub struct Entry {
     pub rootfs: PathBuf,
     /// Unix time of the boot, in seconds.
     pub started: u64,
+    /// The host ids its ids 0.. map to (booted as root, not --privileged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<super::namespaces::Range>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +82,13 @@ pub fn check_free(dir: &Path, name: &str) -> Result<(), Error> {
 /// Takes `name` in `dir` for the machine whose PID 1 is `pid`, in one
 /// exclusive create (two launchers racing for a name: one wins); fails when
 /// a live launcher holds it. A stale entry (its launcher died) is replaced.
-pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reservation, Error> {
+pub fn reserve(
+    dir: &Path,
+    name: &str,
+    rootfs: &Path,
+    pid: i32,
+    userns: Option<super::namespaces::Range>,
+) -> Result<Reservation, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
         path: dir.to_path_buf(),
         source,
@@ -91,6 +100,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reserv
         launcher: std::process::id() as i32,
         rootfs: rootfs.to_path_buf(),
         started: unix_now(),
+        userns,
     };
     let text = serde_json::to_string(&entry).unwrap_or_default();
     let write_new = || {
@@ -162,16 +172,21 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     found
 }
 
-/// `tend list`'s table: name, PID 1's host pid, rootfs, uptime.
+/// `tend list`'s table: name, PID 1's host pid, uptime, host ids, rootfs.
 pub fn table(entries: &[Entry], now: u64) -> String {
-    let mut out = format!("{:<16} {:>8} {:>10}  {}\n", "NAME", "PID", "UPTIME", "ROOTFS");
+    let mut out = format!(
+        "{:<16} {:>8} {:>10} {:>22}  {}\n",
+        "NAME", "PID", "UPTIME", "USERNS", "ROOTFS"
+    );
     for e in entries {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
+        let ids = e.userns.map_or("-".to_string(), |r| r.to_string());
         out.push_str(&format!(
-            "{:<16} {:>8} {:>10}  {}\n",
+            "{:<16} {:>8} {:>10} {:>22}  {}\n",
             e.name,
             e.pid,
             up.to_string(),
+            ids,
             e.rootfs.display()
         ));
     }
@@ -190,11 +205,19 @@ mod tests {
             launcher: 4241,
             rootfs: "/srv/demo".into(),
             started: 1000,
+            userns: Some(super::super::namespaces::Range {
+                start: 524288,
+                count: 65536,
+            }),
         };
         let t = table(&[e], 1065);
         assert!(t.starts_with("NAME"));
         assert!(
-            t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("/srv/demo"),
+            t.contains("demo")
+                && t.contains("4242")
+                && t.contains("1m 5s")
+                && t.contains("524288:65536")
+                && t.contains("/srv/demo"),
             "{t}"
         );
     }
@@ -203,10 +226,10 @@ mod tests {
     fn a_name_is_taken_once_and_freed_on_drop() {
         let dir = std::env::temp_dir().join(format!("tend-registry-{}", std::process::id()));
         assert!(check_free(&dir, "x").is_ok());
-        let r = reserve(&dir, "x", Path::new("/r"), 42).unwrap();
+        let r = reserve(&dir, "x", Path::new("/r"), 42, None).unwrap();
         assert!(matches!(check_free(&dir, "x"), Err(Error::InUse { .. })));
         assert!(matches!(
-            reserve(&dir, "x", Path::new("/r"), 43),
+            reserve(&dir, "x", Path::new("/r"), 43, None),
             Err(Error::InUse { .. })
         ));
         assert_eq!(list(&dir)[0].pid, 42);
@@ -220,11 +243,12 @@ mod tests {
             launcher: i32::MAX,
             rootfs: "/r".into(),
             started: 0,
+            userns: None,
         };
         std::fs::write(dir.join("y.json"), serde_json::to_string(&stale).unwrap()).unwrap();
         assert!(list(&dir).is_empty());
         assert!(check_free(&dir, "y").is_ok());
-        assert!(reserve(&dir, "y", Path::new("/r"), 44).is_ok());
+        assert!(reserve(&dir, "y", Path::new("/r"), 44, None).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

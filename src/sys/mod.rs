@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod fdpass;
+pub mod idmap;
 pub mod mount;
 pub mod ns;
 pub mod process;

@@ -33,6 +33,8 @@ pub trait Sys {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<(), Errno>;
+    /// move_mount(2) of the detached tree `fd` onto `target`.
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno>;
     /// umount2(2) with `MNT_DETACH`: gone from the tree now, freed when unused.
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno>;
     /// Makes the mount at `target` read-only, and every mount below it when
@@ -77,6 +79,10 @@ impl Sys for Real {
 
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno> {
         nix::mount::umount2(target, MntFlags::MNT_DETACH)
+    }
+
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno> {
+        super::idmap::attach(fd, target).map_err(errno)
     }
 
     fn set_read_only(&mut self, target: &Path, recursive: bool) -> Result<(), Errno> {

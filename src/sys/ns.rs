@@ -59,3 +59,30 @@ pub fn loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A user namespace with these maps (`/proc/PID/uid_map` lines), held by
+/// nothing but the returned fd: for idmapped mounts. Needs root. A child
+/// enters it and waits while we write its maps and open it, then exits.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let child = match clone_into(libc::CLONE_NEWUSER)? {
+        Forked::Child => {
+            // Our copy of the write end would keep the pipe open forever.
+            drop(hold_w);
+            let mut byte = [0u8; 1];
+            // Only async-signal-safe calls here: wait for the pipe's end, exit.
+            let _ = nix::unistd::read(&hold_r, &mut byte);
+            // SAFETY: _exit takes an integer and never returns.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent { child } => child,
+    };
+    drop(hold_r);
+    let proc = format!("/proc/{child}");
+    let result = std::fs::write(format!("{proc}/uid_map"), uid_map)
+        .and_then(|()| std::fs::write(format!("{proc}/gid_map"), gid_map))
+        .and_then(|()| std::fs::File::open(format!("{proc}/ns/user")));
+    drop(hold_w);
+    let _ = super::process::wait_for(child, false);
+    result.map(Into::into)
+}

@@ -83,6 +83,10 @@ impl Sys for Recorder {
         self.record(line)
     }
 
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno> {
+        self.record(format!("attach fd{fd} {}", target.display()))
+    }
+
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno> {
         self.record(format!("umount-detach {}", target.display()))
     }

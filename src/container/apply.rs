@@ -51,6 +51,10 @@ pub enum Error {
     PivotRoot { path: PathBuf, source: Os },
     #[error("cannot detach the old root")]
     DetachOldRoot(#[source] Os),
+    #[error("cannot create files as host id {uid}")]
+    CreateAs { uid: u32, source: Os },
+    #[error("cannot give {} to the container's root", .path.display())]
+    Chown { path: PathBuf, source: Os },
     #[error("cannot set the hostname to {name}")]
     Hostname { name: String, source: Os },
 }
@@ -217,6 +221,14 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
             .umount_detach(Path::new("."))
             .and_then(|()| sys.chdir(Path::new("/")))
             .map_err(|e| Error::DetachOldRoot(os(e))),
+        Step::CreateAs { uid, gid } => sys.set_fs_ids(*uid, *gid).map_err(|e| Error::CreateAs {
+            uid: *uid,
+            source: os(e),
+        }),
+        Step::Chown { path, uid, gid } => sys.chown(path, *uid, *gid).map_err(|e| Error::Chown {
+            path: path.clone(),
+            source: os(e),
+        }),
         Step::SetHostname(name) => sys.sethostname(name).map_err(|e| Error::Hostname {
             name: name.clone(),
             source: os(e),

@@ -58,6 +58,8 @@ pub enum SetupError {
     Command(String),
     #[error(transparent)]
     Confine(#[from] confine::Error),
+    #[error(transparent)]
+    UserNs(#[from] userns::Error),
 }
 
 /// Boots the machine; returns its exit code (0 once detached). In the
@@ -199,18 +201,13 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
     // nobody in our user namespace and may mount nothing.
-    let Some(tree) = userns::await_go(go, o) else {
+    if !userns::await_go(go) {
         return 1;
-    };
-    let mut o = o.clone();
-    o.idmapped_root = tree.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-    let o = &o;
+    }
     if let Err(e) = setup(o) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
-    // Attached: the fd is no longer needed.
-    drop(tree);
     drop(report);
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.
@@ -236,10 +233,12 @@ fn child_main(o: &BootOptions, go: OwnedFd, report: OwnedFd, machine: std::os::u
 
 /// Everything between the clone and PID 1's loop, in order.
 fn setup(o: &BootOptions) -> Result<(), SetupError> {
+    userns::enter(o)?;
     apply::apply(&mut Real, &plan::plan(o))?;
     if o.net == Net::None {
         loopback_up().map_err(SetupError::Loopback)?;
     }
+    userns::lock_in(o)?;
     environment(o);
     if let Some(dir) = o.units_inside() {
         check_units(&dir, o.command.is_empty())?;

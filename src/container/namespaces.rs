@@ -33,8 +33,13 @@ pub enum Error {
 /// `CLONE_NEW*` for these options: PID, mount, UTS, IPC and cgroup always;
 /// network unless `--net host`; user with `--userns`.
 pub fn clone_flags(o: &BootOptions) -> libc::c_int {
-    let mut flags =
-        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
+    if o.id_range.is_some() {
+        // The user, network, UTS and IPC namespaces exist already (see
+        // container::userns): the child enters them around its mounts.
+        return flags;
+    }
+    flags |= libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if o.net == Net::None {
         flags |= libc::CLONE_NEWNET;
     }

@@ -119,8 +119,11 @@ pub struct BootOptions {
     /// as claimed.
     pub id_range_wanted: bool,
     pub id_range: Option<super::userns::Range>,
-    /// In the child: the fd of the idmapped rootfs the launcher made.
+    /// The fd of the idmapped rootfs the launcher made (the child inherits it).
     pub idmapped_root: Option<i32>,
+    /// The namespaces the launcher made for the child to enter, by name
+    /// (`user`, `net`, `uts`, `ipc`): fds it inherits.
+    pub held: Vec<(&'static str, i32)>,
 }
 
 impl BootOptions {
@@ -282,6 +285,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         id_range_wanted: is_root && !request.privileged,
         id_range,
         idmapped_root: None,
+        held: Vec::new(),
     })
 }
 

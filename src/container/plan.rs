@@ -78,6 +78,19 @@ pub enum Step {
         dst: PathBuf,
         ro: bool,
     },
+    /// Files are created as (and access is checked for) these host ids
+    /// from now on: host root's own are unmapped on the idmapped rootfs.
+    CreateAs {
+        uid: u32,
+        gid: u32,
+    },
+    /// A mount's top directory given to the container's root (host ids):
+    /// the tmpfs mounts made by host root for a container with its own range.
+    Chown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
     /// The root mount (only it) read-only: `--read-only`.
     RemountRo(PathBuf),
     /// pivot_root into the rootfs, the old root stacked on top.
@@ -137,6 +150,12 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
         None => Step::BindSelf(root.clone()),
     };
     let mut steps = vec![Step::MakePrivate, own_root];
+    if let Some(range) = o.id_range {
+        steps.push(Step::CreateAs {
+            uid: range.start,
+            gid: range.start,
+        });
+    }
 
     steps.push(Step::MountProc(at("/proc")));
     // sysfs before the masks: /sys/firmware is masked on it.
@@ -150,14 +169,8 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
 
     dev(o, &mut steps);
 
-    steps.push(Step::MountTmpfs {
-        path: at("/run"),
-        mode: 0o755,
-    });
-    steps.push(Step::MountTmpfs {
-        path: at("/tmp"),
-        mode: 0o1777,
-    });
+    tmpfs(o, &mut steps, at("/run"), 0o755);
+    tmpfs(o, &mut steps, at("/tmp"), 0o1777);
     if let Notify::Path(socket) = &o.notify {
         steps.push(Step::Bind {
             src: socket.clone(),
@@ -180,10 +193,7 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
         });
     }
     for path in &o.tmpfs {
-        steps.push(Step::MountTmpfs {
-            path: under(root, path),
-            mode: 0o755,
-        });
+        tmpfs(o, &mut steps, under(root, path), 0o755);
     }
     if o.read_only {
         steps.push(Step::RemountRo(root.clone()));
@@ -194,10 +204,32 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
     steps
 }
 
+/// A tmpfs, its top directory the container root's.
+fn tmpfs(o: &BootOptions, steps: &mut Vec<Step>, path: PathBuf, mode: u32) {
+    steps.push(Step::MountTmpfs {
+        path: path.clone(),
+        mode,
+    });
+    give_to_root(o, steps, path);
+}
+
+/// Host root mounts for a container with its own id range (see
+/// `container::userns`): what its root must write to becomes its own.
+fn give_to_root(o: &BootOptions, steps: &mut Vec<Step>, path: PathBuf) {
+    if let Some(range) = o.id_range {
+        steps.push(Step::Chown {
+            path,
+            uid: range.start,
+            gid: range.start,
+        });
+    }
+}
+
 /// /dev: a tmpfs, the nodes, devpts, shm, mqueue, the links, the console.
 fn dev(o: &BootOptions, steps: &mut Vec<Step>) {
     let dev = under(&o.rootfs, Path::new("/dev"));
     steps.push(Step::MountDevTmpfs(dev.clone()));
+    give_to_root(o, steps, dev.clone());
     for &(name, major, minor) in DEVICES {
         let path = dev.join(name);
         steps.push(if o.userns {
@@ -211,13 +243,9 @@ fn dev(o: &BootOptions, steps: &mut Vec<Step>) {
     }
     steps.push(Step::MountDevpts {
         path: dev.join("pts"),
-        // gid 5 (tty) exists inside unless only our own id is mapped.
-        gid5: !o.userns || o.id_range.is_some(),
+        gid5: !o.userns,
     });
-    steps.push(Step::MountTmpfs {
-        path: dev.join("shm"),
-        mode: 0o1777,
-    });
+    tmpfs(o, steps, dev.join("shm"), 0o1777);
     steps.push(Step::MountMqueue(dev.join("mqueue")));
     for &(name, target) in DEV_LINKS {
         steps.push(Step::Symlink {

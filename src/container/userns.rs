@@ -6,6 +6,16 @@
 //! machine ends, and reclaimed from a launcher that died. The rootfs is
 //! attached through an idmapped mount ([`crate::sys::idmap`]), so the tree
 //! keeps its ownership on disk and container root sees it root-owned.
+//!
+//! The order follows systemd-nspawn's: before the clone, the launcher
+//! makes the user namespace with its maps and the network, UTS and IPC
+//! namespaces it owns (held by fds), and the idmapped trees. The child is
+//! cloned into new PID, mount and cgroup namespaces only, still host root:
+//! it enters the held namespaces, makes every mount, pivots, then enters
+//! the user namespace and copies its mount namespace. That copy, into a
+//! less privileged user namespace, locks every mount (mount_namespaces(7)):
+//! root inside cannot unmount the masks over /proc, remount /sys or
+//! /proc/sys read-write, or mount a fresh proc or sysfs to see past them.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -48,8 +58,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the container's user namespace")]
+    #[error("cannot create the container's user namespace")]
     Namespace(#[source] std::io::Error),
+    #[error("cannot enter the container's {0} namespace")]
+    Enter(&'static str, #[source] std::io::Error),
+    #[error("cannot take root's ids in the container")]
+    BecomeRoot(#[source] std::io::Error),
+    #[error("cannot lock the container's mounts")]
+    Lock(#[source] std::io::Error),
     #[error("cannot start the container")]
     Go(#[source] std::io::Error),
 }
@@ -199,6 +215,12 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
     }
     let (range, mut claim) = claim(&registry.join("userns"), &o.name, o.id_range)?;
     o.id_range = Some(range);
+    let held = hold(&o, range)?;
+    o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
+    let rootfs = idmapped_rootfs(&o, &held[0].1)?;
+    o.idmapped_root = Some(rootfs.as_raw_fd());
+    claim.trees.push(rootfs);
+    claim.trees.extend(held.into_iter().map(|(_, fd)| fd));
     for bind in &mut o.binds {
         if let Some(tree) = bind_tree(bind, range)? {
             bind.tree = Some(tree.as_raw_fd());
@@ -206,6 +228,19 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
         }
     }
     Ok((o, Some(claim)))
+}
+
+/// The container's user namespace (its ids 0.. on `range`) and the
+/// network, UTS and IPC namespaces it owns: the user namespace first.
+fn hold(o: &BootOptions, range: Range) -> Result<Vec<(&'static str, OwnedFd)>, Error> {
+    let mut more = vec![("uts", libc::CLONE_NEWUTS), ("ipc", libc::CLONE_NEWIPC)];
+    if o.net == super::options::Net::None {
+        more.push(("net", libc::CLONE_NEWNET));
+    }
+    let map = format!("0 {} {}\n", range.start, range.count);
+    let fds = crate::sys::ns::hold_namespaces(&map, &map, &more).map_err(Error::Namespace)?;
+    let names = std::iter::once("user").chain(more.iter().map(|(n, _)| *n));
+    Ok(names.zip(fds).collect())
 }
 
 /// The idmapped copy of a bind's source, made before the clone so the
@@ -247,57 +282,58 @@ pub fn channel() -> Result<(OwnedFd, OwnedFd), Error> {
     Ok((a.into(), b.into()))
 }
 
-/// The launcher's half, once the child exists: its id maps, then the
-/// rootfs idmapped through its user namespace; sends "go" with it.
+/// The launcher's half, once the child exists: a rootless child's id
+/// maps (the rest was made before the clone), then "go".
 pub fn let_go(o: &BootOptions, child: i32, go: OwnedFd) -> Result<(), super::launch::Error> {
-    let tree = match o.id_range {
-        Some(range) => {
-            super::namespaces::write_range_maps(child, range)?;
-            Some(idmapped_rootfs(o, child)?)
-        }
-        None if o.userns => {
-            super::namespaces::write_maps(child)?;
-            None
-        }
-        None => None,
-    };
-    let fds: Vec<i32> = tree.iter().map(AsRawFd::as_raw_fd).collect();
-    crate::sys::fdpass::send(&go, b"go", &fds).map_err(Error::Go)?;
+    if o.userns && o.id_range.is_none() {
+        super::namespaces::write_maps(child)?;
+    }
+    crate::sys::fdpass::send(&go, b"go", &[]).map_err(Error::Go)?;
     Ok(())
 }
 
-fn idmapped_rootfs(o: &BootOptions, child: i32) -> Result<OwnedFd, Error> {
-    let userns = std::fs::File::open(format!("/proc/{child}/ns/user")).map_err(Error::Namespace)?;
+fn idmapped_rootfs(o: &BootOptions, userns: &OwnedFd) -> Result<OwnedFd, Error> {
     let error = |source| Error::Idmap {
         path: o.rootfs.clone(),
         source,
     };
     let tree = crate::sys::idmap::clone_tree(&o.rootfs).map_err(error)?;
-    crate::sys::idmap::set_idmap(&tree, &userns.into()).map_err(error)?;
+    crate::sys::idmap::set_idmap(&tree, userns).map_err(error)?;
     Ok(tree)
 }
 
-/// The child's half: waits for "go"; `None` when the launcher gave up (or
-/// we cannot become root inside). `Some(tree)`: the idmapped rootfs to
-/// attach, if any.
-pub fn await_go(go: OwnedFd, o: &BootOptions) -> Option<Option<OwnedFd>> {
+/// The child's half: waits for "go"; false when the launcher gave up.
+pub fn await_go(go: OwnedFd) -> bool {
     let mut buf = [0u8; 2];
     let mut fds = Vec::new();
-    let n = crate::sys::fdpass::recv(&go, &mut buf, &mut fds, false).ok()?;
-    if &buf[..n] != b"go" {
-        return None;
-    }
-    if o.id_range.is_some() {
-        become_root().ok()?;
-        // A change of ids clears the parent-death signal: set it again.
-        crate::sys::process::set_parent_death_signal(libc::SIGKILL).ok()?;
-    }
-    Some(fds.pop())
+    let n = crate::sys::fdpass::recv(&go, &mut buf, &mut fds, false).unwrap_or(0);
+    &buf[..n] == b"go"
 }
 
-/// Host root (uid 0 outside) is unmapped in our range: until we take the
-/// ids 0 of the namespace, we are its overflow user and the files we
-/// create have no owner (EOVERFLOW).
+/// The child, first: into the held network, UTS and IPC namespaces, so
+/// its mounts (sysfs) and hostname are theirs.
+pub fn enter(o: &BootOptions) -> Result<(), Error> {
+    for &(name, fd) in o.held.iter().filter(|(name, _)| *name != "user") {
+        crate::sys::ns::setns(fd).map_err(|e| Error::Enter(name, e))?;
+    }
+    Ok(())
+}
+
+/// The child, after its mounts: into the user namespace as its root, then
+/// a copy of the mount namespace, which locks every mount made so far.
+pub fn lock_in(o: &BootOptions) -> Result<(), Error> {
+    let Some(&(_, userns)) = o.held.iter().find(|(name, _)| *name == "user") else {
+        return Ok(());
+    };
+    crate::sys::ns::setns(userns).map_err(|e| Error::Enter("user", e))?;
+    become_root().map_err(|e| Error::BecomeRoot(e.into()))?;
+    // A change of ids clears the parent-death signal: set it again.
+    crate::sys::process::set_parent_death_signal(libc::SIGKILL).map_err(Error::BecomeRoot)?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| Error::Lock(e.into()))
+}
+
+/// Host root is unmapped in our range: until we take the ids 0 of the
+/// namespace, we are its overflow user.
 fn become_root() -> nix::Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     setgroups(&[])?;

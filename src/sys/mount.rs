@@ -55,6 +55,11 @@ pub trait Sys {
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> Result<(), Errno>;
     /// sethostname(2).
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
+    /// chown(2).
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno>;
+    /// setfsgid(2), setfsuid(2): the ids files are created with, and
+    /// checked against, from now on.
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno>;
 }
 
 /// The kernel.
@@ -147,6 +152,23 @@ impl Sys for Real {
 
     fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
+        nix::unistd::chown(path, Some(uid.into()), Some(gid.into()))
+    }
+
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno> {
+        // setfsuid reports no error: it returns the previous id whatever
+        // happens, so the new one is read back (a second call) and checked.
+        nix::unistd::setfsgid(gid.into());
+        nix::unistd::setfsuid(uid.into());
+        let now = nix::unistd::setfsuid(uid.into());
+        if now.as_raw() == uid {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
     }
 }
 

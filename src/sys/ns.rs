@@ -60,12 +60,19 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// A user namespace with these maps (`/proc/PID/uid_map` lines), held by
-/// nothing but the returned fd: for idmapped mounts. Needs root. A child
-/// enters it and waits while we write its maps and open it, then exits.
-pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+/// A user namespace with these maps (`/proc/PID/uid_map` lines), and the
+/// namespaces of `more` (`("net", CLONE_NEWNET)`...) owned by it, held by
+/// nothing but the returned fds (the user namespace's first). Needs root.
+/// A child enters them and waits while we write its maps and open them,
+/// then exits.
+pub fn hold_namespaces(
+    uid_map: &str,
+    gid_map: &str,
+    more: &[(&str, libc::c_int)],
+) -> io::Result<Vec<std::os::fd::OwnedFd>> {
     let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let child = match clone_into(libc::CLONE_NEWUSER)? {
+    let flags = more.iter().fold(libc::CLONE_NEWUSER, |f, (_, flag)| f | flag);
+    let child = match clone_into(flags)? {
         Forked::Child => {
             // Our copy of the write end would keep the pipe open forever.
             drop(hold_w);
@@ -79,10 +86,31 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd:
     };
     drop(hold_r);
     let proc = format!("/proc/{child}");
+    let open = |name: &str| std::fs::File::open(format!("{proc}/ns/{name}")).map(std::os::fd::OwnedFd::from);
     let result = std::fs::write(format!("{proc}/uid_map"), uid_map)
         .and_then(|()| std::fs::write(format!("{proc}/gid_map"), gid_map))
-        .and_then(|()| std::fs::File::open(format!("{proc}/ns/user")));
+        .and_then(|()| {
+            std::iter::once("user")
+                .chain(more.iter().map(|(n, _)| *n))
+                .map(open)
+                .collect()
+        });
     drop(hold_w);
     let _ = super::process::wait_for(child, false);
-    result.map(Into::into)
+    result
+}
+
+/// A user namespace with these maps, for idmapped mounts.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let mut fds = hold_namespaces(uid_map, gid_map, &[])?;
+    fds.pop().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// setns(2) into the namespace of `fd` (any type).
+pub fn setns(fd: i32) -> io::Result<()> {
+    // SAFETY: setns takes an fd number (checked by the kernel) and a flag.
+    if unsafe { libc::setns(fd, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -130,4 +130,12 @@ impl Sys for Recorder {
     fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
         self.record(format!("sethostname {name}"))
     }
+
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno> {
+        self.record(format!("set-fs-ids {uid}:{gid}"))
+    }
+
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
+        self.record(format!("chown {uid}:{gid} {}", path.display()))
+    }
 }

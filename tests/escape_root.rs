@@ -54,7 +54,11 @@ fn every_probe_is_refused_by_default_root() {
 
     let ptrace = format!("ptrace-outside={launcher}");
     let mut args = vec!["probe"];
-    args.extend(PROBES.iter().map(|p| if *p == "ptrace-outside" { ptrace.as_str() } else { p }));
+    args.extend(
+        PROBES
+            .iter()
+            .map(|p| if *p == "ptrace-outside" { ptrace.as_str() } else { p }),
+    );
     let (code, out, err) = m.exec(&args);
     assert_eq!(code, 0, "{err}");
     let results = probe_results(&out);

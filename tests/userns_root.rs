@@ -145,3 +145,16 @@ fn privileged_is_host_root_with_one_warning_root() {
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(warnings[0].contains("container root is host root"), "{err}");
 }
+
+#[test]
+fn a_rootfs_below_a_private_directory_boots_root() {
+    // As /var/lib/machines (0700): the child makes its mount points as the
+    // container's root, yet must reach the tree as host root.
+    let demo = Demo::new("userns-private");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&demo.dir.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, out, err) = run(&mut demo.boot("usprivate", &["--tmpfs", "/new/cache", "--", "/bin/true"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let made = std::fs::metadata(demo.rootfs().join("new/cache")).unwrap();
+    assert_eq!(made.uid(), 0, "made as the container's root: the tree's owner on disk");
+}

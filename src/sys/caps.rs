@@ -32,8 +32,7 @@ pub fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
-/// Our permitted set.
-pub fn permitted() -> io::Result<u64> {
+fn get() -> io::Result<[Data; 2]> {
     let mut header = Header {
         version: VERSION_3,
         pid: 0,
@@ -45,7 +44,37 @@ pub fn permitted() -> io::Result<u64> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(data)
+}
+
+fn set(data: &[Data; 2]) -> io::Result<()> {
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: version-3 header and two data words, valid for the call,
+    // which only reads `data`.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Our permitted set.
+pub fn permitted() -> io::Result<u64> {
+    let data = get()?;
     Ok(u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32)
+}
+
+/// Makes every permitted capability effective again: a change of fsuid
+/// away from 0 clears the file-system ones (capabilities(7)).
+pub fn raise_effective() -> io::Result<()> {
+    let mut data = get()?;
+    for word in &mut data {
+        word.effective = word.permitted;
+    }
+    set(&data)
 }
 
 /// Carries out `plan` on the calling process: the bounding set first (it
@@ -67,16 +96,7 @@ pub fn apply(plan: &Plan) -> io::Result<()> {
         permitted: word(shift),
         inheritable: word(shift),
     });
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    // SAFETY: version-3 header and two data words, valid for the call,
-    // which only reads `data`.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    set(&data)?;
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     if rc != 0 {

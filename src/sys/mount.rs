@@ -164,11 +164,11 @@ impl Sys for Real {
         nix::unistd::setfsgid(gid.into());
         nix::unistd::setfsuid(uid.into());
         let now = nix::unistd::setfsuid(uid.into());
-        if now.as_raw() == uid {
-            Ok(())
-        } else {
-            Err(Errno::EPERM)
+        if now.as_raw() != uid {
+            return Err(Errno::EPERM);
         }
+        // Still host root for access: paths above the rootfs may be 0700.
+        super::caps::raise_effective().map_err(errno)
     }
 }
 

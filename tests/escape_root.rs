@@ -10,7 +10,6 @@ mod machine;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::*;
 use machine::*;
 
 /// Every probe of the issue, in the probe program's names.

@@ -84,6 +84,7 @@ pub enum Sub {
 
 /// `tend boot`: see `container::options` for what each option means.
 #[derive(Debug, Args)]
+#[command(after_help = BOOT_MODEL)]
 pub struct BootArgs {
     /// The directory holding the OS tree.
     #[arg(value_name = "ROOTFS")]
@@ -142,7 +143,7 @@ pub struct BootArgs {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub seccomp: Option<bool>,
 
-    /// Today's full root: every capability, no seccomp filter, no user
+    /// Container root is host root: every capability, no seccomp filter, no user
     /// namespace of its own (container root is host root).
     #[arg(long)]
     pub privileged: bool,
@@ -151,6 +152,15 @@ pub struct BootArgs {
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
+
+/// `tend boot --help`: the security model in a few lines.
+const BOOT_MODEL: &str = "\
+Isolation: root inside is not root outside. Booted as root, the container's
+ids 0-65535 are 65536 host ids of its own (picked, or --userns=START:COUNT),
+the rootfs and binds idmapped so the files keep their owners on disk; its
+mounts are locked; it keeps nspawn's capabilities (--capability,
+--drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
+kernel is shared. --privileged gives all of this up: container root is host root.";
 
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {

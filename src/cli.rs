@@ -143,8 +143,8 @@ pub struct BootArgs {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub seccomp: Option<bool>,
 
-    /// Container root is host root: every capability, no seccomp filter, no user
-    /// namespace of its own (container root is host root).
+    /// Container root is host root: every capability, no seccomp filter, no
+    /// user namespace of its own.
     #[arg(long)]
     pub privileged: bool,
 

@@ -157,4 +157,11 @@ fn a_rootfs_below_a_private_directory_boots_root() {
     assert_eq!(code, 0, "{out}{err}");
     let made = std::fs::metadata(demo.rootfs().join("new/cache")).unwrap();
     assert_eq!(made.uid(), 0, "made as the container's root: the tree's owner on disk");
+    assert!(!err.contains("reachable"), "{err}");
+    // Reachable by every host user: one warning line.
+    std::fs::set_permissions(&demo.dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, _, err) = run(&mut demo.boot("usprivate", &["--", "/bin/true"]));
+    assert_eq!(code, 0, "{err}");
+    let warning = format!("rootfs {} is reachable by other host users", demo.rootfs().display());
+    assert_eq!(err.lines().filter(|l| l.contains(&warning)).count(), 1, "{err}");
 }

@@ -215,6 +215,12 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
     }
     let (range, mut claim) = claim(&registry.join("userns"), &o.name, o.id_range)?;
     o.id_range = Some(range);
+    if reachable_by_others(&o.rootfs) {
+        tracing::warn!(
+            "rootfs {} is reachable by other host users: a setuid-root file made inside would be theirs to run (make a directory above it 0700)",
+            o.rootfs.display()
+        );
+    }
     let held = hold(&o, range)?;
     o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
     let rootfs = idmapped_rootfs(&o, &held[0].1)?;
@@ -228,6 +234,13 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
         }
     }
     Ok((o, Some(claim)))
+}
+
+/// Whether others (not owner, not group) may search every directory from
+/// `/` down to `path`: then they reach what the container makes in it.
+pub fn reachable_by_others(path: &Path) -> bool {
+    path.ancestors()
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0))
 }
 
 /// The container's user namespace (its ids 0.. on `range`) and the

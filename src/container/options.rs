@@ -124,6 +124,8 @@ pub struct BootOptions {
     /// The namespaces the launcher made for the child to enter, by name
     /// (`user`, `net`, `uts`, `ipc`): fds it inherits.
     pub held: Vec<(&'static str, i32)>,
+    /// The launcher's process that made them, reaped once the child runs.
+    pub holder: i32,
 }
 
 impl BootOptions {
@@ -286,6 +288,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         id_range,
         idmapped_root: None,
         held: Vec::new(),
+        holder: 0,
     })
 }
 

@@ -221,7 +221,8 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
             o.rootfs.display()
         );
     }
-    let held = hold(&o, range)?;
+    let (held, holder) = hold(&o, range)?;
+    o.holder = holder;
     o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
     let rootfs = idmapped_rootfs(&o, &held[0].1)?;
     o.idmapped_root = Some(rootfs.as_raw_fd());
@@ -243,17 +244,22 @@ pub fn reachable_by_others(path: &Path) -> bool {
         .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0))
 }
 
+/// Namespaces by name (`user` first), held by their fds.
+type Held = Vec<(&'static str, OwnedFd)>;
+
 /// The container's user namespace (its ids 0.. on `range`) and the
 /// network, UTS and IPC namespaces it owns: the user namespace first.
-fn hold(o: &BootOptions, range: Range) -> Result<Vec<(&'static str, OwnedFd)>, Error> {
+/// Also the pid of the process that made them, exiting: reaped by
+/// [`let_go`], while the child works, rather than waited for here.
+fn hold(o: &BootOptions, range: Range) -> Result<(Held, i32), Error> {
     let mut more = vec![("uts", libc::CLONE_NEWUTS), ("ipc", libc::CLONE_NEWIPC)];
     if o.net == super::options::Net::None {
         more.push(("net", libc::CLONE_NEWNET));
     }
     let map = format!("0 {} {}\n", range.start, range.count);
-    let fds = crate::sys::ns::hold_namespaces(&map, &map, &more).map_err(Error::Namespace)?;
+    let (fds, holder) = crate::sys::ns::hold_namespaces(&map, &map, &more).map_err(Error::Namespace)?;
     let names = std::iter::once("user").chain(more.iter().map(|(n, _)| *n));
-    Ok(names.zip(fds).collect())
+    Ok((names.zip(fds).collect(), holder))
 }
 
 /// The idmapped copy of a bind's source, made before the clone so the
@@ -302,6 +308,9 @@ pub fn let_go(o: &BootOptions, child: i32, go: OwnedFd) -> Result<(), super::lau
         super::namespaces::write_maps(child)?;
     }
     crate::sys::fdpass::send(&go, b"go", &[]).map_err(Error::Go)?;
+    if o.holder > 0 {
+        let _ = crate::sys::process::wait_for(o.holder, false);
+    }
     Ok(())
 }
 

@@ -64,12 +64,12 @@ pub fn loopback_up() -> io::Result<()> {
 /// namespaces of `more` (`("net", CLONE_NEWNET)`...) owned by it, held by
 /// nothing but the returned fds (the user namespace's first). Needs root.
 /// A child enters them and waits while we write its maps and open them,
-/// then exits.
+/// then exits: the caller reaps it (its pid, returned), when it suits.
 pub fn hold_namespaces(
     uid_map: &str,
     gid_map: &str,
     more: &[(&str, libc::c_int)],
-) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+) -> io::Result<(Vec<std::os::fd::OwnedFd>, i32)> {
     let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let flags = more.iter().fold(libc::CLONE_NEWUSER, |f, (_, flag)| f | flag);
     let child = match clone_into(flags)? {
@@ -96,13 +96,19 @@ pub fn hold_namespaces(
                 .collect()
         });
     drop(hold_w);
-    let _ = super::process::wait_for(child, false);
-    result
+    match result {
+        Ok(fds) => Ok((fds, child)),
+        Err(e) => {
+            let _ = super::process::wait_for(child, false);
+            Err(e)
+        }
+    }
 }
 
 /// A user namespace with these maps, for idmapped mounts.
 pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
-    let mut fds = hold_namespaces(uid_map, gid_map, &[])?;
+    let (mut fds, child) = hold_namespaces(uid_map, gid_map, &[])?;
+    let _ = super::process::wait_for(child, false);
     fds.pop().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }
 

@@ -165,3 +165,28 @@ fn a_rootfs_below_a_private_directory_boots_root() {
     let warning = format!("rootfs {} is reachable by other host users", demo.rootfs().display());
     assert_eq!(err.lines().filter(|l| l.contains(&warning)).count(), 1, "{err}");
 }
+
+#[test]
+fn a_rootfs_that_cannot_be_idmapped_is_one_line_root() {
+    // sysfs cannot be idmapped.
+    let before = mountinfo();
+    let mut cmd = Command::new(tend());
+    cmd.args(["boot", "/sys/kernel", "--name", "usnoidmap", "--", "/bin/true"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("tend: warning: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("cannot mount the rootfs /sys/kernel idmapped") && errors[0].contains("--privileged"),
+        "{err}"
+    );
+    assert_eq!(mountinfo(), before);
+    assert!(!Path::new("/run/tend/machines/usnoidmap.json").exists());
+    assert!(!Path::new("/run/tend/machines/usnoidmap.sock").exists());
+    let ours = std::fs::read_dir(CLAIMS)
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(" usnoidmap")))
+        .count();
+    assert_eq!(ours, 0, "its id range is released");
+}

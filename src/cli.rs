@@ -85,6 +85,7 @@ pub enum Sub {
 
 /// `tend boot`: see `container::options` for what each option means.
 #[derive(Debug, Args)]
+#[command(after_help = BOOT_MODEL)]
 pub struct BootArgs {
     /// The directory holding the OS tree.
     #[arg(value_name = "ROOTFS")]
@@ -124,9 +125,10 @@ pub struct BootArgs {
     #[arg(long, value_name = "CIDR")]
     pub net_pool: Option<crate::container::net::Cidr>,
 
-    /// Run in a user namespace, as root inside (default when not root).
-    #[arg(long)]
-    pub userns: bool,
+    /// The user namespace's host ids: START:COUNT (default: 65536 ids
+    /// picked from 524288-1879048191; rootless: your own id and /etc/subuid).
+    #[arg(long, value_name = "START:COUNT", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub userns: Option<String>,
 
     /// Units from this host directory instead of ROOTFS/etc/tend/units.
     #[arg(long, value_name = "DIR")]
@@ -140,9 +142,43 @@ pub struct BootArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::unit::duration_arg)]
     pub shutdown_timeout: Duration,
 
+    /// Keep these capabilities too (CAP_NAME,... or all; repeatable).
+    #[arg(long, value_name = "CAP,...")]
+    pub capability: Vec<String>,
+
+    /// Drop these capabilities (CAP_NAME,... or all; repeatable).
+    #[arg(long, value_name = "CAP,...")]
+    pub drop_capability: Vec<String>,
+
+    /// The default seccomp filter: on, or off (default: on, off with --privileged).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub seccomp: Option<bool>,
+
+    /// Container root is host root: every capability, no seccomp filter, no
+    /// user namespace of its own.
+    #[arg(long)]
+    pub privileged: bool,
+
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// `tend boot --help`: the security model in a few lines.
+const BOOT_MODEL: &str = "\
+Isolation: root inside is not root outside. Booted as root, the container's
+ids 0-65535 are 65536 host ids of its own (picked, or --userns=START:COUNT),
+the rootfs and binds idmapped so the files keep their owners on disk; its
+mounts are locked; it keeps nspawn's capabilities (--capability,
+--drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
+kernel is shared. --privileged gives all of this up: container root is host root.";
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {text:?}")),
+    }
 }
 
 pub const DEFAULT_UNITS: &str = "/etc/tend/units";

@@ -124,11 +124,16 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         net: args.net.clone(),
         publish: args.publish.clone(),
         net_pool: args.net_pool,
-        userns: args.userns,
+        userns: args.userns.is_some(),
+        userns_range: args.userns.clone().filter(|r| !r.is_empty()),
         units: args.units.clone(),
         detach: args.detach,
         shutdown_timeout: args.shutdown_timeout,
         command: args.command.clone(),
+        capability: args.capability.clone(),
+        drop_capability: args.drop_capability.clone(),
+        privileged: args.privileged,
+        seccomp: args.seccomp,
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)

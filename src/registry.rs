@@ -24,6 +24,17 @@ pub struct Entry {
     /// The container's address (`--net veth|bridge`), from its lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<std::net::Ipv4Addr>,
+    /// The host ids its ids 0.. map to (booted as root, not --privileged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<IdRange>,
+}
+
+/// A range of host ids: a subordinate range of /etc/subuid or /etc/subgid,
+/// or the range a container's ids 0.. map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdRange {
+    pub start: u32,
+    pub count: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +103,7 @@ pub fn check_free(dir: &Path, name: &str) -> Result<(), Error> {
 /// Takes `name` in `dir` for the machine whose PID 1 is `pid`, in one
 /// exclusive create (two launchers racing for a name: one wins); fails when
 /// a live launcher holds it. A stale entry (its launcher died) is replaced.
-pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reservation, Error> {
+pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32, userns: Option<IdRange>) -> Result<Reservation, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
         path: dir.to_path_buf(),
         source,
@@ -105,6 +116,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reserv
         rootfs: rootfs.to_path_buf(),
         started: unix_now(),
         address: None,
+        userns,
     };
     let text = serde_json::to_string(&entry).unwrap_or_default();
     let write_new = || {
@@ -178,20 +190,22 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     found
 }
 
-/// `tend list`'s table: name, PID 1's host pid, uptime, address, rootfs.
+/// `tend list`'s table: name, PID 1's host pid, uptime, host ids, address, rootfs.
 pub fn table(entries: &[Entry], now: u64) -> String {
     let mut out = format!(
-        "{:<16} {:>8} {:>10}  {:<15}  {}\n",
-        "NAME", "PID", "UPTIME", "ADDRESS", "ROOTFS"
+        "{:<16} {:>8} {:>10} {:>22}  {:<15}  {}\n",
+        "NAME", "PID", "UPTIME", "USERNS", "ADDRESS", "ROOTFS"
     );
     for e in entries {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
         let address = e.address.map_or_else(|| "-".to_string(), |a| a.to_string());
+        let ids = e.userns.map_or("-".to_string(), |r| r.to_string());
         out.push_str(&format!(
-            "{:<16} {:>8} {:>10}  {:<15}  {}\n",
+            "{:<16} {:>8} {:>10} {:>22}  {:<15}  {}\n",
             e.name,
             e.pid,
             up.to_string(),
+            ids,
             address,
             e.rootfs.display()
         ));
@@ -212,11 +226,20 @@ mod tests {
             rootfs: "/srv/demo".into(),
             started: 1000,
             address: Some(std::net::Ipv4Addr::new(10, 231, 0, 6)),
+            userns: Some(IdRange {
+                start: 524288,
+                count: 65536,
+            }),
         };
         let t = table(&[e], 1065);
         assert!(t.starts_with("NAME"));
         assert!(
-            t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("10.231.0.6       /srv/demo"),
+            t.contains("demo")
+                && t.contains("4242")
+                && t.contains("1m 5s")
+                && t.contains("10.231.0.6")
+                && t.contains("524288:65536")
+                && t.contains("/srv/demo"),
             "{t}"
         );
     }
@@ -225,10 +248,10 @@ mod tests {
     fn a_name_is_taken_once_and_freed_on_drop() {
         let dir = std::env::temp_dir().join(format!("tend-registry-{}", std::process::id()));
         assert!(check_free(&dir, "x").is_ok());
-        let r = reserve(&dir, "x", Path::new("/r"), 42).unwrap();
+        let r = reserve(&dir, "x", Path::new("/r"), 42, None).unwrap();
         assert!(matches!(check_free(&dir, "x"), Err(Error::InUse { .. })));
         assert!(matches!(
-            reserve(&dir, "x", Path::new("/r"), 43),
+            reserve(&dir, "x", Path::new("/r"), 43, None),
             Err(Error::InUse { .. })
         ));
         assert_eq!(list(&dir)[0].pid, 42);
@@ -243,11 +266,12 @@ mod tests {
             rootfs: "/r".into(),
             started: 0,
             address: None,
+            userns: None,
         };
         std::fs::write(dir.join("y.json"), serde_json::to_string(&stale).unwrap()).unwrap();
         assert!(list(&dir).is_empty());
         assert!(check_free(&dir, "y").is_ok());
-        assert!(reserve(&dir, "y", Path::new("/r"), 44).is_ok());
+        assert!(reserve(&dir, "y", Path::new("/r"), 44, None).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -59,6 +59,12 @@ fn run_net_as(tag: &str, body: &str, rootless: bool) -> String {
     let mut build = Command::new(&script);
     // The rootless user is made for this test and removed after it.
     let user = rootless.then(|| TestUser::new("net"));
+    if user.is_none() {
+        // Out of other users' reach, as a rootfs should be (else tend boot
+        // warns, and the bad-input checks want one line).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     if let Some(user) = &user {
         std::os::unix::fs::chown(&dir.0, Some(user.uid), Some(user.gid)).unwrap();
         std::fs::create_dir(dir.path("xdg")).unwrap();

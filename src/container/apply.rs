@@ -21,6 +21,8 @@ pub enum Error {
     MakePrivate(#[source] Os),
     #[error("cannot bind the rootfs {} onto itself", .path.display())]
     BindSelf { path: PathBuf, source: Os },
+    #[error("cannot attach the idmapped rootfs at {}", .path.display())]
+    AttachTree { path: PathBuf, source: Os },
     #[error("cannot mount proc on {}", .path.display())]
     Proc { path: PathBuf, source: Os },
     #[error("cannot mask {}", .path.display())]
@@ -49,6 +51,10 @@ pub enum Error {
     PivotRoot { path: PathBuf, source: Os },
     #[error("cannot detach the old root")]
     DetachOldRoot(#[source] Os),
+    #[error("cannot create files as host id {uid}")]
+    CreateAs { uid: u32, source: Os },
+    #[error("cannot give {} to the container's root", .path.display())]
+    Chown { path: PathBuf, source: Os },
     #[error("cannot set the hostname to {name}")]
     Hostname { name: String, source: Os },
 }
@@ -82,6 +88,12 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
                 path: path.clone(),
                 source: os(e),
             }),
+        // The same, through the idmapped copy the launcher made: the tree's
+        // ids shown shifted into the container's range.
+        Step::AttachTree { fd, path } => sys.attach_tree(*fd, path).map_err(|e| Error::AttachTree {
+            path: path.clone(),
+            source: os(e),
+        }),
         // A procfs of the new PID namespace: only the container's processes.
         Step::MountProc(path) => {
             mount_point(sys, path)?;
@@ -186,7 +198,8 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
                     source: os(e),
                 })
         }
-        Step::Bind { src, dst, ro } => bind(sys, src, dst, *ro),
+        Step::Bind { src, dst, ro } => bind(sys, src, dst, None, *ro),
+        Step::BindTree { fd, src, dst, ro } => bind(sys, src, dst, Some(*fd), *ro),
         // Only the root mount: /run, /tmp, /dev and the binds stay as they are.
         Step::RemountRo(path) => sys.set_read_only(path, false).map_err(|e| Error::RootReadOnly {
             path: path.clone(),
@@ -208,6 +221,14 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
             .umount_detach(Path::new("."))
             .and_then(|()| sys.chdir(Path::new("/")))
             .map_err(|e| Error::DetachOldRoot(os(e))),
+        Step::CreateAs { uid, gid } => sys.set_fs_ids(*uid, *gid).map_err(|e| Error::CreateAs {
+            uid: *uid,
+            source: os(e),
+        }),
+        Step::Chown { path, uid, gid } => sys.chown(path, *uid, *gid).map_err(|e| Error::Chown {
+            path: path.clone(),
+            source: os(e),
+        }),
         Step::SetHostname(name) => sys.sethostname(name).map_err(|e| Error::Hostname {
             name: name.clone(),
             source: os(e),
@@ -231,8 +252,9 @@ fn mask(sys: &mut dyn Sys, path: &Path) -> Result {
     })
 }
 
-/// A recursive bind onto a mount point of the source's kind.
-fn bind(sys: &mut dyn Sys, src: &Path, dst: &Path, ro: bool) -> Result {
+/// A recursive bind onto a mount point of the source's kind; through the
+/// idmapped copy `tree` of the source when there is one.
+fn bind(sys: &mut dyn Sys, src: &Path, dst: &Path, tree: Option<i32>, ro: bool) -> Result {
     let made = match sys.kind(src) {
         None => Err(Errno::ENOENT),
         Some(Kind::Dir) => sys.mkdir_all(dst),
@@ -241,8 +263,11 @@ fn bind(sys: &mut dyn Sys, src: &Path, dst: &Path, ro: bool) -> Result {
             None => sys.create_file(dst),
         },
     };
-    made.and_then(|()| sys.mount(Some(src), dst, None, BIND, None))
-        .map_err(|e| bind_error(src, dst, e))?;
+    made.and_then(|()| match tree {
+        Some(fd) => sys.attach_tree(fd, dst),
+        None => sys.mount(Some(src), dst, None, BIND, None),
+    })
+    .map_err(|e| bind_error(src, dst, e))?;
     if ro {
         // Recursive: a read-only bind of a tree with mounts in it must not
         // leave those writable.

@@ -19,7 +19,7 @@ use nix::fcntl::OFlag;
 
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 use super::watch::Watch;
-use super::{apply, namespaces, net, plan};
+use super::{apply, confine, namespaces, net, plan, userns};
 use crate::registry;
 use crate::runtime::own_log::LogFile;
 use crate::runtime::{self, Reactor};
@@ -36,6 +36,8 @@ pub enum Error {
     Namespaces(#[from] namespaces::Error),
     #[error(transparent)]
     Net(#[from] net::Error),
+    #[error(transparent)]
+    UserNs(#[from] userns::Error),
     #[error("cannot create a pipe to the container")]
     Pipe(#[source] nix::errno::Errno),
     #[error("cannot set up signal handling")]
@@ -68,6 +70,10 @@ pub enum SetupError {
     Units { dir: PathBuf, errors: String },
     #[error("cannot run the command: {0}")]
     Command(String),
+    #[error(transparent)]
+    Confine(#[from] confine::Error),
+    #[error(transparent)]
+    UserNs(#[from] userns::Error),
 }
 
 /// Boots the machine; returns its exit code (0 once detached). In the
@@ -108,8 +114,11 @@ pub fn boot(o: BootOptions) -> Result<i32, Error> {
 /// Clones the container and sees it through; `up` is told "ok" once it
 /// runs (detached: once its PID 1 reports ready), or why it did not.
 fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
+    // The id range, held until the machine ends.
+    let (o, _claim) = userns::claim_for(o, &registry::dir())?;
+    let o = &o;
     let (report_r, report_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
+    let (go_r, go_w) = userns::channel()?;
     // The host-side control socket (`tend ctl -M NAME`), bound here on the
     // host's file system; the child inherits it and serves it after its
     // pivot_root, when that path is out of its reach.
@@ -181,8 +190,14 @@ impl Detached {
         nix::fcntl::fcntl(&output_r, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(Error::Pipe)?;
         let notify_path = registry::notify_path(dir, &o.name);
         let _ = std::fs::remove_file(&notify_path);
+        // Writable by all: PID 1 may be another user (its user namespace's
+        // root); the directory (0700) keeps everyone else out on the host.
         let notify = UnixDatagram::bind(&notify_path)
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(|s| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o666))?;
+                s.set_nonblocking(true).map(|()| s)
+            })
             .map_err(|source| Error::Socket {
                 path: notify_path.clone(),
                 source,
@@ -266,15 +281,15 @@ fn start(
     network: &mut net::Network,
 ) -> Result<(Reactor, registry::Reservation), Error> {
     // Let the child go first: the rest runs while it sets up (two CPUs).
-    if o.userns {
+    if o.userns && o.id_range.is_none() {
         namespaces::write_maps(child)?;
     }
     // Its network is there before its first service starts.
-    network.attach(child)?;
-    write_all(go, "go");
+    network.attach(&net_target(o, child))?;
+    userns::let_go(o, go)?;
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
     let reactor = Reactor::with_handlers(&signals).map_err(Error::Signals)?;
-    let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child);
+    let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child, o.id_range);
     let message = read_all(report);
     let reservation = reservation?;
     if message.is_empty() {
@@ -329,6 +344,24 @@ fn deliver(child: i32, signal: i32) -> bool {
     true
 }
 
+/// Where the launcher finds the container's network and user namespaces:
+/// the ones it holds for a root-booted machine (see [`userns`]; the child
+/// enters them after "go"), else the child's own.
+fn net_target(o: &BootOptions, child: i32) -> net::Target {
+    let launcher = std::process::id();
+    let held = |name: &str| {
+        o.held
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, fd)| std::path::PathBuf::from(format!("/proc/{launcher}/fd/{fd}")))
+    };
+    let own = |name: &str| std::path::PathBuf::from(format!("/proc/{child}/ns/{name}"));
+    net::Target {
+        netns: held("net").unwrap_or_else(|| own("net")),
+        userns: held("user").unwrap_or_else(|| own("user")),
+    }
+}
+
 /// Whether `signal` is caught (`SigCgt`) or blocked (`SigBlk`, queued for
 /// a signalfd) in a `/proc/PID/status` text: PID 1 of a PID namespace drops
 /// any other signal from outside.
@@ -355,7 +388,7 @@ fn child_main(
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
     // nobody in our user namespace and may mount nothing.
-    if read_all(go) != "go" {
+    if !userns::await_go(go) {
         return 1;
     }
     leave_job_control(o);
@@ -418,10 +451,12 @@ fn hide_host_paths(o: &BootOptions) {
 
 /// Everything between the clone and PID 1's loop, in order.
 fn setup(o: &BootOptions) -> Result<(), SetupError> {
+    userns::enter(o)?;
     apply::apply(&mut Real, &plan::plan(o))?;
     if o.net.is_new() {
         loopback_up().map_err(SetupError::Loopback)?;
     }
+    userns::lock_in(o)?;
     environment(o);
     if let Some(dir) = o.units_inside() {
         check_units(&dir, o.command.is_empty())?;
@@ -429,6 +464,7 @@ fn setup(o: &BootOptions) -> Result<(), SetupError> {
     if let Some(program) = o.command.first() {
         check_command(program)?;
     }
+    confine::confine(o)?;
     Ok(())
 }
 

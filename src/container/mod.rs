@@ -6,11 +6,15 @@
 //! machine's entry in the registry ([`registry`], [`launch`]).
 
 pub mod apply;
+pub mod caps;
+pub mod confine;
 pub mod launch;
 pub mod namespaces;
 pub mod net;
 pub mod options;
 pub mod plan;
+pub mod seccomp;
+pub mod userns;
 mod watch;
 
 pub use options::{Bind, BootOptions, Net, Request};

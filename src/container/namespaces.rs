@@ -33,8 +33,13 @@ pub enum Error {
 /// `CLONE_NEW*` for these options: PID, mount, UTS, IPC and cgroup always;
 /// network but for `--net host` and `ns:PATH`; user with `--userns`.
 pub fn clone_flags(o: &BootOptions) -> libc::c_int {
-    let mut flags =
-        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
+    if o.id_range.is_some() {
+        // The user, network, UTS and IPC namespaces exist already (see
+        // container::userns): the child enters them around its mounts.
+        return flags;
+    }
+    flags |= libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if o.net.is_new() {
         flags |= libc::CLONE_NEWNET;
     }
@@ -44,12 +49,8 @@ pub fn clone_flags(o: &BootOptions) -> libc::c_int {
     flags
 }
 
-/// A subordinate id range of /etc/subuid or /etc/subgid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    pub start: u32,
-    pub count: u32,
-}
+/// A range of host ids (recorded by the registry, which owns the type).
+pub use crate::registry::IdRange as Range;
 
 /// The first range of `user` (by name or number) in the text of
 /// /etc/subuid or /etc/subgid (`name:start:count` per line).
@@ -99,6 +100,14 @@ pub fn write_maps(pid: i32) -> Result<(), Error> {
     write(&proc.join("setgroups"), "deny")?;
     write(&proc.join("uid_map"), &format!("0 {uid} 1\n"))?;
     write(&proc.join("gid_map"), &format!("0 {gid} 1\n"))
+}
+
+/// As root: the container's ids 0..count map to `range`, uids and gids.
+pub fn write_range_maps(pid: i32, range: Range) -> Result<(), Error> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let line = format!("0 {} {}\n", range.start, range.count);
+    write(&proc.join("uid_map"), &line)?;
+    write(&proc.join("gid_map"), &line)
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {

@@ -6,13 +6,30 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-/// `--bind SRC:DST[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `--bind SRC:DST[:OPTIONS]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bind {
     pub src: PathBuf,
     /// Inside the container, absolute.
     pub dst: PathBuf,
     pub ro: bool,
+    /// How its ids appear in a container with its own id range.
+    pub idmap: IdMap,
+    /// The launcher's idmapped copy of SRC (an fd the child inherits).
+    pub tree: Option<i32>,
+}
+
+/// The ids of a bind in a container with its own id range (as nspawn's
+/// `rootidmap`, `idmap`, `noidmap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdMap {
+    /// SRC's owner is root inside; what root makes there is SRC's owner's.
+    #[default]
+    Root,
+    /// The container's ids 0..65535 are the host's 0..65535 in it.
+    Whole,
+    /// Not mapped: host files show as nobody inside.
+    None,
 }
 
 /// `--net`.
@@ -93,6 +110,15 @@ pub struct Request {
     pub detach: bool,
     pub shutdown_timeout: Duration,
     pub command: Vec<OsString>,
+    /// `--capability`, `--drop-capability`: lists of names, unchecked.
+    pub capability: Vec<String>,
+    pub drop_capability: Vec<String>,
+    /// `--privileged`: no confinement (today's full root).
+    pub privileged: bool,
+    /// `--userns=START:COUNT`, unchecked.
+    pub userns_range: Option<String>,
+    /// `--seccomp=off` gives `Some(false)`; the default follows `privileged`.
+    pub seccomp: Option<bool>,
 }
 
 /// Everything checked and resolved: paths absolute and existing, the name
@@ -121,6 +147,24 @@ pub struct BootOptions {
     /// The launching terminal, bound to /dev/console.
     pub console: Option<PathBuf>,
     pub notify: Notify,
+    /// The bounding set PID 1 keeps (see [`super::caps`]).
+    pub caps: super::caps::Set,
+    /// `--privileged`: full capabilities, no filter, no user namespace of its own.
+    pub privileged: bool,
+    /// Install the default seccomp filter (see [`super::seccomp`]).
+    pub seccomp: bool,
+    /// As root: ids 0.. map to a range of host ids claimed in the registry
+    /// ([`super::userns`]): `id_range` as asked (or `None`: picked), then
+    /// as claimed.
+    pub id_range_wanted: bool,
+    pub id_range: Option<super::userns::Range>,
+    /// The fd of the idmapped rootfs the launcher made (the child inherits it).
+    pub idmapped_root: Option<i32>,
+    /// The namespaces the launcher made for the child to enter, by name
+    /// (`user`, `net`, `uts`, `ipc`): fds it inherits.
+    pub held: Vec<(&'static str, i32)>,
+    /// The launcher's process that made them, reaped once the child runs.
+    pub holder: i32,
 }
 
 impl BootOptions {
@@ -157,33 +201,44 @@ pub enum Error {
     Inside { what: &'static str, path: PathBuf },
     #[error("units directory {} is not a directory", .0.display())]
     Units(PathBuf),
+    #[error("{0}")]
+    UserNs(String),
+    #[error("unknown capability {name:?} in --{option} (names as in capabilities(7), e.g. CAP_NET_ADMIN, or all)")]
+    Capability { option: &'static str, name: String },
 }
 
-/// Parses `SRC:DST[:ro|:rw]`, or `SRC` for the same path inside.
+/// Parses `SRC:DST[:OPTIONS]`, or `SRC` for the same path inside;
+/// OPTIONS: comma-separated `ro`, `rw`, `rootidmap`, `idmap`, `noidmap`.
 pub fn parse_bind(text: &str) -> Result<Bind, String> {
+    let bad = || format!("bad bind {text:?}: expected SRC:DST[:ro|rw][,idmap|noidmap|rootidmap]");
     let mut parts: Vec<&str> = text.split(':').collect();
-    let ro = match parts.last() {
-        Some(&"ro") if parts.len() > 1 => true,
-        Some(&"rw") if parts.len() > 1 => false,
-        _ => {
-            parts.push("rw");
-            false
-        }
+    let mut bind = Bind::default();
+    let options = |last: &str| {
+        last.split(',')
+            .all(|o| ["ro", "rw", "idmap", "noidmap", "rootidmap"].contains(&o))
     };
-    parts.pop();
+    if parts.len() > 1 && parts.last().is_some_and(|l| options(l)) {
+        for option in parts.pop().unwrap_or_default().split(',') {
+            match option {
+                "ro" => bind.ro = true,
+                "rw" => bind.ro = false,
+                "idmap" => bind.idmap = IdMap::Whole,
+                "noidmap" => bind.idmap = IdMap::None,
+                _ => bind.idmap = IdMap::Root,
+            }
+        }
+    }
     let (src, dst) = match parts.as_slice() {
         [src] => (*src, *src),
         [src, dst] => (*src, *dst),
-        _ => return Err(format!("bad bind {text:?}: expected SRC:DST[:ro]")),
+        _ => return Err(bad()),
     };
     if src.is_empty() || dst.is_empty() {
-        return Err(format!("bad bind {text:?}: expected SRC:DST[:ro]"));
+        return Err(bad());
     }
-    Ok(Bind {
-        src: src.into(),
-        dst: dst.into(),
-        ro,
-    })
+    bind.src = src.into();
+    bind.dst = dst.into();
+    Ok(bind)
 }
 
 /// A machine name: also a file name in the registry.
@@ -214,6 +269,8 @@ fn inside_path(what: &'static str, path: &Path) -> Result<PathBuf, Error> {
 
 /// Checks the request against the host and resolves its defaults.
 pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<BootOptions, Error> {
+    let caps = capabilities(&request)?;
+    let id_range = id_range(&request, is_root)?;
     let rootfs = check_rootfs(&request.rootfs)?;
     let name = match request.name {
         Some(name) => name,
@@ -236,7 +293,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
     for bind in request.binds {
         let src = std::fs::canonicalize(&bind.src).map_err(|_| Error::NoBindSource(bind.src.clone()))?;
         let dst = inside_path("bind destination", &bind.dst)?;
-        binds.push(Bind { src, dst, ro: bind.ro });
+        binds.push(Bind { src, dst, ..bind });
     }
     let tmpfs = request
         .tmpfs
@@ -258,14 +315,57 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         net: request.net,
         publish: request.publish,
         net_pool: request.net_pool,
-        userns: request.userns || !is_root,
+        userns: !request.privileged,
         units: request.units,
         detach: request.detach,
         shutdown_timeout: request.shutdown_timeout,
         command: request.command,
         console: if request.detach { None } else { tty },
         notify: notify_from(std::env::var("NOTIFY_SOCKET").ok()),
+        caps,
+        privileged: request.privileged,
+        seccomp: request.seccomp.unwrap_or(!request.privileged),
+        id_range_wanted: is_root && !request.privileged,
+        id_range,
+        idmapped_root: None,
+        held: Vec::new(),
+        holder: 0,
     })
+}
+
+/// The range `--userns=START:COUNT` names, checked against the other options.
+fn id_range(request: &Request, is_root: bool) -> Result<Option<super::userns::Range>, Error> {
+    if request.privileged && (request.userns || request.userns_range.is_some()) {
+        return Err(Error::UserNs("--userns cannot be combined with --privileged".into()));
+    }
+    if request.privileged && !is_root {
+        return Err(Error::UserNs("--privileged needs root".into()));
+    }
+    let Some(text) = &request.userns_range else {
+        return Ok(None);
+    };
+    if !is_root {
+        return Err(Error::UserNs(
+            "--userns=START:COUNT needs root (a rootless boot maps the ids of /etc/subuid)".into(),
+        ));
+    }
+    super::userns::parse(text).map(Some).map_err(Error::UserNs)
+}
+
+/// The bounding set asked for: the default, `--capability`, `--drop-capability`.
+fn capabilities(request: &Request) -> Result<super::caps::Set, Error> {
+    use super::caps;
+    let parse = |option: &'static str, lists: &[String]| {
+        lists.iter().try_fold(0, |set, list| {
+            caps::parse(list)
+                .map(|s| set | s)
+                .map_err(|name| Error::Capability { option, name })
+        })
+    };
+    let add = parse("capability", &request.capability)?;
+    let drop = parse("drop-capability", &request.drop_capability)?;
+    let base = caps::base(request.privileged, request.net == Net::None);
+    Ok(caps::resolve(base, add, drop))
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<PathBuf, Error> {
@@ -312,6 +412,10 @@ mod tests {
         let b = parse_bind("/a").unwrap();
         assert_eq!(b.dst, PathBuf::from("/a"));
         assert!(parse_bind("/a:/b:/c:ro").is_err());
+        assert_eq!(parse_bind("/a:/b").unwrap().idmap, IdMap::Root);
+        let b = parse_bind("/a:/b:ro,noidmap").unwrap();
+        assert!(b.ro && b.idmap == IdMap::None);
+        assert_eq!(parse_bind("/a:/b:idmap").unwrap().idmap, IdMap::Whole);
         assert!(parse_bind(":/b").is_err());
     }
 

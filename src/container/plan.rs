@@ -19,6 +19,12 @@ pub enum Step {
     MakePrivate,
     /// The rootfs bound onto itself, recursively.
     BindSelf(PathBuf),
+    /// The idmapped copy of the rootfs (a detached tree, by fd) attached
+    /// over it: with a user namespace of its own id range.
+    AttachTree {
+        fd: i32,
+        path: PathBuf,
+    },
     /// A fresh procfs of the new PID namespace.
     MountProc(PathBuf),
     /// Hidden: /dev/null over a file, an empty read-only tmpfs over a
@@ -64,6 +70,26 @@ pub enum Step {
         src: PathBuf,
         dst: PathBuf,
         ro: bool,
+    },
+    /// A bind through the launcher's idmapped copy of `src` (the fd).
+    BindTree {
+        fd: i32,
+        src: PathBuf,
+        dst: PathBuf,
+        ro: bool,
+    },
+    /// Files are created as (and access is checked for) these host ids
+    /// from now on: host root's own are unmapped on the idmapped rootfs.
+    CreateAs {
+        uid: u32,
+        gid: u32,
+    },
+    /// A mount's top directory given to the container's root (host ids):
+    /// the tmpfs mounts made by host root for a container with its own range.
+    Chown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
     },
     /// The root mount (only it) read-only: `--read-only`.
     RemountRo(PathBuf),
@@ -119,7 +145,17 @@ pub fn under(root: &Path, path: &Path) -> PathBuf {
 pub fn plan(o: &BootOptions) -> Vec<Step> {
     let root = &o.rootfs;
     let at = |p: &str| under(root, Path::new(p));
-    let mut steps = vec![Step::MakePrivate, Step::BindSelf(root.clone())];
+    let own_root = match o.idmapped_root {
+        Some(fd) => Step::AttachTree { fd, path: root.clone() },
+        None => Step::BindSelf(root.clone()),
+    };
+    let mut steps = vec![Step::MakePrivate, own_root];
+    if let Some(range) = o.id_range {
+        steps.push(Step::CreateAs {
+            uid: range.start,
+            gid: range.start,
+        });
+    }
 
     steps.push(Step::MountProc(at("/proc")));
     // sysfs before the masks: /sys/firmware is masked on it.
@@ -133,14 +169,8 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
 
     dev(o, &mut steps);
 
-    steps.push(Step::MountTmpfs {
-        path: at("/run"),
-        mode: 0o755,
-    });
-    steps.push(Step::MountTmpfs {
-        path: at("/tmp"),
-        mode: 0o1777,
-    });
+    tmpfs(o, &mut steps, at("/run"), 0o755);
+    tmpfs(o, &mut steps, at("/tmp"), 0o1777);
     if let Notify::Path(socket) = &o.notify {
         steps.push(Step::Bind {
             src: socket.clone(),
@@ -156,17 +186,14 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
         });
     }
     for bind in &o.binds {
-        steps.push(Step::Bind {
-            src: bind.src.clone(),
-            dst: under(root, &bind.dst),
-            ro: bind.ro,
+        let (src, dst, ro) = (bind.src.clone(), under(root, &bind.dst), bind.ro);
+        steps.push(match bind.tree {
+            Some(fd) => Step::BindTree { fd, src, dst, ro },
+            None => Step::Bind { src, dst, ro },
         });
     }
     for path in &o.tmpfs {
-        steps.push(Step::MountTmpfs {
-            path: under(root, path),
-            mode: 0o755,
-        });
+        tmpfs(o, &mut steps, under(root, path), 0o755);
     }
     if o.read_only {
         steps.push(Step::RemountRo(root.clone()));
@@ -177,10 +204,32 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
     steps
 }
 
+/// A tmpfs, its top directory the container root's.
+fn tmpfs(o: &BootOptions, steps: &mut Vec<Step>, path: PathBuf, mode: u32) {
+    steps.push(Step::MountTmpfs {
+        path: path.clone(),
+        mode,
+    });
+    give_to_root(o, steps, path);
+}
+
+/// Host root mounts for a container with its own id range (see
+/// `container::userns`): what its root must write to becomes its own.
+fn give_to_root(o: &BootOptions, steps: &mut Vec<Step>, path: PathBuf) {
+    if let Some(range) = o.id_range {
+        steps.push(Step::Chown {
+            path,
+            uid: range.start,
+            gid: range.start,
+        });
+    }
+}
+
 /// /dev: a tmpfs, the nodes, devpts, shm, mqueue, the links, the console.
 fn dev(o: &BootOptions, steps: &mut Vec<Step>) {
     let dev = under(&o.rootfs, Path::new("/dev"));
     steps.push(Step::MountDevTmpfs(dev.clone()));
+    give_to_root(o, steps, dev.clone());
     for &(name, major, minor) in DEVICES {
         let path = dev.join(name);
         steps.push(if o.userns {
@@ -196,10 +245,7 @@ fn dev(o: &BootOptions, steps: &mut Vec<Step>) {
         path: dev.join("pts"),
         gid5: !o.userns,
     });
-    steps.push(Step::MountTmpfs {
-        path: dev.join("shm"),
-        mode: 0o1777,
-    });
+    tmpfs(o, steps, dev.join("shm"), 0o1777);
     steps.push(Step::MountMqueue(dev.join("mqueue")));
     for &(name, target) in DEV_LINKS {
         steps.push(Step::Symlink {

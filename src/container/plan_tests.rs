@@ -44,6 +44,7 @@ fn api_filesystems_then_binds_then_read_only_root() {
         src: "/srv/data".into(),
         dst: "/data".into(),
         ro: true,
+        ..Bind::default()
     }];
     o.tmpfs = vec!["/var/cache".into()];
     o.read_only = true;
@@ -152,6 +153,7 @@ fn applying_records_the_calls_in_order() {
         src: "/srv/data".into(),
         dst: "/data".into(),
         ro: true,
+        ..Bind::default()
     }];
     let mut sys = Recorder::permissive();
     apply(&mut sys, &plan(&o)).unwrap();
@@ -204,6 +206,7 @@ fn a_failed_step_names_itself_and_its_paths() {
         src: "/x".into(),
         dst: "/y".into(),
         ro: false,
+        ..Bind::default()
     }];
     let mut sys = Recorder::permissive();
     sys.fail = Some(("mount /x".into(), Errno::ENOENT));
@@ -222,4 +225,44 @@ fn a_failed_step_names_itself_and_its_paths() {
         crate::sys::chain(&e),
         "cannot mount proc on /r/proc: Operation not permitted"
     );
+}
+
+#[test]
+fn own_id_range_attaches_the_idmapped_root_and_creates_as_its_root() {
+    let mut o = options();
+    o.userns = true;
+    o.id_range = Some(crate::container::userns::Range {
+        start: 524288,
+        count: 65536,
+    });
+    o.idmapped_root = Some(9);
+    let steps = plan(&o);
+    assert_eq!(
+        steps[1],
+        Step::AttachTree {
+            fd: 9,
+            path: "/r".into()
+        }
+    );
+    assert_eq!(
+        steps[2],
+        Step::CreateAs {
+            uid: 524288,
+            gid: 524288
+        },
+        "before any mount point is made on the idmapped tree"
+    );
+    for dir in ["/r/run", "/r/tmp", "/r/dev", "/r/dev/shm"] {
+        let chown = Step::Chown {
+            path: dir.into(),
+            uid: 524288,
+            gid: 524288,
+        };
+        assert!(steps.contains(&chown), "{dir} is the container root's");
+    }
+    o.id_range = None;
+    o.idmapped_root = None;
+    assert!(!plan(&o)
+        .iter()
+        .any(|s| matches!(s, Step::CreateAs { .. } | Step::Chown { .. })));
 }

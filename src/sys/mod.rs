@@ -5,14 +5,17 @@
 //! nix's `Signal` has no realtime signals, so `kill` and `waitpid` take and
 //! return plain signal numbers here.
 
+pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
 pub mod fdpass;
+pub mod idmap;
 pub mod mount;
 pub mod ns;
 pub mod process;
 pub mod pty;
 pub mod record;
+pub mod seccomp;
 pub mod sigmask;
 pub mod spawn;
 

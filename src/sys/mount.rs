@@ -33,6 +33,8 @@ pub trait Sys {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<(), Errno>;
+    /// move_mount(2) of the detached tree `fd` onto `target`.
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno>;
     /// umount2(2) with `MNT_DETACH`: gone from the tree now, freed when unused.
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno>;
     /// Makes the mount at `target` read-only, and every mount below it when
@@ -53,6 +55,11 @@ pub trait Sys {
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> Result<(), Errno>;
     /// sethostname(2).
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
+    /// chown(2).
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno>;
+    /// setfsgid(2), setfsuid(2): the ids files are created with, and
+    /// checked against, from now on.
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno>;
 }
 
 /// The kernel.
@@ -77,6 +84,10 @@ impl Sys for Real {
 
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno> {
         nix::mount::umount2(target, MntFlags::MNT_DETACH)
+    }
+
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno> {
+        super::idmap::attach(fd, target).map_err(errno)
     }
 
     fn set_read_only(&mut self, target: &Path, recursive: bool) -> Result<(), Errno> {
@@ -141,6 +152,23 @@ impl Sys for Real {
 
     fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
+        nix::unistd::chown(path, Some(uid.into()), Some(gid.into()))
+    }
+
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno> {
+        // setfsuid reports no error: it returns the previous id whatever
+        // happens, so the new one is read back (a second call) and checked.
+        nix::unistd::setfsgid(gid.into());
+        nix::unistd::setfsuid(uid.into());
+        let now = nix::unistd::setfsuid(uid.into());
+        if now.as_raw() != uid {
+            return Err(Errno::EPERM);
+        }
+        // Still host root for access: paths above the rootfs may be 0700.
+        super::caps::raise_effective().map_err(errno)
     }
 }
 

@@ -61,11 +61,6 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// The network namespace of process `pid`, opened.
-pub fn open_netns(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
-    open_ns_file(std::path::Path::new(&format!("/proc/{pid}/ns/net")))
-}
-
 /// A namespace file (`/proc/PID/ns/net`, or one `ip netns add` mounted).
 pub fn open_ns_file(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
     let file = std::fs::File::options()
@@ -136,4 +131,65 @@ pub fn link_exists(name: &str) -> bool {
     // SAFETY: if_nametoindex reads the NUL-terminated name, valid for the
     // call, and returns 0 when there is no such interface.
     unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+}
+
+/// A user namespace with these maps (`/proc/PID/uid_map` lines), and the
+/// namespaces of `more` (`("net", CLONE_NEWNET)`...) owned by it, held by
+/// nothing but the returned fds (the user namespace's first). Needs root.
+/// A child enters them and waits while we write its maps and open them,
+/// then exits: the caller reaps it (its pid, returned), when it suits.
+pub fn hold_namespaces(
+    uid_map: &str,
+    gid_map: &str,
+    more: &[(&str, libc::c_int)],
+) -> io::Result<(Vec<std::os::fd::OwnedFd>, i32)> {
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let flags = more.iter().fold(libc::CLONE_NEWUSER, |f, (_, flag)| f | flag);
+    let child = match clone_into(flags)? {
+        Forked::Child => {
+            // Our copy of the write end would keep the pipe open forever.
+            drop(hold_w);
+            let mut byte = [0u8; 1];
+            // Only async-signal-safe calls here: wait for the pipe's end, exit.
+            let _ = nix::unistd::read(&hold_r, &mut byte);
+            // SAFETY: _exit takes an integer and never returns.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent { child } => child,
+    };
+    drop(hold_r);
+    let proc = format!("/proc/{child}");
+    let open = |name: &str| std::fs::File::open(format!("{proc}/ns/{name}")).map(std::os::fd::OwnedFd::from);
+    let result = std::fs::write(format!("{proc}/uid_map"), uid_map)
+        .and_then(|()| std::fs::write(format!("{proc}/gid_map"), gid_map))
+        .and_then(|()| {
+            std::iter::once("user")
+                .chain(more.iter().map(|(n, _)| *n))
+                .map(open)
+                .collect()
+        });
+    drop(hold_w);
+    match result {
+        Ok(fds) => Ok((fds, child)),
+        Err(e) => {
+            let _ = super::process::wait_for(child, false);
+            Err(e)
+        }
+    }
+}
+
+/// A user namespace with these maps, for idmapped mounts.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let (mut fds, child) = hold_namespaces(uid_map, gid_map, &[])?;
+    let _ = super::process::wait_for(child, false);
+    fds.pop().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// setns(2) into the namespace of `fd` (any type).
+pub fn setns(fd: i32) -> io::Result<()> {
+    // SAFETY: setns takes an fd number (checked by the kernel) and a flag.
+    if unsafe { libc::setns(fd, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -83,6 +83,10 @@ impl Sys for Recorder {
         self.record(line)
     }
 
+    fn attach_tree(&mut self, fd: i32, target: &Path) -> Result<(), Errno> {
+        self.record(format!("attach fd{fd} {}", target.display()))
+    }
+
     fn umount_detach(&mut self, target: &Path) -> Result<(), Errno> {
         self.record(format!("umount-detach {}", target.display()))
     }
@@ -125,5 +129,13 @@ impl Sys for Recorder {
 
     fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
         self.record(format!("sethostname {name}"))
+    }
+
+    fn set_fs_ids(&mut self, uid: u32, gid: u32) -> Result<(), Errno> {
+        self.record(format!("set-fs-ids {uid}:{gid}"))
+    }
+
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
+        self.record(format!("chown {uid}:{gid} {}", path.display()))
     }
 }

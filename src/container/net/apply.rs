@@ -94,8 +94,8 @@ fn run(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
 
 /// The real host: `ip` and `nft` from iproute2 and nftables, /proc/sys.
 pub struct Real {
-    /// The container's PID 1, for [`Place::Container`].
-    pub child: Option<i32>,
+    /// The container's network namespace, for [`Place::Container`].
+    pub netns: Option<PathBuf>,
 }
 
 pub fn find_tool(name: &str) -> Option<PathBuf> {
@@ -166,8 +166,8 @@ impl Real {
         let mut cmd = Command::new(path);
         cmd.args(["-batch", "-"]);
         if place == Place::Container {
-            let pid = self.child.ok_or(Error::Missing("the container"))?;
-            let ns = crate::sys::ns::open_netns(pid).map_err(|source| Error::Tool { tool: "ip", source })?;
+            let path = self.netns.as_deref().ok_or(Error::Missing("the container"))?;
+            let ns = crate::sys::ns::open_ns_file(path).map_err(|source| Error::Tool { tool: "ip", source })?;
             crate::sys::ns::enter_netns_on_exec(&mut cmd, ns);
         }
         Ok(cmd)
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn ip_lines_of_one_place_run_as_one_batch() {
         let mut sys = Recording::default();
-        apply(&mut sys, &plan::machine(&web(), 42)).unwrap();
+        apply(&mut sys, &plan::machine(&web(), "42")).unwrap();
         assert_eq!(
             sys.log,
             [
@@ -301,13 +301,13 @@ mod tests {
             fail_on: Some("Container".into()),
             ..Recording::default()
         };
-        assert!(apply(&mut sys, &plan::machine(&web(), 42)).is_err());
+        assert!(apply(&mut sys, &plan::machine(&web(), "42")).is_err());
         assert_eq!(sys.log.last().map(String::as_str), Some("ip Host: link del ve-web"));
         let mut sys = Recording {
             fail_on: Some("link add".into()),
             ..Recording::default()
         };
-        assert!(apply(&mut sys, &plan::machine(&web(), 42)).is_err());
+        assert!(apply(&mut sys, &plan::machine(&web(), "42")).is_err());
         // The failed batch held the link: its undo is tried too.
         assert_eq!(sys.log.len(), 2);
     }

@@ -95,6 +95,15 @@ impl std::fmt::Debug for Network {
     }
 }
 
+/// Where the container's namespaces are, as paths the launcher (and the
+/// tools it runs) can open: `/proc/PID/ns/...`, or a descriptor the
+/// launcher holds (`/proc/LAUNCHER/fd/N`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub netns: PathBuf,
+    pub userns: PathBuf,
+}
+
 /// Checks the network options against the host and takes the machine's
 /// address, before anything starts; joins `--net ns:PATH` (the clone then
 /// inherits it).
@@ -165,7 +174,7 @@ fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
     let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
-    let mut sys = Real { child: None };
+    let mut sys = Real { netns: None };
     sweep(dir, netns, &mut sys);
     // A dead machine of another namespace holds no address any more.
     let leases: Vec<Lease> = lease::all(dir)
@@ -270,7 +279,7 @@ fn sweep_stale(dir: &Path) {
         return;
     }
     let Ok(_lock) = lease::lock(dir) else { return };
-    sweep(dir, netns, &mut Real { child: None });
+    sweep(dir, netns, &mut Real { netns: None });
 }
 
 /// A lease of a dead launcher in this namespace. One of another namespace
@@ -285,7 +294,7 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
     let stale: Vec<Lease> = lease::all(dir).into_iter().filter(|l| stale_here(l, netns)).collect();
     for l in &stale {
         if crate::sys::ns::link_exists(&l.host_if) {
-            apply::undo(sys, &plan::undo(&plan::machine(l, 0)));
+            apply::undo(sys, &plan::undo(&plan::machine(l, "0")));
         }
         lease::remove(dir, &l.name);
     }
@@ -342,18 +351,21 @@ impl Network {
         self.lease.as_ref().map(Lease::address)
     }
 
-    /// Builds the network of the container whose PID 1 is `child`.
-    pub fn attach(&mut self, child: i32) -> Result<(), Error> {
+    /// Builds the network of the container whose namespaces are `target`.
+    pub fn attach(&mut self, target: &Target) -> Result<(), Error> {
         if let Some((publish, userns)) = self.pasta_ports.take() {
-            self.pasta = Some(pasta::start(&self.dir, &self.name, child, &publish, userns)?);
+            self.pasta = Some(pasta::start(&self.dir, &self.name, target, &publish, userns)?);
         }
         let Some(lease) = &self.lease else {
             return Ok(());
         };
         let dir = &self.dir;
         let _lock = lease::lock(dir).map_err(registry_error(dir))?;
-        let mut sys = Real { child: Some(child) };
-        let result = build(dir, lease, child, &mut sys);
+        let netns = target.netns.display().to_string();
+        let mut sys = Real {
+            netns: Some(target.netns.clone()),
+        };
+        let result = build(dir, lease, &netns, &mut sys);
         if result.is_err() {
             lease::remove(dir, &lease.name);
             reconcile(dir, lease.netns, &mut sys);
@@ -365,7 +377,7 @@ impl Network {
 
 /// Under the lock: forwarding and the bridge when first needed, the
 /// machine's links, then the table with its rules.
-fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<(), Error> {
+fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result<(), Error> {
     let mut shared = match lease::read_shared(dir, lease.netns) {
         Some(shared) => shared,
         None => {
@@ -389,7 +401,7 @@ fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<
     }
     // The host side first (the link must exist), then the inside and the
     // table together: each waits on the kernel, not on the other.
-    let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, child)
+    let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, netns)
         .into_iter()
         .partition(|s| s.place == Place::Host);
     apply::apply(sys, &host)?;
@@ -401,7 +413,7 @@ fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<
 
 /// The `ip` lines that take a machine's links down.
 fn undo_lines(lease: &Lease) -> Vec<String> {
-    plan::undo(&plan::machine(lease, 0))
+    plan::undo(&plan::machine(lease, "0"))
         .into_iter()
         .filter_map(|(_, action)| match action {
             plan::Action::Ip(line) => Some(line),
@@ -421,7 +433,7 @@ impl Drop for Network {
         let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;
         let _lock = lease::lock(dir);
-        let mut sys = Real { child: None };
+        let mut sys = Real { netns: None };
         // Often the kernel removed the pair already, with the namespace.
         let undo = if crate::sys::ns::link_exists(&lease.host_if) {
             undo_lines(&lease)
@@ -459,7 +471,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let lease = web(&dir);
         let mut sys = Recording::default();
-        build(&dir, &lease, 42, &mut sys).unwrap();
+        build(&dir, &lease, "42", &mut sys).unwrap();
         let log: Vec<&str> = sys
             .log
             .iter()
@@ -474,7 +486,7 @@ mod tests {
             fail_on: Some("nft".into()),
             ..Recording::default()
         };
-        assert!(build(&dir, &lease, 42, &mut sys).is_err());
+        assert!(build(&dir, &lease, "42", &mut sys).is_err());
         assert_eq!(sys.log.last().map(String::as_str), Some("ip Host: link del ve-web"));
         // The last machine gone: the table and forwarding as they were.
         lease::remove(&dir, "web");

@@ -78,14 +78,20 @@ fn record_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pasta"))
 }
 
-/// Starts pasta for the container whose PID 1 is `child`; returns once its
-/// interface is configured.
-pub fn start(dir: &Path, name: &str, child: i32, publish: &[Publish], userns: bool) -> Result<Pasta, Error> {
+/// Starts pasta for the container whose namespaces are `target`; returns
+/// once its interface is configured.
+pub fn start(
+    dir: &Path,
+    name: &str,
+    target: &super::Target,
+    publish: &[Publish],
+    userns: bool,
+) -> Result<Pasta, Error> {
     let tool = check()?;
     let io = |source| Error::Tool { tool: "pasta", source };
-    let mut fds = vec![(crate::sys::ns::open_netns(child).map_err(io)?, NETNS_FD)];
+    let mut fds = vec![(crate::sys::ns::open_ns_file(&target.netns).map_err(io)?, NETNS_FD)];
     if userns {
-        let user = crate::sys::ns::open_ns_file(Path::new(&format!("/proc/{child}/ns/user"))).map_err(io)?;
+        let user = crate::sys::ns::open_ns_file(&target.userns).map_err(io)?;
         fds.push((user, USERNS_FD));
     }
     let pidfile = dir.join(format!("{name}.pasta-pid"));

@@ -66,15 +66,16 @@ fn sysctl(key: String, value: &str) -> Action {
     }
 }
 
-/// The machine's own steps, in order, for its PID 1 with host pid `child`:
+/// The machine's own steps, in order, for the container whose network
+/// namespace is `netns` (for `ip ... netns`: a pid or a path):
 /// the veth pair (its peer made straight in the container's namespace),
 /// the host side's address or bridge, the container side's address and
 /// default route. Deleting the host side deletes the pair, its addresses
 /// and routes: the only undo needed.
-pub fn machine(lease: &Lease, child: i32) -> Vec<Step> {
+pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
     let ve = &lease.host_if;
     let mut steps = vec![host(
-        ip(format!("link add {ve} type veth peer name {INSIDE_IF} netns {child}")),
+        ip(format!("link add {ve} type veth peer name {INSIDE_IF} netns {netns}")),
         Some(ip(format!("link del {ve}"))),
     )];
     match &lease.bridge {
@@ -282,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_veth_machine_gets_a_30_and_a_default_route() {
-        let steps = machine(&lease("web", 3, None, &["8080:80"]), 4242);
+        let steps = machine(&lease("web", 3, None, &["8080:80"]), "4242");
         assert_eq!(
             lines(&steps, Place::Host),
             [
@@ -306,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_bridged_machine_uses_the_pool_and_its_gateway() {
-        let steps = machine(&lease("a", 2, Some("tend0"), &[]), 9);
+        let steps = machine(&lease("a", 2, Some("tend0"), &[]), "9");
         assert!(lines(&steps, Place::Host).contains(&"link set ve-a master tend0".to_string()));
         assert!(lines(&steps, Place::Container).contains(&"addr add 10.231.0.10/16 dev host0".to_string()));
         assert!(lines(&steps, Place::Container).contains(&"route add default via 10.231.0.1".to_string()));

@@ -192,9 +192,15 @@ impl Server {
         self.accept_blocked = false;
         let limit = conn_limit();
         for i in 0..self.listeners.len() {
+            // The listeners after the first were bound by a machine's
+            // launcher on the host (`add_listener`), 0600 in a 0700
+            // directory: whoever connects passed that check, and may be
+            // unmapped here (host root is the overflow uid in a container's
+            // user namespace).
+            let host_side = i > 0;
             loop {
                 match self.listeners[i].accept() {
-                    Ok((stream, _)) => self.admit(stream, limit),
+                    Ok((stream, _)) => self.admit(stream, limit, host_side),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if out_of_fds(&e) && self.spare.take().is_some() => {
@@ -243,7 +249,7 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: UnixStream, limit: usize) {
+    fn admit(&mut self, mut stream: UnixStream, limit: usize, host_side: bool) {
         let token = Token(self.next);
         self.next = self.next.saturating_add(1);
         if self.conns.len() >= limit {
@@ -253,7 +259,7 @@ impl Server {
         }
         let refusal = match fdpass::peer(&stream) {
             _ if self.conns.len() >= limit => Some(Reply::error(code::FAILED, "too many connections")),
-            Ok(peer) if self.allowed(&peer) => None,
+            Ok(peer) if host_side || self.allowed(&peer) => None,
             Ok(peer) => Some(Reply::error(
                 code::DENIED,
                 format!("permission denied: uid {} may not use this socket", peer.uid),

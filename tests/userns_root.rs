@@ -1,0 +1,192 @@
+//! The user namespace of a default rootful boot: its id range (picked from
+//! the pool, claimed in the registry, shown by `tend list`, released at
+//! the end), the idmapped rootfs and binds (ownership on the host), and
+//! the bad inputs around it.
+
+mod common;
+mod machine;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use machine::*;
+use tend::container::userns;
+
+const CLAIMS: &str = "/run/tend/machines/userns";
+
+/// The uid_map line of a process inside: (inside, outside, count).
+fn uid_map(m: &Machine) -> (u32, u32, u32) {
+    let (code, out, err) = m.exec(&["cat", "/proc/self/uid_map"]);
+    assert_eq!(code, 0, "{err}");
+    let f: Vec<u32> = out.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    (f[0], f[1], f[2])
+}
+
+fn claims_of(range_start: u32) -> bool {
+    std::fs::read_dir(CLAIMS)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{range_start}-")))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn root_inside_is_a_picked_range_outside_root() {
+    let demo = Demo::new("userns");
+    let user = demo.dir.path("shared");
+    std::fs::create_dir(&user).unwrap();
+    std::os::unix::fs::chown(&user, Some(4242), Some(4343)).unwrap();
+    let bind = format!("{}:/shared", user.display());
+    let m = demo.start("userns", &["--bind", &bind]);
+    let (inside, start, count) = uid_map(&m);
+    assert_eq!((inside, count), (0, 65536));
+    assert!(
+        (userns::POOL_START..userns::POOL_END).contains(&start) && start % 65536 == 0,
+        "{start}"
+    );
+    // Recorded, listed, claimed.
+    let entry = std::fs::read_to_string("/run/tend/machines/userns.json").unwrap();
+    assert!(entry.contains(&format!("\"start\":{start}")), "{entry}");
+    let list = output(Command::new(tend()).arg("list"));
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains(&format!("{start}:65536")), "{listed}");
+    assert!(claims_of(start));
+    // The host's processes of the container run as the range, not as root.
+    let pid1 = m.pid1();
+    let status = std::fs::read_to_string(format!("/proc/{pid1}/status")).unwrap();
+    assert_eq!(status_field(&status, "Uid"), start.to_string(), "{status}");
+    // The tree keeps its ownership on disk and is root's inside.
+    let (code, out, err) = m.sh("stat -c %u:%g /etc/passwd; touch /made-inside /shared/made; stat -c %u /shared");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0:0\n0\n", "root-owned inside; the bind's owner is root inside");
+    let made = std::fs::metadata(demo.rootfs().join("made-inside")).unwrap();
+    let owner = std::fs::metadata(demo.rootfs()).unwrap();
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (owner.uid(), owner.gid()),
+        "the rootfs's owner"
+    );
+    let shared = std::fs::metadata(user.join("made")).unwrap();
+    assert_eq!(
+        (shared.uid(), shared.gid()),
+        (4242, 4343),
+        "the bind's owner, never host root"
+    );
+    drop(m);
+    assert!(!claims_of(start), "released with the machine");
+}
+
+#[test]
+fn two_machines_never_share_ids_and_a_named_range_is_checked() {
+    let demo = Demo::new("userns2");
+    let a = demo.start("usa", &["--", "/bin/sleep", "60"]);
+    let b = demo.start("usb", &["--", "/bin/sleep", "60"]);
+    let (_, start_a, _) = uid_map(&a);
+    let (_, start_b, _) = uid_map(&b);
+    assert_ne!(start_a, start_b);
+
+    // A range overlapping a's: one line, nothing started.
+    let before = mountinfo();
+    let range = format!("--userns={}:10", start_a + 100);
+    let (code, out, err) = run(&mut demo.boot("usc", &[&range, "--", "/bin/true"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("overlaps the ids of machine usa"), "{err}");
+    assert_eq!(mountinfo(), before);
+    assert!(!Path::new("/run/tend/machines/usc.json").exists());
+    assert!(!Path::new("/run/tend/machines/usc.sock").exists());
+
+    // A free one is used as named.
+    let free = userns::POOL_END + 65536;
+    let range = format!("--userns={free}:65536");
+    let (code, out, err) = run(&mut demo.boot("usd", &[&range, "--", "/bin/cat", "/proc/self/uid_map"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", &free.to_string(), "65536"]
+    );
+    assert!(!claims_of(free));
+}
+
+#[test]
+fn bad_userns_options_are_one_line_root() {
+    let demo = Demo::new("userns-bad");
+    let before = mountinfo();
+    for (args, text) in [
+        (&["--userns=0:65536"][..], "host root is never mapped"),
+        (&["--userns=4294967295:2"][..], "beyond the host's ids"),
+        (&["--userns=12"][..], "expected START:COUNT"),
+        (
+            &["--userns", "--privileged"][..],
+            "--userns cannot be combined with --privileged",
+        ),
+        (&["--userns=524288:65536", "--privileged"][..], "cannot be combined"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--", "/bin/true"]);
+        let (code, out, err) = run(&mut demo.boot("usbad", &all));
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("tend: ") && err.contains(text), "{args:?}: {err}");
+        assert_eq!(mountinfo(), before);
+    }
+}
+
+#[test]
+fn privileged_is_host_root_with_one_warning_root() {
+    let demo = Demo::new("userns-priv");
+    let (code, out, err) = run(&mut demo.boot("uspriv", &["--privileged", "--", "/bin/cat", "/proc/self/uid_map"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"]);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("--privileged")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("container root is host root"), "{err}");
+}
+
+#[test]
+fn a_rootfs_below_a_private_directory_boots_root() {
+    // As /var/lib/machines (0700): the child makes its mount points as the
+    // container's root, yet must reach the tree as host root.
+    let demo = Demo::new("userns-private");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&demo.dir.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, out, err) = run(&mut demo.boot("usprivate", &["--tmpfs", "/new/cache", "--", "/bin/true"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let made = std::fs::metadata(demo.rootfs().join("new/cache")).unwrap();
+    assert_eq!(made.uid(), 0, "made as the container's root: the tree's owner on disk");
+    assert!(!err.contains("reachable"), "{err}");
+    // Reachable by every host user: one warning line.
+    std::fs::set_permissions(&demo.dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, _, err) = run(&mut demo.boot("usprivate", &["--", "/bin/true"]));
+    assert_eq!(code, 0, "{err}");
+    let warning = format!("rootfs {} is reachable by other host users", demo.rootfs().display());
+    assert_eq!(err.lines().filter(|l| l.contains(&warning)).count(), 1, "{err}");
+}
+
+#[test]
+fn a_rootfs_that_cannot_be_idmapped_is_one_line_root() {
+    // sysfs cannot be idmapped.
+    let before = mountinfo();
+    let mut cmd = Command::new(tend());
+    cmd.args(["boot", "/sys/kernel", "--name", "usnoidmap", "--", "/bin/true"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("tend: warning: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("cannot mount the rootfs /sys/kernel idmapped") && errors[0].contains("--privileged"),
+        "{err}"
+    );
+    assert_eq!(mountinfo(), before);
+    assert!(!Path::new("/run/tend/machines/usnoidmap.json").exists());
+    assert!(!Path::new("/run/tend/machines/usnoidmap.sock").exists());
+    let ours = std::fs::read_dir(CLAIMS)
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(" usnoidmap")))
+        .count();
+    assert_eq!(ours, 0, "its id range is released");
+}

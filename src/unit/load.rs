@@ -103,7 +103,7 @@ fn load_file(path: &Path, name: &str, env: &CheckEnv, dir: &Path) -> (Option<Che
 
 /// Parses and validates the text of one unit file (its name from the file
 /// stem). Pure but for the command and env-file lookups below `env.root`.
-pub(crate) fn check_text(
+pub fn check_text(
     name: &str,
     file: &Path,
     text: &str,
@@ -123,6 +123,26 @@ pub(crate) fn check_text(
     };
     let checked = validate(name, raw, &bad, &mut cx);
     (Some(checked), in_file_order(file, cx.errors))
+}
+
+/// [`load_dir`] on texts in memory, `(NAME, text)` for `dir/NAME.toml`: for
+/// the fuzzers (`fuzz/`), which must not write files.
+pub fn load_texts(files: &[(&str, &str)], env: &CheckEnv, dir: &Path) -> Loaded {
+    let mut parsed = Parsed::new();
+    for &(name, text) in files {
+        let path = dir.join(format!("{name}.toml"));
+        let entry = match valid_name(name) {
+            true => check_text(name, &path, text, env, dir),
+            false => (None, vec![file_error(&path, Problem::InvalidName { name: name.into() })]),
+        };
+        parsed.insert(name.to_string(), entry);
+    }
+    let (units, invalid) = deps::check(parsed);
+    Loaded {
+        units,
+        invalid,
+        errors: Vec::new(),
+    }
 }
 
 /// Sorts by position; problems of other files (env files) come last.

@@ -32,6 +32,8 @@ pub use error::{Position, Problem, UnitError};
 pub use host::{find_program, parse_cap_eff, CheckEnv, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
+#[doc(hidden)]
+pub use load::{check_text, load_texts};
 pub use users::{parse_group, parse_passwd, Group, User};
 
 /// A valid unit: everything the runtime needs to start, stop and restart

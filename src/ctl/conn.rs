@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use mio::net::UnixStream;
 
-use super::protocol::{Framer, Reply};
+use super::protocol::{Framer, Reply, MAX_FRAME};
 use super::task::Task;
 use crate::sys::fdpass;
 
@@ -91,6 +91,13 @@ impl Conn {
         while !self.eof {
             if total >= READ_BUDGET {
                 self.more = true;
+                break;
+            }
+            // While a request is in progress (a stream, a blocking start),
+            // what the client sends waits in the socket, not in our memory;
+            // once idle, frames are taken and reading goes on next round.
+            if self.framer.pending() >= MAX_FRAME {
+                self.more = matches!(self.task, Task::Idle);
                 break;
             }
             match fdpass::recv(&self.stream, &mut buf, &mut self.fds, true) {

@@ -148,6 +148,42 @@ fn env_files_are_read_relative_to_the_units() {
     );
 }
 
+/// An env file is read up to 1 MiB: a unit naming a huge file (or
+/// `/dev/zero`) made PID 1 read it all into memory at every load.
+#[test]
+fn env_files_are_read_up_to_a_bound() {
+    let big = "A=1\n".repeat(300_000);
+    let dir = Dir::new(
+        "envfile-big",
+        &[
+            ("big.toml", "command = [\"sh\"]\nenv-file = \"big.env\"\n"),
+            ("big.env", &big),
+        ],
+    );
+    let (report, _) = dir.check();
+    assert_eq!(
+        report,
+        "units/big.toml:2:12: cannot read env-file \"big.env\": larger than 1 MiB\n\
+         0 units valid, 1 invalid\n"
+    );
+    // Endless, or waiting for a writer that never comes: refused at once.
+    nix::unistd::mkfifo(&dir.0.join("fifo.env"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let dir_text = dir.0.display().to_string();
+    for (path, reason) in [
+        ("/dev/zero", "larger than 1 MiB"),
+        (&*format!("{dir_text}/fifo.env"), ""),
+    ] {
+        let text = format!("command = [\"sh\"]\nenv-file = \"{path}\"\n");
+        fs::write(dir.0.join("big.toml"), text).unwrap();
+        let loaded = load_dir(&dir.0, &env());
+        let errors: Vec<_> = loaded.all_errors().iter().map(ToString::to_string).collect();
+        match reason {
+            "" => assert!(errors.is_empty() && loaded.units.contains_key("big"), "{errors:?}"),
+            _ => assert!(errors.len() == 1 && errors[0].ends_with(reason), "{errors:?}"),
+        }
+    }
+}
+
 /// Every example in `units/` is valid, against a root where the programs
 /// they name exist and a passwd with the users they use.
 #[test]

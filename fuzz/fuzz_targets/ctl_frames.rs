@@ -4,8 +4,9 @@
 //!
 //! Input: a list of chunks. A byte `n < 0xf0` is followed by a chunk of
 //! `n + 1` bytes (fewer at the end); a byte `n >= 0xf0` followed by a byte
-//! `b` is a chunk of `(n - 0xef) * 8 KiB` bytes `b`, so that small inputs
-//! reach frames longer than `MAX_FRAME`.
+//! `b` is a chunk of `(n - 0xef) * 4 KiB` bytes `b`, so that small inputs
+//! reach frames longer than `MAX_FRAME`. The stream stops after
+//! `2 * MAX_FRAME` bytes (the framer has refused a frame by then).
 //!
 //! Checks: no panic; the frames and the first error do not depend on how
 //! the bytes were split; a frame is at most `MAX_FRAME` bytes with its
@@ -19,16 +20,21 @@ use tend::ctl::protocol::{parse_request, FrameError, Framer, MAX_FRAME};
 fn chunks(data: &[u8]) -> Vec<Vec<u8>> {
     let mut chunks = Vec::new();
     let mut rest = data;
+    let mut total = 0;
     while let Some((&n, tail)) = rest.split_first() {
+        if total > 2 * MAX_FRAME {
+            break;
+        }
         if n >= 0xf0 {
             let b = tail.first().copied().unwrap_or(b'x');
-            chunks.push(vec![b; usize::from(n - 0xef) * 8192]);
+            chunks.push(vec![b; usize::from(n - 0xef) * 4096]);
             rest = tail.get(1..).unwrap_or(&[]);
         } else {
             let len = (usize::from(n) + 1).min(tail.len());
             chunks.push(tail[..len].to_vec());
             rest = &tail[len..];
         }
+        total += chunks.last().map_or(0, Vec::len);
     }
     chunks
 }

@@ -23,7 +23,13 @@ fn entrypoint(grace: Duration, now: Instant) {
         grace,
     };
     let mut ep = Entrypoint::new(2, settings);
-    ep.handle(EpEvent::Exited { pid: 2, status: ExitStatus::Code(1) }, now);
+    ep.handle(
+        EpEvent::Exited {
+            pid: 2,
+            status: ExitStatus::Code(1),
+        },
+        now,
+    );
     if let Some(at) = ep.next_deadline() {
         ep.handle(EpEvent::Timer, at);
     }
@@ -54,7 +60,10 @@ fn supervisor(d: &[Duration], moves: &[u8], now: Instant) {
             }
         }
         let event = match m % 8 {
-            0 => Event::Exited { pid, status: ExitStatus::Code(1) },
+            0 => Event::Exited {
+                pid,
+                status: ExitStatus::Code(1),
+            },
             1 => Event::Ready { name: name() },
             2 => Event::Stop { name: name() },
             3 => Event::Start { name: name() },

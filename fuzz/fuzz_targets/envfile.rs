@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let lines = text.lines().count();
     for (i, (key, _)) in vars.iter().enumerate() {
         let mut chars = key.chars();
-        assert!(chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_'), "{key:?}");
+        assert!(
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_'),
+            "{key:?}"
+        );
         assert!(chars.all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key:?}");
         assert!(!vars[..i].iter().any(|(k, _)| k == key), "{key:?} twice");
     }

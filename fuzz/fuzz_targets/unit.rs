@@ -32,7 +32,11 @@ fn host() -> &'static (CheckEnv, PathBuf) {
     HOST.get_or_init(|| {
         let root = std::env::temp_dir().join(format!("tend-fuzz-unit-{}", std::process::id()));
         let made = make_root(&root);
-        assert!(made.is_ok(), "cannot make the fixture host {}: {made:?}", root.display());
+        assert!(
+            made.is_ok(),
+            "cannot make the fixture host {}: {made:?}",
+            root.display()
+        );
         let env = CheckEnv {
             root: root.clone(),
             users: parse_passwd(PASSWD),

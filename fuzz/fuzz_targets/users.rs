@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     } else {
         for group in parse_group(file) {
             assert!(!group.name.is_empty() && !group.name.contains([':', '\n']), "{group:?}");
-            assert!(group.members.iter().all(|m| !m.is_empty() && !m.contains([',', ':'])), "{group:?}");
+            assert!(
+                group.members.iter().all(|m| !m.is_empty() && !m.contains([',', ':'])),
+                "{group:?}"
+            );
         }
     }
 });

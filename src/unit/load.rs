@@ -131,9 +131,11 @@ pub fn load_texts(files: &[(&str, &str)], env: &CheckEnv, dir: &Path) -> Loaded 
     let mut parsed = Parsed::new();
     for &(name, text) in files {
         let path = dir.join(format!("{name}.toml"));
-        let entry = match valid_name(name) {
-            true => check_text(name, &path, text, env, dir),
-            false => (None, vec![file_error(&path, Problem::InvalidName { name: name.into() })]),
+        let entry = if valid_name(name) {
+            check_text(name, &path, text, env, dir)
+        } else {
+            let problem = Problem::InvalidName { name: name.into() };
+            (None, vec![file_error(&path, problem)])
         };
         parsed.insert(name.to_string(), entry);
     }

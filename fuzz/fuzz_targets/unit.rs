@@ -27,16 +27,26 @@ const PROGRAMS: &[&str] = &[
 ];
 
 /// The fixture host: a few executables, an env file, a working directory.
+/// One directory, `$TMPDIR/tend-fuzz-unit`, made once and kept for the
+/// next run: built aside and renamed into place, so that parallel fuzzers
+/// never see it half made.
 fn host() -> &'static (CheckEnv, PathBuf) {
     static HOST: OnceLock<(CheckEnv, PathBuf)> = OnceLock::new();
     HOST.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("tend-fuzz-unit-{}", std::process::id()));
-        let made = make_root(&root);
-        assert!(
-            made.is_ok(),
-            "cannot make the fixture host {}: {made:?}",
-            root.display()
-        );
+        let root = std::env::temp_dir().join("tend-fuzz-unit");
+        if !root.exists() {
+            let aside = root.with_extension(std::process::id().to_string());
+            let made = make_root(&aside);
+            assert!(
+                made.is_ok(),
+                "cannot make the fixture host {}: {made:?}",
+                aside.display()
+            );
+            if std::fs::rename(&aside, &root).is_err() {
+                // Another fuzzer made it first.
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+        }
         let env = CheckEnv {
             root: root.clone(),
             users: parse_passwd(PASSWD),

@@ -122,12 +122,9 @@ impl Entrypoint {
             c if self.settings.success_codes.contains(&c) => 0,
             c => c,
         };
-        // Past the end of time (a grace beyond any range check) the strays
-        // are killed at once rather than never.
-        let kill_at = now.checked_add(self.settings.grace).unwrap_or(now);
         self.state = State::Draining {
             code,
-            kill_at: Some(kill_at),
+            kill_at: now.checked_add(self.settings.grace.min(FOREVER)),
         };
         vec![Action::SignalStrays(libc::SIGTERM)]
     }
@@ -137,6 +134,10 @@ impl Entrypoint {
         vec![Action::SignalStrays(libc::SIGKILL)]
     }
 }
+
+/// A grace this long is forever; clamped so that the deadline stays on the
+/// clock (`--grace` comes from outside).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Signals that ask tend itself to stop.
 fn is_stop(sig: i32) -> bool {
@@ -252,6 +253,33 @@ mod tests {
             [Action::SignalStrays(libc::SIGKILL)]
         );
         assert!(m.handle(Event::Signal(libc::SIGUSR1), now).is_empty());
+    }
+
+    /// Found by `fuzz/` (duration): `--grace 15555555555555555551s` made
+    /// PID 1 panic when its child exited ("overflow when adding duration to
+    /// instant"). A grace beyond the clock is forever, and a second stop
+    /// signal still kills the strays.
+    #[test]
+    fn grace_beyond_the_clock_is_forever() {
+        let now = Instant::now();
+        let settings = Settings {
+            group: false,
+            success_codes: vec![],
+            grace: Duration::MAX,
+        };
+        let mut m = Entrypoint::new(CHILD, settings);
+        let exited = Event::Exited {
+            pid: CHILD,
+            status: ExitStatus::Code(1),
+        };
+        assert_eq!(m.handle(exited, now), [Action::SignalStrays(libc::SIGTERM)]);
+        assert!(m
+            .next_deadline()
+            .is_some_and(|at| at > now + Duration::from_secs(3600 * 24 * 365)));
+        assert_eq!(
+            m.handle(Event::Signal(libc::SIGTERM), now),
+            [Action::SignalStrays(libc::SIGKILL)]
+        );
     }
 
     #[test]

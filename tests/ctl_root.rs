@@ -503,6 +503,56 @@ fn bad_clients_do_not_stall_supervision_root() {
     assert!(reply.contains("frame longer than"), "{reply}");
 }
 
+/// What a client sends while its request is in progress (a stream, a
+/// blocking `start`) waits in the socket, not in PID 1's memory: tend read
+/// it all into its framer before, without bound.
+#[test]
+fn input_during_a_stream_is_bounded_root() {
+    use std::os::fd::AsFd;
+    let t = Tend::start("flood", &[("sleeper", SLEEPER)]);
+    let mut c = UnixStream::connect(t.socket()).unwrap();
+    c.write_all(b"{\"v\":1,\"op\":\"events\"}\n").unwrap();
+    c.set_nonblocking(true).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        match c.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Full: tend has stopped reading, unless it reads within 2 s.
+                let mut fds = [nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLOUT)];
+                if nix::poll::poll(&mut fds, 2000u16).unwrap() == 0 {
+                    break;
+                }
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(sent < 8 << 20, "tend took {sent} bytes during a stream");
+    t.ok(&["status"]);
+
+    // Requests sent behind a blocking one are all answered once it is.
+    let c = UnixStream::connect(t.socket()).unwrap();
+    let wait = b"{\"v\":1,\"op\":\"wait\",\"names\":[\"sleeper\"],\"for\":\"failed\",\"timeout_ms\":300}\n";
+    let pings = b"{\"v\":1,\"op\":\"ping\"}\n".repeat(10_000);
+    let mut writer = c.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(wait).unwrap();
+        writer.write_all(&pings).unwrap();
+    });
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut replies = std::io::BufReader::new(c);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut replies, &mut line).unwrap();
+    assert!(line.contains("\"code\":3"), "{line}");
+    for i in 0..10_000 {
+        line.clear();
+        std::io::BufRead::read_line(&mut replies, &mut line).unwrap();
+        assert!(line.contains("pong"), "reply {i}: {line:?}");
+    }
+    sender.join().unwrap();
+}
+
 #[test]
 fn services_and_commands_see_no_tend_fds_root() {
     let t = Tend::start(

@@ -359,7 +359,11 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, FrameError> {
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
-    /// Bytes of `buf` already searched for a newline.
+    /// Where the bytes not taken as frames yet begin. Frames are taken in
+    /// place and the rest moved once per feed, not once per frame: a read
+    /// of many short requests costs linear time, not quadratic.
+    start: usize,
+    /// Bytes after `start` already searched for a newline.
     scanned: usize,
     limit: usize,
 }
@@ -375,6 +379,7 @@ impl Framer {
     pub fn with_limit(limit: usize) -> Framer {
         Framer {
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             limit,
         }
@@ -382,26 +387,29 @@ impl Framer {
 
     /// Appends bytes read from the peer.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.drain(..self.start);
+        self.start = 0;
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete line, without its newline; `Ok(None)` when more
     /// bytes are needed; `Err(TooLong)` when no newline came in time.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+        let rest = &self.buf[self.start..];
+        match rest[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
-                let end = self.scanned + i;
-                if end + 1 > self.limit {
+                let len = self.scanned + i;
+                if len + 1 > self.limit {
                     return Err(FrameError::TooLong { limit: self.limit });
                 }
-                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                line.pop();
+                let line = rest[..len].to_vec();
+                self.start += len + 1;
                 self.scanned = 0;
                 Ok(Some(line))
             }
-            None if self.buf.len() >= self.limit => Err(FrameError::TooLong { limit: self.limit }),
+            None if rest.len() >= self.limit => Err(FrameError::TooLong { limit: self.limit }),
             None => {
-                self.scanned = self.buf.len();
+                self.scanned = rest.len();
                 Ok(None)
             }
         }
@@ -409,7 +417,7 @@ impl Framer {
 
     /// Bytes held that are not a whole line yet.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }
 

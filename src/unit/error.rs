@@ -53,11 +53,11 @@ pub enum Problem {
     NoDir { reason: String },
     #[error("cannot read unit file: {reason}")]
     Read { reason: String },
-    #[error("invalid unit name \"{name}\": use letters, digits and _ . @ - (not starting with .)")]
+    #[error("invalid unit name {name:?}: use letters, digits and _ . @ - (not starting with .)")]
     InvalidName { name: String },
     #[error("{message}")]
     Syntax { message: String },
-    #[error("unknown key \"{key}\"{}{}", In(table), Hint(hint))]
+    #[error("unknown key {key:?}{}{}", In(table), Hint(hint))]
     UnknownKey {
         key: String,
         table: Option<String>,
@@ -69,18 +69,18 @@ pub enum Problem {
     MissingCommand,
     #[error("{key} is empty")]
     Empty { key: String },
-    #[error("unknown {key} \"{value}\"{}", Choices(expected, hint))]
+    #[error("unknown {key} {value:?}{}", Choices(expected, hint))]
     UnknownChoice {
         key: String,
         value: String,
         expected: &'static [&'static str],
         hint: Option<String>,
     },
-    #[error("invalid duration \"{value}\" for {key}: {reason}")]
+    #[error("invalid duration {value:?} for {key}: {reason}")]
     Duration { key: String, value: String, reason: String },
-    #[error("unknown signal \"{value}\"")]
+    #[error("unknown signal {value:?}")]
     Signal { value: String },
-    #[error("unknown {kind} \"{name}\"{}", Hint(hint))]
+    #[error("unknown {kind} {name:?}{}", Hint(hint))]
     UnknownId {
         kind: &'static str,
         name: String,
@@ -110,13 +110,13 @@ pub enum Problem {
     TimezoneAlone,
     #[error("ready needs exactly one of \"tcp\" or \"exec\"")]
     ReadyOne,
-    #[error("invalid tcp address \"{value}\": expected IP:PORT like \"127.0.0.1:8080\"")]
+    #[error("invalid tcp address {value:?}: expected IP:PORT like \"127.0.0.1:8080\"")]
     TcpAddress { value: String },
     #[error("restart-delay ({delay}) is above restart-delay-max ({max})")]
     DelayAboveMax { delay: String, max: String },
     #[error("start-limit-burst must be at least 1")]
     BurstZero,
-    #[error("invalid limit \"{value}\" for {resource}: expected a number or \"infinity\"")]
+    #[error("invalid limit {value:?} for {resource}: expected a number or \"infinity\"")]
     LimitValue { resource: String, value: String },
     #[error("soft limit of {resource} ({soft}) is above its hard limit ({hard})")]
     SoftAboveHard {
@@ -132,37 +132,37 @@ pub enum Problem {
         hard: String,
         ceiling: u64,
     },
-    #[error("{key} must be an absolute path, got \"{path}\"")]
+    #[error("{key} must be an absolute path, got {path:?}")]
     NotAbsolute { key: String, path: String },
-    #[error("invalid environment variable name \"{name}\"")]
+    #[error("invalid environment variable name {name:?}")]
     EnvName { name: String },
-    #[error("cannot read env-file \"{path}\": {reason}")]
+    #[error("cannot read env-file {path:?}: {reason}")]
     EnvFile { path: String, reason: String },
     #[error("expected KEY=VALUE")]
     EnvLine,
     #[error("unterminated quote")]
     EnvQuote,
-    #[error("command \"{program}\" not found in PATH {path} under {root}")]
+    #[error("command {program:?} not found in PATH {path:?} under {root}")]
     NotInPath {
         program: String,
         path: String,
         root: String,
     },
-    #[error("{what} \"{program}\" does not exist under {root}")]
+    #[error("{what} {program:?} does not exist under {root}")]
     NoProgram {
         what: &'static str,
         program: String,
         root: String,
     },
-    #[error("\"{program}\" is not an executable file")]
+    #[error("{program:?} is not an executable file")]
     NotExecutable { program: String },
-    #[error("{kind} names unknown unit \"{name}\"{}", Hint(hint))]
+    #[error("{kind} names unknown unit {name:?}{}", Hint(hint))]
     UnknownDependency {
         kind: &'static str,
         name: String,
         hint: Option<String>,
     },
-    #[error("requires \"{name}\", which is invalid")]
+    #[error("requires {name:?}, which is invalid")]
     RequiresInvalid { name: String },
     #[error("dependency cycle: {path}")]
     Cycle { path: String },

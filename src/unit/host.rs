@@ -93,8 +93,10 @@ impl Host for CheckEnv {
         Some(Entry::File { executable })
     }
 
+    /// Bounded and non-blocking: `/dev/zero` or a FIFO without a writer
+    /// must not hold up PID 1's loading.
     fn read(&self, path: &Path) -> io::Result<String> {
-        fs::read_to_string(path)
+        read_bounded(path)
     }
 
     fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -301,6 +303,27 @@ pub fn read_env_file(host: &dyn Host, unit_dir: &Path, path: &str) -> Result<(Pa
             reason: crate::sys::describe(&e),
         }),
     }
+}
+
+/// Longest env file read: a unit naming a huge file or `/dev/zero` must
+/// not exhaust PID 1's memory.
+const MAX_ENV_FILE: u64 = 1 << 20;
+
+/// Reads at most [`MAX_ENV_FILE`] bytes, without blocking: a FIFO with no
+/// writer (or one that never writes) must not stall loading.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let mut text = String::new();
+    file.take(MAX_ENV_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_ENV_FILE {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ fn load_file(path: &Path, name: &str, env: &dyn Host, dir: &Path) -> (Option<Che
 
 /// Parses and validates the text of one unit file (its name from the file
 /// stem). Pure but for what it asks `env` (programs, env files, users).
-pub(crate) fn check_text(
+pub fn check_text(
     name: &str,
     file: &Path,
     text: &str,
@@ -123,6 +123,28 @@ pub(crate) fn check_text(
     };
     let checked = validate(name, raw, &bad, &mut cx);
     (Some(checked), in_file_order(file, cx.errors))
+}
+
+/// [`load_dir`] on texts in memory, `(NAME, text)` for `dir/NAME.toml`: for
+/// the fuzzers (`fuzz/`), which must not write files.
+pub fn load_texts(files: &[(&str, &str)], env: &dyn Host, dir: &Path) -> Loaded {
+    let mut parsed = Parsed::new();
+    for &(name, text) in files {
+        let path = dir.join(format!("{name}.toml"));
+        let entry = if valid_name(name) {
+            check_text(name, &path, text, env, dir)
+        } else {
+            let problem = Problem::InvalidName { name: name.into() };
+            (None, vec![file_error(&path, problem)])
+        };
+        parsed.insert(name.to_string(), entry);
+    }
+    let (units, invalid) = deps::check(parsed);
+    Loaded {
+        units,
+        invalid,
+        errors: Vec::new(),
+    }
 }
 
 /// Sorts by position; problems of other files (env files) come last.

@@ -35,6 +35,8 @@ pub use error::{Position, Problem, UnitError};
 pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
+#[doc(hidden)]
+pub use load::{check_text, load_texts};
 pub use users::{parse_group, parse_passwd, Group, Id, IdError, RunAs, User, UserDb};
 pub use validate::{duration_arg, parse_duration, MAX_DURATION};
 

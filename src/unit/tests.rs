@@ -56,6 +56,24 @@ fn unit(text: &str) -> Unit {
     }
 }
 
+/// Found by fuzz/unit: a value with a newline (`"inherit\nx"` in TOML) was
+/// printed raw, so one error of `tend check` took two lines. Values are
+/// quoted and escaped.
+#[test]
+fn errors_are_one_line_whatever_the_values() {
+    let text = "command = [\"a\\nb\"]\nstderr = \"inherit\\nx\"\nuser = \"u\\tv\"\nenv = { PATH = \"/x\\n\" }\n";
+    let errors = errors(text);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    for e in &errors {
+        assert!(!e.contains(['\n', '\t']), "{e:?}");
+    }
+    assert!(
+        errors[0].ends_with(r#"command "a\nb" not found in PATH "/x\n" under /"#),
+        "{errors:#?}"
+    );
+    assert!(errors[1].contains(r#"unknown stderr "inherit\nx""#), "{errors:#?}");
+}
+
 #[test]
 fn defaults_are_the_supervisors() {
     let u = unit("command = [\"sleep\", \"10\"]\n");
@@ -220,7 +238,7 @@ fn commands_are_found_or_reported() {
     assert_eq!(
         errors("command = [\"no-such-tend-program\"]"),
         [format!(
-            "units/web.toml:1:11: command \"no-such-tend-program\" not found in PATH {DEFAULT_PATH} under /"
+            "units/web.toml:1:11: command \"no-such-tend-program\" not found in PATH \"{DEFAULT_PATH}\" under /"
         )]
     );
     assert_eq!(
@@ -234,7 +252,7 @@ fn commands_are_found_or_reported() {
     // The unit's PATH is the one searched.
     assert_eq!(
         errors("command = [\"sh\"]\nenv = { PATH = \"/nonexistent\" }"),
-        ["units/web.toml:1:11: command \"sh\" not found in PATH /nonexistent under /"]
+        ["units/web.toml:1:11: command \"sh\" not found in PATH \"/nonexistent\" under /"]
     );
     let mut env = env();
     env.root = PathBuf::from("/nonexistent-root");

@@ -137,6 +137,25 @@ fn framer_splits_lines_across_reads() {
     assert_eq!(framer.pending(), 0);
 }
 
+/// Found by fuzz/ctl_frames: taking a frame moved every byte after it, so
+/// one read of N short requests (a client pipelining pings) cost O(N²)
+/// copying in PID 1. Frames are now taken in place; the rest is moved once,
+/// at the next feed.
+#[test]
+fn framer_takes_frames_in_place() {
+    let mut framer = Framer::default();
+    framer.feed(&b"{}\n".repeat(1000));
+    let held = framer.buf.len();
+    for _ in 0..1000 {
+        assert_eq!(framer.next_frame(), Ok(Some(b"{}".to_vec())));
+    }
+    assert_eq!(framer.buf.len(), held, "the bytes after a frame were moved");
+    assert_eq!((framer.next_frame(), framer.pending()), (Ok(None), 0));
+    framer.feed(b"{\"a\":1}\n{");
+    assert_eq!(framer.next_frame(), Ok(Some(b"{\"a\":1}".to_vec())));
+    assert_eq!((framer.next_frame(), framer.pending()), (Ok(None), 1));
+}
+
 #[test]
 fn framer_refuses_huge_frames() {
     let mut framer = Framer::default();

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::net::UnixStream;
 
 use super::task::Task;
-use crate::ctl::protocol::{code, Framer, Reply, MAX_REPLY};
+use crate::ctl::protocol::{code, Framer, Reply, MAX_FRAME, MAX_REPLY};
 use crate::sys::fdpass;
 
 /// Replies waiting for a slow reader behind the one being sent, at most;
@@ -103,6 +103,13 @@ impl Conn {
         while !self.eof {
             if total >= READ_BUDGET {
                 self.more = true;
+                break;
+            }
+            // While a request is in progress (a stream, a blocking start),
+            // what the client sends waits in the socket, not in our memory;
+            // once idle, frames are taken and reading goes on next round.
+            if self.framer.pending() >= MAX_FRAME {
+                self.more = matches!(self.task, Task::Idle);
                 break;
             }
             match fdpass::recv(&self.stream, &mut buf, &mut self.fds, true) {

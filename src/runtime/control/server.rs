@@ -391,7 +391,14 @@ fn out_of_fds(e: &io::Error) -> bool {
 /// `kill` frame signals the command's process group; anything else is
 /// dropped, as the connection's answer is the command's exit.
 fn forward_kills(conn: &mut Conn, pid: i32) {
-    while let Ok(Some(line)) = conn.framer.next_frame() {
+    loop {
+        let line = match conn.framer.next_frame() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            // Too long: refused and closed, as any other time; the command
+            // gets SIGHUP as when its client leaves.
+            Err(e) => return conn.fail(&e.reply()),
+        };
         let signal = match protocol::parse_request(&line).map(|r| r.op) {
             Ok(protocol::Op::Kill { signal }) => crate::signal::parse(&signal),
             _ => None,

@@ -163,6 +163,21 @@ fn env_files_are_read_relative_to_the_units() {
     );
 }
 
+/// The real host reads an env file up to 1 MiB, without blocking: a unit
+/// naming a huge file (or `/dev/zero`) made PID 1 read it all into memory at
+/// every load, and a FIFO without a writer stalled loading.
+#[test]
+fn env_files_are_read_up_to_a_bound() {
+    let big = "A=1\n".repeat(300_000);
+    let dir = Dir::new("envfile-big", &[("big.env", &big)]);
+    nix::unistd::mkfifo(&dir.0.join("fifo.env"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let host = CheckEnv::for_root(Path::new("/"));
+    let too_large = |path: &Path| host.read(path).unwrap_err().to_string();
+    assert_eq!(too_large(&dir.0.join("big.env")), "larger than 1 MiB");
+    assert_eq!(too_large(Path::new("/dev/zero")), "larger than 1 MiB");
+    assert_eq!(host.read(&dir.0.join("fifo.env")).unwrap(), "");
+}
+
 /// Every example in `units/` is valid, against a root where the programs
 /// they name exist and a passwd with the users they use.
 #[test]

@@ -293,6 +293,10 @@ pub struct ServiceInfo {
     /// Why it is in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Its liveness check's verdict while it is up (`starting`, `healthy`,
+    /// `unhealthy`); absent without a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::supervisor::Health>,
 }
 
 /// Why a frame was refused; the connection is closed after the reply.

@@ -205,6 +205,16 @@ impl Init {
                     }
                 }
                 Action::CancelReadyCheck { name } => self.services.cancel_check(&name, registry),
+                Action::Probe { name } => {
+                    let answer = match self.supervisor.definition(&name) {
+                        Some(unit) => self.services.probe(&unit, registry),
+                        None => None,
+                    };
+                    if let Some(event) = answer {
+                        self.feed(event, now);
+                    }
+                }
+                Action::CancelProbe { name } => self.services.cancel_probe(&name, registry),
                 Action::Signal { name, signal } => self.services.signal(&name, signal),
                 Action::KillAll { name } => self.services.signal(&name, libc::SIGKILL),
                 Action::NotifyManager {
@@ -228,6 +238,10 @@ impl Init {
             let to = &change.to;
             match (&to.detail, change.removed) {
                 (_, true) => info!("{}: removed", to.name),
+                (_, false) if change.from == Some(to.state) => {
+                    let health = to.health.map_or_else(String::new, |h| h.to_string());
+                    info!("{}: {health}", to.name);
+                }
                 (Some(detail), false) => info!("{}: {} ({detail})", to.name, to.state),
                 (None, false) => info!("{}: {}", to.name, to.state),
             }

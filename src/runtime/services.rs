@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::capture::{Lines, Ring};
 use super::notify::{self, Notice};
+use super::probe::{self, Probes};
 use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::cgroup::{Cgroup, Cgroups};
@@ -71,6 +72,7 @@ pub struct Services {
     sources: HashMap<Token, Source>,
     next_token: usize,
     checks: Checks,
+    probes: Probes,
 }
 
 impl Services {
@@ -88,6 +90,7 @@ impl Services {
             sources: HashMap::new(),
             next_token: 1,
             checks: Checks::default(),
+            probes: Probes::default(),
         }
     }
 
@@ -254,6 +257,9 @@ impl Services {
         if let Some(answer) = self.checks.exited(pid, status, now) {
             return answer;
         }
+        if let Some(answer) = self.probes.exited(pid, status) {
+            return Some(answer);
+        }
         let name = self.procs.iter().find(|(_, p)| p.pid == pid).map(|(n, _)| n.clone());
         let Some(name) = name else {
             debug!("reaped orphan pid {pid}: {status}");
@@ -269,6 +275,9 @@ impl Services {
     /// A watched source is ready: read it; what it says for the supervisor.
     pub fn ready(&mut self, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
         if let Some(answer) = self.checks.answered(token, now, registry) {
+            return answer.into_iter().collect();
+        }
+        if let Some(answer) = self.probes.ready(token, registry) {
             return answer.into_iter().collect();
         }
         let Some(source) = self.sources.get_mut(&token) else {
@@ -355,6 +364,23 @@ impl Services {
         let token = Token(self.next_token);
         self.next_token = self.next_token.saturating_add(1);
         self.checks.start(name, check, token, now, registry);
+    }
+
+    /// Runs `unit`'s liveness probe once; `Some` when it failed at once.
+    /// An exec probe runs as the service does: its user, environment and
+    /// working directory.
+    pub fn probe(&mut self, unit: &Unit, registry: &Registry) -> Option<Event> {
+        let token = Token(self.next_token);
+        self.next_token = self.next_token.saturating_add(1);
+        let mut env = unit.run_as.login_env();
+        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let mut spec = probe::exec_spec(unit, env);
+        spec.credentials = credentials(&unit.run_as);
+        self.probes.start(unit, token, registry, spec)
+    }
+
+    pub fn cancel_probe(&mut self, name: &str, registry: &Registry) {
+        self.probes.cancel(name, registry);
     }
 
     pub fn cancel_check(&mut self, name: &str, registry: &Registry) {

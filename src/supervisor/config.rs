@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use super::health::{HealthPolicy, OnUnhealthy};
+
 /// When a service counts as up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
@@ -47,6 +49,8 @@ pub struct ServiceConfig {
     pub main: bool,
     /// Started at boot.
     pub enabled: bool,
+    /// A liveness check, probed while the service is up and ready.
+    pub health: Option<HealthPolicy>,
 }
 
 /// A service's whole definition as the supervisor holds it: the part it
@@ -96,6 +100,7 @@ impl ServiceConfig {
             stop_timeout: Duration::from_secs(10),
             main: false,
             enabled,
+            health: None,
         }
     }
 }

@@ -142,6 +142,7 @@ impl<U: Definition> Supervisor<U> {
             .values()
             .filter_map(|s| s.phase.deadline())
             .chain(global)
+            .chain(self.health_deadline())
             .min()
     }
 
@@ -174,7 +175,21 @@ impl<U: Definition> Supervisor<U> {
             detail: self.detail(service),
             enabled: service.config().enabled,
             stopped: service.stopped,
+            health: service.health.tracker.as_ref().map(|t| t.health),
         }
+    }
+
+    /// Emits a change of `name`'s health (its state is the same).
+    pub(super) fn record_health(&mut self, name: &str) {
+        let Some(service) = self.services.get(name) else { return };
+        let to = self.status_of(service);
+        let from = Some(to.state);
+        self.push_change(Change {
+            seq: 0,
+            from,
+            to,
+            removed: false,
+        });
     }
 
     /// Emits a change if `name`'s state differs from `from` (`None`: it is
@@ -237,6 +252,7 @@ impl<U: Definition> Supervisor<U> {
             (_, E::Start { name }) => return self.start(&name, now),
             (_, E::Stop { name }) => return self.stop(&name, now),
             (_, E::Restart { name }) => return self.restart(&name, now),
+            (_, E::ProbeResult { name, ok, reason }) => self.probe_result(&name, ok, &reason, now),
         }
         Ok(())
     }
@@ -264,6 +280,7 @@ impl<U: Definition> Supervisor<U> {
             return;
         }
         self.record(name, Some(before));
+        self.follow_health(name, now);
         if main_went_down && !shutting_down {
             tracing::info!(service = name, "main service is down, shutting down");
             self.begin_shutdown(now);
@@ -294,6 +311,7 @@ impl<U: Definition> Supervisor<U> {
         for name in due {
             self.route(&name, Input::Timer, now);
         }
+        self.health_timer(now);
         if let Mode::ShuttingDown { deadline: Some(at) } = self.mode {
             if at <= now {
                 self.shutdown_timed_out();

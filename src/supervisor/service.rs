@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::backoff::{Backoff, StartLimit};
 use std::rc::Rc;
 
+use super::health::Slot;
 use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
@@ -33,6 +34,8 @@ pub(super) struct Service<U> {
     pub stopped: bool,
     backoff: Backoff,
     limit: StartLimit,
+    /// Liveness, tracked while up (`health.rs`).
+    pub health: Slot,
 }
 
 impl<U: Definition> Service<U> {
@@ -56,6 +59,7 @@ impl<U: Definition> Service<U> {
             stopped: false,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
+            health: Slot::default(),
         }
     }
 
@@ -74,6 +78,7 @@ impl<U: Definition> Service<U> {
             stopped: false,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
+            health: Slot::default(),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Unit {
     /// messages: exec looks it up again).
     pub program: PathBuf,
     pub ready: Option<Ready>,
+    /// The liveness check; its timing is in `service.health`.
+    pub health: Option<HealthCheck>,
     /// `user` and `group` resolved: ids, supplementary groups, login.
     pub run_as: RunAs,
     pub working_dir: Option<PathBuf>,
@@ -82,6 +84,18 @@ pub enum Ready {
     Exec { argv: Vec<OsString>, program: PathBuf },
 }
 
+/// A liveness check (`health`), probed while the service is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// A TCP connect to this address succeeds.
+    Tcp(SocketAddr),
+    /// A GET of `path` at `addr` answers 2xx or 3xx; `host` is the URL's
+    /// authority, sent as `Host:`.
+    Http { addr: SocketAddr, host: String, path: String },
+    /// This command exits 0.
+    Exec { argv: Vec<OsString>, program: PathBuf },
+}
+
 /// Where a service's stdout or stderr goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stdio {
@@ -106,6 +120,7 @@ impl Unit {
             argv,
             form: CommandForm::Exec,
             ready: None,
+            health: None,
             run_as: RunAs::default(),
             working_dir: None,
             env: Vec::new(),
@@ -135,6 +150,7 @@ impl Definition for Unit {
             form,
             program: _,
             ready,
+            health,
             run_as,
             working_dir,
             env,
@@ -147,10 +163,15 @@ impl Definition for Unit {
             (Some(Ready::Exec { argv: a, .. }), Some(Ready::Exec { argv: b, .. })) => a == b,
             (a, b) => a == b,
         };
+        let health_same = match (health, &new.health) {
+            (Some(HealthCheck::Exec { argv: a, .. }), Some(HealthCheck::Exec { argv: b, .. })) => a == b,
+            (a, b) => a == b,
+        };
         *name == new.name
             && *argv == new.argv
             && *form == new.form
             && ready_same
+            && health_same
             && *run_as == new.run_as
             && *working_dir == new.working_dir
             && *env == new.env

@@ -36,12 +36,19 @@ pub struct RawUnit {
     pub stderr: Option<Spanned<RawStdio>>,
     pub main: Option<Spanned<bool>>,
     pub enabled: Option<Spanned<bool>>,
+    pub health: Option<Spanned<RawHealth>>,
+    pub health_interval: Option<Spanned<String>>,
+    pub health_timeout: Option<Spanned<String>>,
+    pub health_retries: Option<Spanned<u32>>,
+    pub health_start_period: Option<Spanned<String>>,
+    pub on_unhealthy: Option<Spanned<String>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
 pub struct Keys(pub &'static [(&'static str, Option<&'static Keys>)]);
 
 const READY: Keys = Keys(&[("tcp", None), ("exec", None)]);
+const HEALTH: Keys = Keys(&[("tcp", None), ("http", None), ("exec", None)]);
 const STDIO: Keys = Keys(&[("file", None)]);
 
 /// The keys of [`RawUnit`] (a test keeps the two in step), for unknown-key
@@ -71,6 +78,12 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("stderr", Some(&STDIO)),
     ("main", None),
     ("enabled", None),
+    ("health", Some(&HEALTH)),
+    ("health-interval", None),
+    ("health-timeout", None),
+    ("health-retries", None),
+    ("health-start-period", None),
+    ("on-unhealthy", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
@@ -89,6 +102,15 @@ pub enum RawCommand {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawReady {
     pub tcp: Option<Spanned<String>>,
+    pub exec: Option<Spanned<RawCommand>>,
+}
+
+/// `health = { tcp = "IP:PORT" }`, `{ http = "http://IP:PORT/path" }` or `{ exec = ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawHealth {
+    pub tcp: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<RawCommand>>,
 }
 

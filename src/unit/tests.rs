@@ -101,6 +101,12 @@ stderr = { file = "/var/log/web.err" }
 env-file = "/dev/null"
 main = true
 enabled = false
+health = { http = "http://127.0.0.1:8080/healthz" }
+health-interval = "15s"
+health-timeout = "2s"
+health-retries = 4
+health-start-period = "1m"
+on-unhealthy = "shutdown"
 "#;
 
 #[test]
@@ -149,6 +155,20 @@ fn every_key() {
     let c = u.service.clone();
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
+    let health = crate::supervisor::HealthPolicy {
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(2),
+        retries: 4,
+        start_period: Duration::from_secs(60),
+        on_unhealthy: crate::supervisor::OnUnhealthy::Shutdown,
+    };
+    assert_eq!(c.health, Some(health));
+    let check = crate::unit::HealthCheck::Http {
+        addr: ([127, 0, 0, 1], 8080).into(),
+        host: "127.0.0.1:8080".into(),
+        path: "/healthz".into(),
+    };
+    assert_eq!(u.health, Some(check));
 
     let table = toml::de::DeTable::parse(FULL).map(|t| t.into_inner()).ok();
     let written: Vec<&str> = table

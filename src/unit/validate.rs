@@ -22,6 +22,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
+mod health;
 
 /// A dependency as written, located for messages on the dependent.
 #[derive(Debug, Clone)]
@@ -108,7 +109,8 @@ impl Ctx<'_> {
 
 /// Builds the unit named `name` from its raw form. `bad` lists keys already
 /// reported as wrong, so that they are not also reported missing.
-pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+    let health_keys = health::RawKeys::take(&mut raw);
     // The supervisor's defaults are the unit's defaults.
     let d = ServiceConfig::default();
     let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
@@ -118,6 +120,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let (argv, form, program) = exec::command(cx, raw.command, bad, &env, working_dir.as_deref());
     let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
+    let (health, health_policy) = health::health(cx, health_keys, service_type, &env, working_dir.as_deref());
     let run_as = env::run_as(cx, raw.user, raw.group);
     let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
     let restart_delay_max = cx.duration("restart-delay-max", raw.restart_delay_max, d.restart_delay_max);
@@ -141,6 +144,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         stop_timeout: cx.duration("stop-timeout", raw.stop_timeout, d.stop_timeout),
         main: raw.main.as_ref().map_or(d.main, |m| *m.get_ref()),
         enabled: raw.enabled.map_or(d.enabled, Spanned::into_inner),
+        health: health_policy,
     };
     let unit = Unit {
         name: name.to_string(),
@@ -149,6 +153,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         form,
         program,
         ready,
+        health,
         run_as,
         working_dir,
         env,

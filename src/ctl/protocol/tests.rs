@@ -117,6 +117,7 @@ fn replies_on_the_wire() {
             last_exit: Some("exited with code 1".into()),
             status_text: None,
             detail: None,
+            health: Some(crate::supervisor::Health::Healthy),
         }],
     });
     let line = reply.to_line();

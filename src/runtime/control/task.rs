@@ -122,8 +122,12 @@ pub fn wait_result(states: &BTreeMap<String, ServiceState>, state: WaitFor) -> O
 /// Is this service as it should be? Running and ready are; a disabled
 /// one is; an exited one is unless it was stopped while enabled (the
 /// environment lacks it) or exited non-zero while stopping; starting,
-/// stopping, failed and invalid are not.
+/// stopping, failed and invalid are not; nor is one whose liveness check
+/// says unhealthy.
 pub fn healthy(s: &ServiceStatus) -> bool {
+    if s.health == Some(crate::supervisor::Health::Unhealthy) {
+        return false;
+    }
     match s.state {
         ServiceState::Running | ServiceState::Ready | ServiceState::Disabled => true,
         ServiceState::Exited if s.stopped && s.enabled => false,
@@ -137,9 +141,10 @@ pub fn health(status: &[ServiceStatus]) -> Vec<String> {
     status
         .iter()
         .filter(|s| !healthy(s))
-        .map(|s| match &s.detail {
-            Some(detail) => format!("{}: {} ({detail})", s.name, s.state),
-            None => format!("{}: {}", s.name, s.state),
+        .map(|s| match (&s.detail, s.health) {
+            (_, Some(health @ crate::supervisor::Health::Unhealthy)) => format!("{}: {} ({health})", s.name, s.state),
+            (Some(detail), _) => format!("{}: {} ({detail})", s.name, s.state),
+            (None, _) => format!("{}: {}", s.name, s.state),
         })
         .collect()
 }
@@ -159,6 +164,7 @@ pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
         last_exit: s.last_exit.map(|e| e.to_string()),
         status_text: s.status_text.clone(),
         detail: s.detail.clone(),
+        health: s.health,
     }
 }
 
@@ -188,6 +194,7 @@ mod tests {
             detail: None,
             enabled: true,
             stopped: false,
+            health: None,
         }
     }
 
@@ -236,6 +243,15 @@ mod tests {
             service("d", ServiceState::Exited, Some(ExitStatus::Signal(15))),
         ];
         assert_eq!(health(&status), ["b: failed"]);
+    }
+
+    #[test]
+    fn a_running_service_whose_check_fails_is_unhealthy() {
+        let mut web = service("web", ServiceState::Ready, None);
+        web.health = Some(crate::supervisor::Health::Unhealthy);
+        assert_eq!(health(&[web.clone()]), ["web: ready (unhealthy)"]);
+        web.health = Some(crate::supervisor::Health::Starting);
+        assert!(health(&[web]).is_empty());
     }
 
     #[test]

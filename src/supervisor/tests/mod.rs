@@ -5,6 +5,7 @@
 
 mod changes;
 mod deps;
+mod health;
 mod misc;
 mod reload;
 mod restart;

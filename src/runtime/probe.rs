@@ -86,14 +86,19 @@ impl Probes {
         self.inflight.remove(&name);
         // What it left behind in its group goes with it.
         kill_group(pid);
-        let answer = if status.success() { Ok(()) } else { Err(status.to_string()) };
+        let answer = if status.success() {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        };
         Some(result(&name, answer))
     }
 
     /// A ready token: `None` when it is no probe's; else its answer, once
     /// there is one.
     pub fn ready(&mut self, token: Token, registry: &Registry) -> Option<Option<Event>> {
-        let name = self.find(|p| matches!(p, Probe::Tcp { token: t, .. } | Probe::Http { token: t, .. } if *t == token))?;
+        let name =
+            self.find(|p| matches!(p, Probe::Tcp { token: t, .. } | Probe::Http { token: t, .. } if *t == token))?;
         let answer = match self.inflight.get_mut(&name)? {
             Probe::Tcp { stream, .. } => Some(connected(stream)),
             Probe::Http {
@@ -173,7 +178,12 @@ fn request(host: &str, path: &str) -> Vec<u8> {
 }
 
 /// Drives an HTTP probe as far as the socket allows; `Some` once answered.
-fn exchange(stream: &mut TcpStream, request: &[u8], sent: &mut usize, response: &mut Vec<u8>) -> Option<Result<(), String>> {
+fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    sent: &mut usize,
+    response: &mut Vec<u8>,
+) -> Option<Result<(), String>> {
     if *sent == 0 {
         if let Err(e) = connected(stream) {
             return Some(Err(e));

@@ -127,7 +127,9 @@ impl<U: Definition> Supervisor<U> {
     /// After a service's transition: start tracking a service that became
     /// ready, stop tracking (cancelling a probe in flight) one that left.
     pub(super) fn follow_health(&mut self, name: &str, now: Instant) {
-        let Some(service) = self.services.get_mut(name) else { return };
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
         let policy = service.config().health;
         let up = matches!(
             service.phase,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use super::backoff::{Backoff, StartLimit};
 use std::rc::Rc;
 
-use super::health::Slot;
 use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
+use super::health::Slot;
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
 

@@ -58,10 +58,9 @@ impl<U: Definition> Supervisor<U> {
         if let Some(status) = main.filter(|s| !s.phase.is_live()).and_then(|s| s.last_exit) {
             return status.code();
         }
-        let unclean = self
-            .services
-            .values()
-            .any(|s| s.phase.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)) || s.health.brought_down);
+        let unclean = self.services.values().any(|s| {
+            s.phase.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)) || s.health.brought_down
+        });
         i32::from(unclean)
     }
 

@@ -91,7 +91,11 @@ pub enum HealthCheck {
     Tcp(SocketAddr),
     /// A GET of `path` at `addr` answers 2xx or 3xx; `host` is the URL's
     /// authority, sent as `Host:`.
-    Http { addr: SocketAddr, host: String, path: String },
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+    },
     /// This command exits 0.
     Exec { argv: Vec<OsString>, program: PathBuf },
 }

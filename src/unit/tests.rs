@@ -434,3 +434,49 @@ fn a_reload_ignores_where_the_program_was_found_and_the_description() {
     };
     assert!(!u.unchanged(&other));
 }
+
+#[test]
+fn health_keys_are_checked_with_positions() {
+    let text = r#"command = ["sh"]
+health = { http = "https://127.0.0.1/" }
+health-interval = "1ms"
+health-timeout = "soon"
+health-retries = 0
+on-unhealthy = "reboot"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:19: invalid http url \"https://127.0.0.1/\": expected http://IP:PORT/PATH (no https)",
+            "units/web.toml:3:19: health-interval must be at least 100ms",
+            "units/web.toml:4:18: invalid duration \"soon\" for health-timeout: expected number at 0",
+            "units/web.toml:5:18: health-retries must be at least 1",
+            "units/web.toml:6:16: unknown on-unhealthy \"reboot\", expected one of \"restart\", \"none\", \"shutdown\"",
+        ]
+    );
+    let text = "command = [\"sh\"]\nhealth = { tcp = \"127.0.0.1:1\", exec = \"true\" }\nhealth-retries = 2\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:10: health needs exactly one of \"tcp\", \"http\" or \"exec\""]
+    );
+    let text = "command = [\"sh\"]\nhealth-interval = \"1s\"\non-unhealthy = \"none\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:19: \"health-interval\" needs a \"health\" check",
+            "units/web.toml:3:16: \"on-unhealthy\" needs a \"health\" check",
+        ]
+    );
+    let text = "command = [\"sh\"]\ntype = \"oneshot\"\nhealth = { tcp = \"127.0.0.1:1\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:3:10: \"health\" applies to long-running services, this one is oneshot"]
+    );
+    let text = "command = [\"sh\"]\nhealth = { tcp = \"127.0.0.1:1\", htpp = \"x\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:33: unknown key \"htpp\" in health, did you mean \"http\"?"]
+    );
+    let u = unit("command = [\"sh\"]\nhealth = { exec = \"true\" }\n");
+    assert_eq!(u.service.health, Some(crate::supervisor::HealthPolicy::DEFAULT));
+}

@@ -164,14 +164,20 @@ fn none_only_shows_it_and_recovers() {
 
 #[test]
 fn shutdown_stops_everything_and_exits_1() {
-    let mut h = Harness::booted(vec![("a", checked(OnUnhealthy::Shutdown)), ("b", ServiceConfig::default())]);
+    let mut h = Harness::booted(vec![
+        ("a", checked(OnUnhealthy::Shutdown)),
+        ("b", ServiceConfig::default()),
+    ]);
     for _ in 0..2 {
         h.advance(secs(10));
         answer(&mut h, "a", false);
     }
     h.advance(secs(10));
     let actions = answer(&mut h, "a", false);
-    assert!(actions.contains(&term("a")) && actions.contains(&term("b")), "{actions:?}");
+    assert!(
+        actions.contains(&term("a")) && actions.contains(&term("b")),
+        "{actions:?}"
+    );
     // no more probes while shutting down
     h.exit("b", ExitStatus::Signal(TERM));
     let actions = core(h.exit("a", ExitStatus::Signal(TERM)));

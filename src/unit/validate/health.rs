@@ -164,7 +164,10 @@ fn check_of(
 /// brackets) or `localhost`: PID 1 resolves no names (a lookup would block
 /// its loop). No TLS.
 pub fn parse_http_url(url: &str) -> Result<HealthCheck, &'static str> {
-    let rest = url.trim().strip_prefix("http://").ok_or("expected http://IP:PORT/PATH (no https)")?;
+    let rest = url
+        .trim()
+        .strip_prefix("http://")
+        .ok_or("expected http://IP:PORT/PATH (no https)")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),

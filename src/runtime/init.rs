@@ -88,9 +88,16 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         changes: Vec::new(),
         ctl,
     };
+    // From here on, tend's output never blocks the loop.
+    super::output::start();
     init.supervisor.boot(now);
-    init.run()
+    let result = init.run();
+    super::output::finish(OUTPUT_GRACE);
+    result
 }
+
+/// How long tend waits at exit for a stalled reader of its output.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
@@ -115,6 +122,7 @@ impl Init {
                 .into_iter()
                 .flatten()
                 .min();
+            super::output::settle(self.reactor.registry());
             let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
             let now = Instant::now();
             for signal in wake.signals {
@@ -126,6 +134,9 @@ impl Init {
                         manager.flush(self.reactor.registry());
                     }
                     continue;
+                }
+                if super::output::owns(token) {
+                    continue; // written at the next settle
                 }
                 if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.with_ctl(|ctl, init| ctl.ready(token, init, now));

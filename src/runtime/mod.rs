@@ -10,6 +10,7 @@ pub mod control;
 pub mod entrypoint;
 pub mod init;
 pub mod notify;
+pub mod output;
 pub mod probe;
 pub mod ready;
 pub mod services;

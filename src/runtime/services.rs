@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::capture::{Lines, Ring};
 use super::notify::{self, Notice};
+use super::output::{self, Stream};
 use super::probe::{self, Probes};
 use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
@@ -337,12 +338,10 @@ impl Services {
             text.push_str(line);
             text.push('\n');
         }
-        // Written whole, so lines of two services never interleave.
-        let _ = if stderr {
-            std::io::stderr().write_all(text.as_bytes())
-        } else {
-            std::io::stdout().write_all(text.as_bytes())
-        };
+        // Written whole, so lines of two services never interleave; never
+        // blocking the loop (see `output`).
+        let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+        output::write(stream, text.as_bytes());
         let ring = self
             .rings
             .entry(service.into())

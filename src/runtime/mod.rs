@@ -9,6 +9,7 @@ pub mod capture;
 pub mod control;
 pub mod entrypoint;
 pub mod init;
+pub mod logfile;
 pub mod notify;
 pub mod output;
 pub mod probe;

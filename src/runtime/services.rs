@@ -16,6 +16,7 @@ use mio::{Interest, Registry, Token};
 use tracing::{debug, info, warn};
 
 use super::capture::{Lines, Ring};
+use super::logfile::LogFile;
 use super::notify::{self, Notice};
 use super::output::{self, Stream};
 use super::probe::{self, Probes};
@@ -25,9 +26,6 @@ use crate::sys::cgroup::{Cgroup, Cgroups};
 use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::sys::{describe, process};
 use crate::unit::{self, Unit};
-
-/// Lines kept per service for `tend ctl logs`.
-const RING_LINES: usize = 1000;
 
 /// The name under which `tend init -- CMD` runs CMD.
 pub const MAIN: &str = "main";
@@ -70,6 +68,8 @@ pub struct Services {
     cgroups: Option<Cgroups>,
     procs: BTreeMap<String, Proc>,
     rings: BTreeMap<String, Ring>,
+    /// Log files tend writes, by service and stream (stderr: `true`).
+    files: BTreeMap<(String, bool), LogFile>,
     sources: HashMap<Token, Source>,
     next_token: usize,
     checks: Checks,
@@ -88,6 +88,7 @@ impl Services {
             cgroups,
             procs: BTreeMap::new(),
             rings: BTreeMap::new(),
+            files: BTreeMap::new(),
             sources: HashMap::new(),
             next_token: 1,
             checks: Checks::default(),
@@ -142,8 +143,8 @@ impl Services {
             ),
             None => None,
         };
-        let stdout = self.output(name, &unit.stdout, false, registry)?;
-        let stderr = self.output(name, &unit.stderr, true, registry)?;
+        let stdout = self.output(unit, &unit.stdout, false, registry)?;
+        let stderr = self.output(unit, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
         let spec = Spawn {
             argv: &unit.argv,
@@ -173,11 +174,21 @@ impl Services {
     /// loop watches.
     fn output(
         &mut self,
-        name: &str,
+        unit: &Unit,
         to: &unit::Stdio,
         stderr: bool,
         registry: &Registry,
     ) -> Result<Option<OwnedFd>, String> {
+        let name = unit.name.as_str();
+        let key = (name.to_string(), stderr);
+        match to {
+            unit::Stdio::Rotated(spec) => {
+                if self.files.get(&key).map(LogFile::spec) != Some(spec) {
+                    self.files.insert(key, LogFile::open(spec)?);
+                }
+            }
+            _ => drop(self.files.remove(&key)),
+        }
         match to {
             unit::Stdio::Inherit => Ok(None),
             unit::Stdio::Null => Ok(spawn::dev_null()),
@@ -191,7 +202,7 @@ impl Services {
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
                 Ok(Some(file.into()))
             }
-            unit::Stdio::Log => {
+            unit::Stdio::Log | unit::Stdio::Rotated(_) => {
                 let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(|e| format!("cannot create a pipe: {e}"))?;
                 // The service's end blocks, as a program expects of stdout.
@@ -207,7 +218,11 @@ impl Services {
                     },
                     registry,
                 );
-                self.rings.entry(name.into()).or_insert_with(|| Ring::new(RING_LINES));
+                let lines = unit.log_buffer_lines;
+                match self.rings.get(name) {
+                    Some(ring) if ring.capacity() == lines => {}
+                    _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
+                }
                 Ok(Some(write))
             }
         }
@@ -326,26 +341,26 @@ impl Services {
         }
     }
 
-    /// Prints a service's lines with its name, and keeps them.
+    /// Prints a service's lines with its name (or writes them to its log
+    /// file, and prints them if it tees), and keeps them.
     fn print(&mut self, service: &str, stderr: bool, lines: Vec<String>) {
         if lines.is_empty() {
             return;
         }
-        let mut text = String::new();
-        for line in &lines {
-            text.push_str(service);
-            text.push_str(": ");
-            text.push_str(line);
-            text.push('\n');
+        let tee = match self.files.get_mut(&(service.to_string(), stderr)) {
+            Some(file) => {
+                file.write(lines.iter().map(String::as_str));
+                file.spec().tee
+            }
+            None => true,
+        };
+        if tee {
+            print_prefixed(service, stderr, &lines);
         }
-        // Written whole, so lines of two services never interleave; never
-        // blocking the loop (see `output`).
-        let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
-        output::write(stream, text.as_bytes());
         let ring = self
             .rings
             .entry(service.into())
-            .or_insert_with(|| Ring::new(RING_LINES));
+            .or_insert_with(|| Ring::new(unit::DEFAULT_LOG_BUFFER_LINES));
         for line in lines {
             ring.push(line);
         }
@@ -409,6 +424,21 @@ impl Services {
             cgroups.remove();
         }
     }
+}
+
+/// Prints lines as `NAME: line` on tend's own output: written whole, so
+/// lines of two services never interleave; never blocking the loop (see
+/// `output`).
+fn print_prefixed(service: &str, stderr: bool, lines: &[String]) {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(service);
+        text.push_str(": ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+    output::write(stream, text.as_bytes());
 }
 
 fn spawn_failed(name: &str, reason: String) -> Event {

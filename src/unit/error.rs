@@ -106,6 +106,12 @@ pub enum Problem {
     HealthKeyAlone { key: &'static str },
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: &'static str },
+    #[error("{key} must be at most {max}")]
+    TooLarge { key: &'static str, max: &'static str },
+    #[error("invalid size \"{value}\" for {key}: expected bytes or a number with K, M or G, like \"10M\"")]
+    Size { key: String, value: String },
+    #[error("{key}: max-files needs max-size")]
+    MaxFilesAlone { key: String },
     #[error("restart-delay ({delay}) is above restart-delay-max ({max})")]
     DelayAboveMax { delay: String, max: String },
     #[error("start-limit-burst must be at least 1")]

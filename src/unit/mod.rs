@@ -61,10 +61,15 @@ pub struct Unit {
     pub limits: BTreeMap<Resource, Limit>,
     pub stdout: Stdio,
     pub stderr: Stdio,
+    /// Captured lines kept for `tend ctl logs`.
+    pub log_buffer_lines: usize,
     /// What the supervisor decides with: type, restart policy, ordering,
     /// stop signal and timeouts, main, enabled.
     pub service: ServiceConfig,
 }
+
+/// Captured lines kept per service for `tend ctl logs` by default.
+pub const DEFAULT_LOG_BUFFER_LINES: usize = 1000;
 
 /// How `command` was written, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +114,23 @@ pub enum Stdio {
     Inherit,
     /// `/dev/null`.
     Null,
-    /// Appended to this file (created if missing).
+    /// Appended to this file (created if missing) by the service itself.
     File(PathBuf),
+    /// Captured by tend and appended to a file it rotates (and tees).
+    Rotated(FileLog),
+}
+
+/// `{ file = .., max-size = .., max-files = .., tee = .. }`: a log file
+/// written by tend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLog {
+    pub path: PathBuf,
+    /// Rotate before a line would make the file larger; `None`: never.
+    pub max_size: Option<u64>,
+    /// Rotated files kept: `path.1` (newest) to `path.N`.
+    pub max_files: u32,
+    /// Also write the lines to tend's own output, as `"log"` does.
+    pub tee: bool,
 }
 
 impl Unit {
@@ -131,6 +151,7 @@ impl Unit {
             limits: BTreeMap::new(),
             stdout: Stdio::Log,
             stderr: Stdio::Log,
+            log_buffer_lines: DEFAULT_LOG_BUFFER_LINES,
             service: ServiceConfig::default(),
         }
     }
@@ -161,6 +182,7 @@ impl Definition for Unit {
             limits,
             stdout,
             stderr,
+            log_buffer_lines: _,
             service,
         } = self;
         let ready_same = match (ready, &new.ready) {

@@ -107,6 +107,7 @@ health-timeout = "2s"
 health-retries = 4
 health-start-period = "1m"
 on-unhealthy = "shutdown"
+log-buffer-lines = 50
 "#;
 
 #[test]
@@ -169,6 +170,7 @@ fn every_key() {
         path: "/healthz".into(),
     };
     assert_eq!(u.health, Some(check));
+    assert_eq!(u.log_buffer_lines, 50);
 
     let table = toml::de::DeTable::parse(FULL).map(|t| t.into_inner()).ok();
     let written: Vec<&str> = table
@@ -479,4 +481,54 @@ on-unhealthy = "reboot"
     );
     let u = unit("command = [\"sh\"]\nhealth = { exec = \"true\" }\n");
     assert_eq!(u.service.health, Some(crate::supervisor::HealthPolicy::DEFAULT));
+}
+
+#[test]
+fn rotated_log_files() {
+    use crate::unit::FileLog;
+    let u = unit("command = [\"sh\"]\nstdout = { file = \"/var/log/a\", max-size = \"10M\" }\nstderr = { file = \"/var/log/b\", tee = true }\n");
+    let a = FileLog {
+        path: "/var/log/a".into(),
+        max_size: Some(10 << 20),
+        max_files: 5,
+        tee: false,
+    };
+    assert_eq!(u.stdout, Stdio::Rotated(a));
+    let b = FileLog {
+        path: "/var/log/b".into(),
+        max_size: None,
+        max_files: 5,
+        tee: true,
+    };
+    assert_eq!(u.stderr, Stdio::Rotated(b));
+    assert_eq!(u.log_buffer_lines, 1000);
+    let text = "command = [\"sh\"]\nstdout = { file = \"/a\", max-size = \"10X\" }\nstderr = { file = \"/b\", max-files = 2 }\nlog-buffer-lines = 2000000\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:10: invalid size \"10X\" for stdout: expected bytes or a number with K, M or G, like \"10M\"",
+            "units/web.toml:3:10: stderr: max-files needs max-size",
+            "units/web.toml:4:20: log-buffer-lines must be at most 1000000",
+        ]
+    );
+    let text = "command = [\"sh\"]\nstdout = { file = \"/a\", max-sise = \"1M\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:25: unknown key \"max-sise\" in stdout, did you mean \"max-size\"?"]
+    );
+}
+
+#[test]
+fn sizes() {
+    use crate::unit::schema::Size;
+    let t = |s: &str| super::validate::parse_size(&Size::Text(s.into()));
+    assert_eq!(t("10M"), Some(10 << 20));
+    assert_eq!(t("512K"), Some(512 << 10));
+    assert_eq!(t("1GiB"), Some(1 << 30));
+    assert_eq!(t("100"), Some(100));
+    assert_eq!(t("2MB"), Some(2 << 20));
+    for bad in ["", "M", "0", "10X", "-1K", "99999999999999G"] {
+        assert_eq!(t(bad), None, "{bad}");
+    }
+    assert_eq!(super::validate::parse_size(&Size::Bytes(4096)), Some(4096));
 }

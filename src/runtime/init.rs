@@ -13,7 +13,7 @@ use super::capture::Ring;
 use super::control::{self, server::Server, task::Host};
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
-use crate::supervisor::{Action, Change, Event, ServiceStatus, Supervisor, SupervisorError};
+use crate::supervisor::{Action, Change, Event, Health, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -250,7 +250,10 @@ impl Init {
             match (&to.detail, change.removed) {
                 (_, true) => info!("{}: removed", to.name),
                 (_, false) if change.from == Some(to.state) => {
-                    let health = to.health.map_or_else(String::new, |h| h.to_string());
+                    let health = match to.health {
+                        Some(Health::Starting) | None => "health check starting".to_string(),
+                        Some(health) => health.to_string(),
+                    };
                     info!("{}: {health}", to.name);
                 }
                 (Some(detail), false) => info!("{}: {} ({detail})", to.name, to.state),

@@ -9,13 +9,14 @@ use std::io::{ErrorKind, Read, Write};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::process;
 use crate::sys::spawn::{self, Spawn};
 use crate::unit::{HealthCheck, Unit};
 
-/// Bytes of an HTTP answer read at most to find its status line.
+/// Bytes of an HTTP answer kept at most to find its status line.
 const MAX_STATUS_LINE: usize = 4096;
 
 /// A probe in flight.
@@ -100,7 +101,11 @@ impl Probes {
         let name =
             self.find(|p| matches!(p, Probe::Tcp { token: t, .. } | Probe::Http { token: t, .. } if *t == token))?;
         let answer = match self.inflight.get_mut(&name)? {
-            Probe::Tcp { stream, .. } => Some(connected(stream)),
+            Probe::Tcp { stream, .. } => {
+                // Reset rather than close: no TIME_WAIT left per probe.
+                let _ = setsockopt(&*stream, sockopt::Linger, &NO_LINGER);
+                Some(connected(stream))
+            }
             Probe::Http {
                 stream,
                 request,
@@ -201,16 +206,31 @@ fn exchange(
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return Some(status_verdict(response, true)),
-            Ok(n) => response.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Ok(n) if !has_line(response) => response.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            // The rest of the answer is read only to see the server close.
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock && has_line(response) => {
+                // Answered, not closed yet: close without lingering, so
+                // that no TIME_WAIT is left behind per probe.
+                let _ = setsockopt(&*stream, sockopt::Linger, &NO_LINGER);
+                return Some(status_verdict(response, false));
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Some(Err(format!("cannot read the answer: {e}"))),
         }
-        if response.contains(&b'\n') || response.len() >= MAX_STATUS_LINE {
-            return Some(status_verdict(response, false));
-        }
     }
 }
+
+/// The status line is in (or too long to be one).
+fn has_line(response: &[u8]) -> bool {
+    response.contains(&b'\n') || response.len() >= MAX_STATUS_LINE
+}
+
+const NO_LINGER: libc::linger = libc::linger {
+    l_onoff: 1,
+    l_linger: 0,
+};
 
 fn status_verdict(response: &[u8], ended: bool) -> Result<(), String> {
     match status_code(response) {

@@ -3,7 +3,9 @@
 //! service unhealthy, and what follows. A [`Tracker`] exists while its
 //! service is up, ready and not stopping; it holds one deadline (the next
 //! probe, or the answer awaited), so a service without a check costs no
-//! wake-up and one with a check one per interval.
+//! wake-up and one with a check one per interval. A probe may go out up to
+//! 1/64 of its interval early when the loop is awake anyway, so that the
+//! probes of many services fall into the same wake-ups.
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +87,15 @@ impl Tracker {
         }
     }
 
+    /// Due at `now`: a probe within the slack (so that the probes of many
+    /// services share wake-ups), an answer's timeout exactly.
+    fn due(&self, now: Instant) -> bool {
+        match self.next {
+            Next::Probe(at) => at <= after(now, slack(self.policy.interval)),
+            Next::Answer(at) => at <= now,
+        }
+    }
+
     fn awaiting(&self) -> bool {
         matches!(self.next, Next::Answer(_))
     }
@@ -108,6 +119,11 @@ impl Tracker {
         self.health = Health::Unhealthy;
         true
     }
+}
+
+/// How early a probe may go out: 1/64 of its interval, at most 250ms.
+fn slack(interval: Duration) -> Duration {
+    (interval / 64).min(Duration::from_millis(250))
 }
 
 /// `now + by`, or `now` should the clock overflow (an absurd interval).
@@ -172,7 +188,7 @@ impl<U: Definition> Supervisor<U> {
             .services
             .values()
             .filter_map(|s| Some((s.name.clone(), s.health.tracker.as_ref()?)))
-            .filter(|(_, t)| t.deadline() <= now)
+            .filter(|(_, t)| t.due(now))
             .map(|(name, t)| (name, t.next, t.policy.timeout))
             .collect();
         for (name, next, timeout) in due {

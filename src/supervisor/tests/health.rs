@@ -224,3 +224,31 @@ fn a_notify_service_is_probed_once_ready() {
     assert_eq!(health(&h, "a"), Some(Health::Starting));
     assert_eq!(h.due_in(), Some(secs(10)));
 }
+
+#[test]
+fn probes_due_close_together_share_a_wake_up() {
+    let mut h = Harness::new(vec![
+        ("a", checked(OnUnhealthy::None)),
+        ("b", checked(OnUnhealthy::None)),
+    ]);
+    h.auto_spawn = false;
+    h.boot();
+    h.spawned("a");
+    h.now += ms(100);
+    h.spawned("b");
+    // a is due 100ms before b; b's probe goes out with a's (within 10s/64)
+    assert_eq!(h.due_in(), Some(secs(10) - ms(100)));
+    assert_eq!(core(h.advance(secs(10) - ms(100))), [probe("a"), probe("b")]);
+    // beyond the slack: a wake-up of its own
+    let mut g = Harness::new(vec![
+        ("a", checked(OnUnhealthy::None)),
+        ("b", checked(OnUnhealthy::None)),
+    ]);
+    g.auto_spawn = false;
+    g.boot();
+    g.spawned("a");
+    g.now += ms(200);
+    g.spawned("b");
+    assert_eq!(core(g.advance(secs(10) - ms(200))), [probe("a")]);
+    assert_eq!(g.due_in(), Some(ms(200)));
+}

@@ -178,3 +178,24 @@ health-retries = 5
     await_true("no probe process left", LIMIT, || running(&sleep).is_empty());
     assert_eq!(tend.status("web")["restarts"], 0);
 }
+
+#[test]
+fn a_tcp_check_without_listener_fails_the_service_with_restart_no_root() {
+    // Nothing listens on the port: every connect is refused.
+    let unit = r#"
+command = "sleep 1000"
+restart = "no"
+health = { tcp = "127.0.0.1:@PORT" }
+health-interval = "100ms"
+health-retries = 2
+"#;
+    let tend = Tend::start("health-tcp", free_port(), &[("web", unit)]);
+    tend.await_status("web failed", |s| s["state"] == "failed");
+    let detail = tend.status("web")["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        detail.starts_with("unhealthy: cannot connect"),
+        "{detail}\n{}",
+        tend.log()
+    );
+    assert!(tend.log().contains("web: unhealthy"), "{}", tend.log());
+}

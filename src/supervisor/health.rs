@@ -123,7 +123,10 @@ impl Tracker {
 
 /// How early a probe may go out: 1/64 of its interval, at most 250ms.
 fn slack(interval: Duration) -> Duration {
-    interval.checked_div(64).unwrap_or_default().min(Duration::from_millis(250))
+    interval
+        .checked_div(64)
+        .unwrap_or_default()
+        .min(Duration::from_millis(250))
 }
 
 /// `now + by`, or `now` should the clock overflow (an absurd interval).

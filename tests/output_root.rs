@@ -43,6 +43,7 @@ fn restarts(socket: &std::path::Path, name: &str) -> u64 {
     assert!(code == 0 || code == 3, "ctl status failed: {err}");
     let reply: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path.with_extension("err"));
     reply["services"][0]["restarts"].as_u64().unwrap()
 }
 

@@ -61,7 +61,8 @@ where
 {
     tracing_subscriber::fmt::layer()
         .event_format(Plain)
-        .with_writer(std::io::stderr)
+        // Straight to stderr, or through the init loop's queue once it started.
+        .with_writer(|| crate::runtime::output::LogWriter)
 }
 
 /// systemd sets `JOURNAL_STREAM=DEV:INODE` for the stream it connected to

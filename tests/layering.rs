@@ -5,14 +5,14 @@ use std::path::Path;
 
 /// Top to bottom. Folders and files of `src/` by their first path segment.
 const LAYERS: &[&[&str]] = &[
-    &["main", "cli", "lib"],
+    &["main", "cli", "lib", "logging"],
     &["container"],
     &["runtime"],
     &["ctl"],
     &["unit"],
     &["supervisor"],
     &["entrypoint"],
-    &["registry", "logging"],
+    &["registry"],
     &["sys"],
     &["signal"],
 ];

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use tend::cli::parse_duration;
+use tend::unit::duration_arg as parse_duration;
 use tend::entrypoint::{Entrypoint, Event as EpEvent, Settings};
 use tend::supervisor::{Action, Event, ExitStatus, RestartPolicy, ServiceConfig, Supervisor};
 

@@ -145,7 +145,7 @@ fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientErr
     })
 }
 
-/// `web  ready  pid 42  up 3m 2s  restarts 1  last exited with code 1  (detail)`.
+/// `web  ready  pid 42  up 3m 2s  restarts 1  last exited with code 1  healthy  (detail)`.
 pub fn status_line(s: &ServiceInfo, width: usize) -> String {
     let pid = s.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "-".into());
     let age = humantime::format_duration(Duration::from_secs(s.since_ms / 1000));
@@ -162,6 +162,9 @@ pub fn status_line(s: &ServiceInfo, width: usize) -> String {
     }
     if let Some(text) = &s.status_text {
         line.push_str(&format!("  \"{text}\""));
+    }
+    if let Some(health) = &s.health {
+        line.push_str(&format!("  {health}"));
     }
     if let Some(detail) = &s.detail {
         line.push_str(&format!("  ({detail})"));
@@ -189,6 +192,9 @@ pub fn event_line(s: &ServiceInfo, from: Option<ServiceState>, at_ms: u64, remov
     );
     if let Some(exit) = &s.last_exit {
         line.push_str(&format!("  last {exit}"));
+    }
+    if let Some(health) = &s.health {
+        line.push_str(&format!("  {health}"));
     }
     if let Some(detail) = &s.detail {
         line.push_str(&format!("  ({detail})"));

@@ -296,6 +296,10 @@ pub struct ServiceInfo {
     /// A scheduled unit's next run, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_ms: Option<u64>,
+    /// Its liveness check's verdict while it is up (`starting`, `healthy`,
+    /// `unhealthy`); absent without a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::supervisor::Health>,
 }
 
 /// Why a frame was refused; the connection is closed after the reply.

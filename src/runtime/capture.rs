@@ -74,6 +74,11 @@ impl Ring {
         self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
 
+    /// How many lines it keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// How many lines were ever pushed.
     pub fn total(&self) -> u64 {
         self.total

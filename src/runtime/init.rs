@@ -13,7 +13,7 @@ use super::capture::Ring;
 use super::control::{self, server::Server, task::Host};
 use super::services::{Services, MAIN};
 use super::{notify, Reactor};
-use crate::supervisor::{Action, Change, Event, ServiceStatus, Supervisor, SupervisorError};
+use crate::supervisor::{Action, Change, Event, Health, ServiceStatus, Supervisor, SupervisorError};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv, Unit};
 
@@ -129,9 +129,16 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         clock,
     };
     init.supervisor.set_wall(now, init.clock.at(now));
+    // From here on, tend's output never blocks the loop.
+    super::output::start();
     init.supervisor.boot(now);
-    init.run()
+    let result = init.run();
+    super::output::finish(OUTPUT_GRACE);
+    result
 }
+
+/// How long tend waits at exit for a stalled reader of its output.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
@@ -156,6 +163,7 @@ impl Init {
                 .into_iter()
                 .flatten()
                 .min();
+            super::output::settle(self.reactor.registry());
             let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
             let now = Instant::now();
             self.supervisor.set_wall(now, self.clock.at(now));
@@ -168,6 +176,9 @@ impl Init {
                         manager.flush(self.reactor.registry());
                     }
                     continue;
+                }
+                if super::output::owns(token) {
+                    continue; // written at the next settle
                 }
                 if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.with_ctl(|ctl, init| ctl.ready(token, init, now));
@@ -247,6 +258,16 @@ impl Init {
                     }
                 }
                 Action::CancelReadyCheck { name } => self.services.cancel_check(&name, registry),
+                Action::Probe { name } => {
+                    let answer = match self.supervisor.definition(&name) {
+                        Some(unit) => self.services.probe(&unit, registry),
+                        None => None,
+                    };
+                    if let Some(event) = answer {
+                        self.feed(event, now);
+                    }
+                }
+                Action::CancelProbe { name } => self.services.cancel_probe(&name, registry),
                 Action::Signal { name, signal } => self.services.signal(&name, signal),
                 Action::KillAll { name } => self.services.signal(&name, libc::SIGKILL),
                 Action::NotifyManager {
@@ -270,6 +291,13 @@ impl Init {
             let to = &change.to;
             match (&to.detail, change.removed) {
                 (_, true) => info!("{}: removed", to.name),
+                (_, false) if change.from == Some(to.state) => {
+                    let health = match to.health {
+                        Some(Health::Starting) | None => "health check starting".to_string(),
+                        Some(health) => health.to_string(),
+                    };
+                    info!("{}: {health}", to.name);
+                }
                 (Some(detail), false) => info!("{}: {} ({detail})", to.name, to.state),
                 (None, false) => info!("{}: {}", to.name, to.state),
             }

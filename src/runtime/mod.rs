@@ -10,8 +10,11 @@ pub mod capture;
 pub mod control;
 pub mod entrypoint;
 pub mod init;
+pub mod logfile;
 pub mod notify;
+pub mod output;
 pub mod own_log;
+pub mod probe;
 pub mod ready;
 pub mod services;
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -16,16 +16,16 @@ use mio::{Interest, Registry, Token};
 use tracing::{debug, info, warn};
 
 use super::capture::{Lines, Ring};
+use super::logfile::LogFile;
 use super::notify::{self, Notice};
+use super::output::{self, Stream};
+use super::probe::{self, Probes};
 use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::cgroup::{Cgroup, Cgroups};
 use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::sys::{describe, process};
 use crate::unit::{self, Unit};
-
-/// Lines kept per service for `tend ctl logs`.
-const RING_LINES: usize = 1000;
 
 /// The name under which `tend init -- CMD` runs CMD.
 pub const MAIN: &str = "main";
@@ -68,9 +68,12 @@ pub struct Services {
     cgroups: Option<Cgroups>,
     procs: BTreeMap<String, Proc>,
     rings: BTreeMap<String, Ring>,
+    /// Log files tend writes, by service and stream (stderr: `true`).
+    files: BTreeMap<(String, bool), LogFile>,
     sources: HashMap<Token, Source>,
     next_token: usize,
     checks: Checks,
+    probes: Probes,
 }
 
 impl Services {
@@ -85,9 +88,11 @@ impl Services {
             cgroups,
             procs: BTreeMap::new(),
             rings: BTreeMap::new(),
+            files: BTreeMap::new(),
             sources: HashMap::new(),
             next_token: 1,
             checks: Checks::default(),
+            probes: Probes::default(),
         }
     }
 
@@ -141,8 +146,8 @@ impl Services {
             ),
             None => None,
         };
-        let stdout = self.output(name, &unit.stdout, false, registry)?;
-        let stderr = self.output(name, &unit.stderr, true, registry)?;
+        let stdout = self.output(unit, &unit.stdout, false, registry)?;
+        let stderr = self.output(unit, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
         let spec = Spawn {
             argv: &unit.argv,
@@ -175,11 +180,21 @@ impl Services {
     /// loop watches.
     fn output(
         &mut self,
-        name: &str,
+        unit: &Unit,
         to: &unit::Stdio,
         stderr: bool,
         registry: &Registry,
     ) -> Result<Option<OwnedFd>, String> {
+        let name = unit.name.as_str();
+        let key = (name.to_string(), stderr);
+        match to {
+            unit::Stdio::Rotated(spec) => {
+                if self.files.get(&key).map(LogFile::spec) != Some(spec) {
+                    self.files.insert(key, LogFile::open(spec)?);
+                }
+            }
+            _ => drop(self.files.remove(&key)),
+        }
         match to {
             unit::Stdio::Inherit => Ok(None),
             unit::Stdio::Null => Ok(spawn::dev_null()),
@@ -193,7 +208,7 @@ impl Services {
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
                 Ok(Some(file.into()))
             }
-            unit::Stdio::Log => {
+            unit::Stdio::Log | unit::Stdio::Rotated(_) => {
                 let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(|e| format!("cannot create a pipe: {e}"))?;
                 // The service's end blocks, as a program expects of stdout.
@@ -209,7 +224,11 @@ impl Services {
                     },
                     registry,
                 );
-                self.rings.entry(name.into()).or_insert_with(|| Ring::new(RING_LINES));
+                let lines = unit.log_buffer_lines;
+                match self.rings.get(name) {
+                    Some(ring) if ring.capacity() == lines => {}
+                    _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
+                }
                 Ok(Some(write))
             }
         }
@@ -260,6 +279,9 @@ impl Services {
         if let Some(answer) = self.checks.exited(pid, status, now) {
             return answer;
         }
+        if let Some(answer) = self.probes.exited(pid, status) {
+            return Some(answer);
+        }
         let name = self.procs.iter().find(|(_, p)| p.pid == pid).map(|(n, _)| n.clone());
         let Some(name) = name else {
             debug!("reaped orphan pid {pid}: {status}");
@@ -275,6 +297,9 @@ impl Services {
     /// A watched source is ready: read it; what it says for the supervisor.
     pub fn ready(&mut self, token: Token, now: Instant, registry: &Registry) -> Vec<Event> {
         if let Some(answer) = self.checks.answered(token, now, registry) {
+            return answer.into_iter().collect();
+        }
+        if let Some(answer) = self.probes.ready(token, registry) {
             return answer.into_iter().collect();
         }
         let Some(source) = self.sources.get_mut(&token) else {
@@ -322,28 +347,26 @@ impl Services {
         }
     }
 
-    /// Prints a service's lines with its name, and keeps them.
+    /// Prints a service's lines with its name (or writes them to its log
+    /// file, and prints them if it tees), and keeps them.
     fn print(&mut self, service: &str, stderr: bool, lines: Vec<String>) {
         if lines.is_empty() {
             return;
         }
-        let mut text = String::new();
-        for line in &lines {
-            text.push_str(service);
-            text.push_str(": ");
-            text.push_str(line);
-            text.push('\n');
-        }
-        // Written whole, so lines of two services never interleave.
-        let _ = if stderr {
-            std::io::stderr().write_all(text.as_bytes())
-        } else {
-            std::io::stdout().write_all(text.as_bytes())
+        let tee = match self.files.get_mut(&(service.to_string(), stderr)) {
+            Some(file) => {
+                file.write(lines.iter().map(String::as_str));
+                file.spec().tee
+            }
+            None => true,
         };
+        if tee {
+            print_prefixed(service, stderr, &lines);
+        }
         let ring = self
             .rings
             .entry(service.into())
-            .or_insert_with(|| Ring::new(RING_LINES));
+            .or_insert_with(|| Ring::new(unit::DEFAULT_LOG_BUFFER_LINES));
         for line in lines {
             ring.push(line);
         }
@@ -361,6 +384,23 @@ impl Services {
         let token = Token(self.next_token);
         self.next_token = self.next_token.saturating_add(1);
         self.checks.start(name, check, token, now, registry);
+    }
+
+    /// Runs `unit`'s liveness probe once; `Some` when it failed at once.
+    /// An exec probe runs as the service does: its user, environment and
+    /// working directory.
+    pub fn probe(&mut self, unit: &Unit, registry: &Registry) -> Option<Event> {
+        let token = Token(self.next_token);
+        self.next_token = self.next_token.saturating_add(1);
+        let mut env = unit.run_as.login_env();
+        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let mut spec = probe::exec_spec(unit, env);
+        spec.credentials = credentials(&unit.run_as);
+        self.probes.start(unit, token, registry, spec)
+    }
+
+    pub fn cancel_probe(&mut self, name: &str, registry: &Registry) {
+        self.probes.cancel(name, registry);
     }
 
     pub fn cancel_check(&mut self, name: &str, registry: &Registry) {
@@ -385,6 +425,21 @@ impl Services {
         self.procs.clear();
         drop(self.cgroups.take());
     }
+}
+
+/// Prints lines as `NAME: line` on tend's own output: written whole, so
+/// lines of two services never interleave; never blocking the loop (see
+/// `output`).
+fn print_prefixed(service: &str, stderr: bool, lines: &[String]) {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(service);
+        text.push_str(": ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+    output::write(stream, text.as_bytes());
 }
 
 fn spawn_failed(name: &str, reason: String) -> Event {

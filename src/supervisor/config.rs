@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub use super::health::{HealthPolicy, OnUnhealthy};
 use super::schedule::Schedule;
 
 /// When a service counts as up.
@@ -67,6 +68,8 @@ pub struct ServiceConfig {
     /// What its failing for good does; `None`: what `tend init
     /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
     pub on_failure: Option<OnFailure>,
+    /// A liveness check, probed while the service is up and ready.
+    pub health: Option<HealthPolicy>,
 }
 
 /// A service's whole definition as the supervisor holds it: the part it
@@ -120,6 +123,7 @@ impl ServiceConfig {
             watchdog: None,
             watchdog_signal: libc::SIGABRT,
             schedule: None,
+            health: None,
         }
     }
 }

@@ -152,6 +152,7 @@ impl<U: Definition> Supervisor<U> {
             .filter_map(|s| s.phase.deadline())
             .chain(global)
             .chain(runs)
+            .chain(self.health_deadline())
             .min()
     }
 
@@ -185,7 +186,21 @@ impl<U: Definition> Supervisor<U> {
             enabled: service.config().enabled,
             stopped: service.stopped,
             next_run: self.next_run_of(&service.name),
+            health: service.health.tracker.as_ref().map(|t| t.health),
         }
+    }
+
+    /// Emits a change of `name`'s health (its state is the same).
+    pub(super) fn record_health(&mut self, name: &str) {
+        let Some(service) = self.services.get(name) else { return };
+        let to = self.status_of(service);
+        let from = Some(to.state);
+        self.push_change(Change {
+            seq: 0,
+            from,
+            to,
+            removed: false,
+        });
     }
 
     /// Emits a change if `name`'s state differs from `from` (`None`: it is
@@ -251,6 +266,7 @@ impl<U: Definition> Supervisor<U> {
             (_, E::Start { name }) => return self.start(&name, now),
             (_, E::Stop { name }) => return self.stop(&name, now),
             (_, E::Restart { name }) => return self.restart(&name, now),
+            (_, E::ProbeResult { name, ok, reason }) => self.probe_result(&name, ok, &reason, now),
         }
         Ok(())
     }
@@ -282,6 +298,7 @@ impl<U: Definition> Supervisor<U> {
             return;
         }
         self.record(name, Some(before));
+        self.follow_health(name, now);
         if fails_fast && !shutting_down {
             self.fail_fast(name, now);
         } else if main_went_down && !shutting_down {
@@ -315,6 +332,7 @@ impl<U: Definition> Supervisor<U> {
             self.route(&name, Input::Timer, now);
         }
         self.run_schedules(now);
+        self.health_timer(now);
         if let Mode::ShuttingDown { deadline: Some(at) } = self.mode {
             if at <= now {
                 self.shutdown_timed_out();

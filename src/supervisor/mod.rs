@@ -98,6 +98,15 @@
 //! * `READY=1` goes up once, when every enabled valid service is up (ready,
 //!   or exited 0); `STATUS=` whenever the "N of M services up" line changes;
 //!   `STOPPING=1` when shutdown begins.
+//! * Liveness (`health.rs`): while a service with a check is up and ready
+//!   (and tend is not shutting down), `Probe` it `interval` after it became
+//!   ready and `interval` after each answer; no answer within `timeout` is a
+//!   failure (`CancelProbe`). Failures within `start_period` of readiness
+//!   do not count until a probe passed; `retries` failures in a row make it
+//!   unhealthy: `restart` stops it as a failure (its restart policy,
+//!   backoff and start limit decide), `shutdown` shuts everything down
+//!   (exit code 1), `none` only shows it. Each change of health is a
+//!   [`Change`] with the same state.
 // PID 1 never dies of an overflow: deadline and counter arithmetic here is
 // checked or saturating (tests may use plain operators).
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
@@ -105,6 +114,7 @@
 mod backoff;
 pub mod config;
 mod deps;
+mod health;
 mod machine;
 mod order;
 mod phase;
@@ -119,7 +129,7 @@ pub mod zone;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Definition, OnFailure, RestartPolicy, ServiceConfig, ServiceType};
+pub use config::{Definition, HealthPolicy, OnFailure, OnUnhealthy, RestartPolicy, ServiceConfig, ServiceType};
 pub use machine::Supervisor;
 pub use schedule::{Schedule, ScheduleError};
-pub use types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
+pub use types::{Action, Change, Event, ExitStatus, Health, ServiceState, ServiceStatus, SupervisorError};

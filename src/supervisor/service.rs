@@ -9,6 +9,7 @@ use super::backoff::{Backoff, StartLimit};
 use std::rc::Rc;
 
 use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
+use super::health::Slot;
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
 
@@ -40,6 +41,8 @@ pub(super) struct Service<U> {
     pub last_due: Option<i64>,
     backoff: Backoff,
     limit: StartLimit,
+    /// Liveness, tracked while up (`health.rs`).
+    pub health: Slot,
 }
 
 /// When a scheduled run is due: on the loop's clock, and on the wall clock.
@@ -81,6 +84,7 @@ impl<U: Definition> Service<U> {
             last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
+            health: Slot::default(),
         }
     }
 
@@ -102,6 +106,7 @@ impl<U: Definition> Service<U> {
             last_due: None,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
+            health: Slot::default(),
         }
     }
 

@@ -84,7 +84,8 @@ impl<U: Definition> Supervisor<U> {
     /// else the main service's exit code (128+N for signal N) if there is a main
     /// service and it has exited; otherwise 0 when everything stopped cleanly
     /// and 1 when a service is failed, needed more than its stop signal (or
-    /// exited non-zero while stopping), or is still alive at the timeout.
+    /// exited non-zero while stopping), is still alive at the timeout, or
+    /// brought tend down by being unhealthy.
     fn exit_code(&self) -> i32 {
         if let Some(code) = self.failed_fast {
             return code;
@@ -93,10 +94,9 @@ impl<U: Definition> Supervisor<U> {
         if let Some(status) = main.filter(|s| !s.phase.is_live()).and_then(|s| s.last_exit) {
             return status.code();
         }
-        let unclean = self
-            .services
-            .values()
-            .any(|s| s.phase.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)));
+        let unclean = self.services.values().any(|s| {
+            s.phase.is_live() || s.unclean_stop || matches!(s.phase, Phase::Failed(_)) || s.health.brought_down
+        });
         i32::from(unclean)
     }
 

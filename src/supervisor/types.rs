@@ -44,6 +44,8 @@ pub enum Event {
     Restart { name: String },
     /// PID 1 was asked to shut down (a second one kills what is left).
     Shutdown,
+    /// A liveness probe's answer (to [`Action::Probe`]): passed, or failed and why.
+    ProbeResult { name: String, ok: bool, reason: String },
 }
 
 /// What the supervisor asks the event loop to do.
@@ -67,6 +69,11 @@ pub enum Action {
     },
     /// Shutdown is complete: PID 1 exits with this code.
     Exit { code: i32 },
+    /// Run the service's liveness check once; answer with [`Event::ProbeResult`].
+    Probe { name: String },
+    /// Abandon the probe in flight (timed out, or the service went down):
+    /// close its connection, kill its command's process group.
+    CancelProbe { name: String },
 }
 
 /// A service's state as users see it: the one vocabulary of `status`,
@@ -179,6 +186,30 @@ pub struct ServiceStatus {
     pub stopped: bool,
     /// A scheduled unit's next run, on the wall clock.
     pub next_run: Option<std::time::SystemTime>,
+    /// Its liveness, while it is up and has a check.
+    pub health: Option<Health>,
+}
+
+/// What a service's liveness check says, while the service is up and ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No probe has passed yet (and the retries are not used up).
+    Starting,
+    /// The last probe passed.
+    Healthy,
+    /// `health-retries` probes in a row failed.
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
 }
 
 /// Why an operator request was refused.

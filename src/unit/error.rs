@@ -112,6 +112,22 @@ pub enum Problem {
     ReadyOne,
     #[error("invalid tcp address {value:?}: expected IP:PORT like \"127.0.0.1:8080\"")]
     TcpAddress { value: String },
+    #[error("health needs exactly one of \"tcp\", \"http\" or \"exec\"")]
+    HealthOne,
+    #[error("invalid http url \"{value}\": {reason}")]
+    HttpUrl { value: String, reason: &'static str },
+    #[error("\"health\" applies to long-running services, this one is oneshot")]
+    HealthOneshot,
+    #[error("\"{key}\" needs a \"health\" check")]
+    HealthKeyAlone { key: &'static str },
+    #[error("{key} must be at least {min}")]
+    TooSmall { key: &'static str, min: &'static str },
+    #[error("{key} must be at most {max}")]
+    TooLarge { key: &'static str, max: &'static str },
+    #[error("invalid size \"{value}\" for {key}: expected bytes or a number with K, M or G, like \"10M\"")]
+    Size { key: String, value: String },
+    #[error("{key}: max-files needs max-size")]
+    MaxFilesAlone { key: String },
     #[error("restart-delay ({delay}) is above restart-delay-max ({max})")]
     DelayAboveMax { delay: String, max: String },
     #[error("start-limit-burst must be at least 1")]

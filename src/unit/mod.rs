@@ -54,6 +54,8 @@ pub struct Unit {
     /// messages: exec looks it up again).
     pub program: PathBuf,
     pub ready: Option<Ready>,
+    /// The liveness check; its timing is in `service.health`.
+    pub health: Option<HealthCheck>,
     /// `user` and `group` resolved: ids, supplementary groups, login.
     pub run_as: RunAs,
     pub working_dir: Option<PathBuf>,
@@ -62,10 +64,15 @@ pub struct Unit {
     pub limits: BTreeMap<Resource, Limit>,
     pub stdout: Stdio,
     pub stderr: Stdio,
+    /// Captured lines kept for `tend ctl logs`.
+    pub log_buffer_lines: usize,
     /// What the supervisor decides with: type, restart policy, ordering,
     /// stop signal and timeouts, main, enabled.
     pub service: ServiceConfig,
 }
+
+/// Captured lines kept per service for `tend ctl logs` by default.
+pub const DEFAULT_LOG_BUFFER_LINES: usize = 1000;
 
 /// How `command` was written, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +92,22 @@ pub enum Ready {
     Exec { argv: Vec<OsString>, program: PathBuf },
 }
 
+/// A liveness check (`health`), probed while the service is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// A TCP connect to this address succeeds.
+    Tcp(SocketAddr),
+    /// A GET of `path` at `addr` answers 2xx or 3xx; `host` is the URL's
+    /// authority, sent as `Host:`.
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+    },
+    /// This command exits 0.
+    Exec { argv: Vec<OsString>, program: PathBuf },
+}
+
 /// Where a service's stdout or stderr goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stdio {
@@ -94,8 +117,23 @@ pub enum Stdio {
     Inherit,
     /// `/dev/null`.
     Null,
-    /// Appended to this file (created if missing).
+    /// Appended to this file (created if missing) by the service itself.
     File(PathBuf),
+    /// Captured by tend and appended to a file it rotates (and tees).
+    Rotated(FileLog),
+}
+
+/// `{ file = .., max-size = .., max-files = .., tee = .. }`: a log file
+/// written by tend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLog {
+    pub path: PathBuf,
+    /// Rotate before a line would make the file larger; `None`: never.
+    pub max_size: Option<u64>,
+    /// Rotated files kept: `path.1` (newest) to `path.N`.
+    pub max_files: u32,
+    /// Also write the lines to tend's own output, as `"log"` does.
+    pub tee: bool,
 }
 
 impl Unit {
@@ -109,12 +147,14 @@ impl Unit {
             argv,
             form: CommandForm::Exec,
             ready: None,
+            health: None,
             run_as: RunAs::default(),
             working_dir: None,
             env: Vec::new(),
             limits: BTreeMap::new(),
             stdout: Stdio::Log,
             stderr: Stdio::Log,
+            log_buffer_lines: DEFAULT_LOG_BUFFER_LINES,
             service: ServiceConfig::default(),
         }
     }
@@ -138,22 +178,29 @@ impl Definition for Unit {
             form,
             program: _,
             ready,
+            health,
             run_as,
             working_dir,
             env,
             limits,
             stdout,
             stderr,
+            log_buffer_lines: _,
             service,
         } = self;
         let ready_same = match (ready, &new.ready) {
             (Some(Ready::Exec { argv: a, .. }), Some(Ready::Exec { argv: b, .. })) => a == b,
             (a, b) => a == b,
         };
+        let health_same = match (health, &new.health) {
+            (Some(HealthCheck::Exec { argv: a, .. }), Some(HealthCheck::Exec { argv: b, .. })) => a == b,
+            (a, b) => a == b,
+        };
         *name == new.name
             && *argv == new.argv
             && *form == new.form
             && ready_same
+            && health_same
             && *run_as == new.run_as
             && *working_dir == new.working_dir
             && *env == new.env

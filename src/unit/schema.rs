@@ -41,13 +41,21 @@ pub struct RawUnit {
     pub watchdog_signal: Option<Spanned<NameOrNumber>>,
     pub schedule: Option<Spanned<String>>,
     pub schedule_timezone: Option<Spanned<String>>,
+    pub health: Option<Spanned<RawHealth>>,
+    pub health_interval: Option<Spanned<String>>,
+    pub health_timeout: Option<Spanned<String>>,
+    pub health_retries: Option<Spanned<u32>>,
+    pub health_start_period: Option<Spanned<String>>,
+    pub on_unhealthy: Option<Spanned<String>>,
+    pub log_buffer_lines: Option<Spanned<u32>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
 pub struct Keys(pub &'static [(&'static str, Option<&'static Keys>)]);
 
 const READY: Keys = Keys(&[("tcp", None), ("exec", None)]);
-const STDIO: Keys = Keys(&[("file", None)]);
+const HEALTH: Keys = Keys(&[("tcp", None), ("http", None), ("exec", None)]);
+const STDIO: Keys = Keys(&[("file", None), ("max-size", None), ("max-files", None), ("tee", None)]);
 
 /// The keys of [`RawUnit`] (a test keeps the two in step), for unknown-key
 /// messages with suggestions. `env` and `limits` are checked in validation.
@@ -81,6 +89,13 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("watchdog-signal", None),
     ("schedule", None),
     ("schedule-timezone", None),
+    ("health", Some(&HEALTH)),
+    ("health-interval", None),
+    ("health-timeout", None),
+    ("health-retries", None),
+    ("health-start-period", None),
+    ("on-unhealthy", None),
+    ("log-buffer-lines", None),
 ]);
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
@@ -99,6 +114,15 @@ pub enum RawCommand {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawReady {
     pub tcp: Option<Spanned<String>>,
+    pub exec: Option<Spanned<RawCommand>>,
+}
+
+/// `health = { tcp = "IP:PORT" }`, `{ http = "http://IP:PORT/path" }` or `{ exec = ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawHealth {
+    pub tcp: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<RawCommand>>,
 }
 
@@ -151,11 +175,12 @@ pub enum LimitValue {
     Word(String),
 }
 
-/// `stdout`/`stderr`: `"log"`, `"inherit"`, `"null"` or `{ file = "/path" }`.
+/// `stdout`/`stderr`: `"log"`, `"inherit"`, `"null"` or `{ file = "/path" }`
+/// (with `max-size`, `max-files`, `tee`).
 #[derive(Debug, Deserialize)]
 #[serde(
     untagged,
-    expecting = "expected \"log\", \"inherit\", \"null\" or { file = \"/path\" }"
+    expecting = "expected \"log\", \"inherit\", \"null\" or { file = \"/path\", max-size = \"10M\", max-files = 5, tee = true }"
 )]
 pub enum RawStdio {
     Word(String),
@@ -163,8 +188,19 @@ pub enum RawStdio {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StdioFile {
     // No span here: spans do not survive serde's untagged buffering.
     pub file: String,
+    pub max_size: Option<Size>,
+    pub max_files: Option<u32>,
+    pub tee: Option<bool>,
+}
+
+/// A size: bytes, or `"10M"` (K, M, G: powers of 1024).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
 }

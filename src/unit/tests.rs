@@ -121,6 +121,13 @@ env-file = "/dev/null"
 main = true
 enabled = false
 on-failure = "shutdown"
+health = { http = "http://127.0.0.1:8080/healthz" }
+health-interval = "15s"
+health-timeout = "2s"
+health-retries = 4
+health-start-period = "1m"
+on-unhealthy = "shutdown"
+log-buffer-lines = 50
 "#;
 
 #[test]
@@ -170,6 +177,21 @@ fn every_key() {
     assert!(c.has_ready_check && c.main && !c.enabled);
     assert_eq!(c.service_type, ServiceType::Simple);
     assert_eq!(c.on_failure, Some(crate::supervisor::OnFailure::Shutdown));
+    let health = crate::supervisor::HealthPolicy {
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(2),
+        retries: 4,
+        start_period: Duration::from_secs(60),
+        on_unhealthy: crate::supervisor::OnUnhealthy::Shutdown,
+    };
+    assert_eq!(c.health, Some(health));
+    let check = crate::unit::HealthCheck::Http {
+        addr: ([127, 0, 0, 1], 8080).into(),
+        host: "127.0.0.1:8080".into(),
+        path: "/healthz".into(),
+    };
+    assert_eq!(u.health, Some(check));
+    assert_eq!(u.log_buffer_lines, 50);
 
     let tables: Vec<_> = [FULL, supervision::FULL_NOTIFY, supervision::FULL_SCHEDULED]
         .iter()
@@ -440,4 +462,100 @@ fn a_reload_ignores_where_the_program_was_found_and_the_description() {
         ..u.clone()
     };
     assert!(!u.unchanged(&other));
+}
+
+#[test]
+fn health_keys_are_checked_with_positions() {
+    let text = r#"command = ["sh"]
+health = { http = "https://127.0.0.1/" }
+health-interval = "1ms"
+health-timeout = "soon"
+health-retries = 0
+on-unhealthy = "reboot"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:19: invalid http url \"https://127.0.0.1/\": expected http://IP:PORT/PATH (no https)",
+            "units/web.toml:3:19: health-interval must be at least 100ms",
+            "units/web.toml:4:18: invalid duration \"soon\" for health-timeout: expected number at 0",
+            "units/web.toml:5:18: health-retries must be at least 1",
+            "units/web.toml:6:16: unknown on-unhealthy \"reboot\", expected one of \"restart\", \"none\", \"shutdown\"",
+        ]
+    );
+    let text = "command = [\"sh\"]\nhealth = { tcp = \"127.0.0.1:1\", exec = \"true\" }\nhealth-retries = 2\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:10: health needs exactly one of \"tcp\", \"http\" or \"exec\""]
+    );
+    let text = "command = [\"sh\"]\nhealth-interval = \"1s\"\non-unhealthy = \"none\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:19: \"health-interval\" needs a \"health\" check",
+            "units/web.toml:3:16: \"on-unhealthy\" needs a \"health\" check",
+        ]
+    );
+    let text = "command = [\"sh\"]\ntype = \"oneshot\"\nhealth = { tcp = \"127.0.0.1:1\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:3:10: \"health\" applies to long-running services, this one is oneshot"]
+    );
+    let text = "command = [\"sh\"]\nhealth = { tcp = \"127.0.0.1:1\", htpp = \"x\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:33: unknown key \"htpp\" in health, did you mean \"http\"?"]
+    );
+    let u = unit("command = [\"sh\"]\nhealth = { exec = \"true\" }\n");
+    assert_eq!(u.service.health, Some(crate::supervisor::HealthPolicy::DEFAULT));
+}
+
+#[test]
+fn rotated_log_files() {
+    use crate::unit::FileLog;
+    let u = unit("command = [\"sh\"]\nstdout = { file = \"/var/log/a\", max-size = \"10M\" }\nstderr = { file = \"/var/log/b\", tee = true }\n");
+    let a = FileLog {
+        path: "/var/log/a".into(),
+        max_size: Some(10 << 20),
+        max_files: 5,
+        tee: false,
+    };
+    assert_eq!(u.stdout, Stdio::Rotated(a));
+    let b = FileLog {
+        path: "/var/log/b".into(),
+        max_size: None,
+        max_files: 5,
+        tee: true,
+    };
+    assert_eq!(u.stderr, Stdio::Rotated(b));
+    assert_eq!(u.log_buffer_lines, 1000);
+    let text = "command = [\"sh\"]\nstdout = { file = \"/a\", max-size = \"10X\" }\nstderr = { file = \"/b\", max-files = 2 }\nlog-buffer-lines = 2000000\n";
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:2:10: invalid size \"10X\" for stdout: expected bytes or a number with K, M or G, like \"10M\"",
+            "units/web.toml:3:10: stderr: max-files needs max-size",
+            "units/web.toml:4:20: log-buffer-lines must be at most 1000000",
+        ]
+    );
+    let text = "command = [\"sh\"]\nstdout = { file = \"/a\", max-sise = \"1M\" }\n";
+    assert_eq!(
+        errors(text),
+        ["units/web.toml:2:25: unknown key \"max-sise\" in stdout, did you mean \"max-size\"?"]
+    );
+}
+
+#[test]
+fn sizes() {
+    use crate::unit::schema::Size;
+    let t = |s: &str| super::validate::parse_size(&Size::Text(s.into()));
+    assert_eq!(t("10M"), Some(10 << 20));
+    assert_eq!(t("512K"), Some(512 << 10));
+    assert_eq!(t("1GiB"), Some(1 << 30));
+    assert_eq!(t("100"), Some(100));
+    assert_eq!(t("2MB"), Some(2 << 20));
+    for bad in ["", "M", "0", "10X", "-1K", "99999999999999G"] {
+        assert_eq!(t(bad), None, "{bad}");
+    }
+    assert_eq!(super::validate::parse_size(&Size::Bytes(4096)), Some(4096));
 }

@@ -15,13 +15,14 @@ use super::error::{Position, Problem, UnitError};
 use super::host::Host;
 use super::limits::{self, Limit, Resource};
 use super::parse::Source;
-use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit};
+use super::schema::{LimitValue, NameOrNumber, RawLimit, RawStdio, RawUnit, Size};
 use super::suggest::{position, suggest};
-use super::{Stdio, Unit};
+use super::{FileLog, Stdio, Unit};
 use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
+mod health;
 mod supervision;
 
 /// A dependency as written, located for messages on the dependent.
@@ -132,7 +133,8 @@ impl Ctx<'_> {
 
 /// Builds the unit named `name` from its raw form. `bad` lists keys already
 /// reported as wrong, so that they are not also reported missing.
-pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+    let health_keys = health::RawKeys::take(&mut raw);
     // The supervisor's defaults are the unit's defaults.
     let d = ServiceConfig::default();
     let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
@@ -142,6 +144,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
     let (argv, form, program) = exec::command(cx, raw.command, bad, &env, working_dir.as_deref());
     let ready = exec::ready(cx, raw.ready, service_type, &env, working_dir.as_deref());
     let ready_timeout = ready_timeout(cx, raw.ready_timeout, service_type, has_ready);
+    let (health, health_policy) = health::health(cx, health_keys, service_type, &env, working_dir.as_deref());
     let run_as = env::run_as(cx, raw.user, raw.group);
     let restart_delay = cx.duration("restart-delay", raw.restart_delay.clone(), d.restart_delay);
     let restart_delay_max = cx.duration("restart-delay-max", raw.restart_delay_max, d.restart_delay_max);
@@ -169,6 +172,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         watchdog: supervision::watchdog(cx, raw.watchdog, service_type, raw.watchdog_signal.as_ref()),
         watchdog_signal: signal(cx, raw.watchdog_signal, d.watchdog_signal),
         schedule: supervision::schedule(cx, raw.schedule, raw.schedule_timezone, service_type),
+        health: health_policy,
     };
     let unit = Unit {
         name: name.to_string(),
@@ -177,12 +181,14 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         form,
         program,
         ready,
+        health,
         run_as,
         working_dir,
         env,
         limits: limits(cx, raw.limits),
         stdout: stdio(cx, "stdout", raw.stdout),
         stderr: stdio(cx, "stderr", raw.stderr),
+        log_buffer_lines: buffer_lines(cx, raw.log_buffer_lines),
         service,
     };
     Checked {
@@ -280,8 +286,41 @@ fn stdio(cx: &mut Ctx, key: &str, value: Option<Spanned<RawStdio>>) -> Stdio {
     let span = v.span();
     match v.into_inner() {
         RawStdio::File(f) => {
-            let path = absolute(cx, key, Some(Spanned::new(span, f.file)));
-            Stdio::File(path.unwrap_or_default())
+            let path = absolute(cx, key, Some(Spanned::new(span.clone(), f.file)));
+            let path = path.unwrap_or_default();
+            if f.max_size.is_none() && f.max_files.is_none() && f.tee.is_none() {
+                return Stdio::File(path);
+            }
+            let max_size = f.max_size.and_then(|size| {
+                parse_size(&size).or_else(|| {
+                    let value = match size {
+                        Size::Bytes(n) => n.to_string(),
+                        Size::Text(t) => t,
+                    };
+                    cx.err(span.clone(), Problem::Size { key: key.into(), value });
+                    None
+                })
+            });
+            if f.max_files.is_some() && max_size.is_none() {
+                cx.err(span.clone(), Problem::MaxFilesAlone { key: key.into() });
+            }
+            let max_files = f.max_files.unwrap_or(DEFAULT_MAX_FILES);
+            if max_files > MAX_FILES {
+                cx.err(
+                    span,
+                    Problem::TooLarge {
+                        key: "max-files",
+                        max: "1000",
+                    },
+                );
+            }
+            let tee = f.tee.unwrap_or(false);
+            Stdio::Rotated(FileLog {
+                path,
+                max_size,
+                max_files,
+                tee,
+            })
         }
         RawStdio::Word(w) => {
             let word = Some(Spanned::new(span, w));
@@ -289,6 +328,54 @@ fn stdio(cx: &mut Ctx, key: &str, value: Option<Spanned<RawStdio>>) -> Stdio {
             let i = cx.choice(key, word, STDIO_NAMES, &[0, 1, 2], 0);
             values.into_iter().nth(i).unwrap_or(Stdio::Log)
         }
+    }
+}
+
+/// Rotated files kept when `max-size` is given without `max-files`.
+const DEFAULT_MAX_FILES: u32 = 5;
+const MAX_FILES: u32 = 1000;
+
+/// `1048576`, `"512K"`, `"10M"`, `"1G"` (powers of 1024; an optional
+/// trailing `B` or `iB`); at least one byte.
+pub fn parse_size(size: &Size) -> Option<u64> {
+    let text = match size {
+        Size::Bytes(n) => return (*n > 0).then_some(*n),
+        Size::Text(t) => t.trim(),
+    };
+    let text = text
+        .strip_suffix("iB")
+        .or_else(|| text.strip_suffix('B'))
+        .unwrap_or(text);
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let factor: u64 = match unit.trim() {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" | "m" => 1 << 20,
+        "G" | "g" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = digits.parse::<u64>().ok()?.checked_mul(factor)?;
+    (bytes > 0).then_some(bytes)
+}
+
+/// `log-buffer-lines`: at most a million lines.
+fn buffer_lines(cx: &mut Ctx, value: Option<Spanned<u32>>) -> usize {
+    match value {
+        Some(v) if *v.get_ref() > 1_000_000 => {
+            cx.err(
+                v.span(),
+                Problem::TooLarge {
+                    key: "log-buffer-lines",
+                    max: "1000000",
+                },
+            );
+            super::DEFAULT_LOG_BUFFER_LINES
+        }
+        Some(v) => v.into_inner() as usize,
+        None => super::DEFAULT_LOG_BUFFER_LINES,
     }
 }
 

@@ -118,6 +118,7 @@ fn replies_on_the_wire() {
             status_text: None,
             detail: None,
             next_run_ms: Some(1_796_000_000_000),
+            health: Some(crate::supervisor::Health::Healthy),
         }],
     });
     let line = reply.to_line();

@@ -122,8 +122,12 @@ pub fn wait_result(states: &BTreeMap<String, ServiceState>, state: WaitFor) -> O
 /// Is this service as it should be? Running and ready are; a disabled
 /// one is; an exited one is unless it was stopped while enabled (the
 /// environment lacks it) or exited non-zero while stopping; starting,
-/// stopping, failed and invalid are not.
+/// stopping, failed and invalid are not; nor is one whose liveness check
+/// says unhealthy.
 pub fn healthy(s: &ServiceStatus) -> bool {
+    if s.health == Some(crate::supervisor::Health::Unhealthy) {
+        return false;
+    }
     match s.state {
         ServiceState::Running | ServiceState::Ready | ServiceState::Disabled => true,
         ServiceState::Exited if s.stopped && s.enabled => false,
@@ -137,9 +141,10 @@ pub fn health(status: &[ServiceStatus]) -> Vec<String> {
     status
         .iter()
         .filter(|s| !healthy(s))
-        .map(|s| match &s.detail {
-            Some(detail) => format!("{}: {} ({detail})", s.name, s.state),
-            None => format!("{}: {}", s.name, s.state),
+        .map(|s| match (&s.detail, s.health) {
+            (_, Some(health @ crate::supervisor::Health::Unhealthy)) => format!("{}: {} ({health})", s.name, s.state),
+            (Some(detail), _) => format!("{}: {} ({detail})", s.name, s.state),
+            (None, _) => format!("{}: {}", s.name, s.state),
         })
         .collect()
 }
@@ -163,6 +168,7 @@ pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
             .next_run
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64),
+        health: s.health,
     }
 }
 
@@ -193,6 +199,7 @@ mod tests {
             enabled: true,
             stopped: false,
             next_run: None,
+            health: None,
         }
     }
 
@@ -241,6 +248,15 @@ mod tests {
             service("d", ServiceState::Exited, Some(ExitStatus::Signal(15))),
         ];
         assert_eq!(health(&status), ["b: failed"]);
+    }
+
+    #[test]
+    fn a_running_service_whose_check_fails_is_unhealthy() {
+        let mut web = service("web", ServiceState::Ready, None);
+        web.health = Some(crate::supervisor::Health::Unhealthy);
+        assert_eq!(health(&[web.clone()]), ["web: ready (unhealthy)"]);
+        web.health = Some(crate::supervisor::Health::Starting);
+        assert!(health(&[web]).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod changes;
 mod deps;
 mod failfast;
+mod health;
 mod misc;
 mod reload;
 mod restart;

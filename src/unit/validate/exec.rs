@@ -34,7 +34,7 @@ pub fn command(
     (argv, form, program.unwrap_or_default())
 }
 
-fn argv(raw: RawCommand) -> (Vec<String>, CommandForm) {
+pub(super) fn argv(raw: RawCommand) -> (Vec<String>, CommandForm) {
     match raw {
         RawCommand::Exec(argv) => (argv, CommandForm::Exec),
         RawCommand::Shell(s) => (vec!["/bin/sh".into(), "-c".into(), s], CommandForm::Shell),
@@ -42,7 +42,7 @@ fn argv(raw: RawCommand) -> (Vec<String>, CommandForm) {
 }
 
 /// Checks argv is not empty and finds its program.
-fn resolve(
+pub(super) fn resolve(
     cx: &mut Ctx,
     span: std::ops::Range<usize>,
     argv: &[String],

@@ -1,0 +1,114 @@
+//! Log files tend writes for its services: rotated at their size with
+//! exactly `max-files` kept, teed to tend's own output, and the size of
+//! the buffer `tend ctl logs` reads. Needs root.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Tend {
+    dir: TempDir,
+    child: Child,
+}
+
+impl Tend {
+    fn start(tag: &str, units: &[(&str, &str)]) -> Tend {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir(dir.path("units")).unwrap();
+        for (name, toml) in units {
+            let toml = toml.replace("@DIR", &dir.0.display().to_string());
+            std::fs::write(dir.path("units").join(format!("{name}.toml")), toml).unwrap();
+        }
+        let units = dir.path("units");
+        let socket = dir.path("ctl.sock");
+        let mut cmd = tend_as_pid1(&[
+            "init",
+            "--units",
+            units.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+        ]);
+        let out = std::fs::File::create(dir.path("tend.out")).unwrap();
+        let log = std::fs::File::create(dir.path("tend.log")).unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(log);
+        let child = cmd.spawn().unwrap();
+        Tend { dir, child }
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path(name)).unwrap_or_default()
+    }
+
+    fn await_text(&self, name: &str, text: &str) {
+        await_true(&format!("{text:?} in {name}"), LIMIT, || self.read(name).contains(text));
+    }
+}
+
+impl Drop for Tend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const LINES: &str =
+    "i=0; while [ $i -lt 200 ]; do echo line-$(printf %03d $i)-xxxxxxxxxxxxxxxx; i=$((i+1)); done; exec sleep 1000";
+
+#[test]
+fn a_log_file_rotates_at_its_size_keeping_max_files_root() {
+    let unit =
+        format!("command = \"{LINES}\"\nstdout = {{ file = \"@DIR/out.log\", max-size = \"1K\", max-files = 3 }}\n");
+    let tend = Tend::start("logs-rotate", &[("rot", &unit)]);
+    tend.await_text("out.log", "line-199-");
+    let size = |name: &str| std::fs::metadata(tend.dir.path(name)).map(|m| m.len()).unwrap_or(0);
+    // 200 lines of 26 bytes: 39 per full file of at most 1 KiB
+    for name in ["out.log.1", "out.log.2", "out.log.3"] {
+        assert!((1024 - 26..=1024).contains(&size(name)), "{name}: {} bytes", size(name));
+    }
+    assert!(
+        !Path::new(&tend.dir.path("out.log.4")).exists(),
+        "exactly max-files kept"
+    );
+    // newest first: out.log follows out.log.1, which follows out.log.2...
+    let first = |name: &str| tend.read(name).lines().next().unwrap_or_default().to_string();
+    let last = |name: &str| tend.read(name).lines().last().unwrap_or_default().to_string();
+    assert!(last("out.log.3") < first("out.log.2"));
+    assert_eq!(last("out.log.1"), "line-194-xxxxxxxxxxxxxxxx");
+    assert_eq!(first("out.log"), "line-195-xxxxxxxxxxxxxxxx");
+    assert!(
+        !tend.read("tend.out").contains("line-"),
+        "not on tend's output without tee"
+    );
+}
+
+#[test]
+fn tee_writes_the_file_and_tends_output_root() {
+    let unit = "command = \"echo hello-tee; echo oops >&2; exec sleep 1000\"\n\
+                stdout = { file = \"@DIR/tee.log\", tee = true }\n\
+                stderr = { file = \"@DIR/err.log\" , max-size = \"10M\" }\n";
+    let tend = Tend::start("logs-tee", &[("teed", unit)]);
+    tend.await_text("tend.out", "teed: hello-tee\n");
+    tend.await_text("tee.log", "hello-tee\n");
+    tend.await_text("err.log", "oops\n");
+    assert!(!tend.read("tend.log").contains("oops"), "stderr does not tee");
+}
+
+#[test]
+fn log_buffer_lines_bounds_what_ctl_logs_keeps_root() {
+    let unit = "command = \"for i in 1 2 3 4 5 6 7 8 9; do echo n$i; done; exec sleep 1000\"\nlog-buffer-lines = 3\n";
+    let t = Tend::start("logs-buffer", &[("few", unit)]);
+    t.await_text("tend.out", "few: n9\n");
+    let mut cmd = Command::new(tend());
+    cmd.arg("ctl")
+        .arg("--socket")
+        .arg(t.dir.path("ctl.sock"))
+        .args(["logs", "few"]);
+    let out = output(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n7\nn8\nn9\n");
+}

@@ -19,10 +19,11 @@ use super::capture::{Lines, Ring};
 use super::notify::{self, Notice};
 use super::ready::Checks;
 use crate::supervisor::{Event, ExitStatus};
-use crate::sys::cgroup::{Cgroup, Cgroups};
+use crate::sys::cgroup::{Cgroup, Cgroups, Usage};
 use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::sys::{describe, process};
-use crate::unit::{self, Unit};
+use crate::unit::resources::Layout;
+use crate::unit::{self, Resources, Unit};
 
 /// Lines kept per service for `tend ctl logs`.
 const RING_LINES: usize = 1000;
@@ -35,6 +36,11 @@ pub const MAIN: &str = "main";
 struct Proc {
     pid: i32,
     cgroup: Option<Cgroup>,
+    /// The cgroup limits in force (changed in place on reload).
+    resources: Resources,
+    /// Its cgroup's OOM kills when it started: more at its exit means the
+    /// kernel killed for memory.
+    oom_base: u64,
 }
 
 impl Proc {
@@ -71,6 +77,11 @@ pub struct Services {
     sources: HashMap<Token, Source>,
     next_token: usize,
     checks: Checks,
+    /// Units already told that their limits cannot be (all) applied.
+    warned: std::collections::BTreeSet<String>,
+    /// The limits last written to each service's cgroup, which outlives
+    /// its runs: a restart writes only what differs, resets included.
+    applied: BTreeMap<String, Resources>,
 }
 
 impl Services {
@@ -88,6 +99,8 @@ impl Services {
             sources: HashMap::new(),
             next_token: 1,
             checks: Checks::default(),
+            warned: Default::default(),
+            applied: BTreeMap::new(),
         }
     }
 
@@ -141,6 +154,9 @@ impl Services {
             ),
             None => None,
         };
+        let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills);
+        let old = self.applied.get(name).copied().unwrap_or_default();
+        self.limit(name, cgroup.as_ref(), &old, &unit.resources);
         let stdout = self.output(name, &unit.stdout, false, registry)?;
         let stderr = self.output(name, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
@@ -163,12 +179,75 @@ impl Services {
             stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
-            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
+            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
-        self.procs.insert(name.into(), Proc { pid, cgroup });
+        let resources = unit.resources;
+        let proc = Proc {
+            pid,
+            cgroup,
+            resources,
+            oom_base,
+        };
+        self.procs.insert(name.into(), proc);
         Ok(pid)
+    }
+
+    /// Takes a service's cgroup limits from `old` to `new`; what cannot be
+    /// applied is said once per unit (and the service runs anyway).
+    fn limit(&mut self, name: &str, cgroup: Option<&Cgroup>, old: &Resources, new: &Resources) {
+        if new.is_empty() && old.is_empty() {
+            return;
+        }
+        let Some(cgroup) = cgroup else {
+            if self.warned.insert(name.into()) {
+                warn!("{name}: {}", unit::READ_ONLY);
+            }
+            return;
+        };
+        self.applied.insert(name.into(), *new);
+        let mut problems = cgroup.apply(old, new);
+        if cgroup.layout(unit::resources::Controller::Memory) == Some(Layout::V1) {
+            let ignored = new.unsupported(Layout::V1);
+            problems.extend(
+                ignored
+                    .iter()
+                    .map(|k| format!("{k} ignored: cgroup v1 has no equivalent")),
+            );
+        }
+        if !problems.is_empty() && self.warned.insert(name.into()) {
+            warn!("{name}: limits: {}", problems.join("; "));
+        }
+    }
+
+    /// Applies a service's new cgroup limits in place (a reload), if it
+    /// runs and they changed.
+    pub fn update_limits(&mut self, unit: &Unit) {
+        let Some(proc) = self.procs.get_mut(&unit.name) else {
+            return;
+        };
+        let old = std::mem::replace(&mut proc.resources, unit.resources);
+        if old == unit.resources {
+            return;
+        }
+        let cgroup = proc.cgroup.take();
+        self.warned.remove(&unit.name);
+        self.limit(&unit.name, cgroup.as_ref(), &old, &unit.resources);
+        info!("{}: limits changed in place", unit.name);
+        if let Some(proc) = self.procs.get_mut(&unit.name) {
+            proc.cgroup = cgroup;
+        }
+    }
+
+    /// What a running service uses, read from its cgroup now.
+    pub fn usage(&self, name: &str) -> Option<Usage> {
+        Some(self.procs.get(name)?.cgroup.as_ref()?.usage())
+    }
+
+    /// The names of the services running now.
+    pub fn running(&self) -> Vec<String> {
+        self.procs.keys().cloned().collect()
     }
 
     /// Where one output stream goes; for `log`, a pipe whose read end the
@@ -265,10 +344,12 @@ impl Services {
             debug!("reaped orphan pid {pid}: {status}");
             return None;
         };
-        info!("{name} (pid {pid}) {status}");
+        let mut status = status;
         if let Some(proc) = self.procs.remove(&name) {
+            status = oom_status(&proc, status);
             let _ = proc.signal(libc::SIGKILL);
         }
+        info!("{name} (pid {pid}) {status}");
         Some(Event::Exited { pid, status })
     }
 
@@ -384,6 +465,21 @@ impl Services {
     pub fn cleanup(&mut self) {
         self.procs.clear();
         drop(self.cgroups.take());
+    }
+}
+
+/// A failed exit after the kernel's OOM killer killed in the service's
+/// cgroup is named for it.
+fn oom_status(proc: &Proc, status: ExitStatus) -> ExitStatus {
+    let Some(cgroup) = &proc.cgroup else {
+        return status;
+    };
+    if status.success() || cgroup.oom_kills() <= proc.oom_base {
+        return status;
+    }
+    ExitStatus::OomKilled {
+        code: status.code(),
+        memory_max: proc.resources.memory_max.filter(|m| *m != unit::resources::MAX),
     }
 }
 

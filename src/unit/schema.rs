@@ -41,6 +41,13 @@ pub struct RawUnit {
     pub watchdog_signal: Option<Spanned<NameOrNumber>>,
     pub schedule: Option<Spanned<String>>,
     pub schedule_timezone: Option<Spanned<String>>,
+    pub memory_max: Option<Spanned<RawAmount>>,
+    pub memory_high: Option<Spanned<RawAmount>>,
+    pub memory_swap_max: Option<Spanned<RawAmount>>,
+    pub cpus: Option<Spanned<RawAmount>>,
+    pub cpu_weight: Option<Spanned<RawAmount>>,
+    pub pids_max: Option<Spanned<RawAmount>>,
+    pub io_weight: Option<Spanned<RawAmount>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -81,7 +88,24 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("watchdog-signal", None),
     ("schedule", None),
     ("schedule-timezone", None),
+    ("memory-max", None),
+    ("memory-high", None),
+    ("memory-swap-max", None),
+    ("cpus", None),
+    ("cpu-weight", None),
+    ("pids-max", None),
+    ("io-weight", None),
 ]);
+
+/// A cgroup limit as written: a number, or text (`"512M"`, `"infinity"`);
+/// validation says which a key takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "expected a number or a string")]
+pub enum RawAmount {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
 #[derive(Debug, Clone, Deserialize)]

@@ -22,6 +22,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
 mod env;
 mod exec;
+mod resources;
 mod supervision;
 
 /// A dependency as written, located for messages on the dependent.
@@ -126,7 +127,8 @@ impl Ctx<'_> {
 
 /// Builds the unit named `name` from its raw form. `bad` lists keys already
 /// reported as wrong, so that they are not also reported missing.
-pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
+    let cgroup_limits = resources::Raw::take(&mut raw);
     // The supervisor's defaults are the unit's defaults.
     let d = ServiceConfig::default();
     let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
@@ -175,6 +177,7 @@ pub fn validate(name: &str, raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Check
         working_dir,
         env,
         limits: limits(cx, raw.limits),
+        resources: resources::resources(cx, cgroup_limits),
         stdout: stdio(cx, "stdout", raw.stdout),
         stderr: stdio(cx, "stderr", raw.stderr),
         service,

@@ -118,6 +118,10 @@ fn replies_on_the_wire() {
             status_text: None,
             detail: None,
             next_run_ms: Some(1_796_000_000_000),
+            oom_kills: 2,
+            memory_bytes: Some(4096),
+            cpu_usec: Some(1500),
+            tasks: Some(3),
         }],
     });
     let line = reply.to_line();

@@ -238,3 +238,86 @@ fn reload_changes_memory_max_in_place_and_nothing_is_left_root() {
         assert!(!made.contains(&left), "{} is left", left.display());
     }
 }
+
+#[test]
+fn a_killed_tends_v1_cgroups_are_swept_at_the_next_start_root() {
+    let dir = TempDir::new("limits-sweep");
+    let mut killed = start(&dir, &[("a", "command = \"sleep 1000\"\npids-max = 10\n")]);
+    let killed_tend = await_child(killed.id());
+    let left = made_by_tend(service_pid(killed_tend, "a"));
+    send(killed_tend, libc::SIGKILL);
+    exit_code_within(&mut killed.0, LIMIT);
+    assert!(left.iter().all(|d| d.exists()), "a killed tend removes nothing");
+    let next_dir = TempDir::new("limits-sweep-next");
+    let mut next = start(&next_dir, &[("b", "command = \"sleep 1000\"\n")]);
+    let next_tend = await_child(next.id());
+    service_pid(next_tend, "b");
+    for d in &left {
+        assert!(!d.exists(), "{} is left after the next start", d.display());
+    }
+    stop(&mut next, next_tend);
+}
+
+/// `sh -c SCRIPT` in a mount namespace where `/sys/fs/cgroup` is an empty
+/// read-only tmpfs, as in a container without a delegated cgroup.
+fn without_cgroups(script: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+        "sh",
+        "-c",
+    ])
+    .arg(format!("mount -t tmpfs -o ro tmpfs /sys/fs/cgroup && exec {script}"));
+    cmd.env_remove("RUST_BACKTRACE").env_remove("TEND_LOG");
+    cmd
+}
+
+#[test]
+fn limits_where_the_cgroup_is_read_only_are_one_line_and_the_service_runs_root() {
+    let dir = TempDir::new("limits-ro");
+    let units = dir.path("units");
+    std::fs::create_dir(&units).unwrap();
+    let marker = dir.path("ran");
+    let web = format!(
+        "command = \"touch {} && sleep 1000\"\nmemory-max = \"64M\"\n",
+        marker.display()
+    );
+    std::fs::write(units.join("web.toml"), web).unwrap();
+    std::fs::write(units.join("plain.toml"), "command = \"sleep 1000\"\n").unwrap();
+    let tend = common::tend();
+    let check = output(&mut without_cgroups(&format!(
+        "{} check {}",
+        tend.display(),
+        units.display()
+    )));
+    let text = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    let line = format!(
+        "{}: limits not applied: no writable cgroup (read-only or not delegated)",
+        units.join("web.toml").display()
+    );
+    assert!(text.contains(&line), "{text}");
+    assert_eq!(text.matches("limits not applied").count(), 1, "{text}");
+    assert!(check.status.success(), "{text}");
+
+    let log = std::fs::File::create(dir.path("tend.log")).unwrap();
+    let script = format!("{} init --units {} --no-socket", tend.display(), units.display());
+    let child = without_cgroups(&script)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut pid1 = Pid1(child);
+    await_true("web to run", LIMIT, || marker.exists());
+    let tend_pid = await_child(pid1.id());
+    let said = "web: limits not applied: no writable cgroup (read-only or not delegated)";
+    await_true("the line at start", LIMIT, || {
+        std::fs::read_to_string(dir.path("tend.log")).is_ok_and(|l| l.contains(said))
+    });
+    stop(&mut pid1, tend_pid);
+}

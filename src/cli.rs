@@ -130,9 +130,30 @@ pub struct BootArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Bound the whole machine's memory: bytes, or like 512M, 1.5G.
+    #[arg(long, value_name = "SIZE", value_parser = crate::unit::resources::parse_size)]
+    pub memory: Option<u64>,
+
+    /// Bound the whole machine's CPU time, in CPUs (0.5, 2).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<u64>,
+
+    /// Bound the whole machine's processes and threads.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
+
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// `--cpus`: a number of CPUs, as a quota per period.
+fn parse_cpus(text: &str) -> Result<u64, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of CPUs like 0.5 or 2".to_string())?;
+    crate::unit::resources::cpus_quota(cpus)
 }
 
 fn parse_net(text: &str) -> Result<crate::container::Net, String> {

@@ -127,6 +127,12 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         detach: args.detach,
         shutdown_timeout: args.shutdown_timeout,
         command: args.command.clone(),
+        resources: tend::unit::Resources {
+            memory_max: args.memory,
+            cpu_quota: args.cpus,
+            pids_max: args.pids,
+            ..Default::default()
+        },
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)

@@ -6,6 +6,7 @@
 //! machine's entry in the registry ([`registry`], [`launch`]).
 
 pub mod apply;
+pub mod bound;
 pub mod launch;
 pub mod log;
 pub mod namespaces;

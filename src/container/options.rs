@@ -2,6 +2,7 @@
 //! the checked, resolved form the rest works from ([`BootOptions`]). Every
 //! check that can fail before anything is started happens here.
 
+use crate::unit::Resources;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub struct Request {
     pub detach: bool,
     pub shutdown_timeout: Duration,
     pub command: Vec<OsString>,
+    /// `--memory`, `--cpus`, `--pids`: the whole machine's bounds.
+    pub resources: Resources,
 }
 
 /// Everything checked and resolved: paths absolute and existing, the name
@@ -82,6 +85,8 @@ pub struct BootOptions {
     /// The launching terminal, bound to /dev/console.
     pub console: Option<PathBuf>,
     pub notify: Notify,
+    /// The whole machine's bounds (a cgroup the launcher makes).
+    pub resources: Resources,
 }
 
 impl BootOptions {
@@ -224,6 +229,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         command: request.command,
         console: if request.detach { None } else { tty },
         notify: notify_from(std::env::var("NOTIFY_SOCKET").ok()),
+        resources: request.resources,
     })
 }
 

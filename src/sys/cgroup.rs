@@ -423,6 +423,14 @@ impl Cgroup {
         self.dir(&Kind::V1(controller.v1_name()))
     }
 
+    /// Moves the process `pid` (and, later, all it starts) into the cgroup.
+    pub fn join(&self, pid: i32) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Which layout holds `controller`'s files for this service.
     pub fn layout(&self, controller: Controller) -> Option<Layout> {
         if self.v2_controllers.contains(&controller) {

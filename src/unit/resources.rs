@@ -326,6 +326,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// The quota of `cpus` CPUs per [`CPU_PERIOD_US`]: from 0.01 (1 ms, the
+/// kernel's smallest quota) to 10000 CPUs.
+pub fn cpus_quota(cpus: f64) -> Result<u64, String> {
+    if !(0.01..=10_000.0).contains(&cpus) {
+        return Err("expected a number of CPUs from 0.01 to 10000".into());
+    }
+    Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
+}
+
 /// A size for messages: `64M`, `1536K`, `infinity`, else bytes.
 pub fn show_size(bytes: u64) -> String {
     if bytes == MAX {

@@ -6,11 +6,8 @@ use toml::Spanned;
 
 use super::Ctx;
 use crate::unit::error::Problem;
-use crate::unit::resources::{self, Resources, Support, CPU_PERIOD_US, MAX, TABLE};
+use crate::unit::resources::{self, Resources, Support, MAX, TABLE};
 use crate::unit::schema::{RawAmount, RawUnit};
-
-/// The most CPUs `cpus` may give (a quota of 10000 periods).
-const MAX_CPUS: f64 = 10_000.0;
 
 /// The raw keys, taken out of the unit.
 pub struct Raw {
@@ -139,10 +136,7 @@ fn cpus(v: &RawAmount) -> Result<u64, String> {
         RawAmount::Text(t) if matches!(t.as_str(), "infinity" | "max") => return Ok(MAX),
         RawAmount::Text(_) => return Err("expected a number of CPUs like 0.5 or 2".into()),
     };
-    if !(0.01..=MAX_CPUS).contains(&n) {
-        return Err(format!("expected a number of CPUs from 0.01 to {MAX_CPUS}"));
-    }
-    Ok((n * CPU_PERIOD_US as f64).round() as u64)
+    resources::cpus_quota(n)
 }
 
 fn weight(v: &RawAmount) -> Result<u64, String> {

@@ -131,7 +131,8 @@ pub fn support() -> Support {
     for (name, dir) in &found.v1 {
         if is_writable(dir) {
             writable = true;
-            offered.extend(Controller::ALL.into_iter().filter(|c| c.v1_name() == *name));
+            let controllers = Controller::ALL.into_iter().filter(|c| c.v1_name() == *name);
+            offered.extend(controllers.filter(|c| v1_has_files(*c, dir)));
         }
     }
     if writable {
@@ -139,6 +140,15 @@ pub fn support() -> Support {
     } else {
         Support::ReadOnly
     }
+}
+
+/// Whether a v1 hierarchy can take `controller`'s keys: `blkio` has a
+/// weight file only with the CFQ or BFQ scheduler. (The root cgroup lacks
+/// some files, `pids.max`, that its children have; a file missing for one
+/// key, `memory.memsw.*` without swap accounting, is said at start.)
+fn v1_has_files(controller: Controller, dir: &Path) -> bool {
+    let weights = ["blkio.weight", "blkio.bfq.weight"];
+    controller != Controller::Io || weights.iter().any(|f| dir.join(f).exists())
 }
 
 fn is_writable(dir: &Path) -> bool {

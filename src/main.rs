@@ -148,7 +148,11 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
 fn list() -> i32 {
     use tend::registry;
     let entries = registry::list(&registry::dir());
-    print!("{}", registry::table(&entries, registry::unix_now()));
+    let usage: Vec<registry::Usage> = entries
+        .iter()
+        .map(|e| tend::sys::cgroup::machine_usage(e.pid).map(|u| (u.memory, u.tasks)))
+        .collect();
+    print!("{}", registry::table(&entries, registry::unix_now(), &usage));
     0
 }
 

@@ -174,16 +174,29 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     found
 }
 
-/// `tend list`'s table: name, PID 1's host pid, rootfs, uptime.
-pub fn table(entries: &[Entry], now: u64) -> String {
-    let mut out = format!("{:<16} {:>8} {:>10}  {}\n", "NAME", "PID", "UPTIME", "ROOTFS");
-    for e in entries {
+/// A machine's memory in use and tasks, where it has its own cgroup.
+pub type Usage = Option<(Option<u64>, Option<u64>)>;
+
+/// `tend list`'s table: name, PID 1's host pid, uptime, memory and tasks
+/// (`-` for a machine without its own cgroup: booted without bounds),
+/// rootfs. `usage` gives each entry's, in order.
+pub fn table(entries: &[Entry], now: u64, usage: &[Usage]) -> String {
+    let mut out = format!(
+        "{:<16} {:>8} {:>10} {:>9} {:>6}  {}\n",
+        "NAME", "PID", "UPTIME", "MEMORY", "TASKS", "ROOTFS"
+    );
+    for (i, e) in entries.iter().enumerate() {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
+        let (memory, tasks) = usage.get(i).copied().flatten().unwrap_or_default();
+        let memory = memory.map_or("-".into(), |b| format!("{:.1}M", b as f64 / 1_048_576.0));
+        let tasks = tasks.map_or("-".into(), |t| t.to_string());
         out.push_str(&format!(
-            "{:<16} {:>8} {:>10}  {}\n",
+            "{:<16} {:>8} {:>10} {:>9} {:>6}  {}\n",
             e.name,
             e.pid,
             up.to_string(),
+            memory,
+            tasks,
             e.rootfs.display()
         ));
     }
@@ -203,12 +216,15 @@ mod tests {
             rootfs: "/srv/demo".into(),
             started: 1000,
         };
-        let t = table(&[e], 1065);
+        let t = table(&[e.clone()], 1065, &[None]);
         assert!(t.starts_with("NAME"));
         assert!(
             t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("/srv/demo"),
             "{t}"
         );
+        assert!(t.contains(" - "), "{t}");
+        let bounded = table(&[e], 1065, &[Some((Some(3 << 20), Some(4)))]);
+        assert!(bounded.contains("3.0M") && bounded.contains(" 4 "), "{bounded}");
     }
 
     #[test]

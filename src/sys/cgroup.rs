@@ -568,6 +568,34 @@ impl Cgroup {
     }
 }
 
+/// What a machine `tend boot --memory/--cpus/--pids` bounded uses, from
+/// its PID 1's host pid; `None` for a machine without its own cgroup.
+pub fn machine_usage(pid1: i32) -> Option<Usage> {
+    let own = fs::read_to_string(format!("/proc/{pid1}/cgroup")).ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let found = locate(&mountinfo, &own);
+    let v2_controllers = found.v2.as_deref().map(v2_offered).unwrap_or_default();
+    let mut dirs: Vec<(Kind, PathBuf)> = found.v2.into_iter().map(|d| (Kind::V2, d)).collect();
+    dirs.extend(found.v1.into_iter().map(|(name, d)| (Kind::V1(name), d)));
+    let machine = |d: &Path| {
+        let parent = d
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned());
+        d.ends_with("machine") && parent.is_some_and(|p| p.starts_with("tend-boot-"))
+    };
+    dirs.retain(|(_, d)| machine(d));
+    if dirs.is_empty() {
+        return None;
+    }
+    let cgroup = Cgroup {
+        dirs,
+        procs: Vec::new(),
+        v2_controllers,
+    };
+    Some(cgroup.usage())
+}
+
 /// The number after `name` in a `KEY VALUE` per line text.
 pub fn field(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|l| {

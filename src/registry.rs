@@ -216,7 +216,7 @@ mod tests {
             rootfs: "/srv/demo".into(),
             started: 1000,
         };
-        let t = table(&[e.clone()], 1065, &[None]);
+        let t = table(std::slice::from_ref(&e), 1065, &[None]);
         assert!(t.starts_with("NAME"));
         assert!(
             t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("/srv/demo"),

@@ -123,7 +123,9 @@ fn boot_memory_cpus_pids_bound_the_whole_machine_root() {
         .iter()
         .filter_map(|c| v1_cgroup(pid1, c)?.parent().map(Path::to_path_buf))
         .chain(cgroup_of(pid1).and_then(|c| c.parent().map(Path::to_path_buf)))
+        .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("tend-")))
         .collect();
+    assert!(made.len() >= 4, "{made:?}");
     send(boot.0.id(), libc::SIGTERM);
     exit_code_within(&mut boot.0, LIMIT);
     for d in &made {

@@ -113,6 +113,9 @@ fn made_by_tend(pid: u32) -> Vec<PathBuf> {
         .filter_map(|c| cgroup_dir(pid, c)?.parent().map(Path::to_path_buf))
         .collect();
     dirs.extend(cgroup_of(pid).and_then(|c| c.parent().map(Path::to_path_buf)));
+    // Hierarchies tend leaves the service out of (v1 cpuacct where v2
+    // counts CPU time) hold it in the host's cgroup, not tend's.
+    dirs.retain(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("tend-")));
     dirs.sort();
     dirs.dedup();
     dirs
@@ -185,14 +188,13 @@ fn cpus_bounds_a_busy_loop_root() {
     let mut launcher = start(&dir, &[("busy", busy)]);
     let tend = await_child(launcher.id());
     let pid = service_pid(tend, "busy");
-    // The cgroup's own CPU time counter, in µs.
-    let usage = || match cgroup_dir(pid, "cpuacct").filter(|d| d.join("cpuacct.usage").exists()) {
-        Some(d) => read(&d, "cpuacct.usage").parse::<u64>().unwrap() / 1000,
-        None => {
-            let stat = read(&cgroup_dir(pid, "cpu").unwrap(), "cpu.stat");
-            let line = stat.lines().find(|l| l.starts_with("usage_usec")).unwrap().to_string();
-            line.split(' ').nth(1).unwrap().parse().unwrap()
-        }
+    // The cgroup's own CPU time counter, in µs: v2's `cpu.stat` (in every
+    // v2 cgroup, with or without the cpu controller).
+    let stat = cgroup_of(pid).unwrap().join("cpu.stat");
+    let usage = || {
+        let text = std::fs::read_to_string(&stat).unwrap();
+        let line = text.lines().find(|l| l.starts_with("usage_usec")).unwrap().to_string();
+        line.split(' ').nth(1).unwrap().parse::<u64>().unwrap()
     };
     let (cpu0, t0) = (usage(), Instant::now());
     // A rate, so it is measured over a span of time.
@@ -245,9 +247,14 @@ fn a_killed_tends_v1_cgroups_are_swept_at_the_next_start_root() {
     let mut killed = start(&dir, &[("a", "command = \"sleep 1000\"\npids-max = 10\n")]);
     let killed_tend = await_child(killed.id());
     let left = made_by_tend(service_pid(killed_tend, "a"));
+    assert!(
+        left.len() >= 3,
+        "tend's directories in v2, v1 memory, pids...: {left:?}"
+    );
     send(killed_tend, libc::SIGKILL);
     exit_code_within(&mut killed.0, LIMIT);
-    assert!(left.iter().all(|d| d.exists()), "a killed tend removes nothing");
+    // They stay until a tend starts beside them (another test's may be
+    // first).
     let next_dir = TempDir::new("limits-sweep-next");
     let mut next = start(&next_dir, &[("b", "command = \"sleep 1000\"\n")]);
     let next_tend = await_child(next.id());

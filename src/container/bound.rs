@@ -39,7 +39,9 @@ pub fn bound(resources: &Resources, token: &str, child: i32) -> Result<Bound, Er
         tracing::warn!("--memory, --cpus, --pids not applied: no writable cgroup (read-only or not delegated)");
         return Ok(none);
     };
-    let machine = roots.create("machine").map_err(Error::Create)?;
+    let machine = roots
+        .create("machine", &resources.controllers())
+        .map_err(Error::Create)?;
     let problems = machine.apply(&Resources::default(), resources);
     if !problems.is_empty() {
         return Err(Error::Limit(problems.join("; ")));

@@ -149,7 +149,7 @@ impl Services {
         let cgroup = match &self.cgroups {
             Some(cgroups) => Some(
                 cgroups
-                    .create(name)
+                    .create(name, &unit.resources.controllers())
                     .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
             ),
             None => None,

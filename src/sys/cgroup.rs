@@ -3,8 +3,9 @@
 //! session), and so that its limits (`memory-max`, `cpus`...) bound it and
 //! its usage can be read. tend makes `tend-TOKEN` under its own cgroup in
 //! the v2 hierarchy and, on v1 or hybrid hosts, in each v1 hierarchy of the
-//! `memory`, `cpu`, `cpuacct`, `pids` and `blkio` controllers that v2 does
-//! not offer; each is locked while tend runs, removed when it exits, and
+//! `memory`, `cpu`, `pids` and `blkio` controllers that v2 does not offer
+//! (and `cpuacct` where there is no v2 to count CPU time; a service joins
+//! `blkio` only for `io-weight`); each is locked while tend runs, removed when it exits, and
 //! swept at start when an earlier tend (killed) left it behind.
 
 use std::collections::BTreeSet;
@@ -187,7 +188,7 @@ impl Cgroups {
             if let Some(lock) = claim(&parent.join(&name)) {
                 sweep(parent, &parent.join(&name));
                 let dir = parent.join(&name);
-                v2_controllers = delegate(parent, &dir);
+                v2_controllers = delegate(parent, &dir, &parent.join(format!("{name}.init")));
                 roots.push(Root {
                     kind: Kind::V2,
                     dir,
@@ -196,9 +197,11 @@ impl Cgroups {
             }
         }
         for (controller, parent) in &found.v1 {
-            // A controller v2 hands down is used there, not in v1.
+            // A controller v2 hands down is used there, not in v1; v2's
+            // `cpu.stat` counts CPU time in every cgroup, so `cpuacct` is
+            // only for hosts without v2.
             let on_v2 = v2_controllers.iter().any(|c| c.v1_name() == *controller);
-            if on_v2 || (*controller == "cpuacct" && v2_controllers.contains(&Controller::Cpu)) {
+            if on_v2 || (*controller == "cpuacct" && found.v2.is_some()) {
                 continue;
             }
             let dir = parent.join(&name);
@@ -218,14 +221,19 @@ impl Cgroups {
     }
 
     /// Makes the service's cgroup in every hierarchy and opens each
-    /// `cgroup.procs` for its process to join.
-    pub fn create(&self, service: &str) -> io::Result<Cgroup> {
+    /// `cgroup.procs` for its process to join. v1's `blkio` only when
+    /// `needs` it: nothing else reads it (an `io-weight` a reload adds
+    /// applies from the next start).
+    pub fn create(&self, service: &str, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
         let mut cgroup = Cgroup {
             dirs: Vec::new(),
             procs: Vec::new(),
             v2_controllers: self.v2_controllers.clone(),
         };
         for root in &self.roots {
+            if root.kind == Kind::V1("blkio") && !needs.contains(&Controller::Io) {
+                continue;
+            }
             let dir = root.dir.join(service);
             if cgroup.dirs.iter().any(|(_, d)| *d == dir) {
                 // A mount of two controllers (`cpu,cpuacct`): joined once.
@@ -275,8 +283,10 @@ impl Drop for Cgroups {
 /// offers, so that each service's cgroup has their files. A cgroup that
 /// hands controllers down may hold no process ("no internal processes"):
 /// when `parent` holds some (tend itself, in a container), they are first
-/// moved into a leaf beside `dir`. What was enabled; none on hybrid hosts.
-fn delegate(parent: &Path, dir: &Path) -> BTreeSet<Controller> {
+/// moved into `leaf`, beside `dir` (it stays while they run; the sweep of a
+/// later tend removes it once empty). What was enabled; none on hybrid
+/// hosts.
+fn delegate(parent: &Path, dir: &Path, leaf: &Path) -> BTreeSet<Controller> {
     let offered = v2_offered(parent);
     if offered.is_empty() {
         return offered;
@@ -285,8 +295,7 @@ fn delegate(parent: &Path, dir: &Path) -> BTreeSet<Controller> {
     let line = line.join(" ");
     let control = parent.join("cgroup.subtree_control");
     if fs::write(&control, &line).is_err() {
-        let leaf = dir.with_extension("init");
-        if move_processes(parent, &leaf).is_err() || fs::write(&control, &line).is_err() {
+        if move_processes(parent, leaf).is_err() || fs::write(&control, &line).is_err() {
             tracing::warn!(
                 "cannot enable cgroup controllers in {}: limits are not applied",
                 parent.display()
@@ -726,7 +735,10 @@ mod tests {
         let own = parent.join("tend-x");
         fs::create_dir(&own).unwrap();
         fs::write(own.join("cgroup.subtree_control"), "").unwrap();
-        assert_eq!(delegate(&parent, &own), Controller::ALL.into());
+        assert_eq!(
+            delegate(&parent, &own, &parent.join("tend-x.init")),
+            Controller::ALL.into()
+        );
         let enabled = "+memory +cpu +pids +io";
         assert_eq!(
             fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),

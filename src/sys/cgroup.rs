@@ -294,14 +294,15 @@ fn delegate(parent: &Path, dir: &Path, leaf: &Path) -> BTreeSet<Controller> {
     let line: Vec<String> = offered.iter().map(|c| format!("+{}", c.v2_name())).collect();
     let line = line.join(" ");
     let control = parent.join("cgroup.subtree_control");
-    if fs::write(&control, &line).is_err() {
-        if move_processes(parent, leaf).is_err() || fs::write(&control, &line).is_err() {
-            tracing::warn!(
-                "cannot enable cgroup controllers in {}: limits are not applied",
-                parent.display()
-            );
-            return BTreeSet::new();
-        }
+    // EBUSY while `parent` holds processes: move them, then try again.
+    let enabled = fs::write(&control, &line).is_ok()
+        || (move_processes(parent, leaf).is_ok() && fs::write(&control, &line).is_ok());
+    if !enabled {
+        tracing::warn!(
+            "cannot enable cgroup controllers in {}: limits are not applied",
+            parent.display()
+        );
+        return BTreeSet::new();
     }
     if fs::write(dir.join("cgroup.subtree_control"), &line).is_err() {
         return BTreeSet::new();

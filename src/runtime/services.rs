@@ -88,8 +88,8 @@ impl Services {
     pub fn new(token: String) -> Services {
         let cgroups = Cgroups::detect(&token);
         match &cgroups {
-            Some(_) => debug!("one cgroup v2 per service"),
-            None => debug!("no writable cgroup v2 hierarchy: services are tracked by process group"),
+            Some(_) => debug!("one cgroup per service (v2, and v1 controllers where v2 lacks them)"),
+            None => debug!("no writable cgroup: services are tracked by process group"),
         }
         Services {
             token,

@@ -211,7 +211,10 @@ fn cpus_bounds_a_busy_loop_root() {
 #[test]
 fn reload_changes_memory_max_in_place_and_nothing_is_left_root() {
     let dir = TempDir::new("limits-reload");
-    let unit = |max: &str| format!("command = \"sleep 1000\"\nmemory-max = \"{max}\"\npids-max = 40\ncpus = 0.5\n");
+    let unit = |max: &str| {
+        let swap = "memory-swap-max = \"16M\"\n";
+        format!("command = \"sleep 1000\"\nmemory-max = \"{max}\"\n{swap}pids-max = 40\ncpus = 0.5\n")
+    };
     let mut launcher = start(&dir, &[("web", &unit("32M"))]);
     let tend = await_child(launcher.id());
     let pid = service_pid(tend, "web");
@@ -230,6 +233,11 @@ fn reload_changes_memory_max_in_place_and_nothing_is_left_root() {
         read(&memory, max) == (64u64 << 20).to_string()
     });
     assert_eq!(service_pid(tend, "web"), pid, "the service kept running");
+    // v1 bounds memory + swap: raised with memory-max (written after it,
+    // which v1 refuses until memsw is raised: retried).
+    if memory.join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), (80u64 << 20).to_string());
+    }
     assert!(log(&dir).contains("web: limits changed in place"), "{}", log(&dir));
     stop(&mut launcher, tend);
     for dir in &made {

@@ -212,8 +212,11 @@ impl Resources {
 pub fn plan(old: &Resources, new: &Resources, layout: Layout) -> Vec<Write> {
     let mut writes = Vec::new();
     for row in &TABLE {
-        let changed = old.get(row.key) != new.get(row.key)
-            || (layout == Layout::V1 && row.key == Key::MemorySwapMax && old.memory_max != new.memory_max);
+        // v1's memsw is memory-max + memory-swap-max: its own value says.
+        let changed = match (layout, row.key) {
+            (Layout::V1, Key::MemorySwapMax) => v1_value(row.key, old) != v1_value(row.key, new),
+            _ => old.get(row.key) != new.get(row.key),
+        };
         if !changed {
             continue;
         }
@@ -435,10 +438,21 @@ mod tests {
         let pairs = [("memory.max", "67108864"), ("pids.max", "max")];
         let pairs: Vec<_> = pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
         assert_eq!(shown(&v2), pairs);
-        // v1: memsw follows memory-max.
+        // v1: memsw follows memory-max when both are set, and is written
+        // only when its value changes.
         let v1 = plan(&old, &new, Layout::V1);
-        assert_eq!(v1.len(), 3);
-        assert_eq!(shown(&v1)[1], ("memory.memsw.limit_in_bytes".into(), "-1".into()));
+        assert_eq!(v1.len(), 2);
+        let swap = Resources {
+            memory_swap_max: Some(1 << 20),
+            ..old
+        };
+        let new_swap = Resources {
+            memory_swap_max: Some(1 << 20),
+            ..new
+        };
+        let v1 = plan(&swap, &new_swap, Layout::V1);
+        let memsw = ("memory.memsw.limit_in_bytes".to_string(), (65u64 << 20).to_string());
+        assert_eq!(shown(&v1)[1], memsw);
         assert!(plan(&new, &new, Layout::V2).is_empty());
     }
 

@@ -78,7 +78,7 @@ pub enum Sub {
     /// Talk to a running tend init: status, start, stop, logs, exec...
     Ctl(crate::ctl::args::CtlArgs),
     /// Boot a system container from an OS tree, with tend as its PID 1.
-    Boot(BootArgs),
+    Boot(Box<BootArgs>),
     /// List the running machines.
     List,
 }
@@ -158,6 +158,17 @@ pub struct BootArgs {
     /// user namespace of its own.
     #[arg(long)]
     pub privileged: bool,
+    /// Bound the whole machine's memory: bytes, or like 512M, 1.5G.
+    #[arg(long, value_name = "SIZE", value_parser = crate::resources::parse_size)]
+    pub memory: Option<u64>,
+
+    /// Bound the whole machine's CPU time, in CPUs (0.5, 2).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<u64>,
+
+    /// Bound the whole machine's processes and threads.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
 
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
@@ -172,6 +183,15 @@ the rootfs and binds idmapped so the files keep their owners on disk; its
 mounts are locked; it keeps nspawn's capabilities (--capability,
 --drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
 kernel is shared. --privileged gives all of this up: container root is host root.";
+
+/// `--cpus`: a number of CPUs, as a quota per period.
+fn parse_cpus(text: &str) -> Result<u64, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of CPUs like 0.5 or 2".to_string())?;
+    crate::resources::cpus_quota(cpus)
+}
 
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {

@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod entrypoint;
 pub mod logging;
 pub mod registry;
+pub mod resources;
 pub mod runtime;
 pub mod signal;
 pub mod supervisor;

@@ -134,6 +134,12 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         drop_capability: args.drop_capability.clone(),
         privileged: args.privileged,
         seccomp: args.seccomp,
+        resources: tend::unit::Resources {
+            memory_max: args.memory,
+            cpu_quota: args.cpus,
+            pids_max: args.pids,
+            ..Default::default()
+        },
     };
     let tty = nix::unistd::ttyname(std::io::stdin()).ok();
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)
@@ -154,7 +160,11 @@ fn list() -> i32 {
     for entry in &mut entries {
         entry.address = tend::container::net::lease::address(&dir, &entry.name);
     }
-    print!("{}", registry::table(&entries, registry::unix_now()));
+    let usage: Vec<registry::Usage> = entries
+        .iter()
+        .map(|e| tend::sys::cgroup::machine_usage(e.pid).map(|u| (u.memory, u.tasks)))
+        .collect();
+    print!("{}", registry::table(&entries, registry::unix_now(), &usage));
     0
 }
 

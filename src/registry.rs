@@ -190,21 +190,31 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     found
 }
 
-/// `tend list`'s table: name, PID 1's host pid, uptime, host ids, address, rootfs.
-pub fn table(entries: &[Entry], now: u64) -> String {
+/// A machine's memory in use and tasks, where it has its own cgroup.
+pub type Usage = Option<(Option<u64>, Option<u64>)>;
+
+/// `tend list`'s table: name, PID 1's host pid, uptime, memory and tasks
+/// (`-` for a machine without its own cgroup: booted without bounds), host
+/// ids, address, rootfs. `usage` gives each entry's, in order.
+pub fn table(entries: &[Entry], now: u64, usage: &[Usage]) -> String {
     let mut out = format!(
-        "{:<16} {:>8} {:>10} {:>22}  {:<15}  {}\n",
-        "NAME", "PID", "UPTIME", "USERNS", "ADDRESS", "ROOTFS"
+        "{:<16} {:>8} {:>10} {:>9} {:>6} {:>22}  {:<15}  {}\n",
+        "NAME", "PID", "UPTIME", "MEMORY", "TASKS", "USERNS", "ADDRESS", "ROOTFS"
     );
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
+        let (memory, tasks) = usage.get(i).copied().flatten().unwrap_or_default();
+        let memory = memory.map_or("-".into(), |b| format!("{:.1}M", b as f64 / 1_048_576.0));
+        let tasks = tasks.map_or("-".into(), |t| t.to_string());
         let address = e.address.map_or_else(|| "-".to_string(), |a| a.to_string());
         let ids = e.userns.map_or("-".to_string(), |r| r.to_string());
         out.push_str(&format!(
-            "{:<16} {:>8} {:>10} {:>22}  {:<15}  {}\n",
+            "{:<16} {:>8} {:>10} {:>9} {:>6} {:>22}  {:<15}  {}\n",
             e.name,
             e.pid,
             up.to_string(),
+            memory,
+            tasks,
             ids,
             address,
             e.rootfs.display()
@@ -231,7 +241,7 @@ mod tests {
                 count: 65536,
             }),
         };
-        let t = table(&[e], 1065);
+        let t = table(std::slice::from_ref(&e), 1065, &[None]);
         assert!(t.starts_with("NAME"));
         assert!(
             t.contains("demo")
@@ -242,6 +252,9 @@ mod tests {
                 && t.contains("/srv/demo"),
             "{t}"
         );
+        assert!(t.contains(" - "), "{t}");
+        let bounded = table(&[e], 1065, &[Some((Some(3 << 20), Some(4)))]);
+        assert!(bounded.contains("3.0M") && bounded.contains(" 4 "), "{bounded}");
     }
 
     #[test]

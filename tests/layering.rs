@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["entrypoint"],
     &["registry"],
     &["sys"],
-    &["signal"],
+    &["signal", "resources"],
 ];
 
 fn rank(module: &str) -> Option<usize> {

@@ -75,12 +75,21 @@ fn a_stalled_stdout_reader_does_not_stall_supervision_root() {
     let mut stdout = child.0.stdout.take().unwrap();
 
     // Nobody reads: the pipe fills up.
-    // Its capacity, not 64 KiB: a user over pipe-user-pages-soft gets
-    // one-page pipes.
+    // Full: more than half its capacity queued (writes that do not fit a
+    // page's rest take a new page, so "full" is below the capacity) and no
+    // longer growing. The capacity, not 64 KiB: a user over
+    // pipe-user-pages-soft gets one-page pipes.
     // SAFETY: F_GETPIPE_SZ takes no argument and returns the size.
     let capacity = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
     assert!(capacity > 0, "F_GETPIPE_SZ");
-    await_true("tend's stdout pipe to be full", LIMIT, || queued(&stdout) >= capacity);
+    let mut last = -1;
+    await_true("tend's stdout pipe to be full", LIMIT, || {
+        let now = queued(&stdout);
+        let full = now == last && now > capacity / 2;
+        last = now;
+        std::thread::sleep(Duration::from_millis(200));
+        full
+    });
     let stalled = Instant::now();
     let before = restarts(&socket, "crasher");
     await_true("restarts while the pipe is full", LIMIT, || {

@@ -57,6 +57,8 @@ pub enum Error {
     MachineLog { path: PathBuf, source: std::io::Error },
     #[error("cannot watch the machine")]
     Watch(#[source] std::io::Error),
+    #[error(transparent)]
+    Bound(#[from] super::bound::Error),
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -246,12 +248,17 @@ fn run_container(
         Forked::Parent { child } => child,
     };
     drop((go_r, report_w, machine));
-    let started = start(o, child, go_w, report_r, network).and_then(|(reactor, reservation)| {
+    // Before the child goes on: `--memory`, `--cpus`, `--pids` bound it
+    // and all it starts; the cgroup goes when `_bound` drops, at the end.
+    let token = format!("boot-{}-{child}", o.name);
+    let bound = super::bound::bound(&o.resources, &token, child).map_err(Error::from);
+    let started = bound.and_then(|b| start(o, child, go_w, report_r, network).map(|s| (s, b)));
+    let started = started.and_then(|((reactor, reservation), bound)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
-        Ok((reactor, reservation, watch))
+        Ok((reactor, (reservation, bound), watch))
     });
     match started {
-        Ok((reactor, _reservation, mut watch)) => {
+        Ok((reactor, _reservation_and_bound, mut watch)) => {
             match &mut watch {
                 Some(watch) => watch.up = up.take(),
                 None => {
@@ -260,7 +267,8 @@ fn run_container(
                     }
                 }
             }
-            // The entry and the socket go when `_reservation` drops, after.
+            // The entry and the socket go when `_reservation_and_bound`
+            // drops, after; the machine's cgroup too.
             wait(child, reactor, watch)
         }
         Err(e) => {

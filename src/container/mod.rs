@@ -6,6 +6,7 @@
 //! machine's entry in the registry ([`registry`], [`launch`]).
 
 pub mod apply;
+pub mod bound;
 pub mod caps;
 pub mod confine;
 pub mod launch;

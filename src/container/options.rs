@@ -2,6 +2,7 @@
 //! the checked, resolved form the rest works from ([`BootOptions`]). Every
 //! check that can fail before anything is started happens here.
 
+use crate::unit::Resources;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub struct Request {
     pub userns_range: Option<String>,
     /// `--seccomp=off` gives `Some(false)`; the default follows `privileged`.
     pub seccomp: Option<bool>,
+    /// `--memory`, `--cpus`, `--pids`: the whole machine's bounds.
+    pub resources: Resources,
 }
 
 /// Everything checked and resolved: paths absolute and existing, the name
@@ -165,6 +168,8 @@ pub struct BootOptions {
     pub held: Vec<(&'static str, i32)>,
     /// The launcher's process that made them, reaped once the child runs.
     pub holder: i32,
+    /// The whole machine's bounds (a cgroup the launcher makes).
+    pub resources: Resources,
 }
 
 impl BootOptions {
@@ -330,6 +335,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         idmapped_root: None,
         held: Vec::new(),
         holder: 0,
+        resources: request.resources,
     })
 }
 

@@ -173,7 +173,26 @@ pub fn status_line(s: &ServiceInfo, width: usize) -> String {
         let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
         line.push_str(&format!("  next run {}", humantime::format_rfc3339_seconds(at)));
     }
+    if s.oom_kills > 0 {
+        line.push_str(&format!("  oom-killed {}", s.oom_kills));
+    }
+    line.push_str(&usage(s));
     line
+}
+
+/// `  memory 12.5M  cpu 1.234s  tasks 3`, each where its cgroup tells.
+fn usage(s: &ServiceInfo) -> String {
+    let mut text = String::new();
+    if let Some(bytes) = s.memory_bytes {
+        text.push_str(&format!("  memory {:.1}M", bytes as f64 / 1_048_576.0));
+    }
+    if let Some(usec) = s.cpu_usec {
+        text.push_str(&format!("  cpu {:.3}s", usec as f64 / 1e6));
+    }
+    if let Some(tasks) = s.tasks {
+        text.push_str(&format!("  tasks {tasks}"));
+    }
+    text
 }
 
 /// `2026-11-30T09:58:03.123Z  web  stopping -> exited    -  last killed by SIGTERM  (stopped)`.

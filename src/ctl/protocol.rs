@@ -300,6 +300,20 @@ pub struct ServiceInfo {
     /// `unhealthy`); absent without a check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::supervisor::Health>,
+    /// Exits the kernel's OOM killer caused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oom_kills: u32,
+    /// What its cgroup says it uses, read at the request (`status` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a frame was refused; the connection is closed after the reply.

@@ -318,6 +318,13 @@ impl Init {
         info!("reloading units from {}", self.options.units.display());
         let (services, invalid) = load(&self.options);
         self.supervisor.reload(services, invalid, now);
+        // Limits change in place, from the definitions the supervisor
+        // now holds (a unit it restarts gets them at its new start).
+        for name in self.services.running() {
+            if let Some(unit) = self.supervisor.definition(&name) {
+                self.services.update_limits(&unit);
+            }
+        }
     }
 }
 
@@ -349,6 +356,10 @@ impl Host for Init {
 
     fn ring(&self, name: &str) -> Option<&Ring> {
         self.services.ring(name)
+    }
+
+    fn usage(&self, name: &str) -> Option<crate::sys::cgroup::Usage> {
+        self.services.usage(name)
     }
 
     fn own_log(&self, lines: usize) -> Option<std::io::Result<Vec<String>>> {

@@ -21,11 +21,12 @@ use super::notify::{self, Notice};
 use super::output::{self, Stream};
 use super::probe::{self, Probes};
 use super::ready::Checks;
+use crate::resources::Layout;
 use crate::supervisor::{Event, ExitStatus};
-use crate::sys::cgroup::{Cgroup, Cgroups};
+use crate::sys::cgroup::{Cgroup, Cgroups, Usage};
 use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::sys::{describe, process};
-use crate::unit::{self, Unit};
+use crate::unit::{self, Resources, Unit};
 
 /// The name under which `tend init -- CMD` runs CMD.
 pub const MAIN: &str = "main";
@@ -35,6 +36,11 @@ pub const MAIN: &str = "main";
 struct Proc {
     pid: i32,
     cgroup: Option<Cgroup>,
+    /// The cgroup limits in force (changed in place on reload).
+    resources: Resources,
+    /// Its cgroup's OOM kills when it started: more at its exit means the
+    /// kernel killed for memory.
+    oom_base: u64,
 }
 
 impl Proc {
@@ -74,14 +80,19 @@ pub struct Services {
     next_token: usize,
     checks: Checks,
     probes: Probes,
+    /// Units already told that their limits cannot be (all) applied.
+    warned: std::collections::BTreeSet<String>,
+    /// The limits last written to each service's cgroup, which outlives
+    /// its runs: a restart writes only what differs, resets included.
+    applied: BTreeMap<String, Resources>,
 }
 
 impl Services {
     pub fn new(token: String) -> Services {
         let cgroups = Cgroups::detect(&token);
         match &cgroups {
-            Some(_) => debug!("one cgroup v2 per service"),
-            None => debug!("no writable cgroup v2 hierarchy: services are tracked by process group"),
+            Some(_) => debug!("one cgroup per service (v2, and v1 controllers where v2 lacks them)"),
+            None => debug!("no writable cgroup: services are tracked by process group"),
         }
         Services {
             token,
@@ -93,6 +104,8 @@ impl Services {
             next_token: 1,
             checks: Checks::default(),
             probes: Probes::default(),
+            warned: Default::default(),
+            applied: BTreeMap::new(),
         }
     }
 
@@ -141,11 +154,14 @@ impl Services {
         let cgroup = match &self.cgroups {
             Some(cgroups) => Some(
                 cgroups
-                    .create(name)
+                    .create(name, &unit.resources.controllers())
                     .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
             ),
             None => None,
         };
+        let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills);
+        let old = self.applied.get(name).copied().unwrap_or_default();
+        self.limit(name, cgroup.as_ref(), &old, &unit.resources);
         let stdout = self.output(unit, &unit.stdout, false, registry)?;
         let stderr = self.output(unit, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
@@ -168,12 +184,75 @@ impl Services {
             stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
-            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
+            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
-        self.procs.insert(name.into(), Proc { pid, cgroup });
+        let resources = unit.resources;
+        let proc = Proc {
+            pid,
+            cgroup,
+            resources,
+            oom_base,
+        };
+        self.procs.insert(name.into(), proc);
         Ok(pid)
+    }
+
+    /// Takes a service's cgroup limits from `old` to `new`; what cannot be
+    /// applied is said once per unit (and the service runs anyway).
+    fn limit(&mut self, name: &str, cgroup: Option<&Cgroup>, old: &Resources, new: &Resources) {
+        if new.is_empty() && old.is_empty() {
+            return;
+        }
+        let Some(cgroup) = cgroup else {
+            if self.warned.insert(name.into()) {
+                warn!("{name}: {}", unit::READ_ONLY);
+            }
+            return;
+        };
+        self.applied.insert(name.into(), *new);
+        let mut problems = cgroup.apply(old, new);
+        if cgroup.layout(unit::resources::Controller::Memory) == Some(Layout::V1) {
+            let ignored = new.unsupported(Layout::V1);
+            problems.extend(
+                ignored
+                    .iter()
+                    .map(|k| format!("{k} ignored: cgroup v1 has no equivalent")),
+            );
+        }
+        if !problems.is_empty() && self.warned.insert(name.into()) {
+            warn!("{name}: limits: {}", problems.join("; "));
+        }
+    }
+
+    /// Applies a service's new cgroup limits in place (a reload), if it
+    /// runs and they changed.
+    pub fn update_limits(&mut self, unit: &Unit) {
+        let Some(proc) = self.procs.get_mut(&unit.name) else {
+            return;
+        };
+        let old = std::mem::replace(&mut proc.resources, unit.resources);
+        if old == unit.resources {
+            return;
+        }
+        let cgroup = proc.cgroup.take();
+        self.warned.remove(&unit.name);
+        self.limit(&unit.name, cgroup.as_ref(), &old, &unit.resources);
+        info!("{}: limits changed in place", unit.name);
+        if let Some(proc) = self.procs.get_mut(&unit.name) {
+            proc.cgroup = cgroup;
+        }
+    }
+
+    /// What a running service uses, read from its cgroup now.
+    pub fn usage(&self, name: &str) -> Option<Usage> {
+        Some(self.procs.get(name)?.cgroup.as_ref()?.usage())
+    }
+
+    /// The names of the services running now.
+    pub fn running(&self) -> Vec<String> {
+        self.procs.keys().cloned().collect()
     }
 
     /// Where one output stream goes; for `log`, a pipe whose read end the
@@ -287,10 +366,12 @@ impl Services {
             debug!("reaped orphan pid {pid}: {status}");
             return None;
         };
-        info!("{name} (pid {pid}) {status}");
+        let mut status = status;
         if let Some(proc) = self.procs.remove(&name) {
+            status = oom_status(&proc, status);
             let _ = proc.signal(libc::SIGKILL);
         }
+        info!("{name} (pid {pid}) {status}");
         Some(Event::Exited { pid, status })
     }
 
@@ -440,6 +521,21 @@ fn print_prefixed(service: &str, stderr: bool, lines: &[String]) {
     }
     let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
     output::write(stream, text.as_bytes());
+}
+
+/// A failed exit after the kernel's OOM killer killed in the service's
+/// cgroup is named for it.
+fn oom_status(proc: &Proc, status: ExitStatus) -> ExitStatus {
+    let Some(cgroup) = &proc.cgroup else {
+        return status;
+    };
+    if status.success() || cgroup.oom_kills() <= proc.oom_base {
+        return status;
+    }
+    ExitStatus::OomKilled {
+        code: status.code(),
+        memory_max: proc.resources.memory_max.filter(|m| *m != unit::resources::MAX),
+    }
 }
 
 fn spawn_failed(name: &str, reason: String) -> Event {

@@ -181,6 +181,7 @@ impl<U: Definition> Supervisor<U> {
             since: service.since,
             restarts: service.restarts,
             last_exit: service.last_exit,
+            oom_kills: service.oom_kills,
             status_text: service.status_text.clone(),
             detail: self.detail(service),
             enabled: service.config().enabled,

@@ -75,7 +75,15 @@ impl<U: Definition> Supervisor<U> {
         };
         let current = service.pending.as_ref().or(service.unit.as_ref());
         if current.is_some_and(|current| current.unchanged(&unit)) {
+            // Kept running, but with the new definition: what differs (the
+            // cgroup limits) the runtime changes in place.
             service.config_error = None;
+            let slot = if service.pending.is_some() {
+                &mut service.pending
+            } else {
+                &mut service.unit
+            };
+            *slot = Some(Rc::new(unit));
             return;
         }
         if service.phase.is_live() {

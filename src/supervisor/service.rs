@@ -26,6 +26,8 @@ pub(super) struct Service<U> {
     pub since: Instant,
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    /// Exits the kernel's OOM killer caused, over the service's life.
+    pub oom_kills: u32,
     pub status_text: Option<String>,
     /// The last stop needed more than the stop signal.
     pub unclean_stop: bool,
@@ -76,6 +78,7 @@ impl<U: Definition> Service<U> {
             since: now,
             restarts: 0,
             last_exit: None,
+            oom_kills: 0,
             status_text: None,
             unclean_stop: false,
             stopped: false,
@@ -98,6 +101,7 @@ impl<U: Definition> Service<U> {
             since: now,
             restarts: 0,
             last_exit: None,
+            oom_kills: 0,
             status_text: None,
             unclean_stop: false,
             stopped: false,
@@ -320,13 +324,20 @@ impl<U: Definition> Service<U> {
     /// The process exited without being asked to.
     fn exited(&mut self, status: ExitStatus, since: Instant, cx: &mut Cx) {
         self.cancel_check_if_pending(cx);
-        self.last_exit = Some(status);
+        self.record_exit(status);
         let done = self.config().service_type == ServiceType::Oneshot && status.success();
         if done {
             return self.set(Phase::Exited, cx.now);
         }
         let uptime = cx.now.saturating_duration_since(since);
         self.decide(status.success(), Failure::Exited(status), uptime, cx);
+    }
+
+    fn record_exit(&mut self, status: ExitStatus) {
+        self.last_exit = Some(status);
+        if matches!(status, ExitStatus::OomKilled { .. }) {
+            self.oom_kills = self.oom_kills.saturating_add(1);
+        }
     }
 
     fn failed_start(&mut self, reason: String, cx: &mut Cx) {
@@ -410,7 +421,7 @@ impl<U: Definition> Service<U> {
     /// A stop completed (`status` is `None` when there was no process).
     fn stopped(&mut self, then: Then, status: Option<ExitStatus>, cx: &mut Cx) -> Outcome {
         if let Some(status) = status {
-            self.last_exit = Some(status);
+            self.record_exit(status);
             let clean = status.success() || status == ExitStatus::Signal(self.config().stop_signal);
             self.unclean_stop = !clean;
         }

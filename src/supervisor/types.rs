@@ -174,6 +174,8 @@ pub struct ServiceStatus {
     /// Automatic restarts so far.
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    /// Exits the kernel's OOM killer caused.
+    pub oom_kills: u32,
     /// The service's own `STATUS=` text.
     pub status_text: Option<String>,
     /// Why it is in this state: "waiting for db", "start limit reached", an

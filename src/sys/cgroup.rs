@@ -1,8 +1,14 @@
-//! One cgroup v2 per service, where a writable cgroup2 hierarchy exists, so
-//! that stopping a service reaches every process it started, even a daemon
-//! that double-forked into a new session. tend removes its cgroups when it
-//! exits and, at start, those left by tends that are gone (killed).
+//! One cgroup per service, so that stopping a service reaches every
+//! process it started (even a daemon that double-forked into a new
+//! session), and so that its limits (`memory-max`, `cpus`...) bound it and
+//! its usage can be read. tend makes `tend-TOKEN` under its own cgroup in
+//! the v2 hierarchy and, on v1 or hybrid hosts, in each v1 hierarchy of the
+//! `memory`, `cpu`, `pids` and `blkio` controllers that v2 does not offer
+//! (and `cpuacct` where there is no v2 to count CPU time; a service joins
+//! `blkio` only for `io-weight`); each is locked while tend runs, removed when it exits, and
+//! swept at start when an earlier tend (killed) left it behind.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -13,6 +19,8 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+use crate::resources::{self, Controller, Layout, Resources, Support, Write};
+
 /// tend's directories are `tend-TOKEN`, beside those of other tends sharing
 /// the hierarchy; each tend holds a `flock` on its own for as long as it
 /// runs, which is how a later tend tells a leftover from a live one.
@@ -22,76 +30,246 @@ const PREFIX: &str = "tend-";
 /// `cgroup.kill`, so it can remove them.
 const EMPTY_WITHIN: Duration = Duration::from_secs(2);
 
-/// The directory under which tend makes its services' cgroups; removed
-/// (with them) when dropped.
-pub struct Cgroups {
-    root: PathBuf,
-    /// `root`, open and locked: released by the kernel however tend ends.
-    _lock: Flock<File>,
+/// The v1 hierarchies tend uses, by the controller each mount carries:
+/// those of the limits, and `cpuacct` for CPU time.
+const V1: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
+
+/// A hierarchy tend makes cgroups in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    V2,
+    /// A v1 hierarchy, by its controller's name (`memory`, `blkio`...).
+    V1(&'static str),
 }
 
-/// A service's cgroup.
+/// Where tend's own cgroups are: its cgroup in the v2 hierarchy and in each
+/// v1 hierarchy it uses, and the controllers v2 offers there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub v2: Option<PathBuf>,
+    pub v1: Vec<(&'static str, PathBuf)>,
+}
+
+/// `tend-TOKEN` in one hierarchy, open and locked: the lock is released by
+/// the kernel however tend ends.
+struct Root {
+    kind: Kind,
+    dir: PathBuf,
+    /// `None` for a second controller of one v1 mount (`cpu,cpuacct`):
+    /// the first holds the lock.
+    _lock: Option<Flock<File>>,
+}
+
+/// The directories under which tend makes its services' cgroups; removed
+/// (with them) when dropped.
+pub struct Cgroups {
+    roots: Vec<Root>,
+    /// Controllers whose files are in the v2 cgroup (else in v1's).
+    v2_controllers: BTreeSet<Controller>,
+}
+
+/// A service's cgroups: one per hierarchy.
 #[derive(Debug)]
 pub struct Cgroup {
-    dir: PathBuf,
-    procs: OwnedFd,
+    dirs: Vec<(Kind, PathBuf)>,
+    procs: Vec<OwnedFd>,
+    v2_controllers: BTreeSet<Controller>,
+}
+
+/// What a service's cgroup says it uses; `None` where no file tells.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub memory: Option<u64>,
+    pub cpu_usec: Option<u64>,
+    pub tasks: Option<u64>,
+}
+
+/// Where tend's cgroups would go on this host, read now.
+pub fn find() -> Found {
+    let usual = [
+        "/sys/fs/cgroup/cgroup.controllers",
+        "/sys/fs/cgroup/unified/cgroup.controllers",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+    ];
+    // Where no cgroup sits at the usual places (a booted container has
+    // none mounted), skip reading mountinfo.
+    if !usual.iter().any(|p| Path::new(p).exists()) {
+        return Found::default();
+    }
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    locate(&mountinfo, &own)
+}
+
+/// [`find`] on the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`.
+pub fn locate(mountinfo: &str, own: &str) -> Found {
+    let v2 = cgroup2_mount(mountinfo)
+        .zip(own_v2_path(own))
+        .map(|(mount, path)| mount.join(path.trim_start_matches('/')));
+    let v1 = V1
+        .iter()
+        .filter_map(|&name| {
+            let mount = v1_mount(mountinfo, name)?;
+            let path = own_v1_path(own, name)?;
+            Some((name, mount.join(path.trim_start_matches('/'))))
+        })
+        .collect();
+    Found { v2, v1 }
+}
+
+/// The controllers units may bound here: those v2 offers in tend's cgroup,
+/// and those of writable v1 hierarchies. `ReadOnly` when tend can write
+/// none (a container's read-only `/sys/fs/cgroup`).
+pub fn support() -> Support {
+    let found = find();
+    let mut offered = BTreeSet::new();
+    let mut writable = false;
+    if let Some(dir) = found.v2.as_deref().filter(|d| is_writable(d)) {
+        writable = true;
+        offered.extend(v2_offered(dir));
+    }
+    for (name, dir) in &found.v1 {
+        if is_writable(dir) {
+            writable = true;
+            let controllers = Controller::ALL.into_iter().filter(|c| c.v1_name() == *name);
+            offered.extend(controllers.filter(|c| v1_has_files(*c, dir)));
+        }
+    }
+    if writable {
+        Support::Only(offered)
+    } else {
+        Support::ReadOnly
+    }
+}
+
+/// Whether a v1 hierarchy can take `controller`'s keys: `blkio` has a
+/// weight file only with the CFQ or BFQ scheduler. (The root cgroup lacks
+/// some files, `pids.max`, that its children have; a file missing for one
+/// key, `memory.memsw.*` without swap accounting, is said at start.)
+fn v1_has_files(controller: Controller, dir: &Path) -> bool {
+    let weights = ["blkio.weight", "blkio.bfq.weight"];
+    controller != Controller::Io || weights.iter().any(|f| dir.join(f).exists())
+}
+
+fn is_writable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// The controllers in a v2 cgroup's `cgroup.controllers`.
+fn v2_offered(dir: &Path) -> BTreeSet<Controller> {
+    let text = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    parse_controllers(&text)
+}
+
+/// The controllers of ours in a `cgroup.controllers` text.
+pub fn parse_controllers(text: &str) -> BTreeSet<Controller> {
+    let names: BTreeSet<&str> = text.split_whitespace().collect();
+    Controller::ALL
+        .into_iter()
+        .filter(|c| names.contains(c.v2_name()))
+        .collect()
 }
 
 impl Cgroups {
-    /// Finds a cgroup2 mount and makes `tend-TOKEN` under tend's own cgroup
-    /// there, after removing the empty ones earlier tends (no longer
-    /// running) left beside it. `None` when there is none or it is not
-    /// writable: tend then falls back to process groups.
+    /// Makes `tend-TOKEN` under tend's own cgroup in each hierarchy it can
+    /// write, after removing the ones earlier tends (no longer running)
+    /// left beside it; on v2, hands its controllers down to it. `None`
+    /// where it can write none: tend then falls back to process groups.
     pub fn detect(token: &str) -> Option<Cgroups> {
-        // Where no cgroup2 sits at the usual places (a booted container has
-        // none mounted), skip reading mountinfo.
-        let usual = [
-            "/sys/fs/cgroup/cgroup.controllers",
-            "/sys/fs/cgroup/unified/cgroup.controllers",
-        ];
-        if !usual.iter().any(|p| Path::new(p).exists()) {
-            return None;
-        }
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let mount = cgroup2_mount(&mountinfo)?;
-        let own = own_v2_path(&own)?;
-        let parent = mount.join(own.trim_start_matches('/'));
-        let root = parent.join(format!("{PREFIX}{token}"));
-        let lock = claim(&root)?;
-        sweep(&parent, &root);
-        Some(Cgroups { root, _lock: lock })
+        Cgroups::detect_in(&find(), token)
     }
 
-    pub fn create(&self, service: &str) -> io::Result<Cgroup> {
-        let dir = self.root.join(service);
-        match fs::create_dir(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
+    pub fn detect_in(found: &Found, token: &str) -> Option<Cgroups> {
+        let name = format!("{PREFIX}{token}");
+        let mut roots = Vec::new();
+        let mut v2_controllers = BTreeSet::new();
+        if let Some(parent) = &found.v2 {
+            if let Some(lock) = claim(&parent.join(&name)) {
+                sweep(parent, &parent.join(&name));
+                let dir = parent.join(&name);
+                v2_controllers = delegate(parent, &dir, &parent.join(format!("{name}.init")));
+                roots.push(Root {
+                    kind: Kind::V2,
+                    dir,
+                    _lock: Some(lock),
+                });
+            }
         }
-        let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-        Ok(Cgroup {
-            dir,
-            procs: procs.into(),
-        })
+        for (controller, parent) in &found.v1 {
+            // A controller v2 hands down is used there, not in v1; v2's
+            // `cpu.stat` counts CPU time in every cgroup, so `cpuacct` is
+            // only for hosts without v2.
+            let on_v2 = v2_controllers.iter().any(|c| c.v1_name() == *controller);
+            if on_v2 || (*controller == "cpuacct" && found.v2.is_some()) {
+                continue;
+            }
+            let dir = parent.join(&name);
+            if roots.iter().any(|r| r.dir == dir) {
+                let kind = Kind::V1(controller);
+                roots.push(Root { kind, dir, _lock: None });
+            } else if let Some(lock) = claim(&dir) {
+                sweep(parent, &dir);
+                roots.push(Root {
+                    kind: Kind::V1(controller),
+                    dir,
+                    _lock: Some(lock),
+                });
+            }
+        }
+        (!roots.is_empty()).then_some(Cgroups { roots, v2_controllers })
+    }
+
+    /// Makes the service's cgroup in every hierarchy and opens each
+    /// `cgroup.procs` for its process to join. v1's `blkio` only when
+    /// `needs` it: nothing else reads it (an `io-weight` a reload adds
+    /// applies from the next start).
+    pub fn create(&self, service: &str, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+            v2_controllers: self.v2_controllers.clone(),
+        };
+        for root in &self.roots {
+            if root.kind == Kind::V1("blkio") && !needs.contains(&Controller::Io) {
+                continue;
+            }
+            let dir = root.dir.join(service);
+            if cgroup.dirs.iter().any(|(_, d)| *d == dir) {
+                // A mount of two controllers (`cpu,cpuacct`): joined once.
+                cgroup.dirs.push((root.kind.clone(), dir));
+                continue;
+            }
+            match fs::create_dir(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+            cgroup.procs.push(procs.into());
+            cgroup.dirs.push((root.kind.clone(), dir));
+        }
+        Ok(cgroup)
     }
 
     /// Kills what is left in the services' cgroups, waits (a bounded time)
-    /// for them to empty, and removes them and tend's directory: when tend
-    /// exits, whichever way its loop ends.
+    /// for them to empty, and removes them and tend's directories: when
+    /// tend exits, whichever way its loop ends.
     fn remove(&self) {
         let deadline = Instant::now() + EMPTY_WITHIN;
-        for dir in subdirs(&self.root) {
-            kill_all(&dir);
-            await_empty(&dir, deadline);
-            // Killed tasks leave `cgroup.events` a little before the kernel
-            // lets go of the cgroup (rmdir says EBUSY meanwhile): at exit,
-            // try again briefly rather than leave it behind.
-            while !remove_tree(&dir) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
+        for root in &self.roots {
+            for dir in subdirs(&root.dir) {
+                kill_all(&dir);
+                await_empty(&dir, deadline);
+                // Killed tasks leave `cgroup.events` a little before the
+                // kernel lets go of the cgroup (rmdir says EBUSY meanwhile;
+                // v1 has no events at all): at exit, try again briefly
+                // rather than leave it behind.
+                while !remove_tree(&dir) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
+            let _ = fs::remove_dir(&root.dir);
         }
-        let _ = fs::remove_dir(&self.root);
     }
 }
 
@@ -99,6 +277,51 @@ impl Drop for Cgroups {
     fn drop(&mut self) {
         self.remove();
     }
+}
+
+/// On v2, enables in `parent` and in tend's `dir` the controllers `parent`
+/// offers, so that each service's cgroup has their files. A cgroup that
+/// hands controllers down may hold no process ("no internal processes"):
+/// when `parent` holds some (tend itself, in a container), they are first
+/// moved into `leaf`, beside `dir` (it stays while they run; the sweep of a
+/// later tend removes it once empty). What was enabled; none on hybrid
+/// hosts.
+fn delegate(parent: &Path, dir: &Path, leaf: &Path) -> BTreeSet<Controller> {
+    let offered = v2_offered(parent);
+    if offered.is_empty() {
+        return offered;
+    }
+    let line: Vec<String> = offered.iter().map(|c| format!("+{}", c.v2_name())).collect();
+    let line = line.join(" ");
+    let control = parent.join("cgroup.subtree_control");
+    // EBUSY while `parent` holds processes: move them, then try again.
+    let enabled = fs::write(&control, &line).is_ok()
+        || (move_processes(parent, leaf).is_ok() && fs::write(&control, &line).is_ok());
+    if !enabled {
+        tracing::warn!(
+            "cannot enable cgroup controllers in {}: limits are not applied",
+            parent.display()
+        );
+        return BTreeSet::new();
+    }
+    if fs::write(dir.join("cgroup.subtree_control"), &line).is_err() {
+        return BTreeSet::new();
+    }
+    offered
+}
+
+/// Moves every process of cgroup `from` into the new cgroup `leaf`.
+fn move_processes(from: &Path, leaf: &Path) -> io::Result<()> {
+    fs::create_dir_all(leaf)?;
+    let procs = fs::read_to_string(from.join("cgroup.procs"))?;
+    for pid in procs.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        // A process may have exited meanwhile.
+        match fs::write(leaf.join("cgroup.procs"), pid) {
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// SIGKILL to every process in the cgroup `dir`: `cgroup.kill`, or one by
@@ -202,20 +425,58 @@ fn await_empty(dir: &Path, deadline: Instant) {
 }
 
 impl Cgroup {
-    /// The open `cgroup.procs`, for a child to write itself into.
-    pub fn procs_fd(&self) -> RawFd {
-        self.procs.as_raw_fd()
+    /// The open `cgroup.procs` files, for a child to write itself into.
+    pub fn procs_fds(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The cgroup in `kind`'s hierarchy.
+    fn dir(&self, kind: &Kind) -> Option<&Path> {
+        self.dirs.iter().find(|(k, _)| k == kind).map(|(_, d)| d.as_path())
+    }
+
+    /// The cgroup holding `controller`'s files: v2's when v2 offers it.
+    fn controller_dir(&self, controller: Controller) -> Option<&Path> {
+        if self.v2_controllers.contains(&controller) {
+            return self.dir(&Kind::V2);
+        }
+        self.dir(&Kind::V1(controller.v1_name()))
+    }
+
+    /// Moves the process `pid` (and, later, all it starts) into the cgroup.
+    pub fn join(&self, pid: i32) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Which layout holds `controller`'s files for this service.
+    pub fn layout(&self, controller: Controller) -> Option<Layout> {
+        if self.v2_controllers.contains(&controller) {
+            return Some(Layout::V2);
+        }
+        self.dir(&Kind::V1(controller.v1_name())).map(|_| Layout::V1)
+    }
+
+    /// The cgroup that lists the service's processes: v2's, else a v1 one.
+    fn main_dir(&self) -> Option<&Path> {
+        self.dirs.first().map(|(_, d)| d.as_path())
     }
 
     pub fn pids(&self) -> Vec<i32> {
-        let text = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        let Some(dir) = self.main_dir() else {
+            return Vec::new();
+        };
+        let text = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         text.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
-    /// Sends `signal` to every process in the cgroup. SIGKILL uses
+    /// Sends `signal` to every process in the cgroup. SIGKILL uses v2's
     /// `cgroup.kill`, which also catches processes forking meanwhile.
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        if signal == libc::SIGKILL && fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
+        let kill = self.dir(&Kind::V2).map(|d| d.join("cgroup.kill"));
+        if signal == libc::SIGKILL && kill.is_some_and(|k| fs::write(k, "1").is_ok()) {
             return Ok(());
         }
         for pid in self.pids() {
@@ -224,14 +485,155 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Removes the cgroup; fails while processes remain.
+    /// Takes the limits from `old` to `new` (from none at start): the
+    /// writes of [`resources::plan`], each in the cgroup of its controller.
+    /// A write refused is tried again after the others (v1 refuses a
+    /// memory limit above memory+swap until memsw is raised); what still
+    /// fails is returned, one readable line each.
+    pub fn apply(&self, old: &Resources, new: &Resources) -> Vec<String> {
+        let mut writes = Vec::new();
+        for layout in [Layout::V2, Layout::V1] {
+            let plan = resources::plan(old, new, layout);
+            let on_v2 = |w: &Write| self.v2_controllers.contains(&w.controller);
+            writes.extend(plan.into_iter().filter(|w| on_v2(w) == (layout == Layout::V2)));
+        }
+        let failed: Vec<Write> = writes.into_iter().filter(|w| self.write(w).is_err()).collect();
+        failed.into_iter().filter_map(|w| self.write(&w).err()).collect()
+    }
+
+    fn write(&self, w: &Write) -> Result<(), String> {
+        let name = w.controller.v2_name();
+        let Some(dir) = self.controller_dir(w.controller) else {
+            return Err(format!("no cgroup of the {name} controller"));
+        };
+        let file = w.files.iter().map(|f| dir.join(f)).find(|p| p.exists());
+        let Some(file) = file else {
+            return Err(format!("no {} in {}", w.files.join(" or "), dir.display()));
+        };
+        fs::write(&file, &w.value).map_err(|e| {
+            format!(
+                "cannot write {} to {}: {}",
+                w.value,
+                file.display(),
+                super::describe(&e)
+            )
+        })
+    }
+
+    /// How many of its processes the kernel's OOM killer killed, ever:
+    /// v2 `memory.events`, v1 `memory.oom_control`.
+    pub fn oom_kills(&self) -> u64 {
+        let Some(dir) = self.controller_dir(Controller::Memory) else {
+            return 0;
+        };
+        let file = if self.v2_controllers.contains(&Controller::Memory) {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        field(&text, "oom_kill").unwrap_or(0)
+    }
+
+    /// Memory in use, CPU time and tasks, read now.
+    pub fn usage(&self) -> Usage {
+        let read = |controller: Option<&Path>, file: &str| {
+            let text = fs::read_to_string(controller?.join(file)).ok()?;
+            Some(text)
+        };
+        let number = |text: Option<String>| text?.trim().parse::<u64>().ok();
+        let on_v2 = |c| self.v2_controllers.contains(&c);
+        let memory_file = if on_v2(Controller::Memory) {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        let memory = number(read(self.controller_dir(Controller::Memory), memory_file));
+        let cpu_usec = match self.dir(&Kind::V1("cpuacct")) {
+            Some(dir) => number(read(Some(dir), "cpuacct.usage")).map(|ns| ns / 1000),
+            // v2 keeps `cpu.stat` even without the cpu controller.
+            None => read(self.dir(&Kind::V2), "cpu.stat").and_then(|t| field(&t, "usage_usec")),
+        };
+        let tasks = number(read(self.controller_dir(Controller::Pids), "pids.current"));
+        Usage {
+            memory,
+            cpu_usec,
+            tasks,
+        }
+    }
+
+    /// Removes the cgroups; fails while processes remain.
     pub fn remove(&self) -> io::Result<()> {
-        fs::remove_dir(&self.dir)
+        for (_, dir) in &self.dirs {
+            match fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.main_dir().unwrap_or(Path::new("/"))
     }
+}
+
+/// What a machine `tend boot --memory/--cpus/--pids` bounded uses, from
+/// its PID 1's host pid; `None` for a machine without its own cgroup.
+pub fn machine_usage(pid1: i32) -> Option<Usage> {
+    let own = fs::read_to_string(format!("/proc/{pid1}/cgroup")).ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let found = locate(&mountinfo, &own);
+    let v2_controllers = found.v2.as_deref().map(v2_offered).unwrap_or_default();
+    let mut dirs: Vec<(Kind, PathBuf)> = found.v2.into_iter().map(|d| (Kind::V2, d)).collect();
+    dirs.extend(found.v1.into_iter().map(|(name, d)| (Kind::V1(name), d)));
+    let machine = |d: &Path| {
+        let parent = d
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned());
+        d.ends_with("machine") && parent.is_some_and(|p| p.starts_with("tend-boot-"))
+    };
+    dirs.retain(|(_, d)| machine(d));
+    if dirs.is_empty() {
+        return None;
+    }
+    let cgroup = Cgroup {
+        dirs,
+        procs: Vec::new(),
+        v2_controllers,
+    };
+    Some(cgroup.usage())
+}
+
+/// The number after `name` in a `KEY VALUE` per line text.
+pub fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+/// The mount point of the v1 hierarchy carrying `controller`.
+pub fn v1_mount(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut right = right.split_whitespace();
+        let (fstype, options) = (right.next()?, right.nth(1)?);
+        let mount_point = left.split_whitespace().nth(4)?;
+        let has = options.split(',').any(|o| o == controller);
+        (fstype == "cgroup" && has).then(|| PathBuf::from(unescape(mount_point)))
+    })
+}
+
+/// tend's path in the v1 hierarchy of `controller` (`4:memory:/path`; a
+/// line may name several: `2:cpu,cpuacct:/path`).
+pub fn own_v1_path(cgroup: &str, controller: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+        names.split(',').any(|n| n == controller).then(|| path.to_string())
+    })
 }
 
 /// The mount point of the cgroup2 hierarchy in a mountinfo text.
@@ -288,6 +690,131 @@ mod tests {
         assert_eq!(cgroup2_mount("25 1 0:23 / /sys rw - sysfs sysfs rw\n"), None);
         let escaped = "31 30 0:27 / /a\\040b rw - cgroup2 cgroup2 rw\n";
         assert_eq!(cgroup2_mount(escaped), Some(PathBuf::from("/a b")));
+    }
+
+    #[test]
+    fn v1_hierarchies_and_own_paths() {
+        let hybrid = format!("{HYBRID}33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n");
+        let own = "4:memory:/x\n2:cpu,cpuacct:/\n0::/\n";
+        let found = locate(&hybrid, own);
+        assert_eq!(found.v2, Some(PathBuf::from("/sys/fs/cgroup/unified/")));
+        let cpu = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/");
+        let expected = vec![
+            ("memory", PathBuf::from("/sys/fs/cgroup/memory/x")),
+            ("cpu", cpu.clone()),
+            ("cpuacct", cpu),
+        ];
+        assert_eq!(found.v1, expected);
+        assert_eq!(
+            field("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"),
+            Some(3)
+        );
+        assert_eq!(
+            parse_controllers("cpuset cpu io memory hugetlb pids rdma"),
+            Controller::ALL.into()
+        );
+    }
+
+    /// A v2-shaped tree in a temp dir: tend's cgroup offering every
+    /// controller, its files as plain files.
+    fn v2_tree(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tend-v2-fixture-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        )
+        .unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn v2_limits_are_written_to_a_v2_tree() {
+        let parent = v2_tree("apply");
+        let own = parent.join("tend-x");
+        fs::create_dir(&own).unwrap();
+        fs::write(own.join("cgroup.subtree_control"), "").unwrap();
+        assert_eq!(
+            delegate(&parent, &own, &parent.join("tend-x.init")),
+            Controller::ALL.into()
+        );
+        let enabled = "+memory +cpu +pids +io";
+        assert_eq!(
+            fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),
+            enabled
+        );
+        assert_eq!(fs::read_to_string(own.join("cgroup.subtree_control")).unwrap(), enabled);
+        let service = own.join("web");
+        fs::create_dir(&service).unwrap();
+        let files = [
+            "memory.max",
+            "memory.high",
+            "memory.swap.max",
+            "cpu.max",
+            "cpu.weight",
+            "pids.max",
+            "io.weight",
+        ];
+        for f in files {
+            fs::write(service.join(f), "").unwrap();
+        }
+        let cgroup = Cgroup {
+            dirs: vec![(Kind::V2, service.clone())],
+            procs: Vec::new(),
+            v2_controllers: Controller::ALL.into(),
+        };
+        let new = Resources {
+            memory_max: Some(32 << 20),
+            memory_high: Some(16 << 20),
+            memory_swap_max: Some(1),
+            cpu_quota: Some(25_000),
+            cpu_weight: Some(300),
+            pids_max: Some(50),
+            io_weight: Some(20),
+        };
+        assert_eq!(cgroup.apply(&Resources::default(), &new), Vec::<String>::new());
+        let read = |f: &str| fs::read_to_string(service.join(f)).unwrap();
+        let values = files.map(read);
+        assert_eq!(
+            values,
+            ["33554432", "16777216", "1", "25000 100000", "300", "50", "default 20"]
+        );
+        // A change rewrites what changed only, a removed key back to max.
+        fs::write(service.join("cpu.weight"), "untouched").unwrap();
+        let changed = Resources {
+            memory_max: Some(64 << 20),
+            pids_max: None,
+            ..new
+        };
+        assert!(cgroup.apply(&new, &changed).is_empty());
+        assert_eq!(
+            (read("memory.max"), read("pids.max")),
+            ("67108864".into(), "max".into())
+        );
+        assert_eq!(read("cpu.weight"), "untouched");
+        // A missing file is reported, not fatal.
+        fs::remove_file(service.join("io.weight")).unwrap();
+        let problems = cgroup.apply(&changed, &Resources::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("no io.weight in "));
+        fs::write(
+            service.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup.oom_kills(), 1);
+        fs::write(service.join("memory.current"), "4096\n").unwrap();
+        fs::write(service.join("pids.current"), "3\n").unwrap();
+        fs::write(service.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+        let usage = Usage {
+            memory: Some(4096),
+            cpu_usec: Some(1500),
+            tasks: Some(3),
+        };
+        assert_eq!(cgroup.usage(), usage);
+        fs::remove_dir_all(&parent).unwrap();
     }
 
     #[test]

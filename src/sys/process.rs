@@ -10,6 +10,10 @@ pub enum ExitStatus {
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
+    /// The kernel's OOM killer killed it (or a process of its cgroup, and
+    /// it then failed): `code` as [`ExitStatus::code`] gave, and the
+    /// service's `memory-max`, if it has one.
+    OomKilled { code: i32, memory_max: Option<u64> },
 }
 
 impl ExitStatus {
@@ -18,6 +22,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Code(c) => c,
             ExitStatus::Signal(s) => 128 + s,
+            ExitStatus::OomKilled { code, .. } => code,
         }
     }
 
@@ -32,6 +37,13 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exited with code {c}"),
             ExitStatus::Signal(s) => write!(f, "killed by {}", crate::signal::name(*s)),
+            ExitStatus::OomKilled { memory_max: None, .. } => write!(f, "killed by the OOM killer"),
+            ExitStatus::OomKilled {
+                memory_max: Some(max), ..
+            } => {
+                let max = crate::resources::show_size(*max);
+                write!(f, "killed by the OOM killer (memory-max {max})")
+            }
         }
     }
 }
@@ -222,5 +234,12 @@ mod tests {
         assert_eq!(ExitStatus::Code(3).code(), 3);
         assert_eq!(ExitStatus::Signal(15).code(), 143);
         assert_eq!(ExitStatus::Signal(9).to_string(), "killed by SIGKILL");
+        let oom = ExitStatus::OomKilled {
+            code: 137,
+            memory_max: Some(64 << 20),
+        };
+        assert_eq!(oom.to_string(), "killed by the OOM killer (memory-max 64M)");
+        assert_eq!(oom.code(), 137);
+        assert!(!oom.success());
     }
 }

@@ -49,9 +49,10 @@ pub struct Spawn<'a> {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-    /// An open `cgroup.procs` the child writes itself into before exec, so
-    /// it never runs outside its cgroup (not even to fork).
-    pub cgroup_procs: Option<RawFd>,
+    /// Open `cgroup.procs` files (one per hierarchy: v2, and v1's
+    /// controllers) the child writes itself into before exec, so it never
+    /// runs outside its cgroups (not even to fork).
+    pub cgroup_procs: Vec<RawFd>,
     /// Pass on the descriptors beyond 0, 1 and 2 that tend inherited (the
     /// child of `tend -- CMD`, as tini does); otherwise the child gets
     /// exactly 0, 1 and 2.
@@ -153,7 +154,7 @@ struct ChildSetup {
     controlling_tty: bool,
     credentials: Option<Credentials>,
     limits: Vec<(i32, u64, u64)>,
-    cgroup_procs: Option<RawFd>,
+    cgroup_procs: Vec<RawFd>,
     close_fds: bool,
 }
 
@@ -200,7 +201,7 @@ impl ChildSetup {
         // SAFETY: (for the block) plain syscalls on integers, on memory
         // owned by `self` (alive until exec), and on stack data.
         unsafe {
-            if let Some(fd) = self.cgroup_procs {
+            for &fd in &self.cgroup_procs {
                 check(libc::write(fd, b"0".as_ptr().cast(), 1) as i32)?;
             }
             if self.new_session {

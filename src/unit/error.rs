@@ -148,6 +148,19 @@ pub enum Problem {
         hard: String,
         ceiling: u64,
     },
+    #[error("invalid {key} {value}: {reason}")]
+    Resource {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("memory-high ({high}) is above memory-max ({max})")]
+    HighAboveMax { high: String, max: String },
+    #[error("{key} needs the {controller} cgroup controller, which this host does not offer")]
+    NoController {
+        key: &'static str,
+        controller: &'static str,
+    },
     #[error("{key} must be an absolute path, got {path:?}")]
     NotAbsolute { key: String, path: String },
     #[error("invalid environment variable name {name:?}")]

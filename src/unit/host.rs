@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::Problem;
 use super::limits::{Ceilings, Resource, INFINITY};
+use super::resources::Support;
 use super::users::UserDb;
 
 /// `PATH` when a unit sets none (the one of systemd and Docker).
@@ -49,6 +50,8 @@ pub trait Host {
     fn users(&self) -> &UserDb;
     /// Above these, a unit's hard limits cannot be set.
     fn ceilings(&self) -> &Ceilings;
+    /// Which cgroup controllers units may bound.
+    fn cgroups(&self) -> &Support;
 }
 
 /// The real environment below a root directory: `tend init` and `tend
@@ -60,6 +63,7 @@ pub struct CheckEnv {
     pub root: PathBuf,
     pub users: UserDb,
     pub ceilings: Ceilings,
+    pub cgroups: Support,
 }
 
 impl CheckEnv {
@@ -71,6 +75,7 @@ impl CheckEnv {
             root: root.to_path_buf(),
             users: read_users(root),
             ceilings: current_ceilings(),
+            cgroups: crate::sys::cgroup::support(),
         }
     }
 }
@@ -110,6 +115,10 @@ impl Host for CheckEnv {
     fn ceilings(&self) -> &Ceilings {
         &self.ceilings
     }
+
+    fn cgroups(&self) -> &Support {
+        &self.cgroups
+    }
 }
 
 /// The users and groups of the environment below `root`, read now (none if
@@ -131,6 +140,7 @@ pub struct Fixture {
     pub texts: BTreeMap<PathBuf, String>,
     pub users: UserDb,
     pub ceilings: Ceilings,
+    pub cgroups: Support,
 }
 
 impl Fixture {
@@ -163,6 +173,10 @@ impl Host for Fixture {
 
     fn ceilings(&self) -> &Ceilings {
         &self.ceilings
+    }
+
+    fn cgroups(&self) -> &Support {
+        &self.cgroups
     }
 }
 

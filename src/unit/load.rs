@@ -35,6 +35,10 @@ impl Loaded {
     }
 }
 
+/// What `tend check` says of a unit with cgroup limits where tend cannot
+/// write a cgroup (the unit stays valid and runs without them).
+pub const READ_ONLY: &str = "limits not applied: no writable cgroup (read-only or not delegated)";
+
 /// Loads every `NAME.toml` in `dir`, in name order. Other files and hidden
 /// files (`.NAME.toml`, editor leftovers) are ignored. Never fails: a
 /// missing directory is one error, a broken unit is an invalid one.
@@ -160,6 +164,12 @@ pub fn check(dir: &Path, env: &dyn Host) -> (String, bool) {
     let mut report = String::new();
     for e in loaded.all_errors() {
         report.push_str(&format!("{e}\n"));
+    }
+    if *env.cgroups() == super::resources::Support::ReadOnly {
+        for unit in loaded.units.values().filter(|u| !u.resources.is_empty()) {
+            let file = dir.join(format!("{}.toml", unit.name));
+            report.push_str(&format!("{}: {}\n", file.display(), READ_ONLY));
+        }
     }
     let valid = loaded.units.len();
     let noun = if valid == 1 { "unit" } else { "units" };

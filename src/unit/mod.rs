@@ -15,6 +15,7 @@ mod host;
 mod limits;
 mod load;
 mod parse;
+pub use crate::resources;
 mod schema;
 mod suggest;
 pub mod users;
@@ -34,9 +35,10 @@ pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
 pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
-pub use load::{check, load_dir, Loaded};
+pub use load::{check, load_dir, Loaded, READ_ONLY};
 #[doc(hidden)]
 pub use load::{check_text, load_texts};
+pub use resources::Resources;
 pub use users::{parse_group, parse_passwd, Group, Id, IdError, RunAs, User, UserDb};
 pub use validate::{duration_arg, parse_duration, MAX_DURATION};
 
@@ -62,6 +64,8 @@ pub struct Unit {
     /// `env-file` first, then `env`, a later key replacing an earlier one.
     pub env: Vec<(String, String)>,
     pub limits: BTreeMap<Resource, Limit>,
+    /// Cgroup limits (`memory-max`, `cpus`...): applied in place on reload.
+    pub resources: Resources,
     pub stdout: Stdio,
     pub stderr: Stdio,
     /// Captured lines kept for `tend ctl logs`.
@@ -152,6 +156,7 @@ impl Unit {
             working_dir: None,
             env: Vec::new(),
             limits: BTreeMap::new(),
+            resources: Resources::default(),
             stdout: Stdio::Log,
             stderr: Stdio::Log,
             log_buffer_lines: DEFAULT_LOG_BUFFER_LINES,
@@ -161,7 +166,8 @@ impl Unit {
 }
 
 /// The supervisor holds each unit whole; a reload restarts a service when
-/// anything the runtime runs it with changed. Where `argv[0]` was found in
+/// anything the runtime runs it with changed, except its cgroup limits,
+/// which the runtime changes in place. Where `argv[0]` was found in
 /// `PATH` and the description do not count: a program appearing earlier in
 /// `PATH` must not restart a service.
 impl Definition for Unit {
@@ -183,6 +189,8 @@ impl Definition for Unit {
             working_dir,
             env,
             limits,
+            // Changed in place by the runtime, without a restart.
+            resources: _,
             stdout,
             stderr,
             log_buffer_lines: _,

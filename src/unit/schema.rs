@@ -48,6 +48,13 @@ pub struct RawUnit {
     pub health_start_period: Option<Spanned<String>>,
     pub on_unhealthy: Option<Spanned<String>>,
     pub log_buffer_lines: Option<Spanned<u32>>,
+    pub memory_max: Option<Spanned<RawAmount>>,
+    pub memory_high: Option<Spanned<RawAmount>>,
+    pub memory_swap_max: Option<Spanned<RawAmount>>,
+    pub cpus: Option<Spanned<RawAmount>>,
+    pub cpu_weight: Option<Spanned<RawAmount>>,
+    pub pids_max: Option<Spanned<RawAmount>>,
+    pub io_weight: Option<Spanned<RawAmount>>,
 }
 
 /// Keys of a table, each with the keys of its own table value, if it has one.
@@ -96,7 +103,24 @@ pub const UNIT_KEYS: Keys = Keys(&[
     ("health-start-period", None),
     ("on-unhealthy", None),
     ("log-buffer-lines", None),
+    ("memory-max", None),
+    ("memory-high", None),
+    ("memory-swap-max", None),
+    ("cpus", None),
+    ("cpu-weight", None),
+    ("pids-max", None),
+    ("io-weight", None),
 ]);
+
+/// A cgroup limit as written: a number, or text (`"512M"`, `"infinity"`);
+/// validation says which a key takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "expected a number or a string")]
+pub enum RawAmount {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
 #[derive(Debug, Clone, Deserialize)]

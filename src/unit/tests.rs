@@ -115,6 +115,13 @@ group = "adm"
 working-dir = "/var/www"
 env = { Z = "last", A = 1, DEBUG = true, PATH = "/usr/bin:/bin" }
 limits = { nofile = 65536, core = "infinity", nproc = { soft = 100, hard = 200 } }
+memory-max = "1G"
+memory-high = "768M"
+memory-swap-max = "0.5G"
+cpus = 1.5
+cpu-weight = 50
+pids-max = 500
+io-weight = 200
 stdout = "inherit"
 stderr = { file = "/var/log/web.err" }
 env-file = "/dev/null"
@@ -546,6 +553,46 @@ fn rotated_log_files() {
 }
 
 #[test]
+fn cgroup_limits() {
+    let text = "command = [\"sh\"]\nmemory-max = \"64M\"\nmemory-high = \"1.5G\"\nmemory-swap-max = 0\ncpus = 0.25\ncpu-weight = 200\npids-max = \"infinity\"\nio-weight = 10\n";
+    let u = unit(&text.replace("1.5G", "48M").replace("memory-swap-max = 0\n", ""));
+    let expected = crate::unit::Resources {
+        memory_max: Some(64 << 20),
+        memory_high: Some(48 << 20),
+        memory_swap_max: None,
+        cpu_quota: Some(25_000),
+        cpu_weight: Some(200),
+        pids_max: Some(crate::unit::resources::MAX),
+        io_weight: Some(10),
+    };
+    assert_eq!(u.resources, expected);
+    assert_eq!(
+        errors(text),
+        [
+            "units/web.toml:3:15: memory-high (1536M) is above memory-max (64M)",
+            "units/web.toml:4:19: invalid memory-swap-max 0: expected bytes, a size like \"512M\" or \"1.5G\", or \"infinity\"",
+        ]
+    );
+    let bad =
+        "command = [\"sh\"]\nmemory-max = \"lots\"\ncpus = 0\npids-max = -1\ncpu-weight = 10001\nio-weight = \"x\"\n";
+    assert_eq!(
+        errors(bad),
+        [
+            "units/web.toml:2:14: invalid memory-max \"lots\": expected bytes, a size like \"512M\" or \"1.5G\", or \"infinity\"",
+            "units/web.toml:3:8: invalid cpus 0: expected a number of CPUs from 0.01 to 10000",
+            "units/web.toml:4:12: invalid pids-max -1: expected a positive number of tasks or \"infinity\"",
+            "units/web.toml:5:14: invalid cpu-weight 10001: expected a whole number from 1 to 10000",
+            "units/web.toml:6:13: invalid io-weight \"x\": expected a whole number from 1 to 10000",
+        ]
+    );
+    // A typo gets a suggestion, as every key.
+    assert_eq!(
+        errors("command = [\"sh\"]\nmemory-maxx = \"1G\"\n"),
+        ["units/web.toml:2:1: unknown key \"memory-maxx\", did you mean \"memory-max\"?"]
+    );
+}
+
+#[test]
 fn sizes() {
     use crate::unit::schema::Size;
     let t = |s: &str| super::validate::parse_size(&Size::Text(s.into()));
@@ -558,4 +605,33 @@ fn sizes() {
         assert_eq!(t(bad), None, "{bad}");
     }
     assert_eq!(super::validate::parse_size(&Size::Bytes(4096)), Some(4096));
+}
+
+#[test]
+fn cgroup_limits_need_their_controller() {
+    use crate::unit::resources::{Controller, Support};
+    let mut host = env();
+    host.cgroups = Support::Only([Controller::Memory, Controller::Pids].into());
+    let text = "command = [\"sh\"]\nmemory-max = \"64M\"\nio-weight = 10\n";
+    let file = Path::new("units/web.toml");
+    let (_, errors) = check_text("web", file, text, &host, Path::new("units"));
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["units/web.toml:3:13: io-weight needs the io cgroup controller, which this host does not offer"]
+    );
+    // A read-only cgroup is no error: the unit runs without its limits.
+    host.cgroups = Support::ReadOnly;
+    let (checked, errors) = check_text("web", file, text, &host, Path::new("units"));
+    assert!(errors.is_empty() && checked.is_some());
+}
+
+#[test]
+fn limit_changes_alone_leave_a_unit_unchanged() {
+    use crate::supervisor::Definition;
+    let a = unit("command = [\"sh\"]\nmemory-max = \"32M\"\n");
+    let b = unit("command = [\"sh\"]\nmemory-max = \"64M\"\n");
+    let c = unit("command = [\"sh\", \"-x\"]\nmemory-max = \"64M\"\n");
+    assert!(a.unchanged(&b));
+    assert!(!a.unchanged(&c));
 }

@@ -23,6 +23,7 @@ use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 mod env;
 mod exec;
 mod health;
+mod resources;
 mod supervision;
 
 /// A dependency as written, located for messages on the dependent.
@@ -135,6 +136,7 @@ impl Ctx<'_> {
 /// reported as wrong, so that they are not also reported missing.
 pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> Checked {
     let health_keys = health::RawKeys::take(&mut raw);
+    let cgroup_limits = resources::Raw::take(&mut raw);
     // The supervisor's defaults are the unit's defaults.
     let d = ServiceConfig::default();
     let service_type = cx.choice("type", raw.service_type, TYPE_NAMES, TYPES, d.service_type);
@@ -186,6 +188,7 @@ pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> C
         working_dir,
         env,
         limits: limits(cx, raw.limits),
+        resources: resources::resources(cx, cgroup_limits),
         stdout: stdio(cx, "stdout", raw.stdout),
         stderr: stdio(cx, "stderr", raw.stderr),
         log_buffer_lines: buffer_lines(cx, raw.log_buffer_lines),

@@ -119,6 +119,10 @@ fn replies_on_the_wire() {
             detail: None,
             next_run_ms: Some(1_796_000_000_000),
             health: Some(crate::supervisor::Health::Healthy),
+            oom_kills: 2,
+            memory_bytes: Some(4096),
+            cpu_usec: Some(1500),
+            tasks: Some(3),
         }],
     });
     let line = reply.to_line();

@@ -19,7 +19,7 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: crate::ctl::protocol::VERSION,
         })),
-        Op::Status { names } => status(conn, &host.status(), &names, now),
+        Op::Status { names } => status(conn, host, &names, now),
         Op::Start { name, no_block } => operate(conn, host, Event::Start { name: name.clone() }, no_block, name),
         Op::Restart { name, no_block } => operate(conn, host, Event::Restart { name: name.clone() }, no_block, name),
         Op::Stop { name, no_block } => operate(conn, host, Event::Stop { name: name.clone() }, no_block, name),
@@ -84,14 +84,22 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
     None
 }
 
-fn status(conn: &mut Conn, all: &[ServiceStatus], names: &[String], now: Instant) {
+/// Each service's status, with what its cgroup says it uses, read now.
+fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
+    let all = host.status();
     if let Some(missing) = names.iter().find(|n| !all.iter().any(|s| &s.name == *n)) {
         return answer(conn, Err(task::no_such_unit(missing)));
     }
     let services = all
         .iter()
         .filter(|s| names.is_empty() || names.contains(&s.name))
-        .map(|s| task::info(s, now))
+        .map(|s| {
+            let mut info = task::info(s, now);
+            if let Some(usage) = host.usage(&s.name) {
+                (info.memory_bytes, info.cpu_usec, info.tasks) = (usage.memory, usage.cpu_usec, usage.tasks);
+            }
+            info
+        })
         .collect();
     conn.send(&Reply::ok(Body::Status { services }));
 }

@@ -31,6 +31,10 @@ pub trait Host {
     fn own_log(&self, _lines: usize) -> Option<std::io::Result<Vec<String>>> {
         None
     }
+    /// What a running service uses, read from its cgroup now.
+    fn usage(&self, _name: &str) -> Option<crate::sys::cgroup::Usage> {
+        None
+    }
 }
 
 /// A request that is not answered yet, or a stream.
@@ -169,6 +173,10 @@ pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64),
         health: s.health,
+        oom_kills: s.oom_kills,
+        memory_bytes: None,
+        cpu_usec: None,
+        tasks: None,
     }
 }
 
@@ -194,6 +202,7 @@ mod tests {
             since: Instant::now(),
             restarts: 0,
             last_exit,
+            oom_kills: 0,
             status_text: None,
             detail: None,
             enabled: true,

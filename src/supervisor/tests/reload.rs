@@ -141,3 +141,51 @@ fn removing_a_service_that_never_ran_forgets_it_at_once() {
     assert_eq!(core(h.reload(reload(vec![("never", never)], &[]))), []);
     assert_eq!(h.sup.status().len(), 1);
 }
+
+/// A definition with a part the runtime changes in place (like a unit's
+/// cgroup limits): `unchanged` ignores it.
+#[derive(Debug)]
+struct InPlace {
+    config: ServiceConfig,
+    limit: u32,
+}
+
+impl crate::supervisor::Definition for InPlace {
+    fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    fn unchanged(&self, new: &Self) -> bool {
+        self.config == new.config
+    }
+}
+
+#[test]
+fn a_change_made_in_place_keeps_the_service_and_hands_out_the_new_definition() {
+    let now = Instant::now();
+    let unit = |limit| {
+        let config = ServiceConfig::default();
+        [("web".to_string(), InPlace { config, limit })].into()
+    };
+    let mut sup = crate::supervisor::Supervisor::new(unit(32), Default::default(), secs(30), now);
+    sup.boot(now);
+    while sup.poll_action().is_some() {}
+    sup.handle(
+        Event::Spawned {
+            name: "web".into(),
+            pid: 7,
+        },
+        now,
+    )
+    .unwrap();
+    sup.reload(unit(64), Default::default(), now);
+    let actions: Vec<Action> = std::iter::from_fn(|| sup.poll_action()).collect();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Signal { .. } | Action::Spawn { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(sup.service("web").and_then(|s| s.pid), Some(7));
+    assert_eq!(sup.definition("web").map(|u| u.limit), Some(64));
+}

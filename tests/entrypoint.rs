@@ -69,8 +69,11 @@ fn tini_verbosity_sets_the_log_level() {
 fn subreaper_when_not_pid1() {
     // The inner shell exits at once; its background sleep is orphaned and
     // must be reparented to tend (our child), not to the host's init.
-    let script =
-        "sh -c 'sleep 1000 & echo $! > /dev/stderr' 2>&1 | { read pid; cut -d' ' -f4 /proc/$pid/stat; kill $pid; }";
+    // The reader awaits the inner shell's exit (until then it is the
+    // sleep's parent), then prints who adopted the sleep.
+    let script = "sh -c 'sleep 1000 & echo $! $$ > /dev/stderr' 2>&1 | { read pid sh; \
+         while [ \"$(cut -d' ' -f4 /proc/$pid/stat)\" = \"$sh\" ]; do sleep 0.01; done; \
+         cut -d' ' -f4 /proc/$pid/stat; kill $pid; }";
     let mut child = tend_cmd(&["-v", "--", "sh", "-c", script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tend::unit::{load_texts, parse_group, parse_passwd, Ceilings, CheckEnv, Resource};
+use tend::unit::{load_texts, Ceilings, CheckEnv, Resource, UserDb};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nredis:x:999:999::/var/lib/redis:/bin/false\nwww-data:x:33:33::/var/www:/bin/false\n";
 const GROUP: &str = "root:x:0:\napp:x:1000:\nredis:x:999:\nadm:x:4:app\nwww-data:x:33:\n";
@@ -49,9 +49,9 @@ fn host() -> &'static (CheckEnv, PathBuf) {
         }
         let env = CheckEnv {
             root: root.clone(),
-            users: parse_passwd(PASSWD),
-            groups: parse_group(GROUP),
+            users: UserDb::parse(PASSWD, GROUP),
             ceilings: Ceilings([(Resource::Nofile, 1_048_576)].into()),
+            cgroups: Default::default(),
         };
         (env, root.join("etc/tend/units"))
     })

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use std::rc::Rc;
 
 use super::config::{Definition, OnFailure, ServiceConfig};
+use super::dirty::Dirty;
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
@@ -38,6 +39,8 @@ pub struct Supervisor<U = ServiceConfig> {
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
+    /// What to look at again after an event (see `dirty.rs`).
+    pub(super) dirty: Dirty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,7 @@ impl<U: Definition> Supervisor<U> {
             wall: None,
             told_ready: false,
             told_status: String::new(),
+            dirty: Dirty::new(),
         }
     }
 
@@ -118,6 +122,7 @@ impl<U: Definition> Supervisor<U> {
             Mode::ShuttingDown { .. } | Mode::Done => tracing::warn!("reload ignored while shutting down"),
             Mode::Created | Mode::Running => self.diff(services, invalid, now),
         }
+        self.touch_all();
         self.settle(now);
     }
 
@@ -265,6 +270,7 @@ impl<U: Definition> Supervisor<U> {
         let was_down = service.phase.is_down();
         let was_failed = matches!(service.phase, Phase::Failed(_));
         let before = service.phase.state();
+        let unit = service.unit.as_ref().map(Rc::as_ptr);
         let mut cx = Cx {
             now,
             actions: &mut self.actions,
@@ -275,11 +281,18 @@ impl<U: Definition> Supervisor<U> {
         let fails_fast = service.config().on_failure == Some(OnFailure::Shutdown)
             && !was_failed
             && matches!(service.phase, Phase::Failed(_));
+        let unit_changed = service.unit.as_ref().map(Rc::as_ptr) != unit;
         if outcome == Outcome::Forget {
             if let Some(service) = self.services.remove(name) {
                 self.record_removal(&service, now);
             }
+            self.touch_all();
             return;
+        }
+        match unit_changed {
+            // Its dependencies may be others now.
+            true => self.touch_all(),
+            false => self.touch(name),
         }
         self.record(name, Some(before));
         if fails_fast && !shutting_down {

@@ -105,6 +105,7 @@
 mod backoff;
 pub mod config;
 mod deps;
+mod dirty;
 mod machine;
 mod order;
 mod phase;

@@ -9,6 +9,7 @@ use super::backoff::{Backoff, StartLimit};
 use std::rc::Rc;
 
 use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
+use super::dirty::Counts;
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
 
@@ -38,6 +39,8 @@ pub(super) struct Service<U> {
     /// The wall time (Unix seconds) of the last run that came due: the next
     /// is after it, even if the wall clock was set back a little.
     pub last_due: Option<i64>,
+    /// What it added to the counts behind `READY=1` (see `dirty.rs`).
+    pub counted: Counts,
     backoff: Backoff,
     limit: StartLimit,
 }
@@ -79,6 +82,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on,
             last_due: None,
+            counted: Counts::default(),
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -100,6 +104,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on: false,
             last_due: None,
+            counted: Counts::default(),
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }

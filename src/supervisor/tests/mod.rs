@@ -9,6 +9,7 @@ mod failfast;
 mod misc;
 mod reload;
 mod restart;
+mod scale;
 mod schedule;
 mod shutdown;
 mod watchdog;
@@ -166,6 +167,7 @@ impl Harness {
                 }
                 out.push(action);
             }
+            self.sup.check_bookkeeping();
             if spawns.is_empty() {
                 return out;
             }

@@ -130,8 +130,12 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     };
     init.supervisor.set_wall(now, init.clock.at(now));
     init.supervisor.boot(now);
+    crate::sys::memory::shed_startup();
     init.run()
 }
+
+/// Changes in one turn of the loop after which the heap is trimmed.
+const BURST: usize = 1024;
 
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
@@ -139,6 +143,11 @@ impl Init {
             let exit = self.act()?;
             let changes = std::mem::take(&mut self.changes);
             self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
+            if changes.len() >= BURST {
+                // A boot or reload of many services: give back what it freed.
+                drop(changes);
+                crate::sys::memory::trim_heap();
+            }
             if let Some(code) = exit {
                 // A last try, without waiting, for a STOPPING=1 still owed.
                 if let Some(manager) = &mut self.manager {

@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod cmdline;
 pub mod fdpass;
+pub mod memory;
 pub mod mount;
 pub mod ns;
 pub mod process;

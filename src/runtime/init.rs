@@ -371,7 +371,66 @@ fn load(options: &Options) -> Loaded {
         }
         units.insert(MAIN.into(), main_unit(options));
     }
+    fit_fds(&mut units, &mut invalid, nofile_soft());
     (units, invalid)
+}
+
+/// Descriptors tend keeps for its own loop, beyond those of the services.
+const OWN_FDS: u64 = 32;
+
+/// tend's soft `RLIMIT_NOFILE`, as raised at start.
+fn nofile_soft() -> u64 {
+    use nix::sys::resource::{getrlimit, Resource};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+/// Descriptors PID 1 holds while a service runs: a pipe for each stream
+/// it logs, its cgroup's `cgroup.procs`, a notify socket.
+fn fds_of(unit: &Unit) -> u64 {
+    let logged = [&unit.stdout, &unit.stderr]
+        .into_iter()
+        .filter(|s| **s == unit::Stdio::Log);
+    let notify = unit.service.service_type == crate::supervisor::ServiceType::Notify;
+    (logged.count() as u64)
+        .saturating_add(1)
+        .saturating_add(u64::from(notify))
+}
+
+/// Services get half the descriptors (the control server keeps the other
+/// half for its clients), less tend's own: units past that (the main
+/// service first, then by name) are refused as invalid, with one line
+/// giving the numbers, rather than failing their spawns one by one.
+fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) {
+    let budget = (soft / 2).saturating_sub(OWN_FDS);
+    let need: u64 = units.values().map(fds_of).fold(0, u64::saturating_add);
+    if need <= budget {
+        return;
+    }
+    let mut order: Vec<String> = units.keys().filter(|n| *n != MAIN).cloned().collect();
+    if units.contains_key(MAIN) {
+        order.insert(0, MAIN.into());
+    }
+    let mut used = 0u64;
+    let mut refused = Vec::new();
+    for name in order {
+        let fds = units.get(&name).map_or(0, fds_of);
+        match used.saturating_add(fds) <= budget {
+            true => used = used.saturating_add(fds),
+            false => refused.push(name),
+        }
+    }
+    let reason = format!(
+        "not started: the units need {need} file descriptors, RLIMIT_NOFILE {soft} leaves {budget} for services"
+    );
+    warn!(
+        "{} of {} units not started: they need {need} file descriptors, RLIMIT_NOFILE {soft} leaves {budget} for services (raise the hard limit)",
+        refused.len(),
+        units.len()
+    );
+    for name in refused {
+        units.remove(&name);
+        invalid.insert(name, reason.clone());
+    }
 }
 
 /// `-- CMD` as a unit: not restarted, its exit is tend's exit.
@@ -411,4 +470,42 @@ fn random_token() -> String {
         bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(n: usize) -> BTreeMap<String, Unit> {
+        let argv = vec![OsString::from("sleep"), OsString::from("1")];
+        (0..n)
+            .map(|i| format!("s{i:03}"))
+            .map(|name| (name.clone(), Unit::from_argv(&name, argv.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn units_that_fit_the_descriptor_limit_are_left_alone() {
+        let mut all = units(100);
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 1024);
+        assert_eq!((all.len(), invalid.len()), (100, 0));
+    }
+
+    #[test]
+    fn units_past_the_descriptor_limit_are_refused_with_the_numbers() {
+        let mut all = units(100);
+        all.insert(MAIN.into(), Unit::from_argv(MAIN, vec![OsString::from("sh")]));
+        let mut invalid = BTreeMap::new();
+        // 512 / 2 - 32 = 224 descriptors, 3 a service: 74 fit.
+        fit_fds(&mut all, &mut invalid, 512);
+        assert_eq!((all.len(), invalid.len()), (74, 27));
+        assert!(all.contains_key(MAIN), "the main service goes first");
+        assert!(all.contains_key("s000") && !all.contains_key("s073") && invalid.contains_key("s073"));
+        let reason = &invalid["s099"];
+        assert!(
+            reason.contains("303 file descriptors") && reason.contains("RLIMIT_NOFILE 512"),
+            "{reason}"
+        );
+    }
 }

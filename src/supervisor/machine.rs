@@ -17,6 +17,9 @@ use super::reload::split_cycles;
 use super::service::Service;
 use super::types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
 
+/// Room the action and change queues keep once drained.
+const QUEUE_KEPT: usize = 64;
+
 /// The supervision state machine. Pure: time comes in, actions go out.
 #[derive(Debug)]
 pub struct Supervisor<U = ServiceConfig> {
@@ -128,7 +131,11 @@ impl<U: Definition> Supervisor<U> {
 
     /// The next action for the event loop, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front()?;
+        let Some(action) = self.actions.pop_front() else {
+            // A boot of thousands leaves room for thousands: give it back.
+            self.actions.shrink_to(QUEUE_KEPT);
+            return None;
+        };
         self.polled = self.polled.saturating_add(1);
         Some(action)
     }
@@ -139,7 +146,11 @@ impl<U: Definition> Supervisor<U> {
     pub fn poll_change(&mut self) -> Option<Change> {
         match self.changes.front() {
             Some((after, _)) if *after <= self.polled => self.changes.pop_front().map(|(_, change)| change),
-            _ => None,
+            Some(_) => None,
+            None => {
+                self.changes.shrink_to(QUEUE_KEPT);
+                None
+            }
         }
     }
 

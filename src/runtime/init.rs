@@ -375,8 +375,9 @@ fn load(options: &Options) -> Loaded {
     (units, invalid)
 }
 
-/// Descriptors tend keeps for its own loop, beyond those of the services.
-const OWN_FDS: u64 = 32;
+/// Descriptors tend keeps for its own loop, beyond those of the services
+/// and of control connections.
+const OWN_FDS: u64 = 16;
 
 /// tend's soft `RLIMIT_NOFILE`, as raised at start.
 fn nofile_soft() -> u64 {
@@ -385,8 +386,12 @@ fn nofile_soft() -> u64 {
 }
 
 /// Descriptors PID 1 holds while a service runs: a pipe for each stream
-/// it logs, its cgroup's `cgroup.procs`, a notify socket.
+/// it logs, its cgroup's `cgroup.procs`, a notify socket. None for a
+/// disabled one: it does not start at boot.
 fn fds_of(unit: &Unit) -> u64 {
+    if !unit.service.enabled {
+        return 0;
+    }
     let logged = [&unit.stdout, &unit.stderr]
         .into_iter()
         .filter(|s| **s == unit::Stdio::Log);
@@ -396,12 +401,13 @@ fn fds_of(unit: &Unit) -> u64 {
         .saturating_add(u64::from(notify))
 }
 
-/// Services get half the descriptors (the control server keeps the other
-/// half for its clients), less tend's own: units past that (the main
+/// Services get what the control server leaves (it takes up to half the
+/// limit for clients) less tend's own: enabled units past that (the main
 /// service first, then by name) are refused as invalid, with one line
 /// giving the numbers, rather than failing their spawns one by one.
 fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) {
-    let budget = (soft / 2).saturating_sub(OWN_FDS);
+    let conns = (soft / 2).min(control::server::MAX_CONNS as u64);
+    let budget = soft.saturating_sub(conns).saturating_sub(OWN_FDS);
     let need: u64 = units.values().map(fds_of).fold(0, u64::saturating_add);
     if need <= budget {
         return;
@@ -485,6 +491,29 @@ mod tests {
     }
 
     #[test]
+    fn a_large_limit_leaves_services_all_but_the_clients_share() {
+        // 20000 - 4096 - 16: 5296 services of 3 descriptors.
+        let mut all = units(5296);
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 20000);
+        assert_eq!(invalid.len(), 0);
+        let mut all = units(5297);
+        fit_fds(&mut all, &mut invalid, 20000);
+        assert_eq!(invalid.len(), 1);
+    }
+
+    #[test]
+    fn disabled_units_need_no_descriptors() {
+        let mut all = units(100);
+        for unit in all.values_mut() {
+            unit.service.enabled = false;
+        }
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 64);
+        assert_eq!((all.len(), invalid.len()), (100, 0));
+    }
+
+    #[test]
     fn units_that_fit_the_descriptor_limit_are_left_alone() {
         let mut all = units(100);
         let mut invalid = BTreeMap::new();
@@ -497,11 +526,11 @@ mod tests {
         let mut all = units(100);
         all.insert(MAIN.into(), Unit::from_argv(MAIN, vec![OsString::from("sh")]));
         let mut invalid = BTreeMap::new();
-        // 512 / 2 - 32 = 224 descriptors, 3 a service: 74 fit.
+        // 512 - 256 - 16 = 240 descriptors, 3 a service: 80 fit.
         fit_fds(&mut all, &mut invalid, 512);
-        assert_eq!((all.len(), invalid.len()), (74, 27));
+        assert_eq!((all.len(), invalid.len()), (80, 21));
         assert!(all.contains_key(MAIN), "the main service goes first");
-        assert!(all.contains_key("s000") && !all.contains_key("s073") && invalid.contains_key("s073"));
+        assert!(all.contains_key("s078") && !all.contains_key("s079") && invalid.contains_key("s079"));
         let reason = &invalid["s099"];
         assert!(
             reason.contains("303 file descriptors") && reason.contains("RLIMIT_NOFILE 512"),

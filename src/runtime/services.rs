@@ -163,10 +163,14 @@ impl Services {
             stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
-            cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fd),
+            cgroup_procs: cgroup.as_ref().and_then(Cgroup::procs_fd),
             keep_inherited_fds: false,
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
+        let mut cgroup = cgroup;
+        if let Some(cgroup) = &mut cgroup {
+            cgroup.spawned();
+        }
         self.procs.insert(name.into(), Proc { pid, cgroup });
         Ok(pid)
     }

@@ -34,7 +34,8 @@ pub struct Cgroups {
 #[derive(Debug)]
 pub struct Cgroup {
     dir: PathBuf,
-    procs: OwnedFd,
+    /// Open until the service's process is in: see [`Cgroup::spawned`].
+    procs: Option<OwnedFd>,
 }
 
 impl Cgroups {
@@ -72,7 +73,7 @@ impl Cgroups {
         let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
         Ok(Cgroup {
             dir,
-            procs: procs.into(),
+            procs: Some(procs.into()),
         })
     }
 
@@ -203,8 +204,14 @@ fn await_empty(dir: &Path, deadline: Instant) {
 
 impl Cgroup {
     /// The open `cgroup.procs`, for a child to write itself into.
-    pub fn procs_fd(&self) -> RawFd {
-        self.procs.as_raw_fd()
+    pub fn procs_fd(&self) -> Option<RawFd> {
+        self.procs.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// The process is in: close `cgroup.procs`. Every descriptor PID 1
+    /// holds is one more that each later spawn copies and closes again.
+    pub fn spawned(&mut self) {
+        self.procs = None;
     }
 
     pub fn pids(&self) -> Vec<i32> {

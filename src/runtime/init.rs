@@ -55,6 +55,9 @@ struct Init {
     manager: Option<notify::Upward>,
     /// The supervisor's changes drained this round, for the control server.
     changes: Vec<Change>,
+    /// Changes drained in this turn of the loop (kept for the control
+    /// server or not).
+    drained: usize,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
     /// The wall clock, as the supervisor's schedules read it.
@@ -125,6 +128,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         reactor,
         manager,
         changes: Vec::new(),
+        drained: 0,
         ctl,
         clock,
     };
@@ -143,9 +147,9 @@ impl Init {
             let exit = self.act()?;
             let changes = std::mem::take(&mut self.changes);
             self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
-            if changes.len() >= BURST {
+            drop(changes);
+            if std::mem::take(&mut self.drained) >= BURST {
                 // A boot or reload of many services: give back what it freed.
-                drop(changes);
                 crate::sys::memory::trim_heap();
             }
             if let Some(code) = exit {
@@ -276,6 +280,7 @@ impl Init {
     /// limit reached)`) and keeps it for the control server.
     fn drain_changes(&mut self) {
         while let Some(change) = self.supervisor.poll_change() {
+            self.drained = self.drained.saturating_add(1);
             let to = &change.to;
             match (&to.detail, change.removed) {
                 (_, true) => info!("{}: removed", to.name),

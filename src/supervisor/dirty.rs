@@ -69,6 +69,22 @@ impl Counts {
         }
     }
 
+    /// One byte, as kept on each service (thousands of them).
+    pub(super) fn pack(self) -> u8 {
+        let bit = |n: usize, at: u8| u8::from(n > 0) << at;
+        bit(self.total, 0) | bit(self.up, 1) | bit(self.failed, 2) | bit(self.holding, 3)
+    }
+
+    fn unpack(bits: u8) -> Counts {
+        let bit = |at: u8| usize::from(bits & (1 << at) != 0);
+        Counts {
+            total: bit(0),
+            up: bit(1),
+            failed: bit(2),
+            holding: bit(3),
+        }
+    }
+
     fn add(&mut self, other: Counts) {
         self.total = self.total.saturating_add(other.total);
         self.up = self.up.saturating_add(other.up);
@@ -187,16 +203,18 @@ impl<U: Definition> Supervisor<U> {
             self.dirty.recount.clear();
             let mut counts = Counts::default();
             for service in self.services.values_mut() {
-                service.counted = Counts::of(service);
-                counts.add(service.counted);
+                let of = Counts::of(service);
+                service.counted = of.pack();
+                counts.add(of);
             }
             self.dirty.counts = counts;
         }
         for name in std::mem::take(&mut self.dirty.recount) {
             if let Some(service) = self.services.get_mut(&name) {
-                self.dirty.counts.sub(service.counted);
-                service.counted = Counts::of(service);
-                self.dirty.counts.add(service.counted);
+                let of = Counts::of(service);
+                self.dirty.counts.sub(Counts::unpack(service.counted));
+                self.dirty.counts.add(of);
+                service.counted = of.pack();
             }
         }
         self.dirty.counts

@@ -9,7 +9,6 @@ use super::backoff::{Backoff, StartLimit};
 use std::rc::Rc;
 
 use super::config::{Definition, RestartPolicy, ServiceConfig, ServiceType, INVALID};
-use super::dirty::Counts;
 use super::phase::{Cx, Failure, Input, Outcome, Phase, Then};
 use super::types::{Action, ExitStatus};
 
@@ -39,8 +38,8 @@ pub(super) struct Service<U> {
     /// The wall time (Unix seconds) of the last run that came due: the next
     /// is after it, even if the wall clock was set back a little.
     pub last_due: Option<i64>,
-    /// What it added to the counts behind `READY=1` (see `dirty.rs`).
-    pub counted: Counts,
+    /// What it added to the counts behind `READY=1`, packed (see `dirty.rs`).
+    pub counted: u8,
     backoff: Backoff,
     limit: StartLimit,
 }
@@ -82,7 +81,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on,
             last_due: None,
-            counted: Counts::default(),
+            counted: 0,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }
@@ -104,7 +103,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on: false,
             last_due: None,
-            counted: Counts::default(),
+            counted: 0,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
         }

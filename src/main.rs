@@ -22,6 +22,9 @@ fn run() -> i32 {
         return tend::ctl::command::run(&tend::ctl::args::TendCtl::parse().ctl);
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = ctl_fast(&args) {
+        return code;
+    }
     let cli = match Cli::try_parse_from(tend::cli::with_separator(args.clone())) {
         Ok(cli) if init_args_ignored(&argv0, &cli) => return init_ignoring(&args[1..]),
         Ok(cli) => cli,
@@ -68,6 +71,25 @@ fn run() -> i32 {
             entrypoint(&cli)
         }
     }
+}
+
+/// `tend ctl ...` parsed by the ctl command alone: building tend's whole
+/// command line (every subcommand, twice with `with_separator`) and taking
+/// it apart again was most of a short client's start-up. What it does not
+/// take (help, errors, tend's global flags) goes the usual way, so
+/// messages stay the same.
+fn ctl_fast(args: &[std::ffi::OsString]) -> Option<i32> {
+    use clap::FromArgMatches;
+    if args.get(1).map_or(true, |arg| arg != "ctl") {
+        return None;
+    }
+    let mut command = tend::ctl::args::TendCtl::command();
+    let argv = std::iter::once("tend ctl".into()).chain(args.iter().skip(2).cloned());
+    let matches = command.try_get_matches_from_mut(argv).ok()?;
+    let ctl = tend::ctl::args::TendCtl::from_arg_matches(&matches).ok()?;
+    // The client exits soon: freeing the command is wasted work.
+    std::mem::forget(command);
+    Some(tend::ctl::command::run(&ctl.ctl))
 }
 
 /// Exec'd as `init` (by a kernel, or `systemd-nspawn -b`) as PID 1: the

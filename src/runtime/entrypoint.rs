@@ -41,6 +41,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
     let program = argv.first().map(|p| p.to_string_lossy()).unwrap_or_default();
     info!("started {program} as pid {child}");
     let mut machine = Entrypoint::new(child, settings);
+    crate::sys::memory::shed_startup();
     loop {
         let deadline = machine.next_deadline();
         let received = reactor.wait(deadline).map_err(Error::Wait)?.signals;

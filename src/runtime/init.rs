@@ -55,6 +55,9 @@ struct Init {
     manager: Option<notify::Upward>,
     /// The supervisor's changes drained this round, for the control server.
     changes: Vec<Change>,
+    /// Changes drained in this turn of the loop (kept for the control
+    /// server or not).
+    drained: usize,
     /// The control socket's server; taken out while it runs (it needs `&mut Init`).
     ctl: Option<Server>,
     /// The wall clock, as the supervisor's schedules read it.
@@ -125,6 +128,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         reactor,
         manager,
         changes: Vec::new(),
+        drained: 0,
         ctl,
         clock,
     };
@@ -132,6 +136,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     // From here on, tend's output never blocks the loop.
     super::output::start();
     init.supervisor.boot(now);
+    crate::sys::memory::shed_startup();
     let result = init.run();
     super::output::finish(OUTPUT_GRACE);
     result
@@ -140,12 +145,20 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
 /// How long tend waits at exit for a stalled reader of its output.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
+/// Changes in one turn of the loop after which the heap is trimmed.
+const BURST: usize = 1024;
+
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
         loop {
             let exit = self.act()?;
             let changes = std::mem::take(&mut self.changes);
             self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
+            drop(changes);
+            if std::mem::take(&mut self.drained) >= BURST {
+                // A boot or reload of many services: give back what it freed.
+                crate::sys::memory::trim_heap();
+            }
             if let Some(code) = exit {
                 // A last try, without waiting, for a STOPPING=1 still owed.
                 if let Some(manager) = &mut self.manager {
@@ -288,6 +301,7 @@ impl Init {
     /// limit reached)`) and keeps it for the control server.
     fn drain_changes(&mut self) {
         while let Some(change) = self.supervisor.poll_change() {
+            self.drained = self.drained.saturating_add(1);
             let to = &change.to;
             match (&to.detail, change.removed) {
                 (_, true) => info!("{}: removed", to.name),
@@ -401,7 +415,70 @@ fn load(options: &Options) -> Loaded {
         }
         units.insert(MAIN.into(), main_unit(options));
     }
+    fit_fds(&mut units, &mut invalid, nofile_soft());
     (units, invalid)
+}
+
+/// Descriptors tend keeps for its own loop, beyond those of the services
+/// and of control connections.
+const OWN_FDS: u64 = 16;
+
+/// tend's soft `RLIMIT_NOFILE`, as raised at start.
+fn nofile_soft() -> u64 {
+    use nix::sys::resource::{getrlimit, Resource};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+/// Descriptors PID 1 holds while a service runs: a pipe for each stream
+/// it logs, a notify socket (its cgroup's `cgroup.procs` is open during the
+/// spawn only). None for a disabled one: it does not start at boot.
+fn fds_of(unit: &Unit) -> u64 {
+    if !unit.service.enabled {
+        return 0;
+    }
+    let logged = [&unit.stdout, &unit.stderr]
+        .into_iter()
+        .filter(|s| **s == unit::Stdio::Log);
+    let notify = unit.service.service_type == crate::supervisor::ServiceType::Notify;
+    (logged.count() as u64).saturating_add(u64::from(notify))
+}
+
+/// Services get what the control server leaves (it takes up to half the
+/// limit for clients) less tend's own: enabled units past that (the main
+/// service first, then by name) are refused as invalid, with one line
+/// giving the numbers, rather than failing their spawns one by one.
+fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) {
+    let conns = (soft / 2).min(control::server::MAX_CONNS as u64);
+    let budget = soft.saturating_sub(conns).saturating_sub(OWN_FDS);
+    let need: u64 = units.values().map(fds_of).fold(0, u64::saturating_add);
+    if need <= budget {
+        return;
+    }
+    let mut order: Vec<String> = units.keys().filter(|n| *n != MAIN).cloned().collect();
+    if units.contains_key(MAIN) {
+        order.insert(0, MAIN.into());
+    }
+    let mut used = 0u64;
+    let mut refused = Vec::new();
+    for name in order {
+        let fds = units.get(&name).map_or(0, fds_of);
+        match used.saturating_add(fds) <= budget {
+            true => used = used.saturating_add(fds),
+            false => refused.push(name),
+        }
+    }
+    let reason = format!(
+        "not started: the units need {need} file descriptors, RLIMIT_NOFILE {soft} leaves {budget} for services"
+    );
+    warn!(
+        "{} of {} units not started: they need {need} file descriptors, RLIMIT_NOFILE {soft} leaves {budget} for services (raise the hard limit)",
+        refused.len(),
+        units.len()
+    );
+    for name in refused {
+        units.remove(&name);
+        invalid.insert(name, reason.clone());
+    }
 }
 
 /// `-- CMD` as a unit: not restarted, its exit is tend's exit.
@@ -441,4 +518,65 @@ fn random_token() -> String {
         bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(n: usize) -> BTreeMap<String, Unit> {
+        let argv = vec![OsString::from("sleep"), OsString::from("1")];
+        (0..n)
+            .map(|i| format!("s{i:03}"))
+            .map(|name| (name.clone(), Unit::from_argv(&name, argv.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_limit_leaves_services_all_but_the_clients_share() {
+        // 20000 - 4096 - 16: 7944 services of 2 descriptors.
+        let mut all = units(7944);
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 20000);
+        assert_eq!(invalid.len(), 0);
+        let mut all = units(7945);
+        fit_fds(&mut all, &mut invalid, 20000);
+        assert_eq!(invalid.len(), 1);
+    }
+
+    #[test]
+    fn disabled_units_need_no_descriptors() {
+        let mut all = units(100);
+        for unit in all.values_mut() {
+            unit.service.enabled = false;
+        }
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 64);
+        assert_eq!((all.len(), invalid.len()), (100, 0));
+    }
+
+    #[test]
+    fn units_that_fit_the_descriptor_limit_are_left_alone() {
+        let mut all = units(100);
+        let mut invalid = BTreeMap::new();
+        fit_fds(&mut all, &mut invalid, 1024);
+        assert_eq!((all.len(), invalid.len()), (100, 0));
+    }
+
+    #[test]
+    fn units_past_the_descriptor_limit_are_refused_with_the_numbers() {
+        let mut all = units(150);
+        all.insert(MAIN.into(), Unit::from_argv(MAIN, vec![OsString::from("sh")]));
+        let mut invalid = BTreeMap::new();
+        // 512 - 256 - 16 = 240 descriptors, 2 a service: 120 fit.
+        fit_fds(&mut all, &mut invalid, 512);
+        assert_eq!((all.len(), invalid.len()), (120, 31));
+        assert!(all.contains_key(MAIN), "the main service goes first");
+        assert!(all.contains_key("s118") && !all.contains_key("s119") && invalid.contains_key("s119"));
+        let reason = &invalid["s149"];
+        assert!(
+            reason.contains("302 file descriptors") && reason.contains("RLIMIT_NOFILE 512"),
+            "{reason}"
+        );
+    }
 }

@@ -189,6 +189,10 @@ impl Services {
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
         let resources = unit.resources;
+        let mut cgroup = cgroup;
+        if let Some(cgroup) = &mut cgroup {
+            cgroup.spawned();
+        }
         let proc = Proc {
             pid,
             cgroup,

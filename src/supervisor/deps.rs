@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::config::{Definition, ServiceType};
+use super::dirty::Counts;
 use super::machine::{Mode, Supervisor};
 use super::order::depends_on;
 use super::phase::{Failure, Input, Phase, Then};
@@ -39,10 +40,13 @@ impl<U: Definition> Supervisor<U> {
     /// follows. Bounded: a cascade is at most as long as there are services.
     pub(super) fn reconcile(&mut self, now: Instant) {
         for _ in 0..=self.services.len() {
-            let inputs: Vec<(String, Input)> = self
-                .services
-                .values()
-                .filter_map(|s| self.wanted(s).map(|input| (s.name.clone(), input)))
+            let touched = self.take_touched();
+            let inputs: Vec<(String, Input)> = touched
+                .into_iter()
+                .filter_map(|name| {
+                    let input = self.wanted(self.services.get(&name)?)?;
+                    Some((name, input))
+                })
                 .collect();
             if inputs.is_empty() {
                 return;
@@ -59,7 +63,7 @@ impl<U: Definition> Supervisor<U> {
     }
 
     /// The input that follows from this service's state and its neighbours'.
-    fn wanted(&self, service: &Service<U>) -> Option<Input> {
+    pub(super) fn wanted(&self, service: &Service<U>) -> Option<Input> {
         let shutting_down = matches!(self.mode, Mode::ShuttingDown { .. });
         match &service.phase {
             Phase::Waiting | Phase::Delay { .. } if shutting_down => Some(Input::Stop(Then::Down)),
@@ -87,8 +91,11 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn dep(&self, name: &str) -> Option<Dep> {
-        let service = self.services.get(name)?;
-        let dep = match &service.phase {
+        self.services.get(name).map(Self::dep_of)
+    }
+
+    fn dep_of(service: &Service<U>) -> Dep {
+        match &service.phase {
             Phase::Invalid | Phase::Failed(_) => Dep::Broken,
             Phase::Disabled => Dep::Down,
             Phase::Exited if Self::completed_oneshot(service) => Dep::Met,
@@ -103,8 +110,7 @@ impl<U: Definition> Supervisor<U> {
             } => Dep::Broken,
             Phase::Waiting | Phase::Delay { .. } | Phase::Spawning => Dep::Pending,
             Phase::Up { .. } | Phase::Stopping { .. } => Dep::Pending,
-        };
-        Some(dep)
+        }
     }
 
     fn completed_oneshot(service: &Service<U>) -> bool {
@@ -141,6 +147,10 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn has_live_dependents(&self, name: &str) -> bool {
+        if let Some(dependents) = self.dependents_of(name) {
+            let live = |d: &String| d != name && self.services.get(d).is_some_and(|s| s.phase.is_live());
+            return dependents.iter().any(live);
+        }
         self.services
             .values()
             .any(|s| s.name != name && s.phase.is_live() && depends_on(s.config(), name))
@@ -171,9 +181,9 @@ impl<U: Definition> Supervisor<U> {
     }
 
     /// Up as far as `READY=1` is concerned: met, or exited 0 (its job done).
-    fn is_up(&self, service: &Service<U>) -> bool {
+    pub(super) fn is_up(service: &Service<U>) -> bool {
         let scheduled = service.config().schedule.is_some();
-        self.dep(&service.name) == Some(Dep::Met)
+        Self::dep_of(service) == Dep::Met
             || (service.phase == Phase::Exited
                 && (scheduled || service.last_exit.is_some_and(|status| status.success())))
     }
@@ -181,24 +191,17 @@ impl<U: Definition> Supervisor<U> {
     /// Tells the manager above about `READY=1` (once every enabled service is
     /// up) and about changes of the one-line summary.
     pub(super) fn notify(&mut self) {
-        let counted = || {
-            self.services
-                .values()
-                .filter(|s| !matches!(s.phase, Phase::Disabled | Phase::Invalid))
-        };
-        let total = counted().count();
-        let up = counted().filter(|s| self.is_up(s)).count();
-        let failed = counted().filter(|s| matches!(s.phase, Phase::Failed(_))).count();
+        let Counts {
+            total,
+            up,
+            failed,
+            holding,
+        } = self.counts();
         let mut status = format!("{up} of {total} services up");
         if failed > 0 {
             status.push_str(&format!(", {failed} failed"));
         }
-        let all_up = self
-            .services
-            .values()
-            .filter(|s| s.config().enabled && s.phase != Phase::Invalid)
-            .all(|s| self.is_up(s));
-        let ready = all_up && !self.told_ready;
+        let ready = holding == 0 && !self.told_ready;
         if ready || status != self.told_status {
             self.told_ready |= ready;
             self.told_status.clone_from(&status);

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 use std::rc::Rc;
 
 use super::config::{Definition, OnFailure, ServiceConfig};
+use super::dirty::Dirty;
 use super::phase::{Cx, Input, Outcome, Phase, Then};
 use super::reload::split_cycles;
 use super::service::Service;
 use super::types::{Action, Change, Event, ExitStatus, ServiceState, ServiceStatus, SupervisorError};
+
+/// Room the action and change queues keep once drained.
+const QUEUE_KEPT: usize = 64;
 
 /// The supervision state machine. Pure: time comes in, actions go out.
 #[derive(Debug)]
@@ -38,6 +42,8 @@ pub struct Supervisor<U = ServiceConfig> {
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
+    /// What to look at again after an event (see `dirty.rs`).
+    pub(super) dirty: Dirty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +89,7 @@ impl<U: Definition> Supervisor<U> {
             wall: None,
             told_ready: false,
             told_status: String::new(),
+            dirty: Dirty::new(),
         }
     }
 
@@ -118,12 +125,17 @@ impl<U: Definition> Supervisor<U> {
             Mode::ShuttingDown { .. } | Mode::Done => tracing::warn!("reload ignored while shutting down"),
             Mode::Created | Mode::Running => self.diff(services, invalid, now),
         }
+        self.touch_all();
         self.settle(now);
     }
 
     /// The next action for the event loop, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front()?;
+        let Some(action) = self.actions.pop_front() else {
+            // A boot of thousands leaves room for thousands: give it back.
+            self.actions.shrink_to(QUEUE_KEPT);
+            return None;
+        };
         self.polled = self.polled.saturating_add(1);
         Some(action)
     }
@@ -134,7 +146,11 @@ impl<U: Definition> Supervisor<U> {
     pub fn poll_change(&mut self) -> Option<Change> {
         match self.changes.front() {
             Some((after, _)) if *after <= self.polled => self.changes.pop_front().map(|(_, change)| change),
-            _ => None,
+            Some(_) => None,
+            None => {
+                self.changes.shrink_to(QUEUE_KEPT);
+                None
+            }
         }
     }
 
@@ -282,6 +298,7 @@ impl<U: Definition> Supervisor<U> {
         let was_down = service.phase.is_down();
         let was_failed = matches!(service.phase, Phase::Failed(_));
         let before = service.phase.state();
+        let unit = service.unit.as_ref().map(Rc::as_ptr);
         let mut cx = Cx {
             now,
             actions: &mut self.actions,
@@ -292,11 +309,18 @@ impl<U: Definition> Supervisor<U> {
         let fails_fast = service.config().on_failure == Some(OnFailure::Shutdown)
             && !was_failed
             && matches!(service.phase, Phase::Failed(_));
+        let unit_changed = service.unit.as_ref().map(Rc::as_ptr) != unit;
         if outcome == Outcome::Forget {
             if let Some(service) = self.services.remove(name) {
                 self.record_removal(&service, now);
             }
+            self.touch_all();
             return;
+        }
+        match unit_changed {
+            // Its dependencies may be others now.
+            true => self.touch_all(),
+            false => self.touch(name),
         }
         self.record(name, Some(before));
         self.follow_health(name, now);

@@ -114,6 +114,7 @@
 mod backoff;
 pub mod config;
 mod deps;
+mod dirty;
 mod health;
 mod machine;
 mod order;

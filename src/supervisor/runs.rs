@@ -45,7 +45,10 @@ impl<U: Definition> Supervisor<U> {
             (Mode::Running, Some(ms)) => ms,
             _ => return,
         };
-        for service in self.services.values_mut() {
+        for name in self.scheduled() {
+            let Some(service) = self.services.get_mut(&name) else {
+                continue;
+            };
             let unit = service.unit.clone().filter(|_| service.schedule_on);
             let Some(schedule) = unit.as_ref().and_then(|u| u.config().schedule.as_ref()) else {
                 service.next_run = None;

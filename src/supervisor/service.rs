@@ -41,6 +41,8 @@ pub(super) struct Service<U> {
     /// The wall time (Unix seconds) of the last run that came due: the next
     /// is after it, even if the wall clock was set back a little.
     pub last_due: Option<i64>,
+    /// What it added to the counts behind `READY=1`, packed (see `dirty.rs`).
+    pub counted: u8,
     backoff: Backoff,
     limit: StartLimit,
     /// Liveness, tracked while up (`health.rs`).
@@ -85,6 +87,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on,
             last_due: None,
+            counted: 0,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
             health: Slot::default(),
@@ -108,6 +111,7 @@ impl<U: Definition> Service<U> {
             next_run: None,
             schedule_on: false,
             last_due: None,
+            counted: 0,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
             health: Slot::default(),

@@ -430,6 +430,12 @@ impl Cgroup {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
+    /// The process is in: close the `cgroup.procs` files. Every descriptor
+    /// PID 1 holds is one more that each later spawn copies and closes.
+    pub fn spawned(&mut self) {
+        self.procs.clear();
+    }
+
     /// The cgroup in `kind`'s hierarchy.
     fn dir(&self, kind: &Kind) -> Option<&Path> {
         self.dirs.iter().find(|(k, _)| k == kind).map(|(_, d)| d.as_path())

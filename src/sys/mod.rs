@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod cmdline;
 pub mod fdpass;
 pub mod idmap;
+pub mod memory;
 pub mod mount;
 pub mod ns;
 pub mod process;

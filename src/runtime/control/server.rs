@@ -32,7 +32,7 @@ const LISTENERS: usize = 4;
 
 /// Connections served at once, at most; more are refused. Lower when the
 /// descriptor limit is: see [`conn_limit`].
-const MAX_CONNS: usize = 4096;
+pub(crate) const MAX_CONNS: usize = 4096;
 
 /// Where and for whom to serve.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ mod health;
 mod misc;
 mod reload;
 mod restart;
+mod scale;
 mod schedule;
 mod shutdown;
 mod watchdog;
@@ -167,6 +168,7 @@ impl Harness {
                 }
                 out.push(action);
             }
+            self.sup.check_bookkeeping();
             if spawns.is_empty() {
                 return out;
             }

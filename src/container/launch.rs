@@ -23,6 +23,7 @@ use super::watch::Watch;
 use super::{apply, namespaces, plan};
 use crate::registry;
 use crate::runtime::{self, Reactor};
+use crate::sys::fault::{Fault, Faulty};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};
 use crate::sys::process;
@@ -403,9 +404,23 @@ fn hide_host_paths(o: &BootOptions) {
 
 /// Everything between the clone and PID 1's loop, in order.
 fn setup(o: &BootOptions) -> Result<(), SetupError> {
-    apply::apply(&mut Real, &plan::plan(o))?;
+    // Read before `environment` clears the variables; inert unless a test
+    // sets it (see `sys::fault`).
+    let mut fault = Fault::from_env();
+    let mut sys = Faulty {
+        inner: &mut Real,
+        fault: &mut fault,
+    };
+    apply::apply(&mut sys, &plan::plan(o))?;
     if o.net == Net::None {
-        loopback_up().map_err(SetupError::Loopback)?;
+        fault
+            .step()
+            .map_err(std::io::Error::from)
+            .and_then(|()| loopback_up())
+            .map_err(SetupError::Loopback)?;
+    }
+    if let Some(line) = fault.unreached() {
+        eprintln!("tend: {line}");
     }
     environment(o);
     if let Some(dir) = o.units_inside() {

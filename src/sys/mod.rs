@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod cmdline;
+pub mod fault;
 pub mod fdpass;
 pub mod mount;
 pub mod ns;

@@ -34,7 +34,10 @@ impl Tend {
         let pid1 = tend_as_pid1(&["init", "--units", dir.path("units").to_str().unwrap()]);
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(format!("set -e; {wrapper}; exec \"$@\""))
+            .arg(format!(
+                "set -e; {}; exec \"$@\"",
+                wrapper.replace("@DIR", &dir.0.display().to_string())
+            ))
             .arg("sh")
             .arg(pid1.get_program())
             .args(pid1.get_args())
@@ -271,4 +274,26 @@ fn run_read_only_or_full_gives_the_fallback_socket_root() {
         assert!(text(&status).contains("sleep"), "{how}: {}", text(&status));
         assert!(!t.log().contains("running without it"), "{how}: {}", t.log());
     }
+}
+
+/// Issue 15: a service whose output goes to a file on a full file system
+/// (a small tmpfs): tend says so once, not at each of its restarts, and
+/// goes on restarting it.
+#[test]
+fn a_log_file_on_a_full_file_system_is_reported_once_root() {
+    let unit = format!("{CRASH}stdout = {{ file = \"@DIR/full/out.log\" }}\n").replace(
+        "date +%s%N >> @DIR/starts; exit 1",
+        "date +%s%N >> @DIR/starts; echo lost; exit 1",
+    );
+    let wrapper = format!(
+        "{PRIVATE_RUN}; mkdir @DIR/full; mount -t tmpfs -o size=8k tmpfs @DIR/full; \
+         dd if=/dev/zero of=@DIR/full/fill bs=4k count=2 2>/dev/null || true"
+    );
+    let t = Tend::start("full", &[("crash", &unit)], &wrapper, None);
+    await_true("five starts", LIMIT, || t.lines("starts") >= 5);
+    let log = t.log();
+    assert_eq!(log.matches("is on a full file system").count(), 1, "{log}");
+    assert!(log.contains("crash: ") && log.contains("full/out.log"), "{log}");
+    let status = t.ctl(&["status", "crash"]);
+    assert!(text(&status).contains("crash"), "{}", text(&status));
 }

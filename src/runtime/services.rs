@@ -3,12 +3,13 @@
 //! reading what it writes and sends, and running its ready checks.
 //! Decisions stay in the supervisor; this only carries them out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -71,6 +72,9 @@ pub struct Services {
     sources: HashMap<Token, Source>,
     next_token: usize,
     checks: Checks,
+    /// Output files found on a full file system: said once each, again
+    /// only after the file system had room.
+    full: BTreeSet<PathBuf>,
 }
 
 impl Services {
@@ -88,6 +92,7 @@ impl Services {
             sources: HashMap::new(),
             next_token: 1,
             checks: Checks::default(),
+            full: BTreeSet::new(),
         }
     }
 
@@ -191,6 +196,7 @@ impl Services {
                     .custom_flags(libc::O_CLOEXEC)
                     .open(path);
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
+                self.warn_if_full(name, path, &file);
                 Ok(Some(file.into()))
             }
             unit::Stdio::Log => {
@@ -384,6 +390,22 @@ impl Services {
     pub fn cleanup(&mut self) {
         self.procs.clear();
         drop(self.cgroups.take());
+    }
+}
+
+impl Services {
+    /// The service's writes to a file on a full file system fail where
+    /// tend cannot see them: say so at its start, once, not at each restart.
+    fn warn_if_full(&mut self, name: &str, path: &Path, file: &std::fs::File) {
+        let full = nix::sys::statvfs::fstatvfs(file).is_ok_and(|s| s.blocks() > 0 && s.blocks_available() == 0);
+        if !full {
+            self.full.remove(path);
+        } else if self.full.insert(path.to_path_buf()) {
+            warn!(
+                "{name}: {} is on a full file system: its output there is lost until there is room",
+                path.display()
+            );
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //! way of `tend boot --help`; unset, it costs one `getenv` per boot. When N
 //! is past the last step, the boot runs normally and says on stderr how
 //! many steps it had, so the walker counts them without knowing them.
+//!
+//! A new step of the setup is covered when it goes through [`Sys`] (a new
+//! method must be added to [`Faulty`] too: the compiler says so) or calls
+//! [`Fault::step`] first, as bringing up loopback does.
 
 use std::path::Path;
 

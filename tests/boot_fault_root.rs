@@ -103,14 +103,15 @@ impl HostState {
 }
 
 /// A cgroup v2 of the test's own that each boot starts in: what its PID 1
-/// would make is found below it, with no other test's in the way.
+/// would make is found below it, with no other test's in the way. Not
+/// named `tend-*`: a starting tend sweeps empty ones of those beside it.
 struct Cgroup(PathBuf, std::ffi::CString);
 
 impl Cgroup {
     fn new() -> Cgroup {
         let path = cgroup2_mount()
             .expect("a cgroup2 hierarchy")
-            .join(format!("tend-test-fault-{}", std::process::id()));
+            .join(format!("boot-fault-test-{}", std::process::id()));
         std::fs::create_dir(&path).unwrap();
         let procs = std::ffi::CString::new(path.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap();
         Cgroup(path, procs)

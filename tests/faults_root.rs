@@ -131,7 +131,7 @@ impl PidsCgroup {
         if !root.join("cgroup.procs").exists() {
             return None;
         }
-        let path = root.join(format!("tend-test-{tag}-{}", std::process::id()));
+        let path = root.join(format!("faults-test-{tag}-{}", std::process::id()));
         std::fs::create_dir(&path).unwrap();
         let procs = std::ffi::CString::new(path.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap();
         Some(PidsCgroup(path, procs))

@@ -61,7 +61,7 @@ pub struct EntryArgs {
     pub success_exit: Vec<u8>,
 
     /// How long processes left behind by the child get between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::unit::duration_arg)]
     pub grace: Duration,
 }
 
@@ -76,7 +76,7 @@ pub enum Sub {
         dir: PathBuf,
     },
     /// Talk to a running tend init: status, start, stop, logs, exec...
-    Ctl(CtlArgs),
+    Ctl(crate::ctl::args::CtlArgs),
     /// Boot a system container from an OS tree, with tend as its PID 1.
     Boot(BootArgs),
     /// List the running machines.
@@ -110,9 +110,19 @@ pub struct BootArgs {
     #[arg(long)]
     pub read_only: bool,
 
-    /// Network: none (a new namespace with loopback up) or host.
-    #[arg(long, value_name = "none|host", default_value = "none", value_parser = parse_net)]
+    /// Network: none (loopback only), host, veth (a veth pair to the host,
+    /// NAT out), bridge[=NAME] (on bridge NAME, default tend0), pasta
+    /// (user mode, rootless too), ns:PATH (join a network namespace).
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = crate::container::Net::parse)]
     pub net: crate::container::Net,
+
+    /// Publish a port: [IP:]HOSTPORT:PORT[/tcp|/udp] (repeatable).
+    #[arg(long, value_name = "[IP:]HOSTPORT:PORT", value_parser = crate::container::net::parse_publish)]
+    pub publish: Vec<crate::container::net::Publish>,
+
+    /// Where veth and bridge addresses come from (default 10.231.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub net_pool: Option<crate::container::net::Cidr>,
 
     /// Run in a user namespace, as root inside (default when not root).
     #[arg(long)]
@@ -127,20 +137,12 @@ pub struct BootArgs {
     pub detach: bool,
 
     /// How long stopping everything may take before what is left is killed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::unit::duration_arg)]
     pub shutdown_timeout: Duration,
 
     /// Run this as the main service instead of the rootfs's units.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-fn parse_net(text: &str) -> Result<crate::container::Net, String> {
-    match text {
-        "none" => Ok(crate::container::Net::None),
-        "host" => Ok(crate::container::Net::Host),
-        _ => Err(format!("unknown network {text:?} (none, host)")),
-    }
 }
 
 pub const DEFAULT_UNITS: &str = "/etc/tend/units";
@@ -152,7 +154,7 @@ pub struct InitArgs {
     pub units: PathBuf,
 
     /// How long stopping everything may take before what is left is killed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::unit::duration_arg)]
     pub shutdown_timeout: Duration,
 
     /// The control socket (`tend ctl`) [default: $TEND_SOCKET, else
@@ -207,11 +209,6 @@ fn parse_level(text: &str) -> Result<LevelFilter, String> {
 
 pub fn parse_signal(text: &str) -> Result<i32, String> {
     crate::signal::parse(text).ok_or_else(|| format!("unknown signal {text:?}"))
-}
-
-/// A duration of at most `unit::MAX_DURATION` (clap names the option).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::unit::parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
 }
 
 /// tini's command line: `tend [OPTIONS] CMD [ARGS...]` without `--`.
@@ -271,127 +268,6 @@ pub fn tini_verbosity(text: &str) -> Option<LevelFilter> {
         4 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     })
-}
-
-/// `tend ctl`: talk to a running `tend init` over its control socket.
-#[derive(Debug, Args)]
-pub struct CtlArgs {
-    /// The control socket [default: as `tend init` chooses it: $TEND_SOCKET, else
-    /// /run/tend/ctl.sock, else $XDG_RUNTIME_DIR/tend/ctl.sock or /tmp/tend-UID/ctl.sock].
-    #[arg(long, value_name = "PATH", conflicts_with = "pid", global = true)]
-    pub socket: Option<PathBuf>,
-
-    /// Reach the tend whose PID 1 has this pid here, through
-    /// /proc/PID/root/run/tend/ctl.sock.
-    #[arg(long, value_name = "PID", conflicts_with = "machine", global = true)]
-    pub pid: Option<u32>,
-
-    /// Reach the machine booted with `tend boot --name NAME`, through its
-    /// host-side socket (see `tend list`).
-    #[arg(short = 'M', long, value_name = "NAME", conflicts_with = "socket", global = true)]
-    pub machine: Option<String>,
-
-    /// Print the replies as JSON, one object per line.
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    #[command(subcommand)]
-    pub command: CtlCommand,
-}
-
-/// `tendctl ...`: the same as `tend ctl ...`.
-#[derive(Debug, Parser)]
-#[command(name = "tendctl", version)]
-pub struct TendCtl {
-    #[command(flatten)]
-    pub ctl: CtlArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CtlCommand {
-    /// One line per service: name, state, pid, uptime, restarts, last exit.
-    Status { names: Vec<String> },
-    /// Start a service and wait until it is up (or failed).
-    Start {
-        name: String,
-        #[arg(long)]
-        no_block: bool,
-    },
-    /// Stop a service and wait until it is down.
-    Stop {
-        name: String,
-        #[arg(long)]
-        no_block: bool,
-    },
-    /// Stop a service if it runs, then start it; wait until it is up.
-    Restart {
-        name: String,
-        #[arg(long)]
-        no_block: bool,
-    },
-    /// Send a signal to everything a service started.
-    Signal { name: String, signal: String },
-    /// A service's captured output; without NAME, tend's own log (a
-    /// detached machine's).
-    Logs {
-        name: Option<String>,
-        /// The last N lines.
-        #[arg(short = 'n', long, value_name = "N")]
-        lines: Option<usize>,
-        /// Then new lines as they come, until interrupted.
-        #[arg(short, long)]
-        follow: bool,
-    },
-    /// Read the unit files again (as SIGHUP).
-    Reload,
-    /// Stop everything and exit, gracefully.
-    #[command(visible_aliases = ["poweroff", "halt"])]
-    Shutdown {
-        /// Return once shutdown began, not when tend is gone.
-        #[arg(long)]
-        no_block: bool,
-    },
-    /// Wait until every service named is in a state.
-    Wait {
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// A state (starting, running, ready, stopping, exited, failed,
-        /// invalid, disabled; running includes ready), or up (running or
-        /// ready), down (exited, failed, disabled, invalid), stopped (= down).
-        #[arg(long = "for", value_name = "STATE", default_value = "ready", value_parser = parse_wait_for)]
-        state: crate::ctl::protocol::WaitFor,
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-    },
-    /// Exit 0 when every enabled service is running or ready (a oneshot:
-    /// exited 0), 1 otherwise: starting, stopping, failed, invalid, or
-    /// stopped by hand.
-    Health,
-    /// State changes as they happen, until interrupted.
-    Events,
-    /// tend's version and protocol version.
-    Version,
-    /// Check that tend answers.
-    Ping,
-    /// Run a command inside the environment, as a child of its PID 1.
-    Exec {
-        /// Give it a pseudo-terminal (for interactive programs).
-        #[arg(short = 't', long)]
-        tty: bool,
-        #[arg(short, long, value_name = "USER")]
-        user: Option<String>,
-        /// KEY=VALUE (repeatable).
-        #[arg(short, long, value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        #[arg(short = 'w', long, value_name = "DIR")]
-        cwd: Option<String>,
-        #[arg(last = true, required = true, value_name = "CMD")]
-        command: Vec<String>,
-    },
-}
-
-fn parse_wait_for(text: &str) -> Result<crate::ctl::protocol::WaitFor, String> {
-    text.parse()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn run() -> i32 {
     // Installed as `tendctl`, tend is its control client.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
-        return tend::ctl::command::run(&tend::cli::TendCtl::parse().ctl);
+        return tend::ctl::command::run(&tend::ctl::args::TendCtl::parse().ctl);
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(tend::cli::with_separator(args.clone())) {
@@ -121,7 +121,9 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         binds: args.bind.clone(),
         tmpfs: args.tmpfs.clone(),
         read_only: args.read_only,
-        net: args.net,
+        net: args.net.clone(),
+        publish: args.publish.clone(),
+        net_pool: args.net_pool,
         userns: args.userns,
         units: args.units.clone(),
         detach: args.detach,
@@ -141,7 +143,12 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
 /// `tend list`: the running machines.
 fn list() -> i32 {
     use tend::registry;
-    let entries = registry::list(&registry::dir());
+    let dir = registry::dir();
+    let mut entries = registry::list(&dir);
+    // Addresses live in the network's leases, beside the entries.
+    for entry in &mut entries {
+        entry.address = tend::container::net::lease::address(&dir, &entry.name);
+    }
     print!("{}", registry::table(&entries, registry::unix_now()));
     0
 }

@@ -21,6 +21,9 @@ pub struct Entry {
     pub rootfs: PathBuf,
     /// Unix time of the boot, in seconds.
     pub started: u64,
+    /// The container's address (`--net veth|bridge`), from its lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +60,7 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
-/// Where a detached machine's own log goes (see [`super::log`]).
+/// Where a detached machine's own log goes (kept by its launcher).
 pub fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
@@ -101,6 +104,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32) -> Result<Reserv
         launcher: std::process::id() as i32,
         rootfs: rootfs.to_path_buf(),
         started: unix_now(),
+        address: None,
     };
     let text = serde_json::to_string(&entry).unwrap_or_default();
     let write_new = || {
@@ -174,16 +178,21 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     found
 }
 
-/// `tend list`'s table: name, PID 1's host pid, rootfs, uptime.
+/// `tend list`'s table: name, PID 1's host pid, uptime, address, rootfs.
 pub fn table(entries: &[Entry], now: u64) -> String {
-    let mut out = format!("{:<16} {:>8} {:>10}  {}\n", "NAME", "PID", "UPTIME", "ROOTFS");
+    let mut out = format!(
+        "{:<16} {:>8} {:>10}  {:<15}  {}\n",
+        "NAME", "PID", "UPTIME", "ADDRESS", "ROOTFS"
+    );
     for e in entries {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
+        let address = e.address.map_or_else(|| "-".to_string(), |a| a.to_string());
         out.push_str(&format!(
-            "{:<16} {:>8} {:>10}  {}\n",
+            "{:<16} {:>8} {:>10}  {:<15}  {}\n",
             e.name,
             e.pid,
             up.to_string(),
+            address,
             e.rootfs.display()
         ));
     }
@@ -202,11 +211,12 @@ mod tests {
             launcher: 4241,
             rootfs: "/srv/demo".into(),
             started: 1000,
+            address: Some(std::net::Ipv4Addr::new(10, 231, 0, 6)),
         };
         let t = table(&[e], 1065);
         assert!(t.starts_with("NAME"));
         assert!(
-            t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("/srv/demo"),
+            t.contains("demo") && t.contains("4242") && t.contains("1m 5s") && t.contains("10.231.0.6       /srv/demo"),
             "{t}"
         );
     }
@@ -232,6 +242,7 @@ mod tests {
             launcher: i32::MAX,
             rootfs: "/r".into(),
             started: 0,
+            address: None,
         };
         std::fs::write(dir.join("y.json"), serde_json::to_string(&stale).unwrap()).unwrap();
         assert!(list(&dir).is_empty());

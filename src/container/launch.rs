@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
-use super::log::LogFile;
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 use super::watch::Watch;
-use super::{apply, namespaces, plan};
+use super::{apply, namespaces, net, plan};
 use crate::registry;
+use crate::runtime::own_log::LogFile;
 use crate::runtime::{self, Reactor};
 use crate::sys::fault::{Fault, Faulty};
 use crate::sys::mount::Real;
@@ -35,6 +35,8 @@ pub enum Error {
     Registry(#[from] registry::Error),
     #[error(transparent)]
     Namespaces(#[from] namespaces::Error),
+    #[error(transparent)]
+    Net(#[from] net::Error),
     #[error("cannot create a pipe to the container")]
     Pipe(#[source] nix::errno::Errno),
     #[error("cannot set up signal handling")]
@@ -119,14 +121,18 @@ fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
         source,
     })?;
     let mut o = o.clone();
-    let result = Detached::create(&dir, &mut o).and_then(|detached| {
-        let pipes = Pipes {
-            report_r,
-            report_w,
-            go_r,
-            go_w,
-        };
-        run_container(&o, up, pipes, machine, detached)
+    // Checked and addressed before anything starts; taken down on drop.
+    let result = net::prepare(&o).map_err(Error::from).and_then(|mut network| {
+        net::dns::write(&o, network.address());
+        Detached::create(&dir, &mut o).and_then(|detached| {
+            let pipes = Pipes {
+                report_r,
+                report_w,
+                go_r,
+                go_w,
+            };
+            run_container(&o, up, pipes, machine, detached, &mut network)
+        })
     });
     if result.is_err() {
         // Not started after all: the files just made are ours to remove
@@ -208,6 +214,7 @@ fn run_container(
     pipes: Pipes,
     machine: std::os::unix::net::UnixListener,
     detached: Option<Detached>,
+    network: &mut net::Network,
 ) -> Result<i32, Error> {
     let Pipes {
         report_r,
@@ -225,7 +232,7 @@ fn run_container(
         Forked::Parent { child } => child,
     };
     drop((go_r, report_w, machine));
-    let started = start(o, child, go_w, report_r).and_then(|(reactor, reservation)| {
+    let started = start(o, child, go_w, report_r, network).and_then(|(reactor, reservation)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
         Ok((reactor, reservation, watch))
     });
@@ -252,11 +259,19 @@ fn run_container(
 
 /// The launcher's half of the start: id maps, signals, the registry entry
 /// (once, with PID 1's pid), then the child's report.
-fn start(o: &BootOptions, child: i32, go: OwnedFd, report: OwnedFd) -> Result<(Reactor, registry::Reservation), Error> {
+fn start(
+    o: &BootOptions,
+    child: i32,
+    go: OwnedFd,
+    report: OwnedFd,
+    network: &mut net::Network,
+) -> Result<(Reactor, registry::Reservation), Error> {
     // Let the child go first: the rest runs while it sets up (two CPUs).
     if o.userns {
         namespaces::write_maps(child)?;
     }
+    // Its network is there before its first service starts.
+    network.attach(child)?;
     write_all(go, "go");
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
     let reactor = Reactor::with_handlers(&signals).map_err(Error::Signals)?;
@@ -412,7 +427,7 @@ fn setup(o: &BootOptions) -> Result<(), SetupError> {
         fault: &mut fault,
     };
     apply::apply(&mut sys, &plan::plan(o))?;
-    if o.net == Net::None {
+    if o.net.is_new() {
         fault
             .step()
             .map_err(std::io::Error::from)

@@ -7,8 +7,8 @@
 
 pub mod apply;
 pub mod launch;
-pub mod log;
 pub mod namespaces;
+pub mod net;
 pub mod options;
 pub mod plan;
 mod watch;

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::options::{BootOptions, Net};
+use super::options::BootOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -31,11 +31,11 @@ pub enum Error {
 }
 
 /// `CLONE_NEW*` for these options: PID, mount, UTS, IPC and cgroup always;
-/// network unless `--net host`; user with `--userns`.
+/// network but for `--net host` and `ns:PATH`; user with `--userns`.
 pub fn clone_flags(o: &BootOptions) -> libc::c_int {
     let mut flags =
         libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
-    if o.net == Net::None {
+    if o.net.is_new() {
         flags |= libc::CLONE_NEWNET;
     }
     if o.userns {
@@ -132,6 +132,7 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::options::Net;
 
     const SUBUID: &str = "alice:100000:65536\n1001:200000:1000\nbob:300000:0\n";
 

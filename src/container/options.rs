@@ -16,13 +16,46 @@ pub struct Bind {
 }
 
 /// `--net`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Net {
     /// A new network namespace with only loopback, up.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A new one, with a veth pair to the host (see [`super::net`]).
+    Veth,
+    /// A new one, its veth's host side on this bridge.
+    Bridge(String),
+    /// An existing one (`ip netns add`'s /run/netns/NAME, /proc/PID/ns/net).
+    Ns(PathBuf),
+    /// A new one, connected by pasta (user mode: works rootless).
+    Pasta,
+}
+
+impl Net {
+    /// Whether the container gets a network namespace of its own.
+    pub fn is_new(&self) -> bool {
+        matches!(self, Net::None | Net::Veth | Net::Bridge(_) | Net::Pasta)
+    }
+
+    /// Parses `--net`'s value.
+    pub fn parse(text: &str) -> Result<Net, String> {
+        match text {
+            "none" => Ok(Net::None),
+            "host" => Ok(Net::Host),
+            "veth" => Ok(Net::Veth),
+            "pasta" => Ok(Net::Pasta),
+            "bridge" => Ok(Net::Bridge("tend0".into())),
+            _ => match (text.strip_prefix("bridge="), text.strip_prefix("ns:")) {
+                (Some(name), _) if super::net::types::valid_ifname(name) => Ok(Net::Bridge(name.into())),
+                (_, Some(path)) if !path.is_empty() => Ok(Net::Ns(path.into())),
+                _ => Err(format!(
+                    "unknown network {text:?} (none, host, veth, bridge[=NAME], pasta, ns:PATH)"
+                )),
+            },
+        }
+    }
 }
 
 /// Where the inner PID 1 reports readiness, from the launcher's `$NOTIFY_SOCKET`.
@@ -53,6 +86,8 @@ pub struct Request {
     pub tmpfs: Vec<PathBuf>,
     pub read_only: bool,
     pub net: Net,
+    pub publish: Vec<super::net::Publish>,
+    pub net_pool: Option<super::net::Cidr>,
     pub userns: bool,
     pub units: Option<PathBuf>,
     pub detach: bool,
@@ -72,6 +107,10 @@ pub struct BootOptions {
     pub tmpfs: Vec<PathBuf>,
     pub read_only: bool,
     pub net: Net,
+    /// `--publish`: host ports DNAT'ed to the container's.
+    pub publish: Vec<super::net::Publish>,
+    /// `--net-pool`: where the container's address comes from.
+    pub net_pool: Option<super::net::Cidr>,
     /// Run in a new user namespace (no mknod, sysfs only with a new netns).
     pub userns: bool,
     /// `--units DIR` on the host.
@@ -217,6 +256,8 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         tmpfs,
         read_only: request.read_only,
         net: request.net,
+        publish: request.publish,
+        net_pool: request.net_pool,
         userns: request.userns || !is_root,
         units: request.units,
         detach: request.detach,
@@ -272,6 +313,25 @@ mod tests {
         assert_eq!(b.dst, PathBuf::from("/a"));
         assert!(parse_bind("/a:/b:/c:ro").is_err());
         assert!(parse_bind(":/b").is_err());
+    }
+
+    #[test]
+    fn network_modes_parse() {
+        assert_eq!(Net::parse("veth"), Ok(Net::Veth));
+        assert_eq!(Net::parse("bridge"), Ok(Net::Bridge("tend0".into())));
+        assert_eq!(Net::parse("bridge=br1"), Ok(Net::Bridge("br1".into())));
+        assert_eq!(Net::parse("ns:/run/netns/x"), Ok(Net::Ns("/run/netns/x".into())));
+        assert_eq!(Net::parse("pasta"), Ok(Net::Pasta));
+        for bad in [
+            "bridge=",
+            "bridge=a/b",
+            "ns:",
+            "tap",
+            &format!("bridge={}", "x".repeat(16)),
+        ] {
+            assert!(Net::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Net::Pasta.is_new() && !Net::Ns("/x".into()).is_new() && !Net::Host.is_new());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
+use super::options::{BootOptions, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 
 /// One step. Paths are as seen before pivot_root (inside the rootfs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub fn plan(o: &BootOptions) -> Vec<Step> {
 
     steps.push(Step::MountProc(at("/proc")));
     // sysfs before the masks: /sys/firmware is masked on it.
-    if o.userns && o.net == Net::Host {
+    if o.userns && !o.net.is_new() {
         steps.push(Step::BindSysRo(at("/sys")));
     } else {
         steps.push(Step::MountSysfs(at("/sys")));

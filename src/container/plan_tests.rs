@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use super::*;
 use crate::container::apply::apply;
-use crate::container::options::Bind;
+use crate::container::options::{Bind, Net};
 use crate::sys::mount::Kind;
 use crate::sys::record::Recorder;
 

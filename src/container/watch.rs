@@ -14,12 +14,12 @@ use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
 use super::launch::{Detached, Error};
-use super::log::LogFile;
 use super::options::BootOptions;
 use crate::ctl::client::Client;
 use crate::ctl::protocol::{Body, Op, Request};
 use crate::registry;
 use crate::runtime::notify::{self, Notice};
+use crate::runtime::own_log::LogFile;
 use crate::runtime::Reactor;
 use crate::sys::process;
 

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use super::args::{CtlArgs, CtlCommand};
 use super::client::{self, Client, ClientError};
 use super::protocol::{code, Body, Exec, Op, Reply, Request, ServiceInfo, ServiceState};
 use super::tty;
-use crate::cli::{CtlArgs, CtlCommand};
 
 /// Runs the command; the exit code. Failures print one line on stderr.
 pub fn run(args: &CtlArgs) -> i32 {

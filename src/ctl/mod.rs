@@ -2,6 +2,7 @@
 //! the server in `runtime::control`), the `tend ctl` command line and the
 //! client that speaks it.
 
+pub mod args;
 pub mod client;
 pub mod command;
 pub mod protocol;

@@ -325,7 +325,7 @@ impl Host for Init {
 
     fn own_log(&self, lines: usize) -> Option<std::io::Result<Vec<String>>> {
         let file = self.options.own_log.as_ref()?;
-        Some(crate::container::log::tail(file, lines))
+        Some(super::own_log::tail(file, lines))
     }
 }
 

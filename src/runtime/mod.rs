@@ -11,6 +11,7 @@ pub mod control;
 pub mod entrypoint;
 pub mod init;
 pub mod notify;
+pub mod own_log;
 pub mod ready;
 pub mod services;
 

@@ -2,6 +2,7 @@
 //! network namespace.
 
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Which side of a clone we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,4 +59,81 @@ pub fn loopback_up() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The network namespace of process `pid`, opened.
+pub fn open_netns(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
+    open_ns_file(std::path::Path::new(&format!("/proc/{pid}/ns/net")))
+}
+
+/// A namespace file (`/proc/PID/ns/net`, or one `ip netns add` mounted).
+pub fn open_ns_file(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(file.into())
+}
+
+/// Moves this process into the network namespace `ns` (setns(2)).
+pub fn enter_netns(ns: &std::os::fd::OwnedFd) -> io::Result<()> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// `cmd` will run in the network namespace `ns`.
+pub fn enter_netns_on_exec(cmd: &mut std::process::Command, ns: std::os::fd::OwnedFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only
+    // setns(2), a plain syscall (async-signal-safe); `ns` is moved in and
+    // stays open until the command is dropped (its copy in the child is
+    // closed on exec).
+    unsafe {
+        cmd.pre_exec(move || enter_netns(&ns));
+    }
+}
+
+/// The inode of this process's network namespace: which host it is.
+pub fn netns_id() -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net").map(|m| m.ino())
+}
+
+/// `cmd` will get each `(fd, number)` at that descriptor number (inherited
+/// across exec), e.g. a namespace for a helper to open as /proc/self/fd/N.
+/// At most four; targets below 64. No allocation after the fork.
+pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<(std::os::fd::OwnedFd, i32)>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only fcntl
+    // and dup2, async-signal-safe syscalls, on descriptors it owns (moved
+    // in, open until the command is dropped). Copies go above every target
+    // first, so that one target never overwrites a source not yet placed.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut placed = [(-1, -1); 4];
+            for (slot, (fd, target)) in placed.iter_mut().zip(&fds) {
+                let copy = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 64);
+                if copy < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                *slot = (copy, *target);
+            }
+            for (copy, target) in placed.iter().filter(|(c, _)| *c >= 0) {
+                if libc::dup2(*copy, *target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Whether this network namespace has an interface `name`.
+pub fn link_exists(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: if_nametoindex reads the NUL-terminated name, valid for the
+    // call, and returns 0 when there is no such interface.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }

@@ -36,7 +36,7 @@ pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded};
 pub use users::{parse_group, parse_passwd, Group, Id, IdError, RunAs, User, UserDb};
-pub use validate::{parse_duration, MAX_DURATION};
+pub use validate::{duration_arg, parse_duration, MAX_DURATION};
 
 /// A valid unit: everything the runtime needs to start, stop and restart
 /// one service.

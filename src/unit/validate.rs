@@ -68,6 +68,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// [`parse_duration`] for a command-line value: the error quotes the text
+/// (clap names the option).
+pub fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
 /// Collects problems while the unit is built.
 pub struct Ctx<'a> {
     pub src: &'a Source<'a>,

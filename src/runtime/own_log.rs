@@ -36,7 +36,7 @@ impl LogFile {
 
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
-        self.size += bytes.len() as u64;
+        self.size = self.size.saturating_add(bytes.len() as u64);
         if self.size > CAP {
             self.keep_newer_half()?;
         }
@@ -49,10 +49,11 @@ impl LogFile {
         let mut kept = vec![0; (CAP / 2) as usize];
         let n = read_full_at(&self.file, &mut kept, self.size.saturating_sub(CAP / 2))?;
         kept.truncate(n);
-        let from = kept.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let from = kept.iter().position(|&b| b == b'\n').map_or(0, |i| i.saturating_add(1));
         self.file.set_len(0)?;
-        self.file.write_all(&kept[from..])?;
-        self.size = (kept.len() - from) as u64;
+        let newer = kept.get(from..).unwrap_or_default();
+        self.file.write_all(newer)?;
+        self.size = newer.len() as u64;
         Ok(())
     }
 }
@@ -77,10 +78,10 @@ pub fn tail(file: &File, lines: usize) -> io::Result<Vec<String>> {
 /// Reads from `offset` until `buf` is full or the file ends.
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
+    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
+        match file.read_at(rest, offset.saturating_add(n as u64)) {
             Ok(0) => break,
-            Ok(k) => n += k,
+            Ok(k) => n = n.saturating_add(k),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

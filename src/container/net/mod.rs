@@ -1,0 +1,512 @@
+//! A machine's own network: `--net veth` (a veth pair to the host, an
+//! address from the pool), `--net bridge[=NAME]` (the host side on a
+//! bridge), egress NAT and `--publish` in tend's own nftables table, and
+//! `--net ns:PATH` (join a namespace that exists). [`prepare`] checks and
+//! takes an address before anything starts; [`Network::attach`] builds it
+//! once the container's PID 1 exists; dropping the [`Network`] (in the
+//! launcher) takes it all down, and the next boot takes down what a killed
+//! launcher left.
+
+pub mod apply;
+pub mod dns;
+pub mod lease;
+pub mod pasta;
+pub mod plan;
+pub mod types;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use apply::{Real, System};
+use lease::{Lease, Shared};
+use plan::{Place, Step};
+pub use types::{parse_publish, Cidr, Proto, Publish, DEFAULT_POOL};
+
+use super::options::{BootOptions, Net};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot run {tool}")]
+    Tool {
+        tool: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{tool} failed on {input:?}: {stderr}")]
+    ToolFailed {
+        tool: &'static str,
+        input: String,
+        stderr: String,
+    },
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("cannot set {}", .path.display())]
+    Sysctl {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot use the machine registry {}", .path.display())]
+    Registry {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("--net-pool {pool} overlaps the host's route to {route} on {iface}")]
+    PoolOverlap { pool: Cidr, route: Cidr, iface: String },
+    #[error("--net-pool {0} has no free address left")]
+    Exhausted(Cidr),
+    #[error("--publish {0}: the host's port is in use")]
+    PortInUse(Publish),
+    #[error("--publish {0}: needs --net veth, bridge or pasta")]
+    PublishWithoutNet(Publish),
+    #[error("--net-pool {0}: needs --net veth or bridge")]
+    PoolWithoutNet(Cidr),
+    #[error("--net bridge={0}: {0} exists and is not a bridge")]
+    NotBridge(String),
+    #[error("--net bridge={0}: not a valid interface name")]
+    BridgeName(String),
+    #[error("--net {0} needs root (CAP_NET_ADMIN on the host); rootless, use --net pasta")]
+    NeedsRoot(&'static str),
+    #[error("--net ns:{}: cannot join", .path.display())]
+    Join {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The network of one machine, owned by its launcher.
+pub struct Network {
+    dir: PathBuf,
+    /// The launcher's pid: a cloned child's copy does nothing on drop.
+    owner: u32,
+    lease: Option<Lease>,
+    pasta: Option<pasta::Pasta>,
+    /// `--net pasta`: what to start once the container exists.
+    pasta_ports: Option<(Vec<Publish>, bool)>,
+    name: String,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("lease", &self.lease).finish()
+    }
+}
+
+/// Checks the network options against the host and takes the machine's
+/// address, before anything starts; joins `--net ns:PATH` (the clone then
+/// inherits it).
+pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
+    let mut network = Network {
+        dir: crate::registry::dir(),
+        owner: std::process::id(),
+        lease: None,
+        pasta: None,
+        pasta_ports: None,
+        name: o.name.clone(),
+    };
+    sweep_stale(&network.dir);
+    match &o.net {
+        Net::Veth | Net::Bridge(_) => {}
+        Net::Pasta => {
+            if let Some(pool) = o.net_pool {
+                return Err(Error::PoolWithoutNet(pool));
+            }
+            pasta::check()?;
+            for p in &o.publish {
+                check_port(p, &[])?;
+            }
+            network.pasta_ports = Some((o.publish.clone(), o.userns));
+            return Ok(network);
+        }
+        Net::Ns(path) => {
+            no_publish(o)?;
+            let join = |path: &Path| crate::sys::ns::enter_netns(&crate::sys::ns::open_ns_file(path)?);
+            join(path).map_err(|source| Error::Join {
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(network);
+        }
+        Net::None | Net::Host => {
+            no_publish(o)?;
+            return Ok(network);
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NeedsRoot(if o.net == Net::Veth { "veth" } else { "bridge" }));
+    }
+    network.lease = Some(take_lease(&network.dir, o)?);
+    Ok(network)
+}
+
+/// `--publish` and `--net-pool` are for networks tend makes.
+fn no_publish(o: &BootOptions) -> Result<(), Error> {
+    if let Some(pool) = o.net_pool {
+        return Err(Error::PoolWithoutNet(pool));
+    }
+    match o.publish.first() {
+        Some(p) => Err(Error::PublishWithoutNet(*p)),
+        None => Ok(()),
+    }
+}
+
+fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Registry {
+        path: dir.to_path_buf(),
+        source,
+    }
+}
+
+/// Under the lock: the stale leases of dead launchers cleaned, the checks,
+/// then the first free slot written down as this machine's.
+fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
+    let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
+    let _lock = lease::lock(dir).map_err(registry_error(dir))?;
+    let mut sys = Real { child: None };
+    sweep(dir, netns, &mut sys);
+    // A dead machine of another namespace holds no address any more.
+    let leases: Vec<Lease> = lease::all(dir)
+        .into_iter()
+        .filter(|l| l.netns == netns || lease::alive(l))
+        .collect();
+    let pool = o.net_pool.unwrap_or(DEFAULT_POOL);
+    let shared = lease::read_shared(dir, netns);
+    let ours: Vec<&str> = leases
+        .iter()
+        .filter(|l| l.netns == netns)
+        .map(|l| l.host_if.as_str())
+        .chain(shared.iter().flat_map(|s| s.bridges.iter().map(String::as_str)))
+        .collect();
+    let routes = std::fs::read_to_string("/proc/self/net/route").unwrap_or_default();
+    check_pool(pool, &plan::routes(&routes), &ours)?;
+    let bridge = match &o.net {
+        Net::Bridge(name) => Some(check_bridge(name)?),
+        _ => None,
+    };
+    for p in &o.publish {
+        check_port(p, &leases)?;
+    }
+    let slot = lease::free_slot(pool, &leases).ok_or(Error::Exhausted(pool))?;
+    let lease = Lease {
+        name: o.name.clone(),
+        launcher: std::process::id() as i32,
+        netns,
+        pool,
+        slot,
+        bridge: bridge.map(|(name, _)| name),
+        host_if: types::host_ifname(&o.name),
+        publish: o.publish.clone(),
+    };
+    lease::write(dir, &lease).map_err(registry_error(dir))?;
+    Ok(lease)
+}
+
+/// The pool must not overlap a route of the host that is not tend's.
+pub fn check_pool(pool: Cidr, routes: &[(String, Cidr)], ours: &[&str]) -> Result<(), Error> {
+    let clash = routes
+        .iter()
+        .filter(|(iface, route)| route.prefix > 0 && !ours.contains(&iface.as_str()))
+        .find(|(_, route)| route.overlaps(&pool));
+    match clash {
+        Some((iface, route)) => Err(Error::PoolOverlap {
+            pool,
+            route: *route,
+            iface: iface.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A bridge name, and whether it exists already (else tend creates it).
+fn check_bridge(name: &str) -> Result<(String, bool), Error> {
+    if !types::valid_ifname(name) {
+        return Err(Error::BridgeName(name.into()));
+    }
+    let path = apply::find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
+    let out = std::process::Command::new(path)
+        .args(["-o", "-d", "link", "show", "dev", name])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|source| Error::Tool { tool: "ip", source })?;
+    if !out.status.success() {
+        return Ok((name.into(), false));
+    }
+    if String::from_utf8_lossy(&out.stdout).contains(" bridge ") {
+        Ok((name.into(), true))
+    } else {
+        Err(Error::NotBridge(name.into()))
+    }
+}
+
+/// The host port is free: no live machine publishes it, and it binds.
+fn check_port(p: &Publish, leases: &[Lease]) -> Result<(), Error> {
+    let netns = crate::sys::ns::netns_id().unwrap_or(0);
+    let taken = leases.iter().filter(|l| l.netns == netns && lease::alive(l)).any(|l| {
+        l.publish.iter().any(|q| {
+            q.host_port == p.host_port && q.proto == p.proto && (q.ip.is_none() || p.ip.is_none() || q.ip == p.ip)
+        })
+    });
+    let addr = SocketAddrV4::new(p.ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
+    let binds = match p.proto {
+        Proto::Tcp => std::net::TcpListener::bind(addr).is_ok(),
+        Proto::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+    };
+    if taken || !binds {
+        return Err(Error::PortInUse(*p));
+    }
+    Ok(())
+}
+
+/// What launchers killed before cleaning up left: their pastas, and (only
+/// when there are such leases, to keep a boot without them cheap) their
+/// links and rules in this namespace.
+fn sweep_stale(dir: &Path) {
+    pasta::sweep(dir);
+    let Ok(netns) = crate::sys::ns::netns_id() else { return };
+    if !lease::all(dir).iter().any(|l| stale_here(l, netns)) {
+        return;
+    }
+    let Ok(_lock) = lease::lock(dir) else { return };
+    sweep(dir, netns, &mut Real { child: None });
+}
+
+/// A lease of a dead launcher in this namespace. One of another namespace
+/// is left for a boot there: only there can its rules be removed.
+fn stale_here(lease: &Lease, netns: u64) -> bool {
+    lease.netns == netns && !lease::alive(lease)
+}
+
+/// Takes down what machines of dead launchers left in this namespace, and
+/// forgets their leases.
+fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
+    let stale: Vec<Lease> = lease::all(dir).into_iter().filter(|l| stale_here(l, netns)).collect();
+    for l in &stale {
+        if crate::sys::ns::link_exists(&l.host_if) {
+            apply::undo(sys, &plan::undo(&plan::machine(l, 0)));
+        }
+        lease::remove(dir, &l.name);
+    }
+    if !stale.is_empty() {
+        reconcile(dir, netns, sys);
+    }
+}
+
+/// The shared part made to fit the live leases of this namespace: the
+/// table rewritten, bridges tend made and nobody uses removed, and with
+/// the last machine gone, forwarding as it was.
+fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
+    reconcile_with(dir, netns, sys, &[]);
+}
+
+/// As [`reconcile`], running the host's `ip` lines `also` (a machine's
+/// undo, its failure ignored) beside the table's rewrite.
+fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String]) {
+    let Some(mut shared) = lease::read_shared(dir, netns) else {
+        if !also.is_empty() {
+            let _ = sys.ip(Place::Host, also);
+        }
+        return;
+    };
+    let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
+    let unused: Vec<String> = shared
+        .bridges
+        .iter()
+        .filter(|b| !leases.iter().any(|l| l.bridge.as_ref() == Some(b)))
+        .cloned()
+        .collect();
+    let (undone, nft) = sys.ip_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
+    if let Err(e) = undone {
+        tracing::debug!("undo: {}", crate::sys::chain(&e));
+    }
+    if let Err(e) = nft {
+        tracing::warn!("{}", crate::sys::chain(&e));
+    }
+    for bridge in &unused {
+        apply::undo(sys, &plan::undo(&plan::bridge(bridge, DEFAULT_POOL)));
+    }
+    shared.bridges.retain(|b| !unused.contains(b));
+    if leases.is_empty() {
+        apply::undo(sys, &plan::undo(&plan::forwarding(&shared)));
+        lease::remove_shared(dir, netns);
+    } else if let Err(e) = lease::write_shared(dir, &shared) {
+        tracing::warn!("cannot write the shared network state: {e}");
+    }
+}
+
+impl Network {
+    /// The container's address, when it has one from the pool.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.lease.as_ref().map(Lease::address)
+    }
+
+    /// Builds the network of the container whose PID 1 is `child`.
+    pub fn attach(&mut self, child: i32) -> Result<(), Error> {
+        if let Some((publish, userns)) = self.pasta_ports.take() {
+            self.pasta = Some(pasta::start(&self.dir, &self.name, child, &publish, userns)?);
+        }
+        let Some(lease) = &self.lease else {
+            return Ok(());
+        };
+        let dir = &self.dir;
+        let _lock = lease::lock(dir).map_err(registry_error(dir))?;
+        let mut sys = Real { child: Some(child) };
+        let result = build(dir, lease, child, &mut sys);
+        if result.is_err() {
+            lease::remove(dir, &lease.name);
+            reconcile(dir, lease.netns, &mut sys);
+            self.lease = None;
+        }
+        result
+    }
+}
+
+/// Under the lock: forwarding and the bridge when first needed, the
+/// machine's links, then the table with its rules.
+fn build(dir: &Path, lease: &Lease, child: i32, sys: &mut dyn System) -> Result<(), Error> {
+    let mut shared = match lease::read_shared(dir, lease.netns) {
+        Some(shared) => shared,
+        None => {
+            let shared = Shared {
+                netns: lease.netns,
+                forward_was: sys.read_sysctl(plan::IP_FORWARD)?,
+                bridges: Vec::new(),
+            };
+            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            apply::apply(sys, &plan::forwarding(&shared))?;
+            shared
+        }
+    };
+    if let Some(bridge) = &lease.bridge {
+        if !check_bridge(bridge)?.1 {
+            // Recorded first: a failure half-way still removes it.
+            shared.bridges.push(bridge.clone());
+            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
+        }
+    }
+    // The host side first (the link must exist), then the inside and the
+    // table together: each waits on the kernel, not on the other.
+    let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, child)
+        .into_iter()
+        .partition(|s| s.place == Place::Host);
+    apply::apply(sys, &host)?;
+    let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == lease.netns).collect();
+    let rules = plan::ruleset(&leases, &shared);
+    let (ip, nft) = sys.ip_with_nft(Place::Container, &plan::ip_lines(&inside), &rules);
+    ip.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+}
+
+/// The `ip` lines that take a machine's links down.
+fn undo_lines(lease: &Lease) -> Vec<String> {
+    plan::undo(&plan::machine(lease, 0))
+        .into_iter()
+        .filter_map(|(_, action)| match action {
+            plan::Action::Ip(line) => Some(line),
+            plan::Action::Sysctl { .. } => None,
+        })
+        .collect()
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return;
+        }
+        if let Some(p) = self.pasta.take() {
+            pasta::stop(p);
+        }
+        let Some(lease) = self.lease.take() else { return };
+        let dir = &self.dir;
+        let _lock = lease::lock(dir);
+        let mut sys = Real { child: None };
+        // Often the kernel removed the pair already, with the namespace.
+        let undo = if crate::sys::ns::link_exists(&lease.host_if) {
+            undo_lines(&lease)
+        } else {
+            Vec::new()
+        };
+        lease::remove(dir, &lease.name);
+        reconcile_with(dir, lease.netns, &mut sys, &undo);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apply::Recording;
+
+    fn web(dir: &Path) -> Lease {
+        let lease = Lease {
+            name: "web".into(),
+            launcher: std::process::id() as i32,
+            netns: 7,
+            pool: DEFAULT_POOL,
+            slot: 1,
+            bridge: None,
+            host_if: "ve-web".into(),
+            publish: vec![],
+        };
+        lease::write(dir, &lease).unwrap();
+        lease
+    }
+
+    #[test]
+    fn a_machine_is_built_in_order_and_undone_when_the_table_fails() {
+        let dir = std::env::temp_dir().join(format!("tend-net-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lease = web(&dir);
+        let mut sys = Recording::default();
+        build(&dir, &lease, 42, &mut sys).unwrap();
+        let log: Vec<&str> = sys
+            .log
+            .iter()
+            .map(|l| l.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            log,
+            ["sysctl net/ipv4/ip_forward=1", "ip Host", "ip Container", "nft 17"]
+        );
+        assert_eq!(lease::read_shared(&dir, 7).unwrap().forward_was, "0");
+        let mut sys = Recording {
+            fail_on: Some("nft".into()),
+            ..Recording::default()
+        };
+        assert!(build(&dir, &lease, 42, &mut sys).is_err());
+        assert_eq!(sys.log.last().map(String::as_str), Some("ip Host: link del ve-web"));
+        // The last machine gone: the table and forwarding as they were.
+        lease::remove(&dir, "web");
+        let mut sys = Recording::default();
+        reconcile_with(&dir, 7, &mut sys, &["link del ve-web".into()]);
+        assert_eq!(
+            sys.log,
+            ["ip Host: link del ve-web", "nft 2", "sysctl net/ipv4/ip_forward=0"]
+        );
+        assert!(lease::read_shared(&dir, 7).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_pool_must_not_overlap_a_foreign_route() {
+        let routes = vec![
+            (
+                "eth0".to_string(),
+                Cidr {
+                    base: Ipv4Addr::UNSPECIFIED,
+                    prefix: 0,
+                },
+            ),
+            ("eth0".to_string(), "192.168.1.0/24".parse().unwrap()),
+            ("ve-web".to_string(), "10.231.0.4/29".parse().unwrap()),
+        ];
+        assert!(check_pool(DEFAULT_POOL, &routes, &["ve-web"]).is_ok());
+        let e = check_pool("192.168.0.0/16".parse().unwrap(), &routes, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--net-pool 192.168.0.0/16 overlaps the host's route to 192.168.1.0/24 on eth0"
+        );
+        assert!(check_pool(DEFAULT_POOL, &routes, &[]).is_err());
+    }
+}

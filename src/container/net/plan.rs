@@ -1,0 +1,372 @@
+//! What a machine's network is made of, as data: the `ip` lines that make
+//! its links, addresses and routes (on the host and inside), the sysctls
+//! it sets, each with its undo, and the whole `inet tend` nftables table
+//! for the machines of one network namespace. Pure: tested without root.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use super::lease::{Lease, Shared};
+use super::types::Cidr;
+
+/// The container side of every veth pair.
+pub const INSIDE_IF: &str = "host0";
+/// tend's own nftables table: the only one it creates or changes.
+pub const TABLE: &str = "inet tend";
+
+/// Where a step runs: the network namespace of the launcher (the host), or
+/// the container's new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Host,
+    Container,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// One line of `ip -batch`.
+    Ip(String),
+    /// A file under /proc/sys, and what to write to it.
+    Sysctl { key: String, value: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub place: Place,
+    pub action: Action,
+    /// What takes it back; `None` when it goes with something else (an
+    /// address with its link, the container side with its namespace).
+    pub undo: Option<Action>,
+}
+
+fn host(action: Action, undo: Option<Action>) -> Step {
+    Step {
+        place: Place::Host,
+        action,
+        undo,
+    }
+}
+
+fn inside(line: String) -> Step {
+    Step {
+        place: Place::Container,
+        action: Action::Ip(line),
+        undo: None,
+    }
+}
+
+fn ip(line: String) -> Action {
+    Action::Ip(line)
+}
+
+fn sysctl(key: String, value: &str) -> Action {
+    Action::Sysctl {
+        key,
+        value: value.into(),
+    }
+}
+
+/// The machine's own steps, in order, for its PID 1 with host pid `child`:
+/// the veth pair (its peer made straight in the container's namespace),
+/// the host side's address or bridge, the container side's address and
+/// default route. Deleting the host side deletes the pair, its addresses
+/// and routes: the only undo needed.
+pub fn machine(lease: &Lease, child: i32) -> Vec<Step> {
+    let ve = &lease.host_if;
+    let mut steps = vec![host(
+        ip(format!("link add {ve} type veth peer name {INSIDE_IF} netns {child}")),
+        Some(ip(format!("link del {ve}"))),
+    )];
+    match &lease.bridge {
+        Some(bridge) => steps.push(host(ip(format!("link set {ve} master {bridge}")), None)),
+        None => {
+            steps.push(host(ip(format!("addr add {}/30 dev {ve}", lease.gateway())), None));
+            // 127.0.0.1:PORT published: the DNAT'ed packet keeps its
+            // loopback source, which the kernel routes out only with this.
+            if lease.publish.iter().any(|p| p.ip.map_or(true, |ip| ip.is_loopback())) {
+                let key = format!("net/ipv4/conf/{ve}/route_localnet");
+                steps.push(host(sysctl(key, "1"), None));
+            }
+        }
+    }
+    steps.push(host(ip(format!("link set {ve} up")), None));
+    steps.push(inside("link set lo up".into()));
+    steps.push(inside(format!(
+        "addr add {}/{} dev {INSIDE_IF}",
+        lease.address(),
+        lease.prefix()
+    )));
+    steps.push(inside(format!("link set {INSIDE_IF} up")));
+    steps.push(inside(format!("route add default via {}", lease.gateway())));
+    steps
+}
+
+/// A bridge tend creates: up, with the pool's gateway address, and
+/// loopback sources routable (see [`machine`]).
+pub fn bridge(name: &str, pool: Cidr) -> Vec<Step> {
+    let gateway = pool.nth(1).unwrap_or(pool.base);
+    vec![
+        host(
+            ip(format!("link add {name} type bridge")),
+            Some(ip(format!("link del {name}"))),
+        ),
+        host(ip(format!("addr add {gateway}/{} dev {name}", pool.prefix)), None),
+        host(sysctl(format!("net/ipv4/conf/{name}/route_localnet"), "1"), None),
+        host(ip(format!("link set {name} up")), None),
+    ]
+}
+
+pub const IP_FORWARD: &str = "net/ipv4/ip_forward";
+
+/// Forwarding on while machines run, back to what it was after.
+pub fn forwarding(shared: &Shared) -> Vec<Step> {
+    vec![host(
+        sysctl(IP_FORWARD.into(), "1"),
+        Some(sysctl(IP_FORWARD.into(), &shared.forward_was)),
+    )]
+}
+
+/// The `ip` lines of `steps`, in order.
+pub fn ip_lines<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<String> {
+    steps
+        .into_iter()
+        .filter_map(|s| match &s.action {
+            Action::Ip(line) => Some(line.clone()),
+            Action::Sysctl { .. } => None,
+        })
+        .collect()
+}
+
+/// The undos of `steps`, in reverse.
+pub fn undo(steps: &[Step]) -> Vec<(Place, Action)> {
+    steps
+        .iter()
+        .rev()
+        .filter_map(|s| s.undo.clone().map(|u| (s.place, u)))
+        .collect()
+}
+
+/// The nft script that replaces table `inet tend` with the rules for
+/// `leases` (the machines of this network namespace), or removes it when
+/// there are none. Creating the table first makes the delete safe.
+pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
+    let mut s = format!("table {TABLE}\ndelete table {TABLE}\n");
+    if leases.is_empty() {
+        return s;
+    }
+    let ifs = set(leases.iter().map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone()));
+    let _ = writeln!(s, "table {TABLE} {{");
+    let mut dnat = String::new();
+    for lease in leases {
+        for p in &lease.publish {
+            let to = format!(
+                "{} dport {} dnat ip to {}:{}",
+                p.proto,
+                p.host_port,
+                lease.address(),
+                p.port
+            );
+            let _ = match p.ip {
+                Some(ip) => writeln!(dnat, "    ip daddr {ip} {to}"),
+                None => writeln!(dnat, "    fib daddr type local {to}"),
+            };
+        }
+    }
+    // Each base chain is a hook the kernel waits for on removal (an RCU
+    // grace period): the DNAT ones only when a port is published.
+    let hooks: &[(&str, &str)] = if dnat.is_empty() {
+        &[]
+    } else {
+        &[("prerouting", "prerouting"), ("output", "output")]
+    };
+    for (chain, hook) in hooks {
+        let _ = writeln!(
+            s,
+            "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;\n{dnat}  }}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;"
+    );
+    for pool in pools(leases) {
+        let _ = writeln!(s, "    ip saddr {pool} ip daddr != {pool} masquerade");
+        // A machine reaching a published port (its own too, a hairpin): the
+        // answer must come back through the host to be translated back.
+        let _ = writeln!(s, "    ip saddr {pool} ct status dnat masquerade");
+    }
+    // Published to 127.0.0.1: the container answers the host's address.
+    let _ = writeln!(s, "    oifname {ifs} ip saddr 127.0.0.0/8 masquerade\n  }}");
+    let _ = writeln!(
+        s,
+        "  chain forward {{\n    type filter hook forward priority filter; policy accept;"
+    );
+    let _ = writeln!(s, "    iifname {ifs} accept");
+    let _ = writeln!(s, "    oifname {ifs} ct state established,related accept");
+    let _ = writeln!(s, "    oifname {ifs} ct status dnat accept");
+    // Forwarding was off before tend turned it on: it stays off for all
+    // but the machines' traffic (IPv4 only: IPv6 has its own switch).
+    if shared.forward_was.trim() == "0" {
+        let _ = writeln!(s, "    meta nfproto ipv4 drop");
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+fn set(names: impl Iterator<Item = String>) -> String {
+    let mut names: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
+    names.sort();
+    names.dedup();
+    format!("{{ {} }}", names.join(", "))
+}
+
+fn pools(leases: &[Lease]) -> Vec<Cidr> {
+    let mut pools: Vec<Cidr> = Vec::new();
+    for lease in leases {
+        if !pools.contains(&lease.pool) {
+            pools.push(lease.pool);
+        }
+    }
+    pools
+}
+
+/// The IPv4 routes of a `/proc/net/route` text: interface and prefix.
+pub fn routes(text: &str) -> Vec<(String, Cidr)> {
+    // The kernel prints the network-order word as a host-order number.
+    let hex = |f: &str| u32::from_str_radix(f, 16).ok().map(u32::from_be);
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (iface, dest, mask) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
+            let prefix = u8::try_from(mask.count_ones()).ok()?;
+            Some((
+                iface.to_string(),
+                Cidr {
+                    base: Ipv4Addr::from(dest),
+                    prefix,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::net::types::{parse_publish, DEFAULT_POOL};
+
+    fn lease(name: &str, slot: u32, bridge: Option<&str>, publish: &[&str]) -> Lease {
+        Lease {
+            name: name.into(),
+            launcher: 1,
+            netns: 7,
+            pool: DEFAULT_POOL,
+            slot,
+            bridge: bridge.map(Into::into),
+            host_if: super::super::types::host_ifname(name),
+            publish: publish.iter().map(|p| parse_publish(p).unwrap()).collect(),
+        }
+    }
+
+    fn lines(steps: &[Step], place: Place) -> Vec<String> {
+        steps
+            .iter()
+            .filter(|s| s.place == place)
+            .map(|s| match &s.action {
+                Action::Ip(l) => l.clone(),
+                Action::Sysctl { key, value } => format!("{key}={value}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_veth_machine_gets_a_30_and_a_default_route() {
+        let steps = machine(&lease("web", 3, None, &["8080:80"]), 4242);
+        assert_eq!(
+            lines(&steps, Place::Host),
+            [
+                "link add ve-web type veth peer name host0 netns 4242",
+                "addr add 10.231.0.13/30 dev ve-web",
+                "net/ipv4/conf/ve-web/route_localnet=1",
+                "link set ve-web up",
+            ]
+        );
+        assert_eq!(
+            lines(&steps, Place::Container),
+            [
+                "link set lo up",
+                "addr add 10.231.0.14/30 dev host0",
+                "link set host0 up",
+                "route add default via 10.231.0.13",
+            ]
+        );
+        assert_eq!(undo(&steps), [(Place::Host, Action::Ip("link del ve-web".into()))]);
+    }
+
+    #[test]
+    fn a_bridged_machine_uses_the_pool_and_its_gateway() {
+        let steps = machine(&lease("a", 2, Some("tend0"), &[]), 9);
+        assert!(lines(&steps, Place::Host).contains(&"link set ve-a master tend0".to_string()));
+        assert!(lines(&steps, Place::Container).contains(&"addr add 10.231.0.10/16 dev host0".to_string()));
+        assert!(lines(&steps, Place::Container).contains(&"route add default via 10.231.0.1".to_string()));
+        let b = bridge("tend0", DEFAULT_POOL);
+        assert_eq!(lines(&b, Place::Host)[1], "addr add 10.231.0.1/16 dev tend0");
+        assert_eq!(undo(&b), [(Place::Host, Action::Ip("link del tend0".into()))]);
+    }
+
+    #[test]
+    fn the_ruleset_covers_every_machine_and_only_tends_table() {
+        let shared = Shared {
+            netns: 7,
+            forward_was: "0".into(),
+            bridges: vec![],
+        };
+        let leases = [
+            lease("web", 1, None, &["8080:80", "127.0.0.1:5353:53/udp"]),
+            lease("b", 2, Some("tend0"), &[]),
+        ];
+        let rules = ruleset(&leases, &shared);
+        assert!(rules.starts_with("table inet tend\ndelete table inet tend\ntable inet tend {"));
+        assert!(
+            rules.contains("fib daddr type local tcp dport 8080 dnat ip to 10.231.0.6:80"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.231.0.6:53"),
+            "{rules}"
+        );
+        assert!(rules.contains("ip saddr 10.231.0.0/16 ip daddr != 10.231.0.0/16 masquerade"));
+        assert!(rules.contains("iifname { \"tend0\", \"ve-web\" } accept"), "{rules}");
+        assert!(rules.contains("    meta nfproto ipv4 drop\n"));
+        // Every table statement names tend's own.
+        for line in rules.lines().filter(|l| l.contains("table")) {
+            assert!(line.contains("table inet tend"), "{line}");
+        }
+        let on = Shared {
+            forward_was: "1".into(),
+            ..shared.clone()
+        };
+        assert!(!ruleset(&leases, &on).contains("drop"));
+        let quiet = ruleset(&[lease("q", 3, None, &[])], &on);
+        assert!(
+            !quiet.contains("prerouting") && quiet.contains("postrouting"),
+            "{quiet}"
+        );
+        assert_eq!(ruleset(&[], &shared), "table inet tend\ndelete table inet tend\n");
+        let fwd = forwarding(&shared);
+        assert_eq!(undo(&fwd), [(Place::Host, sysctl(IP_FORWARD.into(), "0"))]);
+    }
+
+    #[test]
+    fn proc_net_route_parses() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                    eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                    eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                    ve-x\t04000E70A\n";
+        let r = routes(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].1.to_string(), "0.0.0.0/0");
+        assert_eq!(r[1], ("eth0".into(), "192.168.0.0/24".parse().unwrap()));
+    }
+}

@@ -1,0 +1,148 @@
+//! packaging/tend-boot@.service's contract with systemd, played by the test
+//! (needs root): its ExecStart, taken from the unit file, boots the demo
+//! rootfs; READY=1 reaches the service's `$NOTIFY_SOCKET` once the units are
+//! up, sent by the container's PID 1 and not by the launcher systemd
+//! started (hence `NotifyAccess=all`); and TERM to the launcher alone
+//! (`KillMode=mixed`) is tend's graceful shutdown: the units' stop handlers
+//! run and the launcher exits 0.
+
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixAddr};
+
+mod common;
+
+use common::{await_some, exit_code_within, send, TempDir};
+
+/// A unit that records its stop in the rootfs (seen from the host).
+const MARKER: &str = r#"
+command = ["sh", "-c", "trap 'echo stopped > /root/stopped; exit 0' TERM; while :; do sleep 1; done"]
+"#;
+
+/// The unit's ExecStart as systemd would run it for instance `name`, with
+/// the default environment (no .conf): ROOTFS=/var/lib/machines/%i is
+/// replaced by `rootfs`, /usr/bin/tend by the test's tend.
+fn exec_start(name: &str, rootfs: &Path) -> Vec<String> {
+    let unit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/tend-boot@.service")).unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart=");
+    line.split_whitespace()
+        .filter(|w| *w != "$TEND_BOOT_ARGS")
+        .map(|w| match w {
+            "/usr/bin/tend" => env!("CARGO_BIN_EXE_tend").to_string(),
+            "${ROOTFS}" => rootfs.display().to_string(),
+            w => w.replace("%i", name),
+        })
+        .collect()
+}
+
+/// The pid that sent the next datagram holding READY=1 (SCM_CREDENTIALS).
+fn ready_sender(socket: &UnixDatagram) -> Option<i32> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+    let msg = recvmsg::<UnixAddr>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).ok()?;
+    let pid = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmCredentials(creds) => Some(creds.pid()),
+        _ => None,
+    })?;
+    let n = msg.bytes;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .any(|l| l == "READY=1")
+        .then_some(pid)
+}
+
+/// Whether `pid` descends from `ancestor` (in systemd's terms: it runs in
+/// the service's cgroup, which every child of the launcher does).
+fn descends_from(mut pid: i32, ancestor: i32) -> bool {
+    while pid > 1 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(ppid) = stat
+            .rsplit_once(") ")
+            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok())
+        else {
+            return false;
+        };
+        if ppid == ancestor {
+            return true;
+        }
+        pid = ppid;
+    }
+    false
+}
+
+#[test]
+fn tend_boot_service_notifies_and_stops_as_the_unit_says_root() {
+    let dir = TempDir::new("boot-service");
+    let rootfs = dir.path("rootfs");
+    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
+    let out = Command::new(build).arg(&rootfs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(rootfs.join("etc/tend/units/marker.toml"), MARKER).unwrap();
+
+    let socket_path = dir.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    setsockopt(&socket, sockopt::PassCred, &true).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+
+    let name = format!("tend-svc-{}", std::process::id());
+    let argv = exec_start(&name, &rootfs);
+    let log = dir.path("boot.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut launcher = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("TEND_LOG")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let show = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let sender = await_some(
+        "READY=1 at the service's notify socket",
+        Duration::from_secs(30),
+        || {
+            if let Ok(Some(status)) = launcher.try_wait() {
+                panic!("tend boot exited early ({status}): {}", show());
+            }
+            ready_sender(&socket)
+        },
+    );
+    let main_pid = launcher.id() as i32;
+    assert_ne!(
+        sender, main_pid,
+        "the launcher itself notified: NotifyAccess=main would do"
+    );
+    assert!(
+        descends_from(sender, main_pid),
+        "READY=1 from {sender}, outside the service"
+    );
+
+    // KillMode=mixed: the stop signal goes to the main process only.
+    send(launcher.id(), libc::SIGTERM);
+    assert_eq!(
+        exit_code_within(&mut launcher, Duration::from_secs(45)),
+        0,
+        "{}",
+        show()
+    );
+    let stopped = std::fs::read_to_string(rootfs.join("root/stopped")).unwrap_or_default();
+    assert_eq!(
+        stopped.trim(),
+        "stopped",
+        "the unit's TERM handler did not run: {}",
+        show()
+    );
+}

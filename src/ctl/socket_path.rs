@@ -4,7 +4,8 @@
 //!
 //! 1. `$TEND_SOCKET`, when set and not empty.
 //! 2. `/run/tend/ctl.sock`, when `/run/tend` can be used: it holds a socket
-//!    already, or we may write it (or create it in `/run`).
+//!    already, or we may write it (or create it in `/run`) and its file
+//!    system is not full.
 //! 3. Otherwise (a non-root container: `podman run --user 1000`) a place
 //!    the user owns: `$XDG_RUNTIME_DIR/tend/ctl.sock`, else
 //!    `/tmp/tend-UID/ctl.sock`, whose directory must be ours, mode 0700 and
@@ -89,15 +90,27 @@ pub fn resolve(create: bool) -> Result<PathBuf, Error> {
     }
 }
 
-/// `/run/tend` holds a socket we can reach, or we may write there.
+/// `/run/tend` holds a socket we can reach, or we may write there: it is
+/// neither read-only nor full.
 fn run_usable() -> bool {
     let dir = Path::new(DEFAULT_SOCKET).parent().unwrap_or(Path::new("/run"));
-    let writable = |p: &Path| access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
+    let writable = |p: &Path| access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() && has_room(p);
     if dir.exists() {
         std::fs::symlink_metadata(DEFAULT_SOCKET).is_ok() || writable(dir)
     } else {
         dir.parent().is_some_and(writable)
     }
+}
+
+/// A new socket (and its directory) needs an inode and a block: a full
+/// file system is as unusable as a read-only one, and both sides must see
+/// it so (the server binds where the client looks). A count of zero means
+/// the file system does not count (btrfs's inodes): room.
+fn has_room(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path).map_or(true, |s| {
+        let room = |total: u64, free: u64| total == 0 || free > 0;
+        room(s.files(), s.files_available()) && room(s.blocks(), s.blocks_available())
+    })
 }
 
 /// Creates `dir` 0700 if it is missing; an existing one is checked after.

@@ -3,12 +3,13 @@
 //! reading what it writes and sends, and running its ready checks.
 //! Decisions stay in the supervisor; this only carries them out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -85,6 +86,9 @@ pub struct Services {
     /// The limits last written to each service's cgroup, which outlives
     /// its runs: a restart writes only what differs, resets included.
     applied: BTreeMap<String, Resources>,
+    /// Output files found on a full file system: said once each, again
+    /// only after the file system had room.
+    full: BTreeSet<PathBuf>,
 }
 
 impl Services {
@@ -106,6 +110,7 @@ impl Services {
             probes: Probes::default(),
             warned: Default::default(),
             applied: BTreeMap::new(),
+            full: BTreeSet::new(),
         }
     }
 
@@ -289,6 +294,7 @@ impl Services {
                     .custom_flags(libc::O_CLOEXEC)
                     .open(path);
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
+                self.warn_if_full(name, path, &file);
                 Ok(Some(file.into()))
             }
             unit::Stdio::Log | unit::Stdio::Rotated(_) => {
@@ -539,6 +545,22 @@ fn oom_status(proc: &Proc, status: ExitStatus) -> ExitStatus {
     ExitStatus::OomKilled {
         code: status.code(),
         memory_max: proc.resources.memory_max.filter(|m| *m != unit::resources::MAX),
+    }
+}
+
+impl Services {
+    /// The service's writes to a file on a full file system fail where
+    /// tend cannot see them: say so at its start, once, not at each restart.
+    fn warn_if_full(&mut self, name: &str, path: &Path, file: &std::fs::File) {
+        let full = nix::sys::statvfs::fstatvfs(file).is_ok_and(|s| s.blocks() > 0 && s.blocks_available() == 0);
+        if !full {
+            self.full.remove(path);
+        } else if self.full.insert(path.to_path_buf()) {
+            warn!(
+                "{name}: {} is on a full file system: its output there is lost until there is room",
+                path.display()
+            );
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
+pub mod fault;
 pub mod fdpass;
 pub mod idmap;
 pub mod memory;

@@ -69,10 +69,20 @@ pub struct Credentials {
 
 /// The command could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot execute {program}: {}", super::describe(.source))]
+#[error("cannot execute {program}: {}", why(.source))]
 pub struct SpawnError {
     pub program: String,
     pub source: io::Error,
+}
+
+/// The cause, with what EAGAIN means here: fork(2), or execve(2) after
+/// setuid, over a process limit.
+fn why(e: &io::Error) -> String {
+    let text = super::describe(e);
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => format!("{text} (a process limit is reached: a pids cgroup or RLIMIT_NPROC)"),
+        _ => text,
+    }
 }
 
 impl SpawnError {

@@ -115,6 +115,9 @@ fn tend_boot_service_notifies_and_stops_as_the_unit_says_root() {
         .spawn()
         .unwrap();
     let show = || std::fs::read_to_string(&log).unwrap_or_default();
+    // A failed assertion must not leave the machine running: TERM to the
+    // launcher (a graceful stop of its machine) when this test unwinds.
+    let mut stop = Stop(Some(launcher.id()));
 
     let sender = await_some(
         "READY=1 at the service's notify socket",
@@ -138,12 +141,10 @@ fn tend_boot_service_notifies_and_stops_as_the_unit_says_root() {
 
     // KillMode=mixed: the stop signal goes to the main process only.
     send(launcher.id(), libc::SIGTERM);
-    assert_eq!(
-        exit_code_within(&mut launcher, Duration::from_secs(45)),
-        0,
-        "{}",
-        show()
-    );
+    let code = exit_code_within(&mut launcher, Duration::from_secs(45));
+    // Reaped: its pid may be another process's now.
+    stop.0 = None;
+    assert_eq!(code, 0, "{}", show());
     let stopped = std::fs::read_to_string(rootfs.join("root/stopped")).unwrap_or_default();
     assert_eq!(
         stopped.trim(),
@@ -151,4 +152,16 @@ fn tend_boot_service_notifies_and_stops_as_the_unit_says_root() {
         "the unit's TERM handler did not run: {}",
         show()
     );
+}
+
+/// Sends TERM to a launcher not reaped yet when dropped.
+struct Stop(Option<u32>);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill takes plain integers; a pid that is gone gives ESRCH.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
 }

@@ -89,8 +89,9 @@ fn find_tend(pid: u32) -> u32 {
     await_some("tend's process", LIMIT, || {
         let mut pid = pid;
         loop {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-            if exe == tend() {
+            // By name: a copy of tend may run it (see `user_bin`).
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            if comm.trim_end() == "tend" {
                 return Some(pid);
             }
             pid = *children(pid).first()?;
@@ -300,6 +301,9 @@ const USER: &str = "1000";
 fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir.path("units")).unwrap();
+    // A copy in the test's directory, which stays reachable at its path when
+    // /tmp is replaced (the build's own tend may live below /tmp).
+    let bin = user_bin(dir);
     let mut script = String::new();
     if private_tmp {
         let base = dir.0.file_name().unwrap().to_str().unwrap();
@@ -310,7 +314,7 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
     }
     script.push_str(&format!(
         "exec setpriv --reuid {USER} --regid {USER} --clear-groups -- {} init --units {}",
-        tend().display(),
+        bin.display(),
         dir.path("units").display()
     ));
     let mut cmd = Command::new("unshare");
@@ -352,17 +356,27 @@ impl Drop for UserTend {
 }
 
 /// `tend ctl ARGS` as uid 1000 with `env`, in the mount namespace of `pid`.
-fn user_ctl(pid: u32, env: &[(&str, PathBuf)], args: &[&str]) -> Output {
+fn user_ctl(dir: &TempDir, pid: u32, env: &[(&str, PathBuf)], args: &[&str]) -> Output {
     let mut cmd = Command::new("nsenter");
     cmd.args(["-t", &pid.to_string(), "-m", "--"])
         .args(["setpriv", "--reuid", USER, "--regid", USER, "--clear-groups", "--"])
-        .arg(tend())
+        .arg(user_bin(dir))
         .arg("ctl")
         .args(args)
         .env_remove("TEND_SOCKET")
         .env_remove("XDG_RUNTIME_DIR")
         .envs(env.iter().map(|(k, v)| (k, v)));
     output(&mut cmd)
+}
+
+/// tend copied into the test's directory (once), for [`user_tend`] and
+/// [`user_ctl`].
+fn user_bin(dir: &TempDir) -> PathBuf {
+    let bin = dir.path("tend");
+    if !bin.exists() {
+        std::fs::copy(tend(), &bin).unwrap();
+    }
+    bin
 }
 
 /// A directory of the test's, owned by uid 1000, mode 0700.
@@ -410,10 +424,10 @@ fn non_root_tend_serves_a_socket_its_user_finds_root() {
         let tend = UserTend { pid, child };
         let log = || std::fs::read_to_string(dir.path("tend.log")).unwrap_or_default();
         await_true(&format!("{tag}: tend answering its user"), LIMIT, || {
-            user_ctl(pid, &env, &["ping"]).status.success()
+            user_ctl(&dir, pid, &env, &["ping"]).status.success()
         });
         assert!(socket.exists(), "{tag}: no socket at {}\n{}", socket.display(), log());
-        let out = user_ctl(pid, &env, &["status"]);
+        let out = user_ctl(&dir, pid, &env, &["status"]);
         assert!(out.status.success(), "{tag}: {}{}", text(&out.stderr), log());
         if private_tmp {
             use std::os::unix::fs::MetadataExt;

@@ -72,35 +72,26 @@ impl<U: Definition> Service<U> {
         let phase = initial_phase(unit.config());
         let schedule_on = unit.config().enabled;
         Service {
-            name: name.to_string(),
-            unit: Some(unit),
-            pending: None,
-            config_error: None,
-            phase,
-            since: now,
-            restarts: 0,
-            last_exit: None,
-            oom_kills: 0,
-            status_text: None,
-            unclean_stop: false,
-            stopped: false,
-            next_run: None,
             schedule_on,
-            last_due: None,
-            counted: 0,
-            backoff: Backoff::default(),
-            limit: StartLimit::default(),
-            health: Slot::default(),
+            ..Service::fresh(name, Some(unit), phase, now)
         }
     }
 
     pub(super) fn invalid(name: &str, reason: String, now: Instant) -> Self {
         Service {
-            name: name.to_string(),
-            unit: None,
-            pending: None,
             config_error: Some(reason),
-            phase: Phase::Invalid,
+            ..Service::fresh(name, None, Phase::Invalid, now)
+        }
+    }
+
+    /// A service in `phase` with no history yet.
+    fn fresh(name: &str, unit: Option<Rc<U>>, phase: Phase, now: Instant) -> Self {
+        Service {
+            name: name.to_string(),
+            unit,
+            pending: None,
+            config_error: None,
+            phase,
             since: now,
             restarts: 0,
             last_exit: None,

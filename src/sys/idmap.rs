@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
@@ -47,21 +47,40 @@ pub fn clone_tree(path: &Path) -> io::Result<OwnedFd> {
 /// Shifts the ids of every mount of the detached tree `tree` through the
 /// maps of the user namespace `userns` (an fd of /proc/PID/ns/user).
 pub fn set_idmap(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE;
+    mount_setattr(
+        tree.as_raw_fd(),
+        c"",
+        flags,
+        MOUNT_ATTR_IDMAP,
+        userns.as_raw_fd() as u64,
+    )
+}
+
+/// mount_setattr(2): sets `attr_set` on the mount at `path` relative to
+/// `dirfd` (with `AT_RECURSIVE` in `flags`, on every mount below it too);
+/// `userns_fd` for `MOUNT_ATTR_IDMAP`, else 0.
+pub(super) fn mount_setattr(
+    dirfd: i32,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    attr_set: u64,
+    userns_fd: u64,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd,
     };
-    let empty = c"";
-    // SAFETY: `empty` is NUL-terminated and `attr` a valid mount_attr whose
+    // SAFETY: `path` is NUL-terminated and `attr` a valid mount_attr whose
     // size is passed; both outlive the call, which only reads them.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            dirfd,
+            path.as_ptr(),
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -172,46 +172,13 @@ impl Sys for Real {
     }
 }
 
-/// `struct mount_attr` of <linux/mount.h>.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 fn mount_setattr_rdonly(target: &Path, recursive: bool) -> Result<(), Errno> {
     let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
         .map_err(|_| Errno::EINVAL)?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: `path` is a NUL-terminated string and `attr` a valid
-    // `mount_attr` whose size is passed; both outlive the call, which only
-    // reads them.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
+    let flags = if recursive { super::idmap::AT_RECURSIVE } else { 0 };
+    super::idmap::mount_setattr(libc::AT_FDCWD, &path, flags, MOUNT_ATTR_RDONLY, 0).map_err(errno)
 }
 
 /// The per-mount flags of `target` that a remount must repeat.

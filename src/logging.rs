@@ -1,5 +1,7 @@
 //! tend's own log: one line per notable event, to journald when our stderr
 //! is a journal stream (tend started by systemd), to stderr otherwise.
+//! journald gets native messages (priority, fields) through a socket of
+//! tend's own that never blocks (see `journal`).
 
 use std::fmt;
 use std::os::fd::AsFd;
@@ -10,6 +12,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+
+mod journal;
 
 /// Parses a level name as given to `--log-level` or `TEND_LOG`.
 pub fn parse_level(text: &str) -> Option<LevelFilter> {
@@ -38,18 +42,24 @@ pub fn raise(base: LevelFilter, verbose: u8) -> LevelFilter {
     ORDER[(at + verbose as usize).min(ORDER.len() - 1)]
 }
 
+/// The journal field that names the machine a `tend boot` line comes from.
+pub const MACHINE_FIELD: &str = "TEND_MACHINE";
+
 /// Installs the global logger. Never fails: without journald, stderr.
 pub fn init(level: LevelFilter) {
+    init_for(level, None);
+}
+
+/// As [`init`]; in the journal, every line also carries
+/// `TEND_MACHINE=machine` (`journalctl TEND_MACHINE=NAME`).
+pub fn init_for(level: LevelFilter, machine: Option<&str>) {
     let registry = tracing_subscriber::registry().with(level);
-    let installed = if stderr_is_journal() {
-        match tracing_journald::layer() {
-            Ok(layer) => {
-                tracing::subscriber::set_global_default(registry.with(layer.with_syslog_identifier("tend".into())))
-            }
-            Err(_) => tracing::subscriber::set_global_default(registry.with(stderr_layer())),
-        }
-    } else {
-        tracing::subscriber::set_global_default(registry.with(stderr_layer()))
+    let journal = stderr_is_journal()
+        .then(|| journal::Journal::connect(machine).ok())
+        .flatten();
+    let installed = match journal {
+        Some(journal) => tracing::subscriber::set_global_default(registry.with(journal)),
+        None => tracing::subscriber::set_global_default(registry.with(stderr_layer())),
     };
     // Only fails if a logger is already installed; keep that one.
     drop(installed);

@@ -48,7 +48,12 @@ fn run() -> i32 {
             } else {
                 LevelFilter::WARN
             };
-            logging::init(log_level(&cli, level));
+            // Its journal lines (PID 1's too) name the machine.
+            let name = args.name.clone().unwrap_or_else(|| {
+                let rootfs = std::fs::canonicalize(&args.rootfs).unwrap_or_else(|_| args.rootfs.clone());
+                tend::container::options::default_name(&rootfs)
+            });
+            logging::init_for(log_level(&cli, level), Some(&name));
             boot(args)
         }
         Some(Sub::List) => list(),

@@ -165,3 +165,140 @@ impl Drop for Stop {
         }
     }
 }
+
+/// Journald's socket as the service sees it, played by the test: `/run/systemd`
+/// (made for the test when the host has none, removed after) gets a tmpfs in
+/// a mount namespace of the launcher's own, and the test's socket is bound
+/// at `/run/systemd/journal/socket` there.
+struct Journal {
+    dir: TempDir,
+    socket: UnixDatagram,
+    made_run_systemd: bool,
+}
+
+impl Journal {
+    fn new() -> Journal {
+        let dir = TempDir::new("journal");
+        let path = dir.path("socket");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let made_run_systemd = std::fs::create_dir("/run/systemd").is_ok();
+        Journal {
+            dir,
+            socket,
+            made_run_systemd,
+        }
+    }
+
+    /// `argv` run in a mount namespace where the test's socket is journald's.
+    fn command(&self, argv: &[String]) -> Command {
+        let script = format!(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal \
+             && mount --bind {} /run/systemd/journal && exec \"$@\"",
+            self.dir.0.display()
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", &script, "sh"]).args(argv);
+        cmd
+    }
+
+    /// The next native message, its fields as (name, value) pairs.
+    fn next(&self) -> Option<Vec<(String, String)>> {
+        let mut buf = vec![0; 65536];
+        let n = self.socket.recv(&mut buf).ok()?;
+        Some(journal_fields(&buf[..n]))
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if self.made_run_systemd {
+            let _ = std::fs::remove_dir("/run/systemd");
+        }
+    }
+}
+
+/// journald's native protocol: `NAME=value\n`, or `NAME\n`, a 64-bit
+/// little-endian length, the value, `\n`.
+fn journal_fields(mut data: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while let Some(end) = data.iter().position(|b| *b == b'\n' || *b == b'=') {
+        let name = String::from_utf8_lossy(&data[..end]).into_owned();
+        let (value, rest) = if data[end] == b'=' {
+            let stop = data[end..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(data.len(), |p| end + p);
+            (&data[end + 1..stop], data.get(stop + 1..).unwrap_or_default())
+        } else {
+            let len = u64::from_le_bytes(data[end + 1..end + 9].try_into().unwrap()) as usize;
+            (&data[end + 9..end + 9 + len], &data[end + 10 + len..])
+        };
+        fields.push((name, String::from_utf8_lossy(value).into_owned()));
+        data = rest;
+    }
+    fields
+}
+
+/// Started by systemd with its log in the journal, the machine's lines carry
+/// TEND_MACHINE=NAME, PID 1's own too: after the pivot it still reaches
+/// journald, through the socket its launcher connected. A journald that
+/// stops reading blocks nothing.
+#[test]
+fn journal_lines_name_the_machine_pid1_included_root() {
+    let dir = TempDir::new("boot-journal");
+    let rootfs = dir.path("rootfs");
+    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
+    let out = Command::new(build).arg(&rootfs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(rootfs.join("etc/tend/units/marker.toml"), MARKER).unwrap();
+    let journal = Journal::new();
+
+    let name = format!("tend-journal-{}", std::process::id());
+    // StandardError=journal: systemd names the stream in JOURNAL_STREAM.
+    let log = dir.path("stream");
+    let stream = std::fs::File::create(&log).unwrap();
+    let stat = nix::sys::stat::fstat(&stream).unwrap();
+    let mut launcher = journal
+        .command(&exec_start(&name, &rootfs))
+        .env("JOURNAL_STREAM", format!("{}:{}", stat.st_dev, stat.st_ino))
+        .env("TEND_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(stream.try_clone().unwrap())
+        .stderr(stream)
+        .spawn()
+        .unwrap();
+    let mut stop = Stop(Some(launcher.id()));
+    let show = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // "started marker (pid N)" is PID 1's line: it starts the units.
+    let fields = await_some("PID 1's line at journald's socket", Duration::from_secs(30), || {
+        if let Ok(Some(status)) = launcher.try_wait() {
+            panic!("tend boot exited early ({status}): {}", show());
+        }
+        let fields = journal.next()?;
+        let message = fields.iter().find(|(k, _)| k == "MESSAGE")?;
+        message.1.starts_with("started marker").then_some(fields)
+    });
+    assert!(
+        fields.contains(&("TEND_MACHINE".into(), name.clone())),
+        "no TEND_MACHINE={name}: {fields:?}"
+    );
+    assert!(
+        fields.contains(&("SYSLOG_IDENTIFIER".into(), "tend".into())),
+        "{fields:?}"
+    );
+
+    // A journald that reads no more (the kernel queues 10 datagrams here)
+    // stalls nothing: the shutdown, logged line by line, ends as usual.
+    send(launcher.id(), libc::SIGTERM);
+    let code = exit_code_within(&mut launcher, Duration::from_secs(45));
+    stop.0 = None;
+    assert_eq!(code, 0, "{}", show());
+}

@@ -49,9 +49,7 @@ fn every_fuzz_target_builds_and_survives_its_seeds() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every target ran: one "fuzz: TARGET: Done N runs" line each.
-    let listed = std::fs::read_dir(root.join("fuzz/fuzz_targets"))
-        .unwrap()
-        .count();
+    let listed = std::fs::read_dir(root.join("fuzz/fuzz_targets")).unwrap().count();
     let ran = stdout.lines().filter(|l| l.contains(": Done ")).count();
     assert_eq!(ran, listed, "not every target ran:\n{stdout}");
 }

@@ -272,18 +272,20 @@ fn inside_path(what: &'static str, path: &Path) -> Result<PathBuf, Error> {
     }
 }
 
+/// A machine's name when `--name` gives none: its rootfs directory's.
+pub fn default_name(rootfs: &Path) -> String {
+    rootfs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into())
+}
+
 /// Checks the request against the host and resolves its defaults.
 pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<BootOptions, Error> {
     let caps = capabilities(&request)?;
     let id_range = id_range(&request, is_root)?;
     let rootfs = check_rootfs(&request.rootfs)?;
-    let name = match request.name {
-        Some(name) => name,
-        None => rootfs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".into()),
-    };
+    let name = request.name.unwrap_or_else(|| default_name(&rootfs));
     if !valid_name(&name) {
         return Err(Error::Name(name));
     }

@@ -197,10 +197,21 @@ impl Soak {
     }
 
     fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The anonymous part of the RSS (heap, stacks): what a leak grows.
+    /// The rest is tend's code, faulted back from the page cache the first
+    /// time a path runs (PID 1 drops its code pages after start-up).
+    fn anon_kib(&self) -> u64 {
+        self.status_kib("RssAnon:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
@@ -321,6 +332,9 @@ struct Figures {
     fds_max: usize,
     rss_warm: u64,
     rss_max: u64,
+    anon_warm: u64,
+    anon_max: u64,
+    anon_end: u64,
     fds_end: usize,
     rss_end: u64,
 }
@@ -386,14 +400,17 @@ fn check(soak: &mut Soak, f: &mut Figures, warm: bool) {
             soak.states().get(&name) != Some(&state)
         });
     }
-    let (fds, rss) = (soak.fds(), soak.rss_kib());
+    let (fds, rss, anon) = (soak.fds(), soak.rss_kib(), soak.anon_kib());
+    eprintln!("soak: check: PID 1 fds {fds}, RSS {rss} KiB, anonymous {anon} KiB");
     if warm {
         f.fds_warm = fds;
         f.rss_warm = rss;
+        f.anon_warm = anon;
     }
     if f.fds_warm > 0 {
         f.fds_max = f.fds_max.max(fds);
         f.rss_max = f.rss_max.max(rss);
+        f.anon_max = f.anon_max.max(anon);
         assert!(fds <= f.fds_warm + FD_SLACK, "fds grew: {fds} from {}", f.fds_warm);
         assert!(
             rss <= f.rss_warm + RSS_SLACK_KIB,
@@ -446,6 +463,7 @@ fn soak_root() {
     check(&mut soak, &mut f, !warmed);
     f.fds_end = soak.fds();
     f.rss_end = soak.rss_kib();
+    f.anon_end = soak.anon_kib();
     assert!(f.followed_lines > 0, "the followers got nothing");
     let (code, _) = soak.ctl(&["shutdown"]);
     assert_eq!(code, 0);
@@ -485,5 +503,9 @@ fn report(f: &Figures, duration: Duration, calls: usize, seed: u64) {
     println!(
         "| PID-1 RSS: after warm-up / max / end | {} / {} / {} KiB |",
         f.rss_warm, f.rss_max, f.rss_end
+    );
+    println!(
+        "| PID-1 anonymous RSS (heap): after warm-up / max / end | {} / {} / {} KiB |",
+        f.anon_warm, f.anon_max, f.anon_end
     );
 }

@@ -188,10 +188,16 @@ fn request(api: &Path, text: &str) -> std::io::Result<String> {
     Ok(reply)
 }
 
-/// Ends slirp4netns (the exit pipe closed) and reaps it.
+/// Ends slirp4netns and reaps it: the exit pipe closed, and a SIGTERM
+/// (the launcher must not hang on a slirp4netns that missed the pipe).
 pub fn stop(slirp: Slirp) {
     let Slirp { mut child, exit } = slirp;
     drop(exit);
+    // Still our unreaped child: the pid cannot be another process's.
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    if pid > 0 {
+        let _ = crate::sys::process::kill(pid, libc::SIGTERM);
+    }
     let _ = child.wait();
 }
 

@@ -45,13 +45,13 @@ impl ErrFile {
         Ok((ErrFile { tool, path }, file))
     }
 
-    /// The failure, with the last line the tool wrote (else `otherwise`).
+    /// The failure, with the last lines the tool wrote (the cause is often
+    /// just before a summary), else `otherwise`.
     pub fn failed(self, otherwise: &str) -> Error {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let line = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(otherwise);
         Error::UserMode {
             tool: self.tool,
-            reason: format!("{} failed: {}", self.tool, line.trim()),
+            reason: format!("{} failed: {}", self.tool, last_lines(&text, otherwise)),
         }
     }
 }
@@ -59,5 +59,30 @@ impl ErrFile {
 impl Drop for ErrFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Up to three last non-empty lines of `text`, joined by `; `.
+fn last_lines(text: &str, otherwise: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.len() {
+        0 => otherwise.to_string(),
+        n => lines[n.saturating_sub(3)..].join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_lines_make_one() {
+        let text = "starting\n\nopen(\"/dev/net/tun\"): Permission denied\nchild failed(1)\n";
+        assert_eq!(
+            last_lines(text, "x"),
+            "starting; open(\"/dev/net/tun\"): Permission denied; child failed(1)"
+        );
+        assert_eq!(last_lines("a\nb\nc\nd\n", "x"), "b; c; d");
+        assert_eq!(last_lines("\n", "no pid"), "no pid");
     }
 }

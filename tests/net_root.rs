@@ -475,6 +475,32 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
 }
 
 #[test]
+fn slirp4netns_as_root_with_and_without_a_user_namespace_root() {
+    let out = run_net(
+        "slirp-root",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container sr ''
+for how in --userns --privileged; do
+    "$T" boot "$R" --name net-sr $how --net slirp4netns --publish 8088:80 -- sh /sr.sh 2>/dev/null & BOOT=$!
+    await published$how sh -c "busybox wget -q -O- http://127.0.0.1:8088/ | grep -q 'page of sr'"
+    S=$(pgrep -P $BOOT -x slirp4netns)
+    kill -TERM $BOOT; wait $BOOT
+    check slirp-stopped$how test -n "$S" -a ! -e "/proc/$S"
+done
+check nothing-left test "$before" = "$(state)"
+"#
+        ),
+    );
+    assert_ok(
+        &out,
+        &["slirp-stopped--userns", "slirp-stopped--privileged", "nothing-left"],
+    );
+}
+
+#[test]
 fn machines_booted_at_once_get_different_addresses_root() {
     let out = run_net(
         "atonce",

@@ -490,13 +490,30 @@ for how in --userns --privileged; do
     kill -TERM $BOOT; wait $BOOT
     check slirp-stopped$how test -n "$S" -a ! -e "/proc/$S"
 done
+# A port slirp4netns refuses (the same one twice): one line, slirp4netns
+# ended, its API socket gone.
+"$T" boot "$R" --name net-sr --net slirp4netns --publish 8089:80 --publish 8089:81 -- true > "$W/twice.out" 2>&1
+check refused-one-line test $? = 1 -a "$(wc -l < "$W/twice.out")" = 1
+check refused-names-it grep -q -- "--net slirp4netns: cannot publish 8089:81/tcp: " "$W/twice.out"
+cat "$W/twice.out"
+check refused-left-nothing sh -c "! ls /run/tend/machines | grep -q '^net-sr\.'"
+# (the brackets keep the pattern from matching this sh itself)
+check no-slirp-left sh -c "! pgrep -f '[s]lirp4netns.*/net-sr[.]'"
 check nothing-left test "$before" = "$(state)"
 "#
         ),
     );
     assert_ok(
         &out,
-        &["slirp-stopped--userns", "slirp-stopped--privileged", "nothing-left"],
+        &[
+            "slirp-stopped--userns",
+            "slirp-stopped--privileged",
+            "refused-one-line",
+            "refused-names-it",
+            "refused-left-nothing",
+            "no-slirp-left",
+            "nothing-left",
+        ],
     );
 }
 

@@ -121,6 +121,10 @@ pub fn start(dir: &Path, name: &str, target: &Target, publish: &[Publish], usern
     let mut fds = usermode::ns_fds(TOOL, target, userns)?;
     fds.extend([(exit_r, EXIT_FD), (ready_w, READY_FD)]);
     let api = (!publish.is_empty()).then(|| api_path(dir, name, std::process::id()));
+    if let Some(api) = &api {
+        // One of a killed launcher whose pid came round again.
+        let _ = std::fs::remove_file(api);
+    }
     let (errfile, err) = ErrFile::create(dir, name, TOOL)?;
     let mut cmd = Command::new(tool);
     cmd.args(args(api.as_deref(), userns))
@@ -133,9 +137,10 @@ pub fn start(dir: &Path, name: &str, target: &Target, publish: &[Publish], usern
     // reads its end when slirp4netns dies before it is ready.
     drop(cmd);
     let slirp = Slirp { child: child?, exit };
-    let started = match await_ready(ready_r) {
-        true => api.as_deref().map_or(Ok(()), |api| forward(api, publish)),
-        false => Err(errfile.failed("ended before it was ready")),
+    let started = if await_ready(ready_r) {
+        api.as_deref().map_or(Ok(()), |api| forward(api, publish))
+    } else {
+        Err(errfile.failed("ended before it was ready"))
     };
     if let Some(api) = &api {
         let _ = std::fs::remove_file(api);

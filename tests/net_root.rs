@@ -418,11 +418,12 @@ check slirp-reaches-host sh -c "wget -q -O- http://192.0.2.1:8000/ | grep -q hos
 check slirp-outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
 check no-host-loopback sh -c "! wget -q -T 3 -O- http://10.0.2.2:8000/"
 '
-rl boot "$R" --name net-sl --net slirp4netns --publish 8086:80 -- sh /sl.sh & BOOT=$!
+rl boot "$R" --name net-sl --hostname slhost --net slirp4netns --publish 8086:80 -- sh /sl.sh & BOOT=$!
 await published sh -c "busybox wget -q -O- http://127.0.0.1:8086/ | grep -q 'page of sl'"
 check publish-from-host-address sh -c "busybox wget -q -O- http://192.0.2.1:8086/ | grep -q 'page of sl'"
 check publish-from-outside sh -c "nsenter -t $OUT -n busybox wget -q -O- http://192.0.2.1:8086/ | grep -q 'page of sl'"
 check resolv-conf grep -qx "nameserver 10.0.2.3" "$R/etc/resolv.conf"
+check hosts-line grep -qx "10.0.2.100	slhost" "$R/etc/hosts"
 S=$(slirp_of $BOOT)
 check slirp-runs running "$S"
 check api-socket-gone no_files
@@ -463,6 +464,7 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
             "publish-from-host-address",
             "publish-from-outside",
             "resolv-conf",
+            "hosts-line",
             "slirp-runs",
             "api-socket-gone",
             "slirp-stopped",

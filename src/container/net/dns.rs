@@ -1,7 +1,7 @@
 //! Name resolution for a machine: an `/etc/resolv.conf` when the rootfs
 //! has none (the host's, without loopback servers a container on its own
 //! network cannot reach), and for a machine with an address from the pool
-//! an `/etc/hosts` line for its own name. The rootfs's own files are kept;
+//! or slirp4netns's an `/etc/hosts` line for its own name. The rootfs's own files are kept;
 //! nothing is written for `--net none`, nor into a `--read-only` rootfs.
 
 use std::net::Ipv4Addr;
@@ -76,8 +76,10 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
             save(&resolv, &text);
         }
     }
-    // Only a machine with an address of its own gets a line for it.
-    let Some(addr) = address else { return };
+    // Only a machine with an address of its own gets a line for it
+    // (slirp4netns's is always the same, inside).
+    let slirp = (o.net == Net::Slirp4netns).then_some(super::slirp::ADDRESS);
+    let Some(addr) = address.or(slirp) else { return };
     let path = etc.join("hosts");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some(text) = hosts(&text, &o.hostname, addr) {

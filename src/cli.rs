@@ -111,9 +111,10 @@ pub struct BootArgs {
     #[arg(long)]
     pub read_only: bool,
 
-    /// Network: none (loopback only), host, veth (a veth pair to the host,
-    /// NAT out), bridge[=NAME] (on bridge NAME, default tend0), pasta
-    /// (user mode, rootless too), ns:PATH (join a network namespace).
+    /// Network: none (loopback only; the default, rootless too), host, veth
+    /// (a veth pair to the host, NAT out), bridge[=NAME] (on bridge NAME,
+    /// default tend0), pasta or slirp4netns (user mode, rootless too),
+    /// ns:PATH (join a network namespace).
     #[arg(long, value_name = "MODE", default_value = "none", value_parser = crate::container::Net::parse)]
     pub net: crate::container::Net,
 

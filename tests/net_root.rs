@@ -300,7 +300,7 @@ refused() { n=$1; want=$2; shift 2
 refused pool-overlaps "--net-pool 192.0.2.0/25 overlaps the host's route to 192.0.2.0/24 on up0" --net veth --net-pool 192.0.2.0/25
 refused port-in-use "--publish 8000:80/tcp: the host's port is in use" --net veth --publish 8000:80
 refused not-a-bridge "--net bridge=up0: up0 exists and is not a bridge" --net bridge=up0
-refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge or pasta" --publish 8080:80
+refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge, pasta or slirp4netns" --publish 8080:80
 refused pool-without-net "--net-pool 10.9.0.0/16: needs --net veth or bridge" --net host --net-pool 10.9.0.0/16
 "$T" boot "$R" --net veth --net-pool 10.0.0.0/31 -- true 2> "$W/bad.out"
 check bad-pool test $? = 2 -a -n "$(grep 'bad pool "10.0.0.0/31"' "$W/bad.out")"
@@ -372,6 +372,148 @@ kill $OUTHTTP $OUT; wait
             "publish-from-outside",
             "pasta-runs",
             "pasta-stopped",
+            "nothing-left",
+        ],
+    );
+}
+
+#[test]
+fn rootless_slirp4netns_publishes_reaches_out_and_ends_with_the_launcher_root() {
+    let out = run_net_as(
+        "slirp",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+outside
+mkdir -p "$W/host"; echo host-page > "$W/host/index.html"
+busybox httpd -f -p 8000 -h "$W/host" & HOSTHTTP=$!
+await host-http busybox wget -q -O /dev/null http://127.0.0.1:8000/
+before=$(state)
+rl() { runuser -u "$U" -- env XDG_RUNTIME_DIR="$X" "$T" "$@"; }
+# runuser (the job, or its child) waits for the launcher, its child;
+# slirp4netns is the launcher's.
+launcher() { local r; r=$(pgrep -P $1 -x runuser) || r=$1; pgrep -P $r; }
+slirp_of() { pgrep -P "$(launcher $1)" -x slirp4netns; }
+running() { test -n "$1" -a -e "/proc/$1" && ! grep -q '^State:.Z' "/proc/$1/status"; }
+gone() { ! running $1; }
+# Nothing of slirp4netns in the registry once it runs or ended.
+no_files() { ! ls "$X/tend/machines" | grep -q slirp; }
+# Its absence, and its failure (no usable /dev/net/tun yet): one line each.
+mount --bind /dev/null /usr/bin/slirp4netns
+rl boot "$R" --name net-sl --net slirp4netns -- true > "$W/miss.out" 2>&1; code=$?
+umount /usr/bin/slirp4netns
+check missing-one-line test $code = 1 -a "$(wc -l < "$W/miss.out")" = 1
+check missing-names-it grep -q -- "--net slirp4netns: slirp4netns (Debian package slirp4netns) is missing" "$W/miss.out"
+rl boot "$R" --name net-sl --net slirp4netns -- true > "$W/fail.out" 2>&1; code=$?
+check failure-one-line test $code = 1 -a "$(wc -l < "$W/fail.out")" = 1
+check failure-names-it grep -q -- "--net slirp4netns: slirp4netns failed: " "$W/fail.out"
+check failure-left-nothing no_files
+# Shown when a check fails.
+cat "$W/miss.out" "$W/fail.out"
+# /dev/net/tun usable by all, as udev makes it on a usual host.
+mknod "$W/tun" c 10 200 && chmod 666 "$W/tun" && mount --bind "$W/tun" /dev/net/tun
+container sl '
+check slirp-address sh -c "ip -o -4 addr show tap0 | grep -q 10.0.2.100/24"
+check slirp-reaches-host sh -c "wget -q -O- http://192.0.2.1:8000/ | grep -q host-page"
+check slirp-outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
+check no-host-loopback sh -c "! wget -q -T 3 -O- http://10.0.2.2:8000/"
+'
+rl boot "$R" --name net-sl --hostname slhost --net slirp4netns --publish 8086:80 -- sh /sl.sh & BOOT=$!
+await published sh -c "busybox wget -q -O- http://127.0.0.1:8086/ | grep -q 'page of sl'"
+check publish-from-host-address sh -c "busybox wget -q -O- http://192.0.2.1:8086/ | grep -q 'page of sl'"
+check publish-from-outside sh -c "nsenter -t $OUT -n busybox wget -q -O- http://192.0.2.1:8086/ | grep -q 'page of sl'"
+check resolv-conf grep -qx "nameserver 10.0.2.3" "$R/etc/resolv.conf"
+check hosts-line grep -qx "10.0.2.100	slhost" "$R/etc/hosts"
+S=$(slirp_of $BOOT)
+check slirp-runs running "$S"
+check api-socket-gone no_files
+await container-checks grep -qx "done sl" "$W/log"
+kill -TERM $(launcher $BOOT); wait $BOOT
+check slirp-stopped gone "$S"
+# The launcher killed: slirp4netns sees its exit pipe close and ends.
+rl boot "$R" --name net-sl --net slirp4netns --publish 8086:80 -- sh /sl.sh & BOOT=$!
+await published-again sh -c "busybox wget -q -O- http://127.0.0.1:8086/ | grep -q 'page of sl'"
+S=$(slirp_of $BOOT)
+kill -KILL $(launcher $BOOT); wait $BOOT
+await slirp-ends-with-killed-launcher gone "$S"
+check slirp-ends-with-killed-launcher gone "$S"
+# The same name and port at once.
+rl boot "$R" --name net-sl --net slirp4netns --publish 8086:80 -- true
+check boots-again test $? = 0
+check no-files-left no_files
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+kill $HOSTHTTP $OUTHTTP $OUT; wait
+"#
+        ),
+        true,
+    );
+    assert_ok(
+        &out,
+        &[
+            "missing-one-line",
+            "missing-names-it",
+            "failure-one-line",
+            "failure-names-it",
+            "failure-left-nothing",
+            "slirp-address",
+            "slirp-reaches-host",
+            "slirp-outside-sees-the-host",
+            "no-host-loopback",
+            "publish-from-host-address",
+            "publish-from-outside",
+            "resolv-conf",
+            "hosts-line",
+            "slirp-runs",
+            "api-socket-gone",
+            "slirp-stopped",
+            "slirp-ends-with-killed-launcher",
+            "boots-again",
+            "no-files-left",
+            "nothing-left",
+        ],
+    );
+}
+
+#[test]
+fn slirp4netns_as_root_with_and_without_a_user_namespace_root() {
+    let out = run_net(
+        "slirp-root",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container sr ''
+for how in --userns --privileged; do
+    "$T" boot "$R" --name net-sr $how --net slirp4netns --publish 8088:80 -- sh /sr.sh 2>/dev/null & BOOT=$!
+    await published$how sh -c "busybox wget -q -O- http://127.0.0.1:8088/ | grep -q 'page of sr'"
+    S=$(pgrep -P $BOOT -x slirp4netns)
+    kill -TERM $BOOT; wait $BOOT
+    check slirp-stopped$how test -n "$S" -a ! -e "/proc/$S"
+done
+# A port slirp4netns refuses (the same one twice): one line, slirp4netns
+# ended, its API socket gone.
+"$T" boot "$R" --name net-sr --net slirp4netns --publish 8089:80 --publish 8089:81 -- true > "$W/twice.out" 2>&1
+check refused-one-line test $? = 1 -a "$(wc -l < "$W/twice.out")" = 1
+check refused-names-it grep -q -- "--net slirp4netns: cannot publish 8089:81/tcp: " "$W/twice.out"
+cat "$W/twice.out"
+check refused-left-nothing sh -c "! ls /run/tend/machines | grep -q '^net-sr\.'"
+# (the brackets keep the pattern from matching this sh itself)
+check no-slirp-left sh -c "! pgrep -f '[s]lirp4netns.*/net-sr[.]'"
+check nothing-left test "$before" = "$(state)"
+"#
+        ),
+    );
+    assert_ok(
+        &out,
+        &[
+            "slirp-stopped--userns",
+            "slirp-stopped--privileged",
+            "refused-one-line",
+            "refused-names-it",
+            "refused-left-nothing",
+            "no-slirp-left",
             "nothing-left",
         ],
     );

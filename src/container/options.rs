@@ -49,12 +49,17 @@ pub enum Net {
     Ns(PathBuf),
     /// A new one, connected by pasta (user mode: works rootless).
     Pasta,
+    /// A new one, connected by slirp4netns (user mode: works rootless).
+    Slirp4netns,
 }
 
 impl Net {
     /// Whether the container gets a network namespace of its own.
     pub fn is_new(&self) -> bool {
-        matches!(self, Net::None | Net::Veth | Net::Bridge(_) | Net::Pasta)
+        matches!(
+            self,
+            Net::None | Net::Veth | Net::Bridge(_) | Net::Pasta | Net::Slirp4netns
+        )
     }
 
     /// Parses `--net`'s value.
@@ -64,12 +69,13 @@ impl Net {
             "host" => Ok(Net::Host),
             "veth" => Ok(Net::Veth),
             "pasta" => Ok(Net::Pasta),
+            "slirp4netns" => Ok(Net::Slirp4netns),
             "bridge" => Ok(Net::Bridge("tend0".into())),
             _ => match (text.strip_prefix("bridge="), text.strip_prefix("ns:")) {
                 (Some(name), _) if super::net::types::valid_ifname(name) => Ok(Net::Bridge(name.into())),
                 (_, Some(path)) if !path.is_empty() => Ok(Net::Ns(path.into())),
                 _ => Err(format!(
-                    "unknown network {text:?} (none, host, veth, bridge[=NAME], pasta, ns:PATH)"
+                    "unknown network {text:?} (none, host, veth, bridge[=NAME], pasta, slirp4netns, ns:PATH)"
                 )),
             },
         }
@@ -434,6 +440,7 @@ mod tests {
         assert_eq!(Net::parse("bridge=br1"), Ok(Net::Bridge("br1".into())));
         assert_eq!(Net::parse("ns:/run/netns/x"), Ok(Net::Ns("/run/netns/x".into())));
         assert_eq!(Net::parse("pasta"), Ok(Net::Pasta));
+        assert_eq!(Net::parse("slirp4netns"), Ok(Net::Slirp4netns));
         for bad in [
             "bridge=",
             "bridge=a/b",
@@ -443,7 +450,9 @@ mod tests {
         ] {
             assert!(Net::parse(bad).is_err(), "{bad}");
         }
-        assert!(Net::Pasta.is_new() && !Net::Ns("/x".into()).is_new() && !Net::Host.is_new());
+        assert!(
+            Net::Pasta.is_new() && Net::Slirp4netns.is_new() && !Net::Ns("/x".into()).is_new() && !Net::Host.is_new()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Name resolution for a machine: an `/etc/resolv.conf` when the rootfs
 //! has none (the host's, without loopback servers a container on its own
 //! network cannot reach), and for a machine with an address from the pool
-//! an `/etc/hosts` line for its own name. The rootfs's own files are kept;
+//! or slirp4netns's an `/etc/hosts` line for its own name. The rootfs's own files are kept;
 //! nothing is written for `--net none`, nor into a `--read-only` rootfs.
 
 use std::net::Ipv4Addr;
@@ -9,14 +9,23 @@ use std::path::Path;
 
 use super::super::options::{BootOptions, Net};
 
-/// The resolv.conf for the container, from the host's text: as is when it
-/// shares the host's view (host, ns, pasta), else without nameservers on
-/// loopback; `None` when no nameserver is left or the machine has no
-/// network.
+/// The resolv.conf for the container, from the host's text: as is with
+/// the host's own network, else without nameservers on loopback (and with
+/// slirp4netns, its forwarder instead of the host's servers: it asks
+/// them, loopback ones included); `None` when no nameserver is left or the
+/// machine has no network.
 pub fn resolv_conf(host: &str, net: &Net) -> Option<String> {
     let keep_loopback = matches!(net, Net::Host);
     if *net == Net::None {
         return None;
+    }
+    if *net == Net::Slirp4netns {
+        let head = format!("# written by tend for slirp4netns\nnameserver {}\n", super::slirp::DNS);
+        let rest = host
+            .lines()
+            .filter(|l| l.split_whitespace().next() != Some("nameserver"))
+            .map(|l| format!("{l}\n"));
+        return Some(std::iter::once(head).chain(rest).collect());
     }
     let loopback = |line: &str| {
         let mut words = line.split_whitespace();
@@ -67,8 +76,10 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
             save(&resolv, &text);
         }
     }
-    // Only a machine with an address of its own gets a line for it.
-    let Some(addr) = address else { return };
+    // Only a machine with an address of its own gets a line for it
+    // (slirp4netns's is always the same, inside).
+    let slirp = (o.net == Net::Slirp4netns).then_some(super::slirp::ADDRESS);
+    let Some(addr) = address.or(slirp) else { return };
     let path = etc.join("hosts");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some(text) = hosts(&text, &o.hostname, addr) {
@@ -98,6 +109,11 @@ mod tests {
             None
         );
         assert_eq!(resolv_conf(HOST, &Net::None), None);
+        let s = resolv_conf("nameserver 127.0.0.53\nsearch example\n", &Net::Slirp4netns).unwrap();
+        assert!(
+            s.contains("\nnameserver 10.0.2.3\nsearch example\n") && !s.contains("127.0.0.53"),
+            "{s}"
+        );
     }
 
     #[test]

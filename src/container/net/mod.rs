@@ -12,7 +12,9 @@ pub mod dns;
 pub mod lease;
 pub mod pasta;
 pub mod plan;
+pub mod slirp;
 pub mod types;
+pub mod usermode;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -41,6 +43,8 @@ pub enum Error {
     },
     #[error("{0} is missing")]
     Missing(&'static str),
+    #[error("--net {tool}: {reason}")]
+    UserMode { tool: &'static str, reason: String },
     #[error("cannot set {}", .path.display())]
     Sysctl {
         path: PathBuf,
@@ -59,7 +63,7 @@ pub enum Error {
     Exhausted(Cidr),
     #[error("--publish {0}: the host's port is in use")]
     PortInUse(Publish),
-    #[error("--publish {0}: needs --net veth, bridge or pasta")]
+    #[error("--publish {0}: needs --net veth, bridge, pasta or slirp4netns")]
     PublishWithoutNet(Publish),
     #[error("--net-pool {0}: needs --net veth or bridge")]
     PoolWithoutNet(Cidr),
@@ -67,7 +71,7 @@ pub enum Error {
     NotBridge(String),
     #[error("--net bridge={0}: not a valid interface name")]
     BridgeName(String),
-    #[error("--net {0} needs root (CAP_NET_ADMIN on the host); rootless, use --net pasta")]
+    #[error("--net {0} needs root (CAP_NET_ADMIN on the host); rootless, use --net pasta or slirp4netns")]
     NeedsRoot(&'static str),
     #[error("--net ns:{}: cannot join", .path.display())]
     Join {
@@ -84,8 +88,10 @@ pub struct Network {
     owner: u32,
     lease: Option<Lease>,
     pasta: Option<pasta::Pasta>,
-    /// `--net pasta`: what to start once the container exists.
-    pasta_ports: Option<(Vec<Publish>, bool)>,
+    slirp: Option<slirp::Slirp>,
+    /// `--net pasta` or `slirp4netns`: what to start once the container
+    /// exists (the mode, its ports, whether it has a user namespace).
+    user_mode: Option<(Net, Vec<Publish>, bool)>,
     name: String,
 }
 
@@ -113,21 +119,25 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         owner: std::process::id(),
         lease: None,
         pasta: None,
-        pasta_ports: None,
+        slirp: None,
+        user_mode: None,
         name: o.name.clone(),
     };
     sweep_stale(&network.dir);
     match &o.net {
         Net::Veth | Net::Bridge(_) => {}
-        Net::Pasta => {
+        Net::Pasta | Net::Slirp4netns => {
             if let Some(pool) = o.net_pool {
                 return Err(Error::PoolWithoutNet(pool));
             }
-            pasta::check()?;
+            match o.net {
+                Net::Pasta => pasta::check()?,
+                _ => slirp::check()?,
+            };
             for p in &o.publish {
                 check_port(p, &[])?;
             }
-            network.pasta_ports = Some((o.publish.clone(), o.userns));
+            network.user_mode = Some((o.net.clone(), o.publish.clone(), o.userns));
             return Ok(network);
         }
         Net::Ns(path) => {
@@ -269,11 +279,13 @@ fn check_port(p: &Publish, leases: &[Lease]) -> Result<(), Error> {
     Ok(())
 }
 
-/// What launchers killed before cleaning up left: their pastas, and (only
+/// What launchers killed before cleaning up left: their pastas and API
+/// sockets of slirp4netns, and (only
 /// when there are such leases, to keep a boot without them cheap) their
 /// links and rules in this namespace.
 fn sweep_stale(dir: &Path) {
     pasta::sweep(dir);
+    slirp::sweep(dir);
     let Ok(netns) = crate::sys::ns::netns_id() else { return };
     if !lease::all(dir).iter().any(|l| stale_here(l, netns)) {
         return;
@@ -353,8 +365,14 @@ impl Network {
 
     /// Builds the network of the container whose namespaces are `target`.
     pub fn attach(&mut self, target: &Target) -> Result<(), Error> {
-        if let Some((publish, userns)) = self.pasta_ports.take() {
-            self.pasta = Some(pasta::start(&self.dir, &self.name, target, &publish, userns)?);
+        match self.user_mode.take() {
+            Some((Net::Pasta, publish, userns)) => {
+                self.pasta = Some(pasta::start(&self.dir, &self.name, target, &publish, userns)?);
+            }
+            Some((Net::Slirp4netns, publish, userns)) => {
+                self.slirp = Some(slirp::start(&self.dir, &self.name, target, &publish, userns)?);
+            }
+            _ => {}
         }
         let Some(lease) = &self.lease else {
             return Ok(());
@@ -429,6 +447,9 @@ impl Drop for Network {
         }
         if let Some(p) = self.pasta.take() {
             pasta::stop(p);
+        }
+        if let Some(s) = self.slirp.take() {
+            slirp::stop(s);
         }
         let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;

@@ -2,8 +2,7 @@
 //! rootless machine (or any): it gives the container a copy of the host's
 //! address and routes, carries its connections out through the host's
 //! sockets, and forwards `--publish` ports in. pasta joins the container's
-//! namespaces through descriptors it inherits (opening /proc/PID/ns/* of
-//! another process is refused once it has dropped its capabilities),
+//! namespaces through descriptors it inherits (see [`super::usermode`]),
 //! configures the interface, then runs in the background: its pid is kept
 //! in the registry (`NAME.pasta`) to stop it with the machine, or at the
 //! next boot when the launcher was killed.
@@ -13,14 +12,11 @@ use std::process::{Command, Stdio};
 
 use super::apply::find_tool;
 use super::types::{Proto, Publish};
+use super::usermode::{self, fd_path, ErrFile, NETNS_FD, USERNS_FD};
 use super::Error;
 
 /// The container side's name, as with veth.
 const IFNAME: &str = super::plan::INSIDE_IF;
-
-/// Where pasta's user and network namespace descriptors appear in it.
-const USERNS_FD: i32 = 3;
-const NETNS_FD: i32 = 4;
 
 /// pasta's arguments, for these ports (`none`: only what is asked).
 pub fn args(publish: &[Publish], userns: bool, uid: u32) -> Vec<String> {
@@ -56,9 +52,9 @@ pub fn args(publish: &[Publish], userns: bool, uid: u32) -> Vec<String> {
         });
     }
     if userns {
-        args.extend(["--userns".into(), format!("/proc/self/fd/{USERNS_FD}")]);
+        args.extend(["--userns".into(), fd_path(USERNS_FD)]);
     }
-    args.extend(["--netns".into(), format!("/proc/self/fd/{NETNS_FD}")]);
+    args.extend(["--netns".into(), fd_path(NETNS_FD)]);
     args
 }
 
@@ -89,14 +85,9 @@ pub fn start(
 ) -> Result<Pasta, Error> {
     let tool = check()?;
     let io = |source| Error::Tool { tool: "pasta", source };
-    let mut fds = vec![(crate::sys::ns::open_ns_file(&target.netns).map_err(io)?, NETNS_FD)];
-    if userns {
-        let user = crate::sys::ns::open_ns_file(&target.userns).map_err(io)?;
-        fds.push((user, USERNS_FD));
-    }
+    let fds = usermode::ns_fds("pasta", target, userns)?;
     let pidfile = dir.join(format!("{name}.pasta-pid"));
-    let errfile = dir.join(format!("{name}.pasta-err"));
-    let err = std::fs::File::create(&errfile).map_err(io)?;
+    let (errfile, err) = ErrFile::create(dir, name, "pasta")?;
     let mut cmd = Command::new(tool);
     cmd.args(args(publish, userns, nix::unistd::geteuid().as_raw()))
         .arg("--pid")
@@ -107,8 +98,6 @@ pub fn start(
     crate::sys::ns::pass_fds(&mut cmd, fds);
     // pasta forks into the background once the interface is up.
     let status = cmd.status().map_err(io);
-    let stderr = std::fs::read_to_string(&errfile).unwrap_or_default();
-    let _ = std::fs::remove_file(&errfile);
     let pid = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());
@@ -120,11 +109,7 @@ pub fn start(
             std::fs::write(&record, format!("{launcher} {pid}\n")).map_err(io)?;
             Ok(Pasta { pid, record })
         }
-        _ => Err(Error::ToolFailed {
-            tool: "pasta",
-            input: String::new(),
-            stderr: stderr.lines().last().unwrap_or("no pid").trim().to_string(),
-        }),
+        _ => Err(errfile.failed("no pid")),
     }
 }
 

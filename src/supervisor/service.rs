@@ -45,6 +45,9 @@ pub(super) struct Service<U> {
     pub counted: u8,
     backoff: Backoff,
     limit: StartLimit,
+    /// When the process of a stop in progress started: a stop that fails
+    /// the service (unhealthy, watchdog) paces its restart by that uptime.
+    up_since: Option<Instant>,
     /// Liveness, tracked while up (`health.rs`).
     pub health: Slot,
 }
@@ -105,6 +108,7 @@ impl<U: Definition> Service<U> {
             counted: 0,
             backoff: Backoff::default(),
             limit: StartLimit::default(),
+            up_since: None,
             health: Slot::default(),
         }
     }
@@ -230,6 +234,7 @@ impl<U: Definition> Service<U> {
             deadline,
             stopping: false,
         };
+        self.up_since = Some(cx.now);
         self.set(up, cx.now);
     }
 
@@ -318,6 +323,7 @@ impl<U: Definition> Service<U> {
 
     /// The process exited without being asked to.
     fn exited(&mut self, status: ExitStatus, since: Instant, cx: &mut Cx) {
+        self.up_since = None;
         self.cancel_check_if_pending(cx);
         self.record_exit(status);
         let done = self.config().service_type == ServiceType::Oneshot && status.success();
@@ -415,6 +421,7 @@ impl<U: Definition> Service<U> {
 
     /// A stop completed (`status` is `None` when there was no process).
     fn stopped(&mut self, then: Then, status: Option<ExitStatus>, cx: &mut Cx) -> Outcome {
+        let up_since = self.up_since.take();
         if let Some(status) = status {
             self.record_exit(status);
             let clean = status.success() || status == ExitStatus::Signal(self.config().stop_signal);
@@ -423,7 +430,13 @@ impl<U: Definition> Service<U> {
         match then {
             Then::Down => self.down(cx.now),
             Then::Restart => self.restart(cx.now),
-            Then::Fail(reason) => self.failed_start(reason, cx),
+            Then::Fail(reason) => {
+                let uptime = match (status, up_since) {
+                    (Some(_), Some(since)) => cx.now.saturating_duration_since(since),
+                    _ => Duration::ZERO,
+                };
+                self.decide(false, Failure::Start(reason), uptime, cx);
+            }
             Then::Blocked(dep) => self.set(Phase::Failed(Failure::Dependency(dep)), cx.now),
             Then::Forget => return Outcome::Forget,
         }

@@ -252,3 +252,30 @@ fn probes_due_close_together_share_a_wake_up() {
     assert_eq!(core(g.advance(secs(10) - ms(200))), [probe("a")]);
     assert_eq!(g.due_in(), Some(ms(200)));
 }
+
+/// Three failed probes in a row: the third stops the service.
+fn fail_three_probes(h: &mut Harness, name: &str) {
+    for _ in 0..2 {
+        h.advance(secs(10));
+        assert_eq!(answer(h, name, false), []);
+    }
+    h.advance(secs(10));
+    assert_eq!(answer(h, name, false), [term(name)]);
+    h.exit(name, ExitStatus::Signal(TERM));
+}
+
+#[test]
+fn a_service_that_ran_long_before_turning_unhealthy_restarts_after_the_first_delay() {
+    let config = ServiceConfig {
+        restart_delay_max: secs(5),
+        ..checked(OnUnhealthy::Restart)
+    };
+    let mut h = Harness::booted(vec![("a", config)]);
+    // Up for 30 s, well past restart-delay-max, each time: not a crash loop,
+    // so the delay starts over instead of doubling.
+    for restarts in 1..=2 {
+        fail_three_probes(&mut h, "a");
+        assert_eq!(core(h.advance(ms(100))), [spawn("a")], "restart {restarts}");
+        assert_eq!(h.get("a").restarts, restarts);
+    }
+}

@@ -130,6 +130,11 @@ pub struct BootArgs {
     #[arg(long, value_name = "START:COUNT", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub userns: Option<String>,
 
+    /// Where the rootfs cannot be idmapped: chown it into the id range
+    /// instead (once: the next boot with the range skips it).
+    #[arg(long)]
+    pub userns_chown: bool,
+
     /// Units from this host directory instead of ROOTFS/etc/tend/units.
     #[arg(long, value_name = "DIR")]
     pub units: Option<PathBuf>,

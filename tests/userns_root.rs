@@ -190,3 +190,152 @@ fn a_rootfs_that_cannot_be_idmapped_is_one_line_root() {
         .count();
     assert_eq!(ours, 0, "its id range is released");
 }
+
+/// A private mount namespace (held by a sleeping process) with a ramfs,
+/// which cannot be idmapped, at `dir`: the host's mounts stay as they
+/// are for the tests beside it; the ramfs goes with the holder.
+struct Ramfs {
+    holder: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Ramfs {
+    fn new(dir: &Path) -> Ramfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let holder = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sleep", "600"])
+            .spawn()
+            .unwrap();
+        let fs = Ramfs {
+            holder,
+            dir: dir.to_path_buf(),
+        };
+        await_true("the holder's mount namespace", LIMIT, || {
+            let ns = |pid: String| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            ns(fs.holder.id().to_string()) != ns("self".into())
+        });
+        let (code, _, err) = run(fs
+            .inside("mount")
+            .args(["-t", "ramfs", "-o", "mode=700", "none"])
+            .arg(dir));
+        assert_eq!(code, 0, "{err}");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
+        let (code, _, err) = run(fs.inside(script.to_str().unwrap()).arg(dir.join("rootfs")));
+        assert_eq!(code, 0, "{err}");
+        fs
+    }
+
+    /// `PROGRAM` in the holder's mount namespace.
+    fn inside(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.holder.id().to_string(), "-m", program]);
+        cmd.env_remove("RUST_BACKTRACE").env_remove("NOTIFY_SOCKET");
+        cmd
+    }
+
+    /// A path of the rootfs as the host sees it.
+    fn host(&self, path: &str) -> std::path::PathBuf {
+        let inner = self.dir.join("rootfs").join(path.trim_start_matches('/'));
+        Path::new(&format!("/proc/{}/root", self.holder.id())).join(inner.strip_prefix("/").unwrap())
+    }
+
+    fn boot(&self, name: &str, args: &[&str]) -> Command {
+        let mut cmd = self.inside(tend().to_str().unwrap());
+        cmd.arg("boot")
+            .arg(self.dir.join("rootfs"))
+            .args(["--name", name])
+            .args(args);
+        cmd
+    }
+}
+
+impl Drop for Ramfs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+fn owner(path: &Path) -> (u32, u32, u32) {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+#[test]
+fn userns_chown_shifts_a_tree_that_cannot_be_idmapped_once_root() {
+    let scratch = TempDir::new("userns-chown");
+    let fs = Ramfs::new(&scratch.path("ramfs"));
+    // A setuid file and one of an ordinary user, as a rootfs has them.
+    std::fs::write(fs.host("/usr/bin/suid"), "").unwrap();
+    std::os::unix::fs::chown(fs.host("/usr/bin/suid"), Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(
+        fs.host("/usr/bin/suid"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::create_dir(fs.host("/home")).unwrap();
+    std::fs::write(fs.host("/home/user"), "").unwrap();
+    std::os::unix::fs::lchown(fs.host("/home/user"), Some(1000), Some(100)).unwrap();
+
+    // Without the option: one line naming both ways out.
+    let (code, out, err) = run(&mut fs.boot("uschown", &["--", "/bin/true"]));
+    assert_eq!(code, 1, "{out}{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("tend: warning: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("idmapped") && errors[0].contains("--userns-chown") && errors[0].contains("--privileged"),
+        "{err}"
+    );
+    assert_eq!(owner(&fs.host("/etc/passwd")).0, 0, "nothing chowned");
+
+    // Chowned into the range: root's inside as before, START+X on the host.
+    let script = "head -n 1 /proc/self/uid_map; stat -c '%u:%g:%a' /etc/passwd /home/user /usr/bin/suid /";
+    let (code, out, err) = run(&mut fs.boot("uschown", &["--userns-chown", "--", "/bin/sh", "-c", script]));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut lines = out.lines();
+    let start: u32 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["0:0:644", "1000:100:644", "0:0:4755", "0:0:755"],
+        "owners as before inside, setuid kept"
+    );
+    assert_eq!(owner(&fs.host("/etc/passwd")), (start, start, 0o644));
+    assert_eq!(owner(&fs.host("/home/user")), (start + 1000, start + 100, 0o644));
+    assert_eq!(owner(&fs.host("/usr/bin/suid")), (start, start, 0o4755), "setuid kept");
+    assert_eq!(owner(&fs.host("/bin/sh")).0, start, "the symlink itself");
+    assert_eq!(owner(&fs.host("/")).0, start, "the record: the top directory");
+
+    // Recorded: the next boot with the range walks nothing (an owner
+    // changed since stays as it is).
+    std::os::unix::fs::chown(fs.host("/etc/passwd"), Some(77), Some(77)).unwrap();
+    let range = format!("--userns={start}:65536");
+    let mut again = fs.boot("uschown", &[&range, "--userns-chown", "--", "/bin/true"]);
+    let (code, out, err) = run(again.env("TEND_LOG", "info"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("not chowned"), "{err}");
+    assert_eq!(owner(&fs.host("/etc/passwd")).0, 77, "not walked again");
+
+    // Bad combinations: one line, nothing changed.
+    for (args, text) in [
+        (
+            &["--userns-chown", "--privileged"][..],
+            "--userns-chown cannot be combined with --privileged",
+        ),
+        (&["--userns-chown", "--userns=524289:65536"][..], "a multiple of 65536"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--", "/bin/true"]);
+        let (code, out, err) = run(&mut fs.boot("uschown", &all));
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("tend: ") && err.contains(text), "{args:?}: {err}");
+    }
+    assert_eq!(owner(&fs.host("/etc/passwd")).0, 77);
+}

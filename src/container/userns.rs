@@ -44,7 +44,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "cannot mount the rootfs {} idmapped (its file system may not support it): boot with --privileged, or use a rootfs on ext4, xfs, btrfs or tmpfs",
+        "cannot mount the rootfs {} idmapped (its file system may not support it): boot with --userns-chown (chown the tree once into the id range) or --privileged",
         .path.display()
     )]
     Idmap {
@@ -52,6 +52,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Chown(#[from] crate::sys::chown::Error),
     #[error("cannot idmap the bind {} (:noidmap binds it as it is)", .path.display())]
     BindIdmap {
         path: PathBuf,
@@ -224,9 +226,13 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
     let (held, holder) = hold(&o, range)?;
     o.holder = holder;
     o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
-    let rootfs = idmapped_rootfs(&o, &held[0].1)?;
-    o.idmapped_root = Some(rootfs.as_raw_fd());
-    claim.trees.push(rootfs);
+    if o.userns_chown {
+        chown_rootfs(&o.rootfs, range)?;
+    } else {
+        let rootfs = idmapped_rootfs(&o, &held[0].1)?;
+        o.idmapped_root = Some(rootfs.as_raw_fd());
+        claim.trees.push(rootfs);
+    }
     claim.trees.extend(held.into_iter().map(|(_, fd)| fd));
     for bind in &mut o.binds {
         if let Some(tree) = bind_tree(bind, range)? {
@@ -235,6 +241,26 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
         }
     }
     Ok((o, Some(claim)))
+}
+
+/// `--userns-chown`: the rootfs's ownership shifted into `range`, unless
+/// an earlier boot did (its top directory says so).
+fn chown_rootfs(rootfs: &Path, range: Range) -> Result<(), Error> {
+    match crate::sys::chown::shift_tree(rootfs, range.start)? {
+        crate::sys::chown::Outcome::Already => {
+            tracing::info!(
+                "rootfs {} is in the id range {range} already: not chowned",
+                rootfs.display()
+            )
+        }
+        crate::sys::chown::Outcome::Shifted(n) => {
+            tracing::info!(
+                "rootfs {}: {n} files chowned into the id range {range}",
+                rootfs.display()
+            )
+        }
+    }
+    Ok(())
 }
 
 /// Whether others (not owner, not group) may search every directory from

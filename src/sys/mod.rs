@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod chown;
 pub mod cmdline;
 pub mod fault;
 pub mod fdpass;

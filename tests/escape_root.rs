@@ -91,3 +91,61 @@ fn every_probe_is_refused_by_default_root() {
     assert_eq!(mountinfo(), before, "the host's mounts are as they were");
     assert!(!std::path::Path::new("/dev/.probe-disk").exists());
 }
+
+/// tend's devices cgroups of machine `name` (v1 `devices` hierarchy; this
+/// test runs in its root cgroup there).
+fn device_cgroups(name: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/fs/cgroup/devices")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("tend-boot-{name}-")))
+        .collect()
+}
+
+#[test]
+fn privileged_reaches_only_the_nodes_of_dev_root() {
+    let demo = Demo::new("escape-priv");
+    install_probe(&demo.rootfs());
+    // A host disk's node already in the tree: opening it is refused too.
+    let disk = demo.rootfs().join("host-disk");
+    nix::sys::stat::mknod(
+        &disk,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(8, 0),
+    )
+    .unwrap();
+    let m = demo.start("escpriv", &["--privileged", "--", "/bin/sleep", "600"]);
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", m.pid1())).unwrap();
+    let line = cgroup.lines().find(|l| l.contains(":devices:")).unwrap();
+    assert!(
+        line.contains("/tend-boot-escpriv-") && line.ends_with("/machine"),
+        "{cgroup}"
+    );
+
+    let (code, out, err) = m.exec(&["probe", "mknod-block"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        probe_results(&out).get("mknod-block").map(|r| r.0),
+        Some(false),
+        "{out}"
+    );
+    let (_, out, err) = m.sh(
+        "head -c 1 /host-disk; echo open=$?; mknod /tmp/sda b 8 0; echo mknod=$?; \
+         echo x >/dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && \
+         exec 3<>/dev/ptmx && echo nodes-ok",
+    );
+    assert_eq!(out, "open=1\nmknod=1\n4\n4\nnodes-ok\n", "{err}");
+    assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+    // Root inside cannot allow itself more: its cgroup's parent says no.
+    let (_, out, _) = m.sh("mkdir -p /tmp/cg && mount -t cgroup -o devices none /tmp/cg && echo a > /tmp/cg/devices.allow; head -c 1 /host-disk >/dev/null && echo opened");
+    assert!(!out.contains("opened"), "{out}");
+
+    drop(m);
+    assert_eq!(
+        device_cgroups("escpriv"),
+        Vec::<String>::new(),
+        "removed with the machine"
+    );
+}

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod chown;
 pub mod cmdline;
+pub mod devcgroup;
 pub mod fault;
 pub mod fdpass;
 pub mod idmap;

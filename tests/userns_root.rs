@@ -191,68 +191,85 @@ fn a_rootfs_that_cannot_be_idmapped_is_one_line_root() {
     assert_eq!(ours, 0, "its id range is released");
 }
 
-/// A private mount namespace (held by a sleeping process) with a ramfs,
-/// which cannot be idmapped, at `dir`: the host's mounts stay as they
-/// are for the tests beside it; the ramfs goes with the holder.
-struct Ramfs {
+/// A private mount namespace, held by a sleeping process: what a test
+/// mounts there leaves the host's mounts as they are for the tests beside
+/// it, and goes with the holder.
+struct Private {
     holder: std::process::Child,
-    dir: std::path::PathBuf,
 }
 
-impl Ramfs {
-    fn new(dir: &Path) -> Ramfs {
-        std::fs::create_dir_all(dir).unwrap();
+impl Private {
+    fn new() -> Private {
         let holder = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sleep", "600"])
             .spawn()
             .unwrap();
-        let fs = Ramfs {
-            holder,
-            dir: dir.to_path_buf(),
-        };
+        let private = Private { holder };
         await_true("the holder's mount namespace", LIMIT, || {
             let ns = |pid: String| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            ns(fs.holder.id().to_string()) != ns("self".into())
+            ns(private.holder.id().to_string()) != ns("self".into())
         });
-        let (code, _, err) = run(fs
-            .inside("mount")
-            .args(["-t", "ramfs", "-o", "mode=700", "none"])
-            .arg(dir));
-        assert_eq!(code, 0, "{err}");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
-        let (code, _, err) = run(fs.inside(script.to_str().unwrap()).arg(dir.join("rootfs")));
-        assert_eq!(code, 0, "{err}");
-        fs
+        private
     }
 
     /// `PROGRAM` in the holder's mount namespace.
     fn inside(&self, program: &str) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &self.holder.id().to_string(), "-m", program]);
-        cmd.env_remove("RUST_BACKTRACE").env_remove("NOTIFY_SOCKET");
+        cmd.env_remove("RUST_BACKTRACE")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("TEND_LOG");
         cmd
+    }
+
+    /// `tend boot ROOTFS --name NAME ARGS...` in there.
+    fn boot(&self, rootfs: &Path, name: &str, args: &[&str]) -> Command {
+        let mut cmd = self.inside(tend().to_str().unwrap());
+        cmd.arg("boot").arg(rootfs).args(["--name", name]).args(args);
+        cmd
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A demo rootfs on a ramfs, which cannot be idmapped, at `dir` in a
+/// private mount namespace.
+struct Ramfs {
+    private: Private,
+    dir: std::path::PathBuf,
+}
+
+impl Ramfs {
+    fn new(dir: &Path) -> Ramfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let private = Private::new();
+        let (code, _, err) = run(private
+            .inside("mount")
+            .args(["-t", "ramfs", "-o", "mode=700", "none"])
+            .arg(dir));
+        assert_eq!(code, 0, "{err}");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-template/build");
+        let (code, _, err) = run(private.inside(script.to_str().unwrap()).arg(dir.join("rootfs")));
+        assert_eq!(code, 0, "{err}");
+        Ramfs {
+            private,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// A path of the rootfs as the host sees it.
     fn host(&self, path: &str) -> std::path::PathBuf {
         let inner = self.dir.join("rootfs").join(path.trim_start_matches('/'));
-        Path::new(&format!("/proc/{}/root", self.holder.id())).join(inner.strip_prefix("/").unwrap())
+        Path::new(&format!("/proc/{}/root", self.private.holder.id())).join(inner.strip_prefix("/").unwrap())
     }
 
     fn boot(&self, name: &str, args: &[&str]) -> Command {
-        let mut cmd = self.inside(tend().to_str().unwrap());
-        cmd.arg("boot")
-            .arg(self.dir.join("rootfs"))
-            .args(["--name", name])
-            .args(args);
-        cmd
-    }
-}
-
-impl Drop for Ramfs {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
+        self.private.boot(&self.dir.join("rootfs"), name, args)
     }
 }
 
@@ -338,4 +355,36 @@ fn userns_chown_shifts_a_tree_that_cannot_be_idmapped_once_root() {
         assert!(err.starts_with("tend: ") && err.contains(text), "{args:?}: {err}");
     }
     assert_eq!(owner(&fs.host("/etc/passwd")).0, 77);
+}
+
+#[test]
+fn the_hosts_own_ids_are_never_a_machines_root() {
+    let demo = Demo::new("userns-host");
+    // A host user: one line naming it.
+    let (code, out, err) = run(&mut demo.boot("ushost", &["--userns=1:65536", "--", "/bin/true"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--userns=1:65536 overlaps host user"), "{err}");
+
+    // A range /etc/subuid delegates (seen through a private mount
+    // namespace, the host's file untouched): named, one line; never picked.
+    let slot = userns::pick(&[], userns::seed("ushost")).unwrap();
+    let private = Private::new();
+    let subuid = demo.dir.path("subuid");
+    std::fs::write(&subuid, format!("someone:{}:65536\n", slot.start)).unwrap();
+    let (code, _, err) = run(private.inside("mount").arg("--bind").arg(&subuid).arg("/etc/subuid"));
+    assert_eq!(code, 0, "{err}");
+    let range = format!("--userns={}:65536", slot.start);
+    let (code, out, err) = run(&mut private.boot(&demo.rootfs(), "ushost", &[&range, "--", "/bin/true"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the subordinate ids of someone in /etc/subuid"), "{err}");
+    let mut picked = private.boot(&demo.rootfs(), "ushost", &["--", "/bin/cat", "/proc/self/uid_map"]);
+    let (code, out, err) = run(&mut picked);
+    assert_eq!(code, 0, "{err}");
+    let start: u32 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        !userns::overlaps(slot, userns::Range { start, count: 65536 }),
+        "{start}"
+    );
 }

@@ -35,6 +35,10 @@ pub const SIZE: u32 = 0x1_0000;
 pub enum Error {
     #[error("--userns={range} overlaps the ids of machine {name} ({other})")]
     Overlap { range: Range, name: String, other: Range },
+    #[error(
+        "--userns={range} overlaps {what}: name a range no host user, group or /etc/subuid or /etc/subgid entry uses"
+    )]
+    Host { range: Range, what: String },
     #[error("no free id range of 65536 left in the pool {POOL_START}–{POOL_END}")]
     PoolFull,
     #[error("cannot claim an id range in {}", .path.display())]
@@ -186,6 +190,18 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
         }
         taken.push(range);
     }
+    // The host's own ids: its users and groups, and the ranges it
+    // delegates to them (rootless containers use those).
+    let host = host_ids();
+    if let Some(w) = wanted {
+        if let Some((_, what)) = host.iter().find(|(r, _)| overlaps(w, *r)) {
+            return Err(Error::Host {
+                range: w,
+                what: what.clone(),
+            });
+        }
+    }
+    taken.extend(host.iter().map(|(r, _)| *r));
     let range = match wanted {
         Some(w) => w,
         None => pick(&taken, seed(name)).ok_or(Error::PoolFull)?,
@@ -201,6 +217,44 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
             trees: Vec::new(),
         },
     ))
+}
+
+/// The ids the host uses itself, each with what uses it: the users of
+/// /etc/passwd, the groups of /etc/group and the subordinate ranges of
+/// /etc/subuid and /etc/subgid (a missing file has none).
+fn host_ids() -> Vec<(Range, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let mut ids = account_ids(&read("/etc/passwd"), "host user", "uid");
+    ids.extend(account_ids(&read("/etc/group"), "host group", "gid"));
+    ids.extend(subordinate_ids(&read("/etc/subuid"), "/etc/subuid"));
+    ids.extend(subordinate_ids(&read("/etc/subgid"), "/etc/subgid"));
+    ids
+}
+
+/// The id (third field) of each line of /etc/passwd or /etc/group.
+pub fn account_ids(text: &str, what: &str, kind: &str) -> Vec<(Range, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id: u32 = fields.nth(1)?.trim().parse().ok()?;
+            Some((Range { start: id, count: 1 }, format!("{what} {name} ({kind} {id})")))
+        })
+        .collect()
+}
+
+/// The ranges (`NAME:START:COUNT`) of /etc/subuid or /etc/subgid.
+pub fn subordinate_ids(text: &str, file: &str) -> Vec<(Range, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let start: u32 = fields.next()?.trim().parse().ok()?;
+            let count: u32 = fields.next()?.trim().parse().ok().filter(|&c| c > 0)?;
+            let range = Range { start, count };
+            Some((range, format!("the subordinate ids of {name} in {file} ({range})")))
+        })
+        .collect()
 }
 
 /// The launcher's step before it clones: with a range to map, claim it
@@ -421,6 +475,31 @@ mod tests {
         assert!(any.start >= POOL_START && any.start + SIZE <= POOL_END && any.start % SIZE == 0);
         assert_eq!(pick(&[], seed("demo")), Some(any), "the same name, the same range");
         assert_eq!(pick(&[r(POOL_START, POOL_END - POOL_START)], 7), None);
+    }
+
+    #[test]
+    fn host_users_groups_and_subordinate_ranges() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nbig:x:600000:600000::/:/bin/sh\n# comment\nbad:x:y:1\n";
+        let users = account_ids(passwd, "host user", "uid");
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[1], (r(600000, 1), "host user big (uid 600000)".into()));
+        let group = account_ids("wheel:x:10:alice\n", "host group", "gid");
+        assert_eq!(group, [(r(10, 1), "host group wheel (gid 10)".into())]);
+        let sub = subordinate_ids("alice:524288:65536\nbob:100000:0\n\nx\n", "/etc/subuid");
+        assert_eq!(
+            sub,
+            [(
+                r(524288, 65536),
+                "the subordinate ids of alice in /etc/subuid (524288:65536)".into()
+            )]
+        );
+        // A pick steps over them.
+        let taken: Vec<Range> = sub.iter().chain(&users).map(|(r, _)| *r).collect();
+        assert_eq!(
+            pick(&taken, 0),
+            Some(r(POOL_START + 2 * SIZE, SIZE)),
+            "alice's, then big's"
+        );
     }
 
     #[test]

@@ -388,3 +388,80 @@ fn the_hosts_own_ids_are_never_a_machines_root() {
         "{start}"
     );
 }
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let rc = unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// A POSIX ACL xattr of (tag, permissions, id) entries.
+fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut out = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        out.extend(tag.to_le_bytes());
+        out.extend(perm.to_le_bytes());
+        out.extend(id.to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn userns_chown_keeps_acls_and_file_capabilities_root() {
+    // Asked for on a file system that could be idmapped (ext4): chowned all the same.
+    let demo = Demo::new("userns-chown-xattr");
+    let file = demo.rootfs().join("usr/bin/capable");
+    std::fs::write(&file, "").unwrap();
+    let (code, _, err) = run(Command::new("setcap").arg("cap_net_raw+ep").arg(&file));
+    assert_eq!(code, 0, "{err}");
+    let caps_before = xattr(&file, "security.capability").unwrap();
+    let any = u32::MAX;
+    set_xattr(
+        &file,
+        "system.posix_acl_access",
+        &acl(&[(1, 6, any), (2, 4, 1000), (4, 4, any), (0x10, 4, any), (0x20, 4, any)]),
+    );
+    let (code, out, err) = run(&mut demo.boot(
+        "uschownx",
+        &[
+            "--userns-chown",
+            "--",
+            "/bin/sh",
+            "-c",
+            "head -n 1 /proc/self/uid_map; stat -c %u /usr/bin/capable",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let start: u32 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(out.lines().nth(1), Some("0"), "{out}");
+    assert_eq!(owner(&demo.rootfs()).0, start);
+    // The capability set as before, now rooted at the range (version 3).
+    let caps = xattr(&file, "security.capability").expect("chown dropped the file capabilities");
+    assert_eq!(caps.len(), 24, "{caps:?}");
+    assert_eq!(caps[0..3], caps_before[0..3]);
+    assert_eq!(caps[3], 3, "version 3");
+    assert_eq!(caps[4..20], caps_before[4..20]);
+    assert_eq!(caps[20..], start.to_le_bytes());
+    // The named user of the ACL is shifted with the owners.
+    assert_eq!(
+        xattr(&file, "system.posix_acl_access").unwrap(),
+        acl(&[
+            (1, 6, any),
+            (2, 4, start + 1000),
+            (4, 4, any),
+            (0x10, 4, any),
+            (0x20, 4, any)
+        ])
+    );
+}

@@ -184,10 +184,12 @@ pub struct BootArgs {
 const BOOT_MODEL: &str = "\
 Isolation: root inside is not root outside. Booted as root, the container's
 ids 0-65535 are 65536 host ids of its own (picked, or --userns=START:COUNT),
-the rootfs and binds idmapped so the files keep their owners on disk; its
-mounts are locked; it keeps nspawn's capabilities (--capability,
+the rootfs and binds idmapped so the files keep their owners on disk (a
+file system that cannot be: --userns-chown chowns the tree into the range,
+once); its mounts are locked; it keeps nspawn's capabilities (--capability,
 --drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
-kernel is shared. --privileged gives all of this up: container root is host root.";
+kernel is shared. --privileged gives all of this up: container root is host
+root (only the nodes of /dev stay usable, through a v1 devices cgroup).";
 
 /// `--cpus`: a number of CPUs, as a quota per period.
 fn parse_cpus(text: &str) -> Result<u64, String> {

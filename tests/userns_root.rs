@@ -293,6 +293,12 @@ fn userns_chown_shifts_a_tree_that_cannot_be_idmapped_once_root() {
     std::fs::create_dir(fs.host("/home")).unwrap();
     std::fs::write(fs.host("/home/user"), "").unwrap();
     std::os::unix::fs::lchown(fs.host("/home/user"), Some(1000), Some(100)).unwrap();
+    // Another file system inside the tree: not walked into.
+    std::fs::create_dir_all(fs.host("/mnt/other")).unwrap();
+    let other = fs.dir.join("rootfs/mnt/other");
+    let (code, _, err) = run(fs.private.inside("mount").args(["-t", "tmpfs", "none"]).arg(&other));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(fs.host("/mnt/other/file"), "").unwrap();
 
     // Without the option: one line naming both ways out.
     let (code, out, err) = run(&mut fs.boot("uschown", &["--", "/bin/true"]));
@@ -328,6 +334,7 @@ fn userns_chown_shifts_a_tree_that_cannot_be_idmapped_once_root() {
     assert_eq!(owner(&fs.host("/usr/bin/suid")), (start, start, 0o4755), "setuid kept");
     assert_eq!(owner(&fs.host("/bin/sh")).0, start, "the symlink itself");
     assert_eq!(owner(&fs.host("/")).0, start, "the record: the top directory");
+    assert_eq!(owner(&fs.host("/mnt/other/file")).0, 0, "another file system");
 
     // Recorded: the next boot with the range walks nothing (an owner
     // changed since stays as it is).
@@ -432,6 +439,23 @@ fn userns_chown_keeps_acls_and_file_capabilities_root() {
         "system.posix_acl_access",
         &acl(&[(1, 6, any), (2, 4, 1000), (4, 4, any), (0x10, 4, any), (0x20, 4, any)]),
     );
+    // A file that cannot be chowned: one line naming it; the walk is
+    // redone by the next boot.
+    let stuck = demo.rootfs().join("etc/stuck");
+    std::fs::write(&stuck, "").unwrap();
+    let (code, _, err) = run(Command::new("chattr").arg("+i").arg(&stuck));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&mut demo.boot("uschownx", &["--userns-chown", "--", "/bin/true"]));
+    let _ = run(Command::new("chattr").arg("-i").arg(&stuck));
+    assert_eq!(code, 1, "{out}{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("tend: warning: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    let named = format!(
+        "cannot chown {} into the id range: Operation not permitted",
+        stuck.display()
+    );
+    assert!(errors[0].contains(&named), "{err}");
+    assert_eq!(owner(&demo.rootfs()).0, 0, "not recorded as shifted");
     let (code, out, err) = run(&mut demo.boot(
         "uschownx",
         &[
@@ -446,6 +470,7 @@ fn userns_chown_keeps_acls_and_file_capabilities_root() {
     let start: u32 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(out.lines().nth(1), Some("0"), "{out}");
     assert_eq!(owner(&demo.rootfs()).0, start);
+    assert_eq!(owner(&stuck).0, start, "walked again");
     // The capability set as before, now rooted at the range (version 3).
     let caps = xattr(&file, "security.capability").expect("chown dropped the file capabilities");
     assert_eq!(caps.len(), 24, "{caps:?}");

@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::{AtFlags, OFlag, AT_FDCWD};
 use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
@@ -82,8 +82,7 @@ pub fn shift_tree(root: &Path, base: u32) -> Result<Outcome, Error> {
     };
     walk.dir(&top)?;
     // Last: the record that the whole tree is shifted.
-    let dot = c".";
-    walk.entry(top.as_fd(), dot, &st).map_err(|source| Error::Walk {
+    walk.entry(&top, &st).map_err(|source| Error::Walk {
         path: root.to_path_buf(),
         source,
     })?;
@@ -114,23 +113,28 @@ impl Walk {
     }
 
     /// One entry of `dir` (whose path is `self.path`): its subtree first.
+    /// Every change goes through a descriptor of the inode looked at (a
+    /// symlink swapped in meanwhile is not followed out of the tree).
     fn one(&mut self, dir: BorrowedFd, name: &CStr) -> Result<(), Error> {
         let fail = |path: &Path| {
             let path = path.to_path_buf();
             move |source: io::Error| Error::Walk { path, source }
         };
-        let st =
-            nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| fail(&self.path)(e.into()))?;
+        let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let file = nix::fcntl::openat(dir, name, OFlag::O_PATH | nofollow, Mode::empty())
+            .map_err(|e| fail(&self.path)(e.into()))?;
+        let st = nix::sys::stat::fstat(&file).map_err(|e| fail(&self.path)(e.into()))?;
         // Another file system mounted here: not ours to change.
         if st.st_dev != self.dev {
             return Ok(());
         }
         if kind(&st) == SFlag::S_IFDIR {
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let sub = nix::fcntl::openat(dir, name, flags, Mode::empty()).map_err(|e| fail(&self.path)(e.into()))?;
+            // Through the O_PATH descriptor: that very directory.
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow;
+            let sub = nix::fcntl::openat(&file, c".", flags, Mode::empty()).map_err(|e| fail(&self.path)(e.into()))?;
             self.dir(&sub)?;
         }
-        self.entry(dir, name, &st).map_err(fail(&self.path))
+        self.entry(&file, &st).map_err(fail(&self.path))
     }
 
     /// The names in `dir` but `.` and `..`.
@@ -156,30 +160,34 @@ impl Walk {
 
     /// Shifts one file's owner, then puts back what chown took: its mode
     /// and file capabilities; and shifts its ACLs.
-    fn entry(&mut self, dir: BorrowedFd, name: &CStr, st: &FileStat) -> io::Result<()> {
+    /// `file` is an `O_PATH` descriptor (or the open top directory), of a
+    /// symlink itself when it is one.
+    fn entry(&mut self, file: &OwnedFd, st: &FileStat) -> io::Result<()> {
         let (uid, gid) = (shifted(st.st_uid, self.base), shifted(st.st_gid, self.base));
         if (uid, gid) == (st.st_uid, st.st_gid) {
             return Ok(());
         }
         let kind = kind(st);
-        let at = proc_path(dir, name);
+        let at = proc_path(file.as_fd());
         let caps = match kind {
             SFlag::S_IFREG => get_xattr(&at, CAPS)?,
             _ => None,
         };
         nix::unistd::fchownat(
-            dir,
-            name,
+            file,
+            c"",
             Some(Uid::from_raw(uid)),
             Some(Gid::from_raw(gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
+            AtFlags::AT_EMPTY_PATH,
         )?;
         self.changed += 1;
         if kind == SFlag::S_IFLNK {
             return Ok(());
         }
+        // chmod(2) has no form for an O_PATH descriptor: its /proc link
+        // leads to that very inode.
         let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
-        nix::sys::stat::fchmodat(dir, name, mode, FchmodatFlags::FollowSymlink)?;
+        nix::sys::stat::fchmodat(AT_FDCWD, at.as_c_str(), mode, FchmodatFlags::FollowSymlink)?;
         if let Some(caps) = caps.and_then(|c| shift_caps(&c, self.base)) {
             set_xattr(&at, CAPS, &caps)?;
         }
@@ -204,13 +212,11 @@ const CAPS: &CStr = c"security.capability";
 const ACL_ACCESS: &CStr = c"system.posix_acl_access";
 const ACL_DEFAULT: &CStr = c"system.posix_acl_default";
 
-/// The file as a path the xattr calls take without following it:
-/// `/proc/self/fd/DIR/NAME` (`.` for the directory itself).
-fn proc_path(dir: BorrowedFd, name: &CStr) -> CString {
-    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-    path.extend_from_slice(name.to_bytes());
-    // The name came from a CStr: no NUL inside.
-    CString::new(path).unwrap_or_default()
+/// The file of a descriptor as a path (`/proc/self/fd/N`), for the calls
+/// that take no `O_PATH` descriptor: following it reaches that inode.
+fn proc_path(file: BorrowedFd) -> CString {
+    // Digits only: no NUL inside.
+    CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default()
 }
 
 /// An extended attribute; `None` when the file or its file system has none.
@@ -218,7 +224,7 @@ fn get_xattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 512];
     // SAFETY: both names are NUL-terminated and `buf` is writable for the
     // length passed; all outlive the call.
-    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
@@ -233,7 +239,7 @@ fn get_xattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
 fn set_xattr(path: &CStr, name: &CStr, value: &[u8]) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated and `value` readable for its
     // length; all outlive the call, which only reads them.
-    let rc = unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let rc = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

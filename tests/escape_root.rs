@@ -149,3 +149,26 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
         "removed with the machine"
     );
 }
+
+#[test]
+fn privileged_without_a_writable_devices_cgroup_says_so_root() {
+    // As tend in a container whose cgroups are read-only: one warning line.
+    let demo = Demo::new("escape-ro");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -o remount,bind,ro /sys/fs/cgroup/devices && exec \"$@\"")
+        .arg("sh")
+        .arg(common::tend())
+        .arg("boot")
+        .arg(demo.rootfs())
+        .args(["--name", "escro", "--privileged", "--", "/bin/true"])
+        .env_remove("TEND_LOG");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("device access is not restricted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("/sys/fs/cgroup/devices is not writable"), "{err}");
+}

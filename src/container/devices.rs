@@ -52,6 +52,14 @@ pub fn restrict(o: &BootOptions, token: &str, child: i32) -> Result<Option<Devic
         );
         return Ok(None);
     };
+    // Read-only (tend itself in a container): as where there is none.
+    if nix::unistd::access(&parent, nix::unistd::AccessFlags::W_OK).is_err() {
+        tracing::warn!(
+            "--privileged: device access is not restricted (the devices cgroup {} is not writable)",
+            parent.display()
+        );
+        return Ok(None);
+    }
     let console = o.console.as_ref().and_then(|tty| {
         use std::os::unix::fs::MetadataExt;
         let rdev = std::fs::metadata(tty).ok()?.rdev();

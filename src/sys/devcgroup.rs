@@ -53,7 +53,10 @@ pub fn parent() -> Option<PathBuf> {
 pub fn locate(mountinfo: &str, own: &str) -> Option<PathBuf> {
     let mount = v1_mount(mountinfo, "devices")?;
     let path = own_v1_path(own, "devices")?;
-    Some(mount.join(path.trim_start_matches('/')))
+    match path.trim_start_matches('/') {
+        "" => Some(mount),
+        below => Some(mount.join(below)),
+    }
 }
 
 impl Devices {
@@ -126,6 +129,10 @@ mod tests {
         assert_eq!(
             locate(mountinfo, own),
             Some(PathBuf::from("/sys/fs/cgroup/devices/system.slice/x.service"))
+        );
+        assert_eq!(
+            locate(mountinfo, "5:devices:/\n"),
+            Some(PathBuf::from("/sys/fs/cgroup/devices"))
         );
         assert_eq!(locate("", "0::/\n"), None, "a pure v2 host has none");
     }

@@ -3,8 +3,9 @@
 //! systemd-nspawn's `--private-users-ownership=chown` does. Every id keeps
 //! its low 16 bits and takes the range's high ones (host id X of an
 //! unshifted tree becomes START+X; a tree shifted to another range moves
-//! to this one). The walk does not follow symlinks (`fchownat` with
-//! `AT_SYMLINK_NOFOLLOW`) nor enter other file systems; it restores the
+//! to this one). The walk follows no symlink (each file is opened
+//! `O_PATH | O_NOFOLLOW` and changed through that descriptor, a symlink
+//! itself) and enters no other file system; it restores the
 //! mode chown cleared (setuid, setgid), and shifts the ids in POSIX ACLs
 //! and in file capabilities (which chown drops: they are written back, as
 //! version 3, rooted at the range).

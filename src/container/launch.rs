@@ -405,8 +405,9 @@ fn child_main(
         return 1;
     }
     if o.privileged {
-        // Its cgroups are those the launcher just put it in (the devices
-        // cgroup): its cgroup namespace, made at the clone, starts there.
+        // The launcher moved it into its devices cgroup after the clone
+        // made its cgroup namespace: a new one, rooted there, keeps the
+        // host's cgroups (and the parent holding the rules) out of sight.
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
             tracing::warn!(
                 "cannot root the cgroup namespace at the machine's cgroups: {}",

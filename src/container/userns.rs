@@ -5,7 +5,10 @@
 //! (`userns/START-COUNT`, holding the launcher's pid), released when the
 //! machine ends, and reclaimed from a launcher that died. The rootfs is
 //! attached through an idmapped mount ([`crate::sys::idmap`]), so the tree
-//! keeps its ownership on disk and container root sees it root-owned.
+//! keeps its ownership on disk and container root sees it root-owned; with
+//! `--userns-chown` it is chowned into the range instead, once
+//! ([`crate::sys::chown`]). Picks step over the host's own ids (users,
+//! groups, /etc/subuid and /etc/subgid ranges).
 //!
 //! The order follows systemd-nspawn's: before the clone, the launcher
 //! makes the user namespace with its maps and the network, UTS and IPC

@@ -10,6 +10,7 @@ mod machine;
 
 use std::os::unix::fs::MetadataExt;
 
+use common::await_true;
 use machine::*;
 
 /// Every probe of the issue, in the probe program's names.
@@ -171,4 +172,27 @@ fn privileged_without_a_writable_devices_cgroup_says_so_root() {
         .collect();
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(warnings[0].contains("/sys/fs/cgroup/devices is not writable"), "{err}");
+}
+
+#[test]
+fn a_killed_launchers_devices_cgroup_is_swept_root() {
+    let demo = Demo::new("escape-sweep");
+    let mut m = demo.start("escsweep", &["--privileged", "--", "/bin/sleep", "600"]);
+    let pid1 = m.pid1();
+    m.child.kill().unwrap();
+    m.child.wait().unwrap();
+    await_true("PID 1 gone with its launcher", LIMIT, || {
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists()
+    });
+    let left = device_cgroups("escsweep");
+    assert_eq!(left.len(), 1, "{left:?}");
+    let procs = format!("/sys/fs/cgroup/devices/{}/machine/cgroup.procs", left[0]);
+    await_true("the cgroup empty", LIMIT, || {
+        std::fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
+    });
+    // The next --privileged boot sweeps it.
+    let (code, out, err) = run(&mut demo.boot("escsweep2", &["--privileged", "--", "/bin/true"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(device_cgroups("escsweep"), Vec::<String>::new());
+    assert_eq!(device_cgroups("escsweep2"), Vec::<String>::new());
 }

@@ -189,7 +189,7 @@ file system that cannot be: --userns-chown chowns the tree into the range,
 once); its mounts are locked; it keeps nspawn's capabilities (--capability,
 --drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
 kernel is shared. --privileged gives all of this up: container root is host
-root (only the nodes of /dev stay usable, through a v1 devices cgroup).";
+root (only the nodes of /dev stay usable, through a devices cgroup).";
 
 /// `--cpus`: a number of CPUs, as a quota per period.
 fn parse_cpus(text: &str) -> Result<u64, String> {

@@ -149,38 +149,22 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
         Vec::<String>::new(),
         "removed with the machine"
     );
-}
 
-#[test]
-fn privileged_without_a_writable_devices_cgroup_says_so_root() {
-    // As tend in a container whose cgroups are read-only: one warning line.
-    let demo = Demo::new("escape-ro");
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount -o remount,bind,ro /sys/fs/cgroup/devices && exec \"$@\"")
-        .arg("sh")
-        .arg(common::tend())
-        .arg("boot")
-        .arg(demo.rootfs())
-        .args(["--name", "escro", "--privileged", "--", "/bin/true"])
-        .env_remove("TEND_LOG");
-    let (code, out, err) = run(&mut cmd);
-    assert_eq!(code, 0, "{out}{err}");
-    let warnings: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("device access is not restricted"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "{err}");
-    assert!(warnings[0].contains("/sys/fs/cgroup/devices is not writable"), "{err}");
-}
-
-#[test]
-fn a_killed_launchers_devices_cgroup_is_swept_root() {
-    let demo = Demo::new("escape-sweep");
+    // A killed launcher's is swept by the next --privileged boot (here, in
+    // the same test: the others of this file would sweep it too).
+    let entry = |ext: &str| format!("/run/tend/machines/escsweep.{ext}");
+    let forget = || {
+        for ext in ["json", "sock"] {
+            let _ = std::fs::remove_file(entry(ext));
+        }
+    };
+    forget();
     let mut m = demo.start("escsweep", &["--privileged", "--", "/bin/sleep", "600"]);
     let pid1 = m.pid1();
     m.child.kill().unwrap();
     m.child.wait().unwrap();
+    // What the dead launcher could not remove.
+    forget();
     await_true("PID 1 gone with its launcher", LIMIT, || {
         !std::path::Path::new(&format!("/proc/{pid1}")).exists()
     });
@@ -190,9 +174,77 @@ fn a_killed_launchers_devices_cgroup_is_swept_root() {
     await_true("the cgroup empty", LIMIT, || {
         std::fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
     });
-    // The next --privileged boot sweeps it.
     let (code, out, err) = run(&mut demo.boot("escsweep2", &["--privileged", "--", "/bin/true"]));
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(device_cgroups("escsweep"), Vec::<String>::new());
     assert_eq!(device_cgroups("escsweep2"), Vec::<String>::new());
+}
+
+/// `tend boot ROOTFS --name NAME ARGS...` in a mount namespace of its own
+/// where the cgroup hierarchies `hide` are read-only (as for a tend in a
+/// container, or, for v1 `devices`, on a pure cgroup v2 host).
+fn boot_with_read_only(demo: &Demo, hide: &[&str], name: &str, args: &[&str]) -> (i32, String, String) {
+    let remounts: Vec<String> = hide
+        .iter()
+        .map(|h| format!("mount -o remount,bind,ro /sys/fs/cgroup/{h} && "))
+        .collect();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{}exec \"$@\"", remounts.concat()))
+        .arg("sh")
+        .arg(common::tend())
+        .arg("boot")
+        .arg(demo.rootfs())
+        .args(["--name", name])
+        .args(args)
+        .env_remove("TEND_LOG");
+    run(&mut cmd)
+}
+
+#[test]
+fn privileged_on_cgroup_v2_gets_a_device_program_root() {
+    // Without v1's devices controller: a device program on the machine's
+    // v2 cgroup (one of its own, or the one --memory made).
+    let demo = Demo::new("escape-v2");
+    let disk = demo.rootfs().join("host-disk");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::sys::stat::mknod(
+        &disk,
+        nix::sys::stat::SFlag::S_IFBLK,
+        mode,
+        nix::sys::stat::makedev(8, 0),
+    )
+    .unwrap();
+    let script = "head -c 1 /host-disk; echo open=$?; mknod /tmp/sda b 8 0; echo mknod=$?; \
+                  echo x >/dev/null && head -c 4 /dev/urandom | wc -c && exec 3<>/dev/ptmx && echo nodes-ok";
+    for extra in [&[][..], &["--memory", "256M"][..]] {
+        let mut args = vec!["--privileged"];
+        args.extend(extra);
+        args.extend(["--", "/bin/sh", "-c", script]);
+        let (code, out, err) = boot_with_read_only(&demo, &["devices"], "escv2", &args);
+        assert_eq!(code, 0, "{extra:?}: {out}{err}");
+        assert_eq!(out, "open=1\nmknod=1\n4\nnodes-ok\n", "{extra:?}: {err}");
+        assert_eq!(err.matches("Operation not permitted").count(), 2, "{extra:?}: {err}");
+        assert!(!err.contains("not restricted"), "{err}");
+        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/unified")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tend-boot-escv2-"))
+            .collect();
+        assert!(left.is_empty(), "removed with the machine: {left:?}");
+    }
+}
+
+#[test]
+fn privileged_without_a_writable_devices_cgroup_says_so_root() {
+    // As tend in a container whose cgroups are read-only: one warning line.
+    let demo = Demo::new("escape-ro");
+    let args = ["--privileged", "--", "/bin/true"];
+    let (code, out, err) = boot_with_read_only(&demo, &["devices", "unified"], "escro", &args);
+    assert_eq!(code, 0, "{out}{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("device access is not restricted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
 }

@@ -256,7 +256,10 @@ fn run_container(
     let token = format!("boot-{}-{child}", o.name);
     let bound = super::bound::bound(&o.resources, &token, child).map_err(Error::from);
     // Under --privileged, only the nodes of its /dev (removed the same way).
-    let bound = bound.and_then(|b| Ok((b, super::devices::restrict(o, &token, child)?)));
+    let bound = bound.and_then(|b| {
+        let devices = super::devices::restrict(o, &token, child, b.v2_root())?;
+        Ok((b, devices))
+    });
     let started = bound.and_then(|b| start(o, child, go_w, report_r, network).map(|s| (s, b)));
     let started = started.and_then(|((reactor, reservation), bound)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;

@@ -220,6 +220,11 @@ impl Cgroups {
         (!roots.is_empty()).then_some(Cgroups { roots, v2_controllers })
     }
 
+    /// tend's directory in the v2 hierarchy, when it has one.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.roots.iter().find(|r| r.kind == Kind::V2).map(|r| r.dir.as_path())
+    }
+
     /// Makes the service's cgroup in every hierarchy and opens each
     /// `cgroup.procs` for its process to join. v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds

@@ -1,10 +1,11 @@
-//! A machine's cgroup in the v1 `devices` hierarchy (`tend boot
-//! --privileged`, where no user namespace forbids device nodes):
-//! `tend-TOKEN` under tend's own cgroup there, denied every device
-//! (`devices.deny a`) but the rules given, and `tend-TOKEN/machine` below
-//! it, which the machine joins. A v1 cgroup may never allow more than its
-//! parent: root inside cannot widen its own list. Locked, swept and
-//! removed as the other hierarchies' `tend-TOKEN` are (see
+//! A machine's devices cgroup (`tend boot --privileged`, where no user
+//! namespace forbids device nodes): `tend-TOKEN` under tend's own cgroup,
+//! allowed only the rules given, and `tend-TOKEN/machine` below it, which
+//! the machine joins. In the v1 `devices` hierarchy the rules are
+//! `devices.deny a` then `devices.allow` lines (a v1 cgroup may never
+//! allow more than its parent: root inside cannot widen its own list); in
+//! the v2 hierarchy, a device program ([`super::devprog`]). Locked, swept
+//! and removed as the other hierarchies' `tend-TOKEN` are (see
 //! [`super::cgroup`]).
 
 use std::fs::{self, File};
@@ -24,6 +25,12 @@ const EMPTY_WITHIN: Duration = Duration::from_secs(2);
 pub enum Error {
     #[error("cannot create the devices cgroup {}", .0.display())]
     Claim(PathBuf),
+    #[error("cannot attach the device program to {}", .path.display())]
+    Program {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write {rule:?} to {}", .path.display())]
     Write {
         path: PathBuf,
@@ -31,6 +38,29 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// A character device a machine may use: `minor` `None` for all of a
+/// major; `access` as v1's `m`, `r`, `w` bits (1, 2, 4), as a device
+/// program sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub major: u32,
+    pub minor: Option<u32>,
+    pub access: u8,
+}
+
+impl std::fmt::Display for Rule {
+    /// The `devices.allow` line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let minor = self.minor.map_or("*".to_string(), |m| m.to_string());
+        let access: String = [(2, 'r'), (4, 'w'), (1, 'm')]
+            .iter()
+            .filter(|(bit, _)| self.access & bit != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        write!(f, "c {}:{minor} {access}", self.major)
+    }
 }
 
 /// The machine's devices cgroup; removed on drop.
@@ -63,26 +93,49 @@ impl Devices {
     /// Makes `tend-TOKEN` in `parent` (after sweeping those earlier tends
     /// left there) with only `rules` (`devices.allow` lines) allowed, and
     /// the machine's cgroup below it.
-    pub fn create(parent: &Path, token: &str, rules: &[String]) -> Result<Devices, Error> {
+    pub fn create(parent: &Path, token: &str, rules: &[Rule]) -> Result<Devices, Error> {
+        let devices = Devices::claim(parent, token)?;
+        devices.write("devices.deny", "a")?;
+        for rule in rules {
+            devices.write("devices.allow", &rule.to_string())?;
+        }
+        // Made after the rules: a new v1 cgroup copies its parent's.
+        devices.make_machine()
+    }
+
+    /// The same in the v2 hierarchy at `parent`: `rules` as a device
+    /// program ([`super::devprog`]) attached to `tend-TOKEN`.
+    pub fn create_v2(parent: &Path, token: &str, rules: &[Rule]) -> Result<Devices, Error> {
+        let devices = Devices::claim(parent, token)?;
+        super::devprog::attach(&devices.dir, rules).map_err(|source| Error::Program {
+            path: devices.dir.clone(),
+            source,
+        })?;
+        devices.make_machine()
+    }
+
+    /// `tend-TOKEN` in `parent`, locked, after sweeping those earlier
+    /// tends left there.
+    fn claim(parent: &Path, token: &str) -> Result<Devices, Error> {
         let dir = parent.join(format!("{PREFIX}{token}"));
         let lock = claim(&dir).ok_or_else(|| Error::Claim(dir.clone()))?;
         sweep(parent, &dir);
-        let devices = Devices {
+        Ok(Devices {
             machine: dir.join("machine"),
             dir,
             _lock: lock,
-        };
-        devices.write("devices.deny", "a")?;
-        for rule in rules {
-            devices.write("devices.allow", rule)?;
+        })
+    }
+
+    fn make_machine(self) -> Result<Devices, Error> {
+        match fs::create_dir(&self.machine) {
+            Ok(()) => Ok(self),
+            Err(source) => Err(Error::Write {
+                path: self.machine.clone(),
+                rule: "mkdir".into(),
+                source,
+            }),
         }
-        // Made after the rules: a new v1 cgroup copies its parent's.
-        fs::create_dir(&devices.machine).map_err(|source| Error::Write {
-            path: devices.machine.clone(),
-            rule: "mkdir".into(),
-            source,
-        })?;
-        Ok(devices)
     }
 
     fn write(&self, file: &str, rule: &str) -> Result<(), Error> {

@@ -131,6 +131,11 @@ pub struct BootArgs {
     #[arg(long, value_name = "START:COUNT", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub userns: Option<String>,
 
+    /// Where the rootfs cannot be idmapped: chown it into the id range
+    /// instead (once: the next boot with the range skips it).
+    #[arg(long)]
+    pub userns_chown: bool,
+
     /// Units from this host directory instead of ROOTFS/etc/tend/units.
     #[arg(long, value_name = "DIR")]
     pub units: Option<PathBuf>,
@@ -180,10 +185,12 @@ pub struct BootArgs {
 const BOOT_MODEL: &str = "\
 Isolation: root inside is not root outside. Booted as root, the container's
 ids 0-65535 are 65536 host ids of its own (picked, or --userns=START:COUNT),
-the rootfs and binds idmapped so the files keep their owners on disk; its
-mounts are locked; it keeps nspawn's capabilities (--capability,
+the rootfs and binds idmapped so the files keep their owners on disk (a
+file system that cannot be: --userns-chown chowns the tree into the range,
+once); its mounts are locked; it keeps nspawn's capabilities (--capability,
 --drop-capability) under a seccomp filter (--seccomp=off). Not isolated: the
-kernel is shared. --privileged gives all of this up: container root is host root.";
+kernel is shared. --privileged gives all of this up: container root is host
+root (only the nodes of /dev stay usable, through a devices cgroup).";
 
 /// `--cpus`: a number of CPUs, as a quota per period.
 fn parse_cpus(text: &str) -> Result<u64, String> {

@@ -153,6 +153,7 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
         net_pool: args.net_pool,
         userns: args.userns.is_some(),
         userns_range: args.userns.clone().filter(|r| !r.is_empty()),
+        userns_chown: args.userns_chown,
         units: args.units.clone(),
         detach: args.detach,
         shutdown_timeout: args.shutdown_timeout,

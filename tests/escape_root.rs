@@ -10,6 +10,7 @@ mod machine;
 
 use std::os::unix::fs::MetadataExt;
 
+use common::await_true;
 use machine::*;
 
 /// Every probe of the issue, in the probe program's names.
@@ -90,4 +91,160 @@ fn every_probe_is_refused_by_default_root() {
     drop(m);
     assert_eq!(mountinfo(), before, "the host's mounts are as they were");
     assert!(!std::path::Path::new("/dev/.probe-disk").exists());
+}
+
+/// tend's devices cgroups of machine `name` (v1 `devices` hierarchy; this
+/// test runs in its root cgroup there).
+fn device_cgroups(name: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/fs/cgroup/devices")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("tend-boot-{name}-")))
+        .collect()
+}
+
+#[test]
+fn privileged_reaches_only_the_nodes_of_dev_root() {
+    let demo = Demo::new("escape-priv");
+    install_probe(&demo.rootfs());
+    // A host disk's node already in the tree: opening it is refused too.
+    let disk = demo.rootfs().join("host-disk");
+    nix::sys::stat::mknod(
+        &disk,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(8, 0),
+    )
+    .unwrap();
+    let m = demo.start("escpriv", &["--privileged", "--", "/bin/sleep", "600"]);
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", m.pid1())).unwrap();
+    let line = cgroup.lines().find(|l| l.contains(":devices:")).unwrap();
+    assert!(
+        line.contains("/tend-boot-escpriv-") && line.ends_with("/machine"),
+        "{cgroup}"
+    );
+
+    let (code, out, err) = m.exec(&["probe", "mknod-block"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        probe_results(&out).get("mknod-block").map(|r| r.0),
+        Some(false),
+        "{out}"
+    );
+    let (_, out, err) = m.sh(
+        "head -c 1 /host-disk; echo open=$?; mknod /tmp/sda b 8 0; echo mknod=$?; \
+         echo x >/dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && \
+         exec 3<>/dev/ptmx && echo nodes-ok",
+    );
+    assert_eq!(out, "open=1\nmknod=1\n4\n4\nnodes-ok\n", "{err}");
+    assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+    // Root inside cannot allow itself more: its cgroup's parent says no.
+    let (_, out, _) = m.sh("mkdir -p /tmp/cg && mount -t cgroup -o devices none /tmp/cg && echo a > /tmp/cg/devices.allow; head -c 1 /host-disk >/dev/null && echo opened");
+    assert!(!out.contains("opened"), "{out}");
+
+    drop(m);
+    assert_eq!(
+        device_cgroups("escpriv"),
+        Vec::<String>::new(),
+        "removed with the machine"
+    );
+
+    // A killed launcher's is swept by the next --privileged boot (here, in
+    // the same test: the others of this file would sweep it too).
+    let entry = |ext: &str| format!("/run/tend/machines/escsweep.{ext}");
+    let forget = || {
+        for ext in ["json", "sock"] {
+            let _ = std::fs::remove_file(entry(ext));
+        }
+    };
+    forget();
+    let mut m = demo.start("escsweep", &["--privileged", "--", "/bin/sleep", "600"]);
+    let pid1 = m.pid1();
+    m.child.kill().unwrap();
+    m.child.wait().unwrap();
+    // What the dead launcher could not remove.
+    forget();
+    await_true("PID 1 gone with its launcher", LIMIT, || {
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists()
+    });
+    let left = device_cgroups("escsweep");
+    assert_eq!(left.len(), 1, "{left:?}");
+    let procs = format!("/sys/fs/cgroup/devices/{}/machine/cgroup.procs", left[0]);
+    await_true("the cgroup empty", LIMIT, || {
+        std::fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
+    });
+    let (code, out, err) = run(&mut demo.boot("escsweep2", &["--privileged", "--", "/bin/true"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(device_cgroups("escsweep"), Vec::<String>::new());
+    assert_eq!(device_cgroups("escsweep2"), Vec::<String>::new());
+}
+
+/// `tend boot ROOTFS --name NAME ARGS...` in a mount namespace of its own
+/// where the cgroup hierarchies `hide` are read-only (as for a tend in a
+/// container, or, for v1 `devices`, on a pure cgroup v2 host).
+fn boot_with_read_only(demo: &Demo, hide: &[&str], name: &str, args: &[&str]) -> (i32, String, String) {
+    let remounts: Vec<String> = hide
+        .iter()
+        .map(|h| format!("mount -o remount,bind,ro /sys/fs/cgroup/{h} && "))
+        .collect();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{}exec \"$@\"", remounts.concat()))
+        .arg("sh")
+        .arg(common::tend())
+        .arg("boot")
+        .arg(demo.rootfs())
+        .args(["--name", name])
+        .args(args)
+        .env_remove("TEND_LOG");
+    run(&mut cmd)
+}
+
+#[test]
+fn privileged_on_cgroup_v2_gets_a_device_program_root() {
+    // Without v1's devices controller: a device program on the machine's
+    // v2 cgroup (one of its own, or the one --memory made).
+    let demo = Demo::new("escape-v2");
+    let disk = demo.rootfs().join("host-disk");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::sys::stat::mknod(
+        &disk,
+        nix::sys::stat::SFlag::S_IFBLK,
+        mode,
+        nix::sys::stat::makedev(8, 0),
+    )
+    .unwrap();
+    let script = "head -c 1 /host-disk; echo open=$?; mknod /tmp/sda b 8 0; echo mknod=$?; \
+                  echo x >/dev/null && head -c 4 /dev/urandom | wc -c && exec 3<>/dev/ptmx && echo nodes-ok";
+    for extra in [&[][..], &["--memory", "256M"][..]] {
+        let mut args = vec!["--privileged"];
+        args.extend(extra);
+        args.extend(["--", "/bin/sh", "-c", script]);
+        let (code, out, err) = boot_with_read_only(&demo, &["devices"], "escv2", &args);
+        assert_eq!(code, 0, "{extra:?}: {out}{err}");
+        assert_eq!(out, "open=1\nmknod=1\n4\nnodes-ok\n", "{extra:?}: {err}");
+        assert_eq!(err.matches("Operation not permitted").count(), 2, "{extra:?}: {err}");
+        assert!(!err.contains("not restricted"), "{err}");
+        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/unified")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tend-boot-escv2-"))
+            .collect();
+        assert!(left.is_empty(), "removed with the machine: {left:?}");
+    }
+}
+
+#[test]
+fn privileged_without_a_writable_devices_cgroup_says_so_root() {
+    // As tend in a container whose cgroups are read-only: one warning line.
+    let demo = Demo::new("escape-ro");
+    let args = ["--privileged", "--", "/bin/true"];
+    let (code, out, err) = boot_with_read_only(&demo, &["devices", "unified"], "escro", &args);
+    assert_eq!(code, 0, "{out}{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("device access is not restricted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
 }

@@ -24,6 +24,14 @@ pub enum Error {
     Join(#[source] std::io::Error),
 }
 
+impl Bound {
+    /// The machine's `tend-TOKEN` in the v2 hierarchy, when it has one
+    /// (the machine's cgroup is below it).
+    pub fn v2_root(&self) -> Option<&std::path::Path> {
+        self._roots.as_ref()?.v2_dir()
+    }
+}
+
 /// Bounds the machine whose PID 1 is `child` (host pid, not yet running
 /// its setup). Without bounds, nothing; where tend can write no cgroup (a
 /// rootless boot without a delegated one), one line, and it boots unbound.

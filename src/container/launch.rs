@@ -60,6 +60,8 @@ pub enum Error {
     Watch(#[source] std::io::Error),
     #[error(transparent)]
     Bound(#[from] super::bound::Error),
+    #[error(transparent)]
+    Devices(#[from] super::devices::Error),
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -253,6 +255,11 @@ fn run_container(
     // and all it starts; the cgroup goes when `_bound` drops, at the end.
     let token = format!("boot-{}-{child}", o.name);
     let bound = super::bound::bound(&o.resources, &token, child).map_err(Error::from);
+    // Under --privileged, only the nodes of its /dev (removed the same way).
+    let bound = bound.and_then(|b| {
+        let devices = super::devices::restrict(o, &token, child, b.v2_root())?;
+        Ok((b, devices))
+    });
     let started = bound.and_then(|b| start(o, child, go_w, report_r, network).map(|s| (s, b)));
     let started = started.and_then(|((reactor, reservation), bound)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
@@ -399,6 +406,17 @@ fn child_main(
     // nobody in our user namespace and may mount nothing.
     if !userns::await_go(go) {
         return 1;
+    }
+    if o.privileged {
+        // The launcher moved it into its devices cgroup after the clone
+        // made its cgroup namespace: a new one, rooted there, keeps the
+        // host's cgroups (and the parent holding the rules) out of sight.
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+            tracing::warn!(
+                "cannot root the cgroup namespace at the machine's cgroups: {}",
+                e.desc()
+            );
+        }
     }
     leave_job_control(o);
     if let Err(e) = setup(o) {

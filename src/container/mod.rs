@@ -9,6 +9,7 @@ pub mod apply;
 pub mod bound;
 pub mod caps;
 pub mod confine;
+pub mod devices;
 pub mod launch;
 pub mod namespaces;
 pub mod net;

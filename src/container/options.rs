@@ -124,6 +124,8 @@ pub struct Request {
     pub privileged: bool,
     /// `--userns=START:COUNT`, unchecked.
     pub userns_range: Option<String>,
+    /// `--userns-chown`: shift the rootfs's ownership instead of idmapping it.
+    pub userns_chown: bool,
     /// `--seccomp=off` gives `Some(false)`; the default follows `privileged`.
     pub seccomp: Option<bool>,
     /// `--memory`, `--cpus`, `--pids`: the whole machine's bounds.
@@ -167,6 +169,9 @@ pub struct BootOptions {
     /// as claimed.
     pub id_range_wanted: bool,
     pub id_range: Option<super::userns::Range>,
+    /// `--userns-chown`: the rootfs is chowned into the range (once), not
+    /// attached idmapped.
+    pub userns_chown: bool,
     /// The fd of the idmapped rootfs the launcher made (the child inherits it).
     pub idmapped_root: Option<i32>,
     /// The namespaces the launcher made for the child to enter, by name
@@ -340,6 +345,7 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
         seccomp: request.seccomp.unwrap_or(!request.privileged),
         id_range_wanted: is_root && !request.privileged,
         id_range,
+        userns_chown: request.userns_chown,
         idmapped_root: None,
         held: Vec::new(),
         holder: 0,
@@ -352,8 +358,18 @@ fn id_range(request: &Request, is_root: bool) -> Result<Option<super::userns::Ra
     if request.privileged && (request.userns || request.userns_range.is_some()) {
         return Err(Error::UserNs("--userns cannot be combined with --privileged".into()));
     }
+    if request.privileged && request.userns_chown {
+        return Err(Error::UserNs(
+            "--userns-chown cannot be combined with --privileged (no id range to chown into)".into(),
+        ));
+    }
     if request.privileged && !is_root {
         return Err(Error::UserNs("--privileged needs root".into()));
+    }
+    if request.userns_chown && !is_root {
+        return Err(Error::UserNs(
+            "--userns-chown needs root (a rootless boot maps the ids of /etc/subuid)".into(),
+        ));
     }
     let Some(text) = &request.userns_range else {
         return Ok(None);
@@ -363,7 +379,14 @@ fn id_range(request: &Request, is_root: bool) -> Result<Option<super::userns::Ra
             "--userns=START:COUNT needs root (a rootless boot maps the ids of /etc/subuid)".into(),
         ));
     }
-    super::userns::parse(text).map(Some).map_err(Error::UserNs)
+    let range = super::userns::parse(text).map_err(Error::UserNs)?;
+    let span = crate::sys::chown::SPAN;
+    if request.userns_chown && (range.start % span != 0 || range.count < span) {
+        return Err(Error::UserNs(format!(
+            "--userns-chown needs --userns=START:COUNT with START a multiple of 65536 and COUNT at least 65536, not {text}"
+        )));
+    }
+    Ok(Some(range))
 }
 
 /// The bounding set asked for: the default, `--capability`, `--drop-capability`.

@@ -5,7 +5,10 @@
 //! (`userns/START-COUNT`, holding the launcher's pid), released when the
 //! machine ends, and reclaimed from a launcher that died. The rootfs is
 //! attached through an idmapped mount ([`crate::sys::idmap`]), so the tree
-//! keeps its ownership on disk and container root sees it root-owned.
+//! keeps its ownership on disk and container root sees it root-owned; with
+//! `--userns-chown` it is chowned into the range instead, once
+//! ([`crate::sys::chown`]). Picks step over the host's own ids (users,
+//! groups, /etc/subuid and /etc/subgid ranges).
 //!
 //! The order follows systemd-nspawn's: before the clone, the launcher
 //! makes the user namespace with its maps and the network, UTS and IPC
@@ -35,6 +38,10 @@ pub const SIZE: u32 = 0x1_0000;
 pub enum Error {
     #[error("--userns={range} overlaps the ids of machine {name} ({other})")]
     Overlap { range: Range, name: String, other: Range },
+    #[error(
+        "--userns={range} overlaps {what}: name a range no host user, group or /etc/subuid or /etc/subgid entry uses"
+    )]
+    Host { range: Range, what: String },
     #[error("no free id range of 65536 left in the pool {POOL_START}–{POOL_END}")]
     PoolFull,
     #[error("cannot claim an id range in {}", .path.display())]
@@ -44,7 +51,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "cannot mount the rootfs {} idmapped (its file system may not support it): boot with --privileged, or use a rootfs on ext4, xfs, btrfs or tmpfs",
+        "cannot mount the rootfs {} idmapped (its file system may not support it): boot with --userns-chown (chown the tree once into the id range) or --privileged",
         .path.display()
     )]
     Idmap {
@@ -52,6 +59,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Chown(#[from] crate::sys::chown::Error),
     #[error("cannot idmap the bind {} (:noidmap binds it as it is)", .path.display())]
     BindIdmap {
         path: PathBuf,
@@ -184,6 +193,18 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
         }
         taken.push(range);
     }
+    // The host's own ids: its users and groups, and the ranges it
+    // delegates to them (rootless containers use those).
+    let host = host_ids();
+    if let Some(w) = wanted {
+        if let Some((_, what)) = host.iter().find(|(r, _)| overlaps(w, *r)) {
+            return Err(Error::Host {
+                range: w,
+                what: what.clone(),
+            });
+        }
+    }
+    taken.extend(host.iter().map(|(r, _)| *r));
     let range = match wanted {
         Some(w) => w,
         None => pick(&taken, seed(name)).ok_or(Error::PoolFull)?,
@@ -199,6 +220,44 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
             trees: Vec::new(),
         },
     ))
+}
+
+/// The ids the host uses itself, each with what uses it: the users of
+/// /etc/passwd, the groups of /etc/group and the subordinate ranges of
+/// /etc/subuid and /etc/subgid (a missing file has none).
+fn host_ids() -> Vec<(Range, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let mut ids = account_ids(&read("/etc/passwd"), "host user", "uid");
+    ids.extend(account_ids(&read("/etc/group"), "host group", "gid"));
+    ids.extend(subordinate_ids(&read("/etc/subuid"), "/etc/subuid"));
+    ids.extend(subordinate_ids(&read("/etc/subgid"), "/etc/subgid"));
+    ids
+}
+
+/// The id (third field) of each line of /etc/passwd or /etc/group.
+pub fn account_ids(text: &str, what: &str, kind: &str) -> Vec<(Range, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id: u32 = fields.nth(1)?.trim().parse().ok()?;
+            Some((Range { start: id, count: 1 }, format!("{what} {name} ({kind} {id})")))
+        })
+        .collect()
+}
+
+/// The ranges (`NAME:START:COUNT`) of /etc/subuid or /etc/subgid.
+pub fn subordinate_ids(text: &str, file: &str) -> Vec<(Range, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let start: u32 = fields.next()?.trim().parse().ok()?;
+            let count: u32 = fields.next()?.trim().parse().ok().filter(|&c| c > 0)?;
+            let range = Range { start, count };
+            Some((range, format!("the subordinate ids of {name} in {file} ({range})")))
+        })
+        .collect()
 }
 
 /// The launcher's step before it clones: with a range to map, claim it
@@ -224,9 +283,13 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
     let (held, holder) = hold(&o, range)?;
     o.holder = holder;
     o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
-    let rootfs = idmapped_rootfs(&o, &held[0].1)?;
-    o.idmapped_root = Some(rootfs.as_raw_fd());
-    claim.trees.push(rootfs);
+    if o.userns_chown {
+        chown_rootfs(&o.rootfs, range)?;
+    } else {
+        let rootfs = idmapped_rootfs(&o, &held[0].1)?;
+        o.idmapped_root = Some(rootfs.as_raw_fd());
+        claim.trees.push(rootfs);
+    }
     claim.trees.extend(held.into_iter().map(|(_, fd)| fd));
     for bind in &mut o.binds {
         if let Some(tree) = bind_tree(bind, range)? {
@@ -235,6 +298,26 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
         }
     }
     Ok((o, Some(claim)))
+}
+
+/// `--userns-chown`: the rootfs's ownership shifted into `range`, unless
+/// an earlier boot did (its top directory says so).
+fn chown_rootfs(rootfs: &Path, range: Range) -> Result<(), Error> {
+    match crate::sys::chown::shift_tree(rootfs, range.start)? {
+        crate::sys::chown::Outcome::Already => {
+            tracing::info!(
+                "rootfs {} is in the id range {range} already: not chowned",
+                rootfs.display()
+            )
+        }
+        crate::sys::chown::Outcome::Shifted(n) => {
+            tracing::info!(
+                "rootfs {}: {n} files chowned into the id range {range}",
+                rootfs.display()
+            )
+        }
+    }
+    Ok(())
 }
 
 /// Whether others (not owner, not group) may search every directory from
@@ -395,6 +478,31 @@ mod tests {
         assert!(any.start >= POOL_START && any.start + SIZE <= POOL_END && any.start % SIZE == 0);
         assert_eq!(pick(&[], seed("demo")), Some(any), "the same name, the same range");
         assert_eq!(pick(&[r(POOL_START, POOL_END - POOL_START)], 7), None);
+    }
+
+    #[test]
+    fn host_users_groups_and_subordinate_ranges() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nbig:x:600000:600000::/:/bin/sh\n# comment\nbad:x:y:1\n";
+        let users = account_ids(passwd, "host user", "uid");
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[1], (r(600000, 1), "host user big (uid 600000)".into()));
+        let group = account_ids("wheel:x:10:alice\n", "host group", "gid");
+        assert_eq!(group, [(r(10, 1), "host group wheel (gid 10)".into())]);
+        let sub = subordinate_ids("alice:524288:65536\nbob:100000:0\n\nx\n", "/etc/subuid");
+        assert_eq!(
+            sub,
+            [(
+                r(524288, 65536),
+                "the subordinate ids of alice in /etc/subuid (524288:65536)".into()
+            )]
+        );
+        // A pick steps over them.
+        let taken: Vec<Range> = sub.iter().chain(&users).map(|(r, _)| *r).collect();
+        assert_eq!(
+            pick(&taken, 0),
+            Some(r(POOL_START + 2 * SIZE, SIZE)),
+            "alice's, then big's"
+        );
     }
 
     #[test]

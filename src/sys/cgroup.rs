@@ -24,7 +24,7 @@ use crate::resources::{self, Controller, Layout, Resources, Support, Write};
 /// tend's directories are `tend-TOKEN`, beside those of other tends sharing
 /// the hierarchy; each tend holds a `flock` on its own for as long as it
 /// runs, which is how a later tend tells a leftover from a live one.
-const PREFIX: &str = "tend-";
+pub(super) const PREFIX: &str = "tend-";
 
 /// How long tend waits at exit for its services' cgroups to empty after
 /// `cgroup.kill`, so it can remove them.
@@ -220,6 +220,11 @@ impl Cgroups {
         (!roots.is_empty()).then_some(Cgroups { roots, v2_controllers })
     }
 
+    /// tend's directory in the v2 hierarchy, when it has one.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.roots.iter().find(|r| r.kind == Kind::V2).map(|r| r.dir.as_path())
+    }
+
     /// Makes the service's cgroup in every hierarchy and opens each
     /// `cgroup.procs` for its process to join. v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds
@@ -326,7 +331,7 @@ fn move_processes(from: &Path, leaf: &Path) -> io::Result<()> {
 
 /// SIGKILL to every process in the cgroup `dir`: `cgroup.kill`, or one by
 /// one on kernels without it (before 5.14).
-fn kill_all(dir: &Path) {
+pub(super) fn kill_all(dir: &Path) {
     if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
         return;
     }
@@ -339,7 +344,7 @@ fn kill_all(dir: &Path) {
 /// Makes `root` and takes its lock. A starting tend may sweep it between
 /// the two steps (it is empty and not yet locked): only a directory still
 /// in place once locked counts, else it is made again.
-fn claim(root: &Path) -> Option<Flock<File>> {
+pub(super) fn claim(root: &Path) -> Option<Flock<File>> {
     for _ in 0..3 {
         fs::create_dir_all(root).ok()?;
         let dir = File::open(root).ok()?;
@@ -356,7 +361,7 @@ fn claim(root: &Path) -> Option<Flock<File>> {
 /// Removes, under `parent`, the `tend-*` directories whose lock can be
 /// taken (their tend is gone), with their empty cgroups; a live tend's
 /// holds its lock, and a cgroup still holding processes stays.
-fn sweep(parent: &Path, own: &Path) {
+pub(super) fn sweep(parent: &Path, own: &Path) {
     for dir in subdirs(parent) {
         let ours = dir
             .file_name()
@@ -387,7 +392,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 
 /// Removes a cgroup and its children, deepest first; those still holding
 /// processes stay (rmdir refuses them). Whether it is gone.
-fn remove_tree(dir: &Path) -> bool {
+pub(super) fn remove_tree(dir: &Path) -> bool {
     for child in subdirs(dir) {
         remove_tree(&child);
     }

@@ -7,7 +7,10 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod chown;
 pub mod cmdline;
+pub mod devcgroup;
+pub mod devprog;
 pub mod fault;
 pub mod fdpass;
 pub mod idmap;

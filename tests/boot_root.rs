@@ -303,7 +303,10 @@ fn assert_fails(cmd: &mut Command, name: &str, text: &str) {
     let before = mountinfo();
     let (code, out, err) = run(cmd);
     assert_eq!(code, 1, "{out}\n{err}");
-    // Warnings (a rootfs reachable by other host users) may come first.
+    // Warnings about the boot (a rootfs reachable by other host users) come
+    // once every option has been checked: before a failed setup, not
+    // before a bad option (tests/userns_root.rs and net_root.rs see only
+    // the error there).
     let err: String = err
         .lines()
         .filter(|l| !l.starts_with("tend: warning: "))

@@ -114,3 +114,31 @@ fn a_missing_directory_is_one_clear_error() {
         "{report}"
     );
 }
+
+/// A unit "file" that is a FIFO, `/dev/zero` or simply huge neither stalls
+/// nor fills tend: each is one line, the good unit beside them loads.
+#[test]
+fn fifos_endless_and_huge_files_are_one_line_each() {
+    let dir = TempDir::new("check-files");
+    std::fs::write(dir.path("web.toml"), "command = [\"sleep\", \"1\"]\n").unwrap();
+    nix::unistd::mkfifo(&dir.path("pipe.toml"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path("zero.toml")).unwrap();
+    let huge = format!("command = \"true\"\n{}", "# padding\n".repeat(200_000));
+    std::fs::write(dir.path("huge.toml"), huge).unwrap();
+    let mut child = Command::new(tend())
+        .arg("check")
+        .arg(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(exit_code_within(&mut child, std::time::Duration::from_secs(20)), 1);
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut report).unwrap();
+    for name in ["zero.toml", "huge.toml"] {
+        let line = format!("{}: cannot read unit file: larger than 1 MiB", dir.path(name).display());
+        assert!(report.contains(&line), "{line:?} in {report}");
+    }
+    assert!(report.contains("pipe.toml"), "{report}");
+    assert!(report.trim_end().ends_with("1 unit valid, 3 invalid"), "{report}");
+}

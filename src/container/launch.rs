@@ -136,6 +136,9 @@ fn launch(o: &BootOptions, up: &mut Option<OwnedFd>) -> Result<i32, Error> {
     let mut o = o.clone();
     // Checked and addressed before anything starts; taken down on drop.
     let result = net::prepare(&o).map_err(Error::from).and_then(|mut network| {
+        for line in userns::warnings(&o) {
+            tracing::warn!("{line}");
+        }
         net::dns::write(&o, network.address());
         Detached::create(&dir, &mut o).and_then(|detached| {
             let pipes = Pipes {

@@ -264,22 +264,11 @@ pub fn subordinate_ids(text: &str, file: &str) -> Vec<(Range, String)> {
 /// and record it in the options.
 pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Option<Claim>), Error> {
     let mut o = o.clone();
-    if o.privileged {
-        tracing::warn!(
-            "--privileged: no user namespace, every capability, no seccomp filter: container root is host root"
-        );
-    }
     if !o.id_range_wanted {
         return Ok((o, None));
     }
     let (range, mut claim) = claim(&registry.join("userns"), &o.name, o.id_range)?;
     o.id_range = Some(range);
-    if reachable_by_others(&o.rootfs) {
-        tracing::warn!(
-            "rootfs {} is reachable by other host users: a setuid-root file made inside would be theirs to run (make a directory above it 0700)",
-            o.rootfs.display()
-        );
-    }
     let (held, holder) = hold(&o, range)?;
     o.holder = holder;
     o.held = held.iter().map(|(name, fd)| (*name, fd.as_raw_fd())).collect();
@@ -298,6 +287,39 @@ pub fn claim_for(o: &BootOptions, registry: &Path) -> Result<(BootOptions, Optio
         }
     }
     Ok((o, Some(claim)))
+}
+
+/// What an operator should know about this boot, one line each: said
+/// once every option has been checked (a boot refused for a bad option
+/// says only why).
+pub fn warnings(o: &BootOptions) -> Vec<String> {
+    let mut lines = Vec::new();
+    if o.privileged {
+        lines.push(
+            "--privileged: no user namespace, every capability, no seccomp filter: container root is host root".into(),
+        );
+    }
+    if !o.id_range_wanted {
+        return lines;
+    }
+    if reachable_by_others(&o.rootfs) {
+        lines.push(format!(
+            "rootfs {} is reachable by other host users: a setuid-root file made inside would be theirs to run (make a directory above it 0700)",
+            o.rootfs.display()
+        ));
+    }
+    let root_owned = |b: &Bind| std::fs::metadata(&b.src).is_ok_and(|m| m.uid() == 0);
+    for bind in o
+        .binds
+        .iter()
+        .filter(|b| b.idmap != IdMap::None && !b.ro && root_owned(b))
+    {
+        lines.push(format!(
+            "--bind {}: owned by host root, and writable: the container's root acts as host root in that tree (share a directory owned by an unprivileged user instead)",
+            bind.src.display()
+        ));
+    }
+    lines
 }
 
 /// `--userns-chown`: the rootfs's ownership shifted into `range`, unless
@@ -365,12 +387,6 @@ fn bind_tree(bind: &Bind, range: Range) -> Result<Option<OwnedFd>, Error> {
             (line.clone(), line)
         }
     };
-    if !bind.ro && meta.uid() == 0 {
-        tracing::warn!(
-            "--bind {}: owned by host root, and writable: the container's root acts as host root in that tree (share a directory owned by an unprivileged user instead)",
-            bind.src.display()
-        );
-    }
     let userns = crate::sys::ns::userns_with_maps(&uid_map, &gid_map).map_err(error)?;
     let tree = crate::sys::idmap::clone_tree(&bind.src).map_err(error)?;
     crate::sys::idmap::set_idmap(&tree, &userns).map_err(error)?;

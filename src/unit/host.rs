@@ -105,7 +105,7 @@ impl Host for CheckEnv {
     }
 
     fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        read_limited(path)
     }
 
     fn users(&self) -> &UserDb {
@@ -321,23 +321,32 @@ pub fn read_env_file(host: &dyn Host, unit_dir: &Path, path: &str) -> Result<(Pa
 
 /// Longest env file read: a unit naming a huge file or `/dev/zero` must
 /// not exhaust PID 1's memory.
-const MAX_ENV_FILE: u64 = 1 << 20;
+/// The most tend reads of a file it is handed (a unit, an env file, a time
+/// zone): none comes near it, and PID 1 must not hold a huge one.
+pub(crate) const MAX_FILE: u64 = 1 << 20;
 
-/// Reads at most [`MAX_ENV_FILE`] bytes, without blocking: a FIFO with no
-/// writer (or one that never writes) must not stall loading.
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+/// Reads at most [`MAX_FILE`] bytes, without blocking: a FIFO with no
+/// writer (or one that never writes), or `/dev/zero`, must not stall or
+/// fill PID 1.
+pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    let mut text = String::new();
-    file.take(MAX_ENV_FILE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_ENV_FILE {
+    let mut data = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_FILE {
         return Err(std::io::Error::other("larger than 1 MiB"));
     }
-    Ok(text)
+    Ok(data)
+}
+
+/// [`read_limited`], as text.
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
 }
 
 #[cfg(test)]

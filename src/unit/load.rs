@@ -88,7 +88,7 @@ fn load_file(path: &Path, name: &str, env: &dyn Host, dir: &Path) -> (Option<Che
     if !valid_name(name) {
         return (None, vec![file_error(path, Problem::InvalidName { name: name.into() })]);
     }
-    let text = match fs::read_to_string(path) {
+    let text = match super::host::read_bounded(path) {
         Ok(text) => text,
         Err(e) => {
             return (

@@ -19,8 +19,9 @@ use tracing_subscriber::filter::LevelFilter;
 // the environment std still reads itself (glibc hands them to std's
 // initialiser), and `process::exit` flushes stdout as a return from Rust's
 // `main` would.
-#[cfg(not(test))]
-#[no_mangle]
+// (Under `cargo test` the harness has its own `main`; this one is then a
+// plain function.)
+#[cfg_attr(not(test), no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     sys::process::startup();
     std::process::exit(run());

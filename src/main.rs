@@ -3,6 +3,7 @@
 // The library's rules hold for the binary too (it is its own crate).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(not(test), no_main)]
 
 use clap::{CommandFactory, Parser};
 use tend::cli::{Cli, InitArgs, Sub};
@@ -11,7 +12,18 @@ use tend::{logging, runtime, sys};
 use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 
-fn main() {
+// tend's own C `main`, not Rust's runtime start-up: that start-up reads the
+// main thread's stack bounds with pthread_getattr_np, which links glibc's
+// scanf and float parsing (about 100 KiB) into the static binary. What tend
+// needs of that start-up is in `sys::process::startup`; the arguments and
+// the environment std still reads itself (glibc hands them to std's
+// initialiser), and `process::exit` flushes stdout as a return from Rust's
+// `main` would.
+// (Under `cargo test` the harness has its own `main`; this one is then a
+// plain function.)
+#[cfg_attr(not(test), no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    sys::process::startup();
     std::process::exit(run());
 }
 

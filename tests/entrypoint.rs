@@ -42,6 +42,27 @@ fn a_duration_too_long_is_a_usage_error_naming_the_option() {
     assert!(stderr.contains("longer than 100years"), "{stderr}");
 }
 
+/// tend starts at a C `main` of its own (no Rust runtime start-up): it
+/// still opens /dev/null on a closed standard fd before anything of its
+/// own can take that number, and ignores SIGPIPE itself.
+#[test]
+fn closed_standard_fds_are_dev_null_and_sigpipe_is_ignored() {
+    let script =
+        r#"exec "$0" -- sh -c 'readlink /proc/self/fd/0 >&3; grep ^SigIgn: /proc/$PPID/status >&3' 3>&1 <&- 2>&-"#;
+    let out = output(
+        Command::new("sh")
+            .args(["-c", script, &tend().display().to_string()])
+            .env_remove("TEND_LOG"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("/dev/null"), "{stdout}");
+    let ignored = lines.next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
+    let mask = u64::from_str_radix(ignored, 16).unwrap_or(0);
+    assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{stdout}");
+}
+
 #[test]
 fn exit_code_passes_through() {
     let out = output(&mut tend_cmd(&["--", "sh", "-c", "exit 42"]));

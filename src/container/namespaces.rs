@@ -68,6 +68,18 @@ pub fn parse_subid(text: &str, user: &str, id: u32) -> Option<Range> {
     })
 }
 
+/// The name of `uid` in the text of /etc/passwd ("" if none: the subid
+/// files are then searched by number only). Read as text, not through NSS:
+/// glibc's NSS cannot work in a static binary anyway and would link its
+/// resolver and dynamic loader into it.
+fn user_name(passwd: &str, uid: u32) -> String {
+    crate::unit::users::parse_passwd(passwd)
+        .into_iter()
+        .find(|u| u.uid == uid)
+        .map(|u| u.name)
+        .unwrap_or_default()
+}
+
 /// The maps to write: our own id as 0, then the subordinate range as 1..
 pub fn map_lines(own: u32, range: Option<Range>) -> Vec<[u32; 3]> {
     let mut lines = vec![[0, own, 1]];
@@ -83,12 +95,8 @@ pub fn map_lines(own: u32, range: Option<Range>) -> Vec<[u32; 3]> {
 pub fn write_maps(pid: i32) -> Result<(), Error> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let user = nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_default();
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let user = user_name(&read("/etc/passwd"), uid);
     let subuid = parse_subid(&read("/etc/subuid"), &user, uid);
     let subgid = parse_subid(&read("/etc/subgid"), &user, gid);
     let tools = (find_tool("newuidmap"), find_tool("newgidmap"));
@@ -165,6 +173,14 @@ mod tests {
         assert_eq!(r("bob", 1002), None, "an empty range is none");
         assert_eq!(r("dave", 1003), None);
         assert_eq!(parse_subid("garbage\n", "x", 1), None);
+    }
+
+    #[test]
+    fn own_name_from_passwd_text() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_name(passwd, 1000), "alice");
+        assert_eq!(user_name(passwd, 0), "root");
+        assert_eq!(user_name(passwd, 1001), "", "no entry: by number only");
     }
 
     #[test]

@@ -152,6 +152,12 @@ impl Client {
         self.reply()
     }
 
+    /// Whether bytes of a reply are held already (then reading goes on
+    /// without waiting for the socket to be readable).
+    pub fn buffered(&self) -> bool {
+        self.framer.pending() > 0
+    }
+
     /// The oldest fd received with a reply.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()

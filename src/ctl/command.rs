@@ -301,8 +301,11 @@ fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
         std::io::stderr().as_raw_fd(),
     ];
     c.send(&Request::new(Op::Exec(request)), &fds)?;
-    forward_signals(&c.stream);
+    let mut forward = Forward::new(c);
     loop {
+        if let Some(f) = &mut forward {
+            f.wait(c)?;
+        }
         let reply = c.reply()?;
         if json {
             print_json(&reply);
@@ -314,30 +317,59 @@ fn exec(c: &mut Client, request: Exec, json: bool) -> Result<i32, ClientError> {
 }
 
 /// Ctrl-C and the other signals a user or a script sends to this client
-/// go on to the command, as with `docker exec` (a thread: the client is
-/// not PID 1 and blocks on its reply meanwhile).
-fn forward_signals(stream: &std::os::unix::net::UnixStream) {
-    use signal_hook::consts::*;
-    let (Ok(mut stream), Ok(mut signals)) = (
-        stream.try_clone(),
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]),
-    ) else {
-        return;
-    };
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            let request = Request::new(Op::Kill {
-                signal: signal.to_string(),
-            });
-            let Ok(mut line) = serde_json::to_vec(&request) else {
-                continue;
-            };
-            line.push(b'\n');
-            if stream.write_all(&line).is_err() {
-                return;
+/// go on to the command, as with `docker exec`: caught, and sent as `kill`
+/// while the client waits for its next reply (one thread, no other).
+struct Forward {
+    poll: mio::Poll,
+    signals: signal_hook_mio::v1_0::Signals,
+}
+
+impl Forward {
+    const STREAM: mio::Token = mio::Token(0);
+    const SIGNALS: mio::Token = mio::Token(1);
+
+    /// `None` if the signals cannot be caught: the command still runs.
+    fn new(c: &Client) -> Option<Forward> {
+        use signal_hook::consts::*;
+        let poll = mio::Poll::new().ok()?;
+        let mut signals =
+            signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]).ok()?;
+        let registry = poll.registry();
+        registry
+            .register(&mut signals, Self::SIGNALS, mio::Interest::READABLE)
+            .ok()?;
+        let stream = c.raw_fd();
+        registry
+            .register(&mut mio::unix::SourceFd(&stream), Self::STREAM, mio::Interest::READABLE)
+            .ok()?;
+        Some(Forward { poll, signals })
+    }
+
+    /// Forwards signals until a reply can be read (at once if a whole one
+    /// is held already).
+    fn wait(&mut self, c: &mut Client) -> Result<(), ClientError> {
+        let mut events = mio::Events::with_capacity(2);
+        while !c.buffered() {
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for signal in self.signals.pending() {
+                // A connection gone shows in the reply read next.
+                let _ = c.send(
+                    &Request::new(Op::Kill {
+                        signal: signal.to_string(),
+                    }),
+                    &[],
+                );
+            }
+            if events.iter().any(|e| e.token() == Self::STREAM) {
+                return Ok(());
             }
         }
-    });
+        Ok(())
+    }
 }
 
 pub fn print_json(reply: &Reply) {

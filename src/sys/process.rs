@@ -48,6 +48,29 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// What Rust's runtime does before `main` and tend needs, for tend starts
+/// at a C `main` of its own (see main.rs: the runtime's start-up would link
+/// glibc's scanf and float parsing into the static binary only to find the
+/// main thread's stack): fds 0-2 open, on /dev/null where they were closed
+/// (so that no socket or file of tend's takes their numbers), and SIGPIPE
+/// ignored (a reader gone is an EPIPE error, not death). Children get
+/// SIGPIPE back at its default (sys::spawn).
+pub fn startup() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads the flags of a number, open or not.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        // Opened in turn from 0, /dev/null takes the lowest closed number:
+        // `fd`. Kept open for good, and inherited by children as a stdio is.
+        // SAFETY: a NUL-terminated path; the fd returned is left open.
+        if closed && unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == -1 {
+            break;
+        }
+    }
+    // SAFETY: SIG_IGN installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// What one drain of `waitpid` found.
 #[derive(Debug, Default)]
 pub struct Reaped {

@@ -91,9 +91,13 @@ fn printer(name: &str, dir: &Path) -> String {
     )
 }
 
+/// A crasher prints 20 lines a run: its log buffer (1000 lines) is full
+/// within the warm-up, like the printers', so that what PID 1 holds after
+/// the warm-up is what it holds for good (with one line a run, the rings
+/// took about 25 minutes to fill, and RSS rose until then).
 fn crasher(n: usize) -> String {
     format!(
-        "command = \"echo crash {n}; sleep 0.{d}; exit 3\"\nrestart = \"on-failure\"\nrestart-delay = \"50ms\"\nrestart-delay-max = \"400ms\"\nstart-limit-burst = 1000000\n",
+        "command = \"for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo crash {n} $i; done; sleep 0.{d}; exit 3\"\nrestart = \"on-failure\"\nrestart-delay = \"50ms\"\nrestart-delay-max = \"400ms\"\nstart-limit-burst = 1000000\n",
         d = 1 + n % 9
     )
 }

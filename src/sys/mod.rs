@@ -13,6 +13,7 @@ pub mod fdpass;
 pub mod idmap;
 pub mod memory;
 pub mod mount;
+pub mod netlink;
 pub mod ns;
 pub mod process;
 pub mod pty;

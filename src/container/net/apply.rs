@@ -1,38 +1,41 @@
-//! Carries out a network plan step by step through a [`System`]: `ip`
-//! lines of one place run as one `ip -batch` (a process start is the
-//! dominant cost), sysctls are file writes, the table is one `nft -f`. On
-//! a failure, what was done is undone in reverse before the error returns.
+//! Carries out a network plan step by step through a [`System`]: link
+//! operations of one place run together over one rtnetlink socket
+//! ([`crate::sys::netlink`]), sysctls are file writes, the table is one
+//! `nft -f`. On a failure, what was done is undone in reverse before the
+//! error returns.
 //!
-//! Links, addresses and routes go through iproute2's `ip` and the table
-//! through `nft`, not netlink from here: nftables' netlink protocol is not
-//! one a small crate speaks, and one spawned `ip -batch` per side costs
-//! about a millisecond.
+//! The table goes through `nft`, not netlink from here: nftables' netlink
+//! protocol (an expression per match, registers, batches) is not one a
+//! small module speaks, and the table changes only with the set of
+//! machines (see [`super::plan::ruleset`]).
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::plan::{Action, Place, Step};
+use super::plan::{Action, Link, Place, Step};
 use super::Error;
+use crate::sys::netlink::{self as nl, Socket};
 
 /// The host operations a plan needs.
 pub trait System {
-    /// Runs `lines` as one `ip -batch` in `place`.
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error>;
+    /// Carries out `links` in `place`, in order, up to the first failure.
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error>;
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error>;
     fn read_sysctl(&mut self, key: &str) -> Result<String, Error>;
     /// Runs an nft script (atomic: all of it or nothing).
     fn nft(&mut self, script: &str) -> Result<(), Error>;
 
-    /// `ip` lines in `place` (none: skipped) and an nft script, both run
-    /// (at once where it can: the kernel's waits in each then overlap).
-    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        let ip = if lines.is_empty() {
+    /// `links` in `place` (none: skipped) and an nft script, both run (at
+    /// once where it can: the kernel's waits in each then overlap).
+    fn links_with_nft(&mut self, place: Place, links: &[Link], script: &str) -> (Result<(), Error>, Result<(), Error>) {
+        let done = if links.is_empty() {
             Ok(())
         } else {
-            self.ip(place, lines)
+            self.links(place, links)
         };
-        (ip, self.nft(script))
+        (done, self.nft(script))
     }
 }
 
@@ -56,7 +59,7 @@ pub fn apply(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
 pub fn undo(sys: &mut dyn System, undos: &[(Place, Action)]) {
     for (place, action) in undos {
         let result = match action {
-            Action::Ip(line) => sys.ip(*place, std::slice::from_ref(line)),
+            Action::Link(link) => sys.links(*place, std::slice::from_ref(link)),
             Action::Sysctl { key, value } => sys.sysctl(key, value),
         };
         if let Err(e) = result {
@@ -65,37 +68,33 @@ pub fn undo(sys: &mut dyn System, undos: &[(Place, Action)]) {
     }
 }
 
-/// How many steps from the first run together: `ip` lines of one place.
+/// How many steps from the first run together: links of one place.
 fn batch_len(steps: &[Step]) -> usize {
     let Some(first) = steps.first() else { return 0 };
-    if !matches!(first.action, Action::Ip(_)) {
+    if !matches!(first.action, Action::Link(_)) {
         return 1;
     }
     steps
         .iter()
-        .take_while(|s| s.place == first.place && matches!(s.action, Action::Ip(_)))
+        .take_while(|s| s.place == first.place && matches!(s.action, Action::Link(_)))
         .count()
 }
 
 fn run(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
-    let lines: Vec<String> = steps
-        .iter()
-        .filter_map(|s| match &s.action {
-            Action::Ip(line) => Some(line.clone()),
-            Action::Sysctl { .. } => None,
-        })
-        .collect();
     match steps.first().map(|s| (&s.action, s.place)) {
         Some((Action::Sysctl { key, value }, _)) => sys.sysctl(key, value),
-        Some((Action::Ip(_), place)) => sys.ip(place, &lines),
+        Some((Action::Link(_), place)) => sys.links(place, &super::plan::links(steps)),
         None => Ok(()),
     }
 }
 
-/// The real host: `ip` and `nft` from iproute2 and nftables, /proc/sys.
+/// The real host: rtnetlink, /proc/sys, and `nft` from nftables.
 pub struct Real {
     /// The container's network namespace, for [`Place::Container`].
-    pub netns: Option<PathBuf>,
+    netns: Option<PathBuf>,
+    /// The sockets of each place, opened when first needed.
+    host: Option<Socket>,
+    inside: Option<Socket>,
 }
 
 pub fn find_tool(name: &str) -> Option<PathBuf> {
@@ -141,36 +140,76 @@ impl Running<'_> {
     }
 }
 
-fn batch(lines: &[String]) -> String {
-    let mut input = lines.join("\n");
-    input.push('\n');
-    input
-}
-
-/// The input line a tool's error names (`ip`: "Command failed -:N", nft:
-/// "/dev/stdin:N:..."), else the first.
+/// The input line nft's error names ("/dev/stdin:N:..."), else the first.
 fn failed_line<'a>(input: &'a str, stderr: &str) -> &'a str {
     let number = stderr.lines().find_map(|l| {
-        let rest = l
-            .strip_prefix("Command failed -:")
-            .or_else(|| l.strip_prefix("/dev/stdin:"))?;
+        let rest = l.strip_prefix("/dev/stdin:")?;
         rest.split(':').next()?.trim().parse::<usize>().ok()
     });
     let index = number.and_then(|n| n.checked_sub(1)).unwrap_or(0);
     input.lines().nth(index).unwrap_or_default()
 }
 
-impl Real {
-    fn ip_command(&self, place: Place) -> Result<Command, Error> {
-        let path = find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
-        let mut cmd = Command::new(path);
-        cmd.args(["-batch", "-"]);
-        if place == Place::Container {
-            let path = self.netns.as_deref().ok_or(Error::Missing("the container"))?;
-            let ns = crate::sys::ns::open_ns_file(path).map_err(|source| Error::Tool { tool: "ip", source })?;
-            crate::sys::ns::enter_netns_on_exec(&mut cmd, ns);
+/// One link operation as rtnetlink requests on `socket` (a name becomes an
+/// index by a request of its own where the kernel wants an index).
+fn carry_out(socket: &mut Socket, link: &Link) -> io::Result<()> {
+    let request = match link {
+        Link::Veth { name, peer, netns } => {
+            // Open until the kernel has answered: it reads the descriptor.
+            let ns = crate::sys::ns::open_ns_file(Path::new(netns))?;
+            return socket.call(nl::add_veth(name, peer, ns.as_raw_fd())).map(drop);
         }
-        Ok(cmd)
+        Link::Bridge(name) => nl::add_bridge(name),
+        Link::Delete(name) => nl::delete_link(name),
+        Link::Up(name) => nl::set_up(name),
+        Link::Master { name, bridge } => nl::set_master(name, socket.index(bridge)?),
+        Link::Address { dev, addr, prefix } => nl::add_address(socket.index(dev)?, *addr, *prefix),
+        Link::DefaultRoute(via) => nl::add_default_route(*via),
+    };
+    socket.call(request).map(drop)
+}
+
+impl Real {
+    /// For steps on the host only.
+    pub fn host() -> Real {
+        Real {
+            netns: None,
+            host: None,
+            inside: None,
+        }
+    }
+
+    /// For steps on the host and in the container whose network namespace
+    /// is at `netns`.
+    pub fn container(netns: PathBuf) -> Real {
+        Real {
+            netns: Some(netns),
+            ..Real::host()
+        }
+    }
+
+    fn socket(&mut self, place: Place) -> Result<&mut Socket, Error> {
+        let failed = |source| Error::Link {
+            place,
+            step: "open a netlink socket".into(),
+            source,
+        };
+        let slot = match place {
+            Place::Host => &mut self.host,
+            Place::Container => &mut self.inside,
+        };
+        if let Some(socket) = slot {
+            return Ok(socket);
+        }
+        let socket = match place {
+            Place::Host => Socket::open(),
+            Place::Container => {
+                let path = self.netns.as_deref().ok_or(Error::Missing("the container"))?;
+                crate::sys::ns::open_ns_file(path).and_then(Socket::open_in)
+            }
+        }
+        .map_err(failed)?;
+        Ok(slot.insert(socket))
     }
 
     fn nft_command() -> Result<Command, Error> {
@@ -179,22 +218,40 @@ impl Real {
         cmd.args(["-f", "-"]);
         Ok(cmd)
     }
+
+    /// The kind of link `name` on the host (`None`: there is none).
+    pub fn link_kind(&mut self, name: &str) -> Result<Option<Option<String>>, Error> {
+        let link = self.socket(Place::Host)?.link(name).map_err(|source| Error::Link {
+            place: Place::Host,
+            step: format!("link show {name}"),
+            source,
+        })?;
+        Ok(link.map(|l| l.kind))
+    }
 }
 
 impl System for Real {
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
-        let input = batch(lines);
-        start("ip", self.ip_command(place)?, &input)?.finish()
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error> {
+        let socket = self.socket(place)?;
+        for link in links {
+            carry_out(socket, link).map_err(|source| Error::Link {
+                place,
+                step: link.to_string(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
-    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        if lines.is_empty() {
-            return (Ok(()), self.nft(script));
-        }
-        let input = batch(lines);
-        let ip = self.ip_command(place).and_then(|cmd| start("ip", cmd, &input));
+    fn links_with_nft(&mut self, place: Place, links: &[Link], script: &str) -> (Result<(), Error>, Result<(), Error>) {
+        // nft first: its start and the kernel's work overlap the links'.
         let nft = Real::nft_command().and_then(|cmd| start("nft", cmd, script));
-        (ip.and_then(Running::finish), nft.and_then(Running::finish))
+        let done = if links.is_empty() {
+            Ok(())
+        } else {
+            self.links(place, links)
+        };
+        (done, nft.and_then(Running::finish))
     }
 
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
@@ -235,7 +292,8 @@ impl Recording {
 }
 
 impl System for Recording {
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error> {
+        let lines: Vec<String> = links.iter().map(Link::to_string).collect();
         self.record(format!("ip {place:?}: {}", lines.join("; ")))
     }
 
@@ -273,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_lines_of_one_place_run_as_one_batch() {
+    fn links_of_one_place_run_as_one_batch() {
         let mut sys = Recording::default();
         apply(&mut sys, &plan::machine(&web(), "42")).unwrap();
         assert_eq!(
@@ -289,10 +347,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_failed_line() {
-        let input = "link add a\naddr add b\n";
-        assert_eq!(failed_line(input, "Error: bad\nCommand failed -:2\n"), "addr add b");
-        assert_eq!(failed_line(input, "/dev/stdin:1:5-9: Error: x\n"), "link add a");
-        assert_eq!(failed_line(input, "weird\n"), "link add a");
+        let input = "table inet tend\ndelete table inet tend\n";
+        assert_eq!(
+            failed_line(input, "/dev/stdin:2:1-6: Error: x\n"),
+            "delete table inet tend"
+        );
+        assert_eq!(failed_line(input, "weird\n"), "table inet tend");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use apply::{Real, System};
 use lease::{Lease, Shared};
-use plan::{Place, Step};
+use plan::{Link, Place, Step};
 pub use types::{parse_publish, Cidr, Proto, Publish, DEFAULT_POOL};
 
 use super::options::{BootOptions, Net};
@@ -38,6 +38,13 @@ pub enum Error {
         tool: &'static str,
         input: String,
         stderr: String,
+    },
+    #[error("cannot {step} {place}")]
+    Link {
+        place: Place,
+        step: String,
+        #[source]
+        source: io::Error,
     },
     #[error("{0} is missing")]
     Missing(&'static str),
@@ -174,7 +181,7 @@ fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
     let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
-    let mut sys = Real { netns: None };
+    let mut sys = Real::host();
     sweep(dir, netns, &mut sys);
     // A dead machine of another namespace holds no address any more.
     let leases: Vec<Lease> = lease::all(dir)
@@ -234,19 +241,10 @@ fn check_bridge(name: &str) -> Result<(String, bool), Error> {
     if !types::valid_ifname(name) {
         return Err(Error::BridgeName(name.into()));
     }
-    let path = apply::find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
-    let out = std::process::Command::new(path)
-        .args(["-o", "-d", "link", "show", "dev", name])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map_err(|source| Error::Tool { tool: "ip", source })?;
-    if !out.status.success() {
-        return Ok((name.into(), false));
-    }
-    if String::from_utf8_lossy(&out.stdout).contains(" bridge ") {
-        Ok((name.into(), true))
-    } else {
-        Err(Error::NotBridge(name.into()))
+    match Real::host().link_kind(name)? {
+        None => Ok((name.into(), false)),
+        Some(Some(kind)) if kind == "bridge" => Ok((name.into(), true)),
+        Some(_) => Err(Error::NotBridge(name.into())),
     }
 }
 
@@ -279,7 +277,7 @@ fn sweep_stale(dir: &Path) {
         return;
     }
     let Ok(_lock) = lease::lock(dir) else { return };
-    sweep(dir, netns, &mut Real { netns: None });
+    sweep(dir, netns, &mut Real::host());
 }
 
 /// A lease of a dead launcher in this namespace. One of another namespace
@@ -310,12 +308,12 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
     reconcile_with(dir, netns, sys, &[]);
 }
 
-/// As [`reconcile`], running the host's `ip` lines `also` (a machine's
-/// undo, its failure ignored) beside the table's rewrite.
-fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String]) {
+/// As [`reconcile`], carrying out the host's link operations `also` (a
+/// machine's undo, its failure ignored) beside the table's rewrite.
+fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[Link]) {
     let Some(mut shared) = lease::read_shared(dir, netns) else {
         if !also.is_empty() {
-            let _ = sys.ip(Place::Host, also);
+            let _ = sys.links(Place::Host, also);
         }
         return;
     };
@@ -326,7 +324,7 @@ fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String])
         .filter(|b| !leases.iter().any(|l| l.bridge.as_ref() == Some(b)))
         .cloned()
         .collect();
-    let (undone, nft) = sys.ip_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
+    let (undone, nft) = sys.links_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
     if let Err(e) = undone {
         tracing::debug!("undo: {}", crate::sys::chain(&e));
     }
@@ -362,9 +360,7 @@ impl Network {
         let dir = &self.dir;
         let _lock = lease::lock(dir).map_err(registry_error(dir))?;
         let netns = target.netns.display().to_string();
-        let mut sys = Real {
-            netns: Some(target.netns.clone()),
-        };
+        let mut sys = Real::container(target.netns.clone());
         let result = build(dir, lease, &netns, &mut sys);
         if result.is_err() {
             lease::remove(dir, &lease.name);
@@ -407,16 +403,16 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
     apply::apply(sys, &host)?;
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == lease.netns).collect();
     let rules = plan::ruleset(&leases, &shared);
-    let (ip, nft) = sys.ip_with_nft(Place::Container, &plan::ip_lines(&inside), &rules);
-    ip.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+    let (links, nft) = sys.links_with_nft(Place::Container, &plan::links(&inside), &rules);
+    links.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
 }
 
-/// The `ip` lines that take a machine's links down.
-fn undo_lines(lease: &Lease) -> Vec<String> {
+/// The link operations that take a machine's links down.
+fn undo_links(lease: &Lease) -> Vec<Link> {
     plan::undo(&plan::machine(lease, "0"))
         .into_iter()
         .filter_map(|(_, action)| match action {
-            plan::Action::Ip(line) => Some(line),
+            plan::Action::Link(link) => Some(link),
             plan::Action::Sysctl { .. } => None,
         })
         .collect()
@@ -433,10 +429,10 @@ impl Drop for Network {
         let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;
         let _lock = lease::lock(dir);
-        let mut sys = Real { netns: None };
+        let mut sys = Real::host();
         // Often the kernel removed the pair already, with the namespace.
         let undo = if crate::sys::ns::link_exists(&lease.host_if) {
-            undo_lines(&lease)
+            undo_links(&lease)
         } else {
             Vec::new()
         };
@@ -491,7 +487,7 @@ mod tests {
         // The last machine gone: the table and forwarding as they were.
         lease::remove(&dir, "web");
         let mut sys = Recording::default();
-        reconcile_with(&dir, 7, &mut sys, &["link del ve-web".into()]);
+        reconcile_with(&dir, 7, &mut sys, &[Link::Delete("ve-web".into())]);
         assert_eq!(
             sys.log,
             ["ip Host: link del ve-web", "nft 2", "sysctl net/ipv4/ip_forward=0"]

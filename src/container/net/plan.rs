@@ -1,5 +1,6 @@
-//! What a machine's network is made of, as data: the `ip` lines that make
-//! its links, addresses and routes (on the host and inside), the sysctls
+//! What a machine's network is made of, as data: the link operations that
+//! make its links, addresses and routes (on the host and inside; shown as
+//! the `ip` lines that would do the same), the sysctls
 //! it sets, each with its undo, and the whole `inet tend` nftables table
 //! for the machines of one network namespace. Pure: tested without root.
 
@@ -22,12 +23,63 @@ pub enum Place {
     Container,
 }
 
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Place::Host => "on the host",
+            Place::Container => "in the container",
+        })
+    }
+}
+
+/// One rtnetlink request (see [`crate::sys::netlink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// A veth pair: `name` here, `peer` made straight in the network
+    /// namespace at path `netns`.
+    Veth {
+        name: String,
+        peer: String,
+        netns: String,
+    },
+    Bridge(String),
+    Delete(String),
+    Up(String),
+    Master {
+        name: String,
+        bridge: String,
+    },
+    Address {
+        dev: String,
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    DefaultRoute(Ipv4Addr),
+}
+
+impl std::fmt::Display for Link {
+    /// As the `ip` line that would do the same: what errors name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Link::Veth { name, peer, netns } => write!(f, "link add {name} type veth peer name {peer} netns {netns}"),
+            Link::Bridge(name) => write!(f, "link add {name} type bridge"),
+            Link::Delete(name) => write!(f, "link del {name}"),
+            Link::Up(name) => write!(f, "link set {name} up"),
+            Link::Master { name, bridge } => write!(f, "link set {name} master {bridge}"),
+            Link::Address { dev, addr, prefix } => write!(f, "addr add {addr}/{prefix} dev {dev}"),
+            Link::DefaultRoute(via) => write!(f, "route add default via {via}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// One line of `ip -batch`.
-    Ip(String),
+    Link(Link),
     /// A file under /proc/sys, and what to write to it.
-    Sysctl { key: String, value: String },
+    Sysctl {
+        key: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,16 +99,16 @@ fn host(action: Action, undo: Option<Action>) -> Step {
     }
 }
 
-fn inside(line: String) -> Step {
+fn inside(link: Link) -> Step {
     Step {
         place: Place::Container,
-        action: Action::Ip(line),
+        action: Action::Link(link),
         undo: None,
     }
 }
 
-fn ip(line: String) -> Action {
-    Action::Ip(line)
+fn ip(link: Link) -> Action {
+    Action::Link(link)
 }
 
 fn sysctl(key: String, value: &str) -> Action {
@@ -67,7 +119,7 @@ fn sysctl(key: String, value: &str) -> Action {
 }
 
 /// The machine's own steps, in order, for the container whose network
-/// namespace is `netns` (for `ip ... netns`: a pid or a path):
+/// namespace is at path `netns`:
 /// the veth pair (its peer made straight in the container's namespace),
 /// the host side's address or bridge, the container side's address and
 /// default route. Deleting the host side deletes the pair, its addresses
@@ -75,13 +127,23 @@ fn sysctl(key: String, value: &str) -> Action {
 pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
     let ve = &lease.host_if;
     let mut steps = vec![host(
-        ip(format!("link add {ve} type veth peer name {INSIDE_IF} netns {netns}")),
-        Some(ip(format!("link del {ve}"))),
+        ip(Link::Veth {
+            name: ve.clone(),
+            peer: INSIDE_IF.into(),
+            netns: netns.into(),
+        }),
+        Some(ip(Link::Delete(ve.clone()))),
     )];
     match &lease.bridge {
-        Some(bridge) => steps.push(host(ip(format!("link set {ve} master {bridge}")), None)),
+        Some(bridge) => steps.push(host(
+            ip(Link::Master {
+                name: ve.clone(),
+                bridge: bridge.clone(),
+            }),
+            None,
+        )),
         None => {
-            steps.push(host(ip(format!("addr add {}/30 dev {ve}", lease.gateway())), None));
+            steps.push(host(ip(address(ve, lease.gateway(), 30)), None));
             // 127.0.0.1:PORT published: the DNAT'ed packet keeps its
             // loopback source, which the kernel routes out only with this.
             if lease.publish.iter().any(|p| p.ip.map_or(true, |ip| ip.is_loopback())) {
@@ -90,16 +152,20 @@ pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
             }
         }
     }
-    steps.push(host(ip(format!("link set {ve} up")), None));
-    steps.push(inside("link set lo up".into()));
-    steps.push(inside(format!(
-        "addr add {}/{} dev {INSIDE_IF}",
-        lease.address(),
-        lease.prefix()
-    )));
-    steps.push(inside(format!("link set {INSIDE_IF} up")));
-    steps.push(inside(format!("route add default via {}", lease.gateway())));
+    steps.push(host(ip(Link::Up(ve.clone())), None));
+    steps.push(inside(Link::Up("lo".into())));
+    steps.push(inside(address(INSIDE_IF, lease.address(), lease.prefix())));
+    steps.push(inside(Link::Up(INSIDE_IF.into())));
+    steps.push(inside(Link::DefaultRoute(lease.gateway())));
     steps
+}
+
+fn address(dev: &str, addr: Ipv4Addr, prefix: u8) -> Link {
+    Link::Address {
+        dev: dev.into(),
+        addr,
+        prefix,
+    }
 }
 
 /// A bridge tend creates: up, with the pool's gateway address, and
@@ -107,13 +173,10 @@ pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
 pub fn bridge(name: &str, pool: Cidr) -> Vec<Step> {
     let gateway = pool.nth(1).unwrap_or(pool.base);
     vec![
-        host(
-            ip(format!("link add {name} type bridge")),
-            Some(ip(format!("link del {name}"))),
-        ),
-        host(ip(format!("addr add {gateway}/{} dev {name}", pool.prefix)), None),
+        host(ip(Link::Bridge(name.into())), Some(ip(Link::Delete(name.into())))),
+        host(ip(address(name, gateway, pool.prefix)), None),
         host(sysctl(format!("net/ipv4/conf/{name}/route_localnet"), "1"), None),
-        host(ip(format!("link set {name} up")), None),
+        host(ip(Link::Up(name.into())), None),
     ]
 }
 
@@ -127,12 +190,12 @@ pub fn forwarding(shared: &Shared) -> Vec<Step> {
     )]
 }
 
-/// The `ip` lines of `steps`, in order.
-pub fn ip_lines<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<String> {
+/// The link operations of `steps`, in order.
+pub fn links<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<Link> {
     steps
         .into_iter()
         .filter_map(|s| match &s.action {
-            Action::Ip(line) => Some(line.clone()),
+            Action::Link(link) => Some(link.clone()),
             Action::Sysctl { .. } => None,
         })
         .collect()
@@ -275,7 +338,7 @@ mod tests {
             .iter()
             .filter(|s| s.place == place)
             .map(|s| match &s.action {
-                Action::Ip(l) => l.clone(),
+                Action::Link(l) => l.to_string(),
                 Action::Sysctl { key, value } => format!("{key}={value}"),
             })
             .collect()
@@ -302,7 +365,10 @@ mod tests {
                 "route add default via 10.231.0.13",
             ]
         );
-        assert_eq!(undo(&steps), [(Place::Host, Action::Ip("link del ve-web".into()))]);
+        assert_eq!(
+            undo(&steps),
+            [(Place::Host, Action::Link(Link::Delete("ve-web".into())))]
+        );
     }
 
     #[test]
@@ -313,7 +379,7 @@ mod tests {
         assert!(lines(&steps, Place::Container).contains(&"route add default via 10.231.0.1".to_string()));
         let b = bridge("tend0", DEFAULT_POOL);
         assert_eq!(lines(&b, Place::Host)[1], "addr add 10.231.0.1/16 dev tend0");
-        assert_eq!(undo(&b), [(Place::Host, Action::Ip("link del tend0".into()))]);
+        assert_eq!(undo(&b), [(Place::Host, Action::Link(Link::Delete("tend0".into())))]);
     }
 
     #[test]

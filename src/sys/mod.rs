@@ -14,6 +14,7 @@ pub mod idmap;
 pub mod memory;
 pub mod mount;
 pub mod netlink;
+pub mod nftables;
 pub mod ns;
 pub mod process;
 pub mod pty;

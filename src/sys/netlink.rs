@@ -15,13 +15,13 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::socket::{self as nixsock, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 
-const NLMSG_HDRLEN: usize = 16;
+pub(super) const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
+pub(super) const NLM_F_CREATE: u16 = 0x400;
 const NLA_F_NESTED: u16 = 0x8000;
 
 const RTM_NEWLINK: u16 = 16;
@@ -80,18 +80,24 @@ fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
 }
 
 /// A NUL-terminated string attribute value.
-fn cstr(name: &str) -> Vec<u8> {
+pub(super) fn cstr(name: &str) -> Vec<u8> {
     let mut v = name.as_bytes().to_vec();
     v.push(0);
     v
 }
 
 impl Request {
+    /// A request the kernel acknowledges.
     fn new(kind: u16, flags: u16, header: &[u8]) -> Request {
+        Request::bare(kind, flags | NLM_F_ACK, header)
+    }
+
+    /// A message with exactly `flags` (and NLM_F_REQUEST), then `header`.
+    pub(super) fn bare(kind: u16, flags: u16, header: &[u8]) -> Request {
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&[0; 4]);
         buf.extend_from_slice(&kind.to_ne_bytes());
-        buf.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        buf.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
         buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(header);
         pad(&mut buf);
@@ -102,7 +108,7 @@ impl Request {
         }
     }
 
-    fn attr(mut self, kind: u16, value: &[u8]) -> Request {
+    pub(super) fn attr(mut self, kind: u16, value: &[u8]) -> Request {
         match u16::try_from(value.len() + 4) {
             Ok(len) => {
                 self.buf.extend_from_slice(&len.to_ne_bytes());
@@ -116,7 +122,7 @@ impl Request {
     }
 
     /// Opens a nested attribute, closed by [`Request::end`].
-    fn nest(mut self, kind: u16) -> Request {
+    pub(super) fn nest(mut self, kind: u16) -> Request {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&[0; 2]);
         self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
@@ -130,7 +136,7 @@ impl Request {
         self
     }
 
-    fn end(mut self) -> Request {
+    pub(super) fn end(mut self) -> Request {
         if let Some(start) = self.nests.pop() {
             match u16::try_from(self.buf.len() - start) {
                 Ok(len) => self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes()),
@@ -249,11 +255,11 @@ enum Answer {
     Link(Link),
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
@@ -282,6 +288,27 @@ fn parse_link(body: &[u8]) -> Option<Link> {
             String::from_utf8_lossy(name).into_owned()
         });
     Some(Link { index, kind })
+}
+
+/// Every NLMSG_ERROR of one datagram: the request it answers (its
+/// sequence number) and its errno (0: the ACK).
+pub(super) fn acks(datagram: &[u8]) -> Vec<(u32, i32)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while let (Some(len), Some(kind), Some(seq)) =
+        (u32_at(datagram, at), u16_at(datagram, at + 4), u32_at(datagram, at + 8))
+    {
+        let len = usize::try_from(len).unwrap_or(0);
+        if len < NLMSG_HDRLEN || datagram.len() < at.saturating_add(len) {
+            break;
+        }
+        if kind == NLMSG_ERROR {
+            let code = u32_at(datagram, at + NLMSG_HDRLEN).map_or(-libc::EPROTO, |c| c as i32);
+            out.push((seq, code.saturating_neg()));
+        }
+        at = at.saturating_add((len + 3) & !3);
+    }
+    out
 }
 
 /// The messages of one datagram that answer request `seq`.

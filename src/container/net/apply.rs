@@ -1,22 +1,20 @@
 //! Carries out a network plan step by step through a [`System`]: link
 //! operations of one place run together over one rtnetlink socket
 //! ([`crate::sys::netlink`]), sysctls are file writes, the table is one
-//! `nft -f`. On a failure, what was done is undone in reverse before the
-//! error returns.
+//! nf_tables transaction ([`crate::sys::nftables`]). On a failure, what was
+//! done is undone in reverse before the error returns.
 //!
-//! The table goes through `nft`, not netlink from here: nftables' netlink
-//! protocol (an expression per match, registers, batches) is not one a
-//! small module speaks, and the table changes only with the set of
-//! machines (see [`super::plan::ruleset`]).
+//! All in this process: starting `ip` and `nft` cost a machine's boot far
+//! more than the kernel's work (see the README's networking section).
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use super::plan::{Action, Link, Place, Step};
+use super::plan::{Action, Link, Match, Place, Rule, Step, Table, Verdict};
 use super::Error;
 use crate::sys::netlink::{self as nl, Socket};
+use crate::sys::nftables::{self as nft, Expr};
 
 /// The host operations a plan needs.
 pub trait System {
@@ -24,19 +22,9 @@ pub trait System {
     fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error>;
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error>;
     fn read_sysctl(&mut self, key: &str) -> Result<String, Error>;
-    /// Runs an nft script (atomic: all of it or nothing).
-    fn nft(&mut self, script: &str) -> Result<(), Error>;
-
-    /// `links` in `place` (none: skipped) and an nft script, both run (at
-    /// once where it can: the kernel's waits in each then overlap).
-    fn links_with_nft(&mut self, place: Place, links: &[Link], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        let done = if links.is_empty() {
-            Ok(())
-        } else {
-            self.links(place, links)
-        };
-        (done, self.nft(script))
-    }
+    /// Makes tend's table what `table` says (one transaction: all of it
+    /// or nothing), on the host.
+    fn table(&mut self, table: &Table) -> Result<(), Error>;
 }
 
 /// Applies `steps`; on failure, undoes the ones applied (and the failed
@@ -104,52 +92,6 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A tool started with its input written, not yet waited for.
-struct Running<'a> {
-    tool: &'static str,
-    child: std::process::Child,
-    input: &'a str,
-}
-
-fn start<'a>(tool: &'static str, mut cmd: Command, input: &'a str) -> Result<Running<'a>, Error> {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| Error::Tool { tool, source })?;
-    // Small inputs fit the pipe: this does not wait for the tool.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    Ok(Running { tool, child, input })
-}
-
-impl Running<'_> {
-    fn finish(self) -> Result<(), Error> {
-        let tool = self.tool;
-        let out = self
-            .child
-            .wait_with_output()
-            .map_err(|source| Error::Tool { tool, source })?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Error::ToolFailed {
-            tool,
-            input: failed_line(self.input, &stderr).to_string(),
-            stderr: stderr.lines().next().unwrap_or_default().trim().to_string(),
-        })
-    }
-}
-
-/// The input line nft's error names ("/dev/stdin:N:..."), else the first.
-fn failed_line<'a>(input: &'a str, stderr: &str) -> &'a str {
-    let number = stderr.lines().find_map(|l| {
-        let rest = l.strip_prefix("/dev/stdin:")?;
-        rest.split(':').next()?.trim().parse::<usize>().ok()
-    });
-    let index = number.and_then(|n| n.checked_sub(1)).unwrap_or(0);
-    input.lines().nth(index).unwrap_or_default()
-}
-
 /// One link operation as rtnetlink requests on `socket` (a name becomes an
 /// index by a request of its own where the kernel wants an index).
 fn carry_out(socket: &mut Socket, link: &Link) -> io::Result<()> {
@@ -212,13 +154,6 @@ impl Real {
         Ok(slot.insert(socket))
     }
 
-    fn nft_command() -> Result<Command, Error> {
-        let path = find_tool("nft").ok_or(Error::Missing("nft (nftables)"))?;
-        let mut cmd = Command::new(path);
-        cmd.args(["-f", "-"]);
-        Ok(cmd)
-    }
-
     /// The kind of link `name` on the host (`None`: there is none).
     pub fn link_kind(&mut self, name: &str) -> Result<Option<Option<String>>, Error> {
         let link = self.socket(Place::Host)?.link(name).map_err(|source| Error::Link {
@@ -243,17 +178,6 @@ impl System for Real {
         Ok(())
     }
 
-    fn links_with_nft(&mut self, place: Place, links: &[Link], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        // nft first: its start and the kernel's work overlap the links'.
-        let nft = Real::nft_command().and_then(|cmd| start("nft", cmd, script));
-        let done = if links.is_empty() {
-            Ok(())
-        } else {
-            self.links(place, links)
-        };
-        (done, nft.and_then(Running::finish))
-    }
-
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let path = Path::new("/proc/sys").join(key);
         std::fs::write(&path, value).map_err(|source| Error::Sysctl { path, source })
@@ -266,8 +190,135 @@ impl System for Real {
             .map_err(|source| Error::Sysctl { path, source })
     }
 
-    fn nft(&mut self, script: &str) -> Result<(), Error> {
-        start("nft", Real::nft_command()?, script)?.finish()
+    fn table(&mut self, table: &Table) -> Result<(), Error> {
+        let chains: Vec<nft::Chain> = table
+            .chains
+            .iter()
+            .map(|c| nft::Chain {
+                name: c.hook.name().into(),
+                hook: hook(c.hook),
+                priority: c.hook.priority(),
+                nat: c.hook.nat(),
+                rules: c.rules.iter().map(exprs).collect(),
+            })
+            .collect();
+        nft::send(nft::replace_table(super::plan::TABLE_NAME, &chains)).map_err(|source| Error::Table { source })
+    }
+}
+
+fn hook(hook: super::plan::Hook) -> u32 {
+    use super::plan::Hook;
+    match hook {
+        Hook::Prerouting => nft::HOOK_PREROUTING,
+        Hook::Output => nft::HOOK_OUTPUT,
+        Hook::Postrouting => nft::HOOK_POSTROUTING,
+        Hook::Forward => nft::HOOK_FORWARD,
+    }
+}
+
+fn cmp(data: Vec<u8>) -> Expr {
+    Expr::Cmp { eq: true, data }
+}
+
+/// A field of the IPv4 header: the source (offset 12) or the destination.
+fn ip_field(offset: u32) -> Expr {
+    Expr::Payload {
+        base: nft::NETWORK_HEADER,
+        offset,
+        len: 4,
+    }
+}
+
+/// The prefix of a field: masked, then compared to the network.
+fn in_prefix(offset: u32, c: super::types::Cidr, eq: bool) -> Vec<Expr> {
+    let mask = super::types::Cidr::mask(c.prefix).to_be_bytes().to_vec();
+    let mut out = vec![ip_field(offset)];
+    if c.prefix < 32 {
+        out.push(Expr::Mask(mask));
+    }
+    out.push(Expr::Cmp {
+        eq,
+        data: c.base.octets().to_vec(),
+    });
+    out
+}
+
+/// An interface name as the kernel loads it: NUL-padded to IFNAMSIZ.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.resize(16, 0);
+    v
+}
+
+/// A conntrack word with any of `bits` set.
+fn ct_any(key: u32, bits: u32) -> Vec<Expr> {
+    vec![
+        Expr::Ct(key),
+        Expr::Mask(bits.to_ne_bytes().to_vec()),
+        Expr::Cmp {
+            eq: false,
+            data: vec![0; 4],
+        },
+    ]
+}
+
+/// A rule as nf_tables expressions. A rule on IPv4 fields (in an inet
+/// table, which sees IPv6 too) first checks that the packet is IPv4, as
+/// nft adds on its own.
+pub fn exprs(rule: &Rule) -> Vec<Expr> {
+    let ipv4 = matches!(rule.then, Verdict::Dnat(..))
+        || rule
+            .matches
+            .iter()
+            .any(|m| matches!(m, Match::Saddr(_) | Match::DaddrNot(_) | Match::Daddr(_)));
+    let mut out = Vec::new();
+    if ipv4 && !rule.matches.contains(&Match::Ipv4) {
+        out.extend(matcher(&Match::Ipv4));
+    }
+    for m in &rule.matches {
+        out.extend(matcher(m));
+    }
+    out.push(match rule.then {
+        Verdict::Accept => Expr::Accept,
+        Verdict::Drop => Expr::Drop,
+        Verdict::Masquerade => Expr::Masquerade,
+        Verdict::Dnat(ip, port) => Expr::Dnat(ip, port),
+    });
+    out
+}
+
+// IPS_DST_NAT, and the ct state bits of established and related.
+const CT_STATUS_DNAT: u32 = 1 << 5;
+const CT_STATE_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
+const RTN_LOCAL: u32 = 2;
+
+fn matcher(m: &Match) -> Vec<Expr> {
+    match m {
+        Match::Saddr(c) => in_prefix(12, *c, true),
+        Match::DaddrNot(c) => in_prefix(16, *c, false),
+        Match::Daddr(ip) => vec![ip_field(16), cmp(ip.octets().to_vec())],
+        Match::Iif(name) => vec![Expr::Meta(nft::META_IIFNAME), cmp(ifname(name))],
+        Match::Oif(name) => vec![Expr::Meta(nft::META_OIFNAME), cmp(ifname(name))],
+        Match::LocalDaddr => vec![Expr::FibDaddrType, cmp(RTN_LOCAL.to_ne_bytes().to_vec())],
+        Match::Dport(proto, port) => {
+            let number = match proto {
+                super::types::Proto::Tcp => libc::IPPROTO_TCP,
+                super::types::Proto::Udp => libc::IPPROTO_UDP,
+            };
+            vec![
+                Expr::Meta(nft::META_L4PROTO),
+                cmp(vec![u8::try_from(number).unwrap_or(0)]),
+                Expr::Payload {
+                    base: nft::TRANSPORT_HEADER,
+                    offset: 2,
+                    len: 2,
+                },
+                cmp(port.to_be_bytes().to_vec()),
+            ]
+        }
+        Match::Dnatted => ct_any(nft::CT_STATUS, CT_STATUS_DNAT),
+        Match::Established => ct_any(nft::CT_STATE, CT_STATE_ESTABLISHED_RELATED),
+        Match::Ipv4 => vec![Expr::Meta(nft::META_NFPROTO), cmp(vec![nft::NFPROTO_IPV4])],
     }
 }
 
@@ -305,8 +356,8 @@ impl System for Recording {
         Ok("0".into())
     }
 
-    fn nft(&mut self, script: &str) -> Result<(), Error> {
-        self.record(format!("nft {}", script.lines().count()))
+    fn table(&mut self, table: &Table) -> Result<(), Error> {
+        self.record(format!("nft {}", table.to_string().lines().count()))
     }
 }
 
@@ -346,13 +397,64 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_failed_line() {
-        let input = "table inet tend\ndelete table inet tend\n";
+    fn rules_become_expressions_with_their_ipv4_dependency() {
+        let pool = DEFAULT_POOL;
+        let masq = Rule {
+            matches: vec![Match::Saddr(pool), Match::DaddrNot(pool)],
+            then: Verdict::Masquerade,
+        };
+        let nfproto = [Expr::Meta(nft::META_NFPROTO), cmp(vec![nft::NFPROTO_IPV4])];
+        let field = |offset| Expr::Payload {
+            base: nft::NETWORK_HEADER,
+            offset,
+            len: 4,
+        };
+        let mut want = nfproto.to_vec();
+        want.extend([
+            field(12),
+            Expr::Mask(vec![255, 255, 0, 0]),
+            cmp(vec![10, 231, 0, 0]),
+            field(16),
+            Expr::Mask(vec![255, 255, 0, 0]),
+            Expr::Cmp {
+                eq: false,
+                data: vec![10, 231, 0, 0],
+            },
+            Expr::Masquerade,
+        ]);
+        assert_eq!(exprs(&masq), want);
+        // An interface match needs no IPv4 check; its name is NUL-padded.
+        let accept = Rule {
+            matches: vec![Match::Iif("ve-web".into())],
+            then: Verdict::Accept,
+        };
         assert_eq!(
-            failed_line(input, "/dev/stdin:2:1-6: Error: x\n"),
-            "delete table inet tend"
+            exprs(&accept),
+            [
+                Expr::Meta(nft::META_IIFNAME),
+                cmp(b"ve-web\0\0\0\0\0\0\0\0\0\0".to_vec()),
+                Expr::Accept
+            ]
         );
-        assert_eq!(failed_line(input, "weird\n"), "table inet tend");
+        // A published port: IPv4, the host's address, the port, then DNAT.
+        let to = std::net::Ipv4Addr::new(10, 231, 0, 6);
+        let dnat = Rule {
+            matches: vec![Match::LocalDaddr, Match::Dport(crate::container::net::Proto::Tcp, 8080)],
+            then: Verdict::Dnat(to, 80),
+        };
+        let got = exprs(&dnat);
+        assert_eq!(&got[..2], &nfproto);
+        assert_eq!(got[2], Expr::FibDaddrType);
+        assert_eq!(
+            got[6],
+            Expr::Payload {
+                base: nft::TRANSPORT_HEADER,
+                offset: 2,
+                len: 2
+            }
+        );
+        assert_eq!(got[7], cmp(vec![0x1f, 0x90]));
+        assert_eq!(got.last(), Some(&Expr::Dnat(to, 80)));
     }
 
     #[test]

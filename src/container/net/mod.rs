@@ -46,6 +46,11 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write nftables table inet tend")]
+    Table {
+        #[source]
+        source: io::Error,
+    },
     #[error("{0} is missing")]
     Missing(&'static str),
     #[error("cannot set {}", .path.display())]
@@ -311,10 +316,12 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
 /// As [`reconcile`], carrying out the host's link operations `also` (a
 /// machine's undo, its failure ignored) beside the table's rewrite.
 fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[Link]) {
-    let Some(mut shared) = lease::read_shared(dir, netns) else {
-        if !also.is_empty() {
-            let _ = sys.links(Place::Host, also);
+    if !also.is_empty() {
+        if let Err(e) = sys.links(Place::Host, also) {
+            tracing::debug!("undo: {}", crate::sys::chain(&e));
         }
+    }
+    let Some(mut shared) = lease::read_shared(dir, netns) else {
         return;
     };
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
@@ -324,11 +331,7 @@ fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[Link]) {
         .filter(|b| !leases.iter().any(|l| l.bridge.as_ref() == Some(b)))
         .cloned()
         .collect();
-    let (undone, nft) = sys.links_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
-    if let Err(e) = undone {
-        tracing::debug!("undo: {}", crate::sys::chain(&e));
-    }
-    if let Err(e) = nft {
+    if let Err(e) = sys.table(&plan::ruleset(&leases, &shared)) {
         tracing::warn!("{}", crate::sys::chain(&e));
     }
     for bridge in &unused {
@@ -395,16 +398,17 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
             apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
         }
     }
-    // The host side first (the link must exist), then the inside and the
-    // table together: each waits on the kernel, not on the other.
+    // The host side first (the link must exist), then the inside, then
+    // the table.
     let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, netns)
         .into_iter()
         .partition(|s| s.place == Place::Host);
     apply::apply(sys, &host)?;
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == lease.netns).collect();
     let rules = plan::ruleset(&leases, &shared);
-    let (links, nft) = sys.links_with_nft(Place::Container, &plan::links(&inside), &rules);
-    links.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+    sys.links(Place::Container, &plan::links(&inside))
+        .and_then(|()| sys.table(&rules))
+        .inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
 }
 
 /// The link operations that take a machine's links down.

@@ -4,16 +4,17 @@
 //! it sets, each with its undo, and the whole `inet tend` nftables table
 //! for the machines of one network namespace. Pure: tested without root.
 
-use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use super::lease::{Lease, Shared};
-use super::types::Cidr;
+use super::types::{Cidr, Proto};
 
 /// The container side of every veth pair.
 pub const INSIDE_IF: &str = "host0";
 /// tend's own nftables table: the only one it creates or changes.
 pub const TABLE: &str = "inet tend";
+/// Its name within the inet family.
+pub const TABLE_NAME: &str = "tend";
 
 /// Where a step runs: the network namespace of the launcher (the host), or
 /// the container's new one.
@@ -210,78 +211,220 @@ pub fn undo(steps: &[Step]) -> Vec<(Place, Action)> {
         .collect()
 }
 
-/// The nft script that replaces table `inet tend` with the rules for
-/// `leases` (the machines of this network namespace), or removes it when
-/// there are none. Creating the table first makes the delete safe.
-pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
-    let mut s = format!("table {TABLE}\ndelete table {TABLE}\n");
-    if leases.is_empty() {
-        return s;
+/// A match of a rule of tend's table (shown in nft's words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    Saddr(Cidr),
+    DaddrNot(Cidr),
+    Daddr(Ipv4Addr),
+    Iif(String),
+    Oif(String),
+    /// The destination is an address of the host.
+    LocalDaddr,
+    Dport(Proto, u16),
+    /// The connection was DNAT'ed (a published port).
+    Dnatted,
+    /// An answer: the connection is established or related.
+    Established,
+    Ipv4,
+}
+
+/// What a rule does when all its matches hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Masquerade,
+    Dnat(Ipv4Addr, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub then: Verdict,
+}
+
+/// A base chain; its name, type and priority follow from the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Prerouting,
+    Output,
+    Postrouting,
+    Forward,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+            Hook::Forward => "forward",
+        }
     }
-    let ifs = set(leases.iter().map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone()));
-    let _ = writeln!(s, "table {TABLE} {{");
-    let mut dnat = String::new();
+
+    pub fn nat(self) -> bool {
+        self != Hook::Forward
+    }
+
+    /// DNAT before routing (-100), masquerade after (100), filter at 0.
+    pub fn priority(self) -> i32 {
+        match self {
+            Hook::Prerouting | Hook::Output => -100,
+            Hook::Postrouting => 100,
+            Hook::Forward => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub hook: Hook,
+    pub rules: Vec<Rule>,
+}
+
+/// Table `inet tend` as it should be: with no chains, removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub chains: Vec<Chain>,
+}
+
+impl std::fmt::Display for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Match::Saddr(c) => write!(f, "ip saddr {c}"),
+            Match::DaddrNot(c) => write!(f, "ip daddr != {c}"),
+            Match::Daddr(ip) => write!(f, "ip daddr {ip}"),
+            Match::Iif(name) => write!(f, "iifname \"{name}\""),
+            Match::Oif(name) => write!(f, "oifname \"{name}\""),
+            Match::LocalDaddr => f.write_str("fib daddr type local"),
+            Match::Dport(proto, port) => write!(f, "{proto} dport {port}"),
+            Match::Dnatted => f.write_str("ct status dnat"),
+            Match::Established => f.write_str("ct state established,related"),
+            Match::Ipv4 => f.write_str("meta nfproto ipv4"),
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for m in &self.matches {
+            write!(f, "{m} ")?;
+        }
+        match self.then {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Masquerade => f.write_str("masquerade"),
+            Verdict::Dnat(ip, port) => write!(f, "dnat ip to {ip}:{port}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    /// As the nft script that would do the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "table {TABLE}\ndelete table {TABLE}")?;
+        if self.chains.is_empty() {
+            return Ok(());
+        }
+        writeln!(f, "table {TABLE} {{")?;
+        for chain in &self.chains {
+            let (name, priority) = (chain.hook.name(), chain.hook.priority());
+            let kind = if chain.hook.nat() { "nat" } else { "filter" };
+            writeln!(f, "  chain {name} {{")?;
+            writeln!(f, "    type {kind} hook {name} priority {priority}; policy accept;")?;
+            for rule in &chain.rules {
+                writeln!(f, "    {rule}")?;
+            }
+            writeln!(f, "  }}")?;
+        }
+        writeln!(f, "}}")
+    }
+}
+
+fn rule(matches: Vec<Match>, then: Verdict) -> Rule {
+    Rule { matches, then }
+}
+
+/// Table `inet tend` for `leases` (the machines of this network
+/// namespace): no chains when there are none. Applied as one transaction
+/// that creates the table (so that deleting it cannot fail), deletes it
+/// and makes it anew.
+pub fn ruleset(leases: &[Lease], shared: &Shared) -> Table {
+    let mut chains = Vec::new();
+    if leases.is_empty() {
+        return Table { chains };
+    }
+    let mut ifs: Vec<String> = leases
+        .iter()
+        .map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone())
+        .collect();
+    ifs.sort();
+    ifs.dedup();
+    let mut dnat = Vec::new();
     for lease in leases {
         for p in &lease.publish {
-            let to = format!(
-                "{} dport {} dnat ip to {}:{}",
-                p.proto,
-                p.host_port,
-                lease.address(),
-                p.port
-            );
-            let _ = match p.ip {
-                Some(ip) => writeln!(dnat, "    ip daddr {ip} {to}"),
-                None => writeln!(dnat, "    fib daddr type local {to}"),
+            let to = match p.ip {
+                Some(ip) => Match::Daddr(ip),
+                None => Match::LocalDaddr,
             };
+            let then = Verdict::Dnat(lease.address(), p.port);
+            dnat.push(rule(vec![to, Match::Dport(p.proto, p.host_port)], then));
         }
     }
     // Each base chain is a hook the kernel waits for on removal (an RCU
     // grace period): the DNAT ones only when a port is published.
-    let hooks: &[(&str, &str)] = if dnat.is_empty() {
-        &[]
-    } else {
-        &[("prerouting", "prerouting"), ("output", "output")]
-    };
-    for (chain, hook) in hooks {
-        let _ = writeln!(
-            s,
-            "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;\n{dnat}  }}"
-        );
+    if !dnat.is_empty() {
+        for hook in [Hook::Prerouting, Hook::Output] {
+            chains.push(Chain {
+                hook,
+                rules: dnat.clone(),
+            });
+        }
     }
-    let _ = writeln!(
-        s,
-        "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;"
-    );
+    let mut post = Vec::new();
     for pool in pools(leases) {
-        let _ = writeln!(s, "    ip saddr {pool} ip daddr != {pool} masquerade");
+        post.push(rule(
+            vec![Match::Saddr(pool), Match::DaddrNot(pool)],
+            Verdict::Masquerade,
+        ));
         // A machine reaching a published port (its own too, a hairpin): the
         // answer must come back through the host to be translated back.
-        let _ = writeln!(s, "    ip saddr {pool} ct status dnat masquerade");
+        post.push(rule(vec![Match::Saddr(pool), Match::Dnatted], Verdict::Masquerade));
     }
     // Published to 127.0.0.1: the container answers the host's address.
-    let _ = writeln!(s, "    oifname {ifs} ip saddr 127.0.0.0/8 masquerade\n  }}");
-    let _ = writeln!(
-        s,
-        "  chain forward {{\n    type filter hook forward priority filter; policy accept;"
-    );
-    let _ = writeln!(s, "    iifname {ifs} accept");
-    let _ = writeln!(s, "    oifname {ifs} ct state established,related accept");
-    let _ = writeln!(s, "    oifname {ifs} ct status dnat accept");
+    let loopback = Cidr {
+        base: Ipv4Addr::new(127, 0, 0, 0),
+        prefix: 8,
+    };
+    for i in &ifs {
+        post.push(rule(
+            vec![Match::Oif(i.clone()), Match::Saddr(loopback)],
+            Verdict::Masquerade,
+        ));
+    }
+    chains.push(Chain {
+        hook: Hook::Postrouting,
+        rules: post,
+    });
+    let mut forward: Vec<Rule> = ifs
+        .iter()
+        .map(|i| rule(vec![Match::Iif(i.clone())], Verdict::Accept))
+        .collect();
+    for i in &ifs {
+        forward.push(rule(vec![Match::Oif(i.clone()), Match::Established], Verdict::Accept));
+        forward.push(rule(vec![Match::Oif(i.clone()), Match::Dnatted], Verdict::Accept));
+    }
     // Forwarding was off before tend turned it on: it stays off for all
     // but the machines' traffic (IPv4 only: IPv6 has its own switch).
     if shared.forward_was.trim() == "0" {
-        let _ = writeln!(s, "    meta nfproto ipv4 drop");
+        forward.push(rule(vec![Match::Ipv4], Verdict::Drop));
     }
-    s.push_str("  }\n}\n");
-    s
-}
-
-fn set(names: impl Iterator<Item = String>) -> String {
-    let mut names: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
-    names.sort();
-    names.dedup();
-    format!("{{ {} }}", names.join(", "))
+    chains.push(Chain {
+        hook: Hook::Forward,
+        rules: forward,
+    });
+    Table { chains }
 }
 
 fn pools(leases: &[Lease]) -> Vec<Cidr> {
@@ -393,7 +536,7 @@ mod tests {
             lease("web", 1, None, &["8080:80", "127.0.0.1:5353:53/udp"]),
             lease("b", 2, Some("tend0"), &[]),
         ];
-        let rules = ruleset(&leases, &shared);
+        let rules = ruleset(&leases, &shared).to_string();
         assert!(rules.starts_with("table inet tend\ndelete table inet tend\ntable inet tend {"));
         assert!(
             rules.contains("fib daddr type local tcp dport 8080 dnat ip to 10.231.0.6:80"),
@@ -404,7 +547,10 @@ mod tests {
             "{rules}"
         );
         assert!(rules.contains("ip saddr 10.231.0.0/16 ip daddr != 10.231.0.0/16 masquerade"));
-        assert!(rules.contains("iifname { \"tend0\", \"ve-web\" } accept"), "{rules}");
+        assert!(
+            rules.contains("iifname \"tend0\" accept\n    iifname \"ve-web\" accept"),
+            "{rules}"
+        );
         assert!(rules.contains("    meta nfproto ipv4 drop\n"));
         // Every table statement names tend's own.
         for line in rules.lines().filter(|l| l.contains("table")) {
@@ -414,13 +560,16 @@ mod tests {
             forward_was: "1".into(),
             ..shared.clone()
         };
-        assert!(!ruleset(&leases, &on).contains("drop"));
-        let quiet = ruleset(&[lease("q", 3, None, &[])], &on);
+        assert!(!ruleset(&leases, &on).to_string().contains("drop"));
+        let quiet = ruleset(&[lease("q", 3, None, &[])], &on).to_string();
         assert!(
             !quiet.contains("prerouting") && quiet.contains("postrouting"),
             "{quiet}"
         );
-        assert_eq!(ruleset(&[], &shared), "table inet tend\ndelete table inet tend\n");
+        assert_eq!(
+            ruleset(&[], &shared).to_string(),
+            "table inet tend\ndelete table inet tend\n"
+        );
         let fwd = forwarding(&shared);
         assert_eq!(undo(&fwd), [(Place::Host, sysctl(IP_FORWARD.into(), "0"))]);
     }

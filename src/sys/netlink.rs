@@ -194,6 +194,21 @@ pub fn set_up(name: &str) -> Request {
     Request::new(RTM_SETLINK, 0, &ifinfomsg(0, IFF_UP, IFF_UP)).attr(IFLA_IFNAME, &cstr(name))
 }
 
+/// `ip link set NAME down`.
+pub fn set_down(name: &str) -> Request {
+    Request::new(RTM_SETLINK, 0, &ifinfomsg(0, 0, IFF_UP)).attr(IFLA_IFNAME, &cstr(name))
+}
+
+/// `ip link set NAME name TO` (the kernel wants the link down).
+pub fn rename(index: u32, to: &str) -> Request {
+    Request::new(RTM_SETLINK, 0, &ifinfomsg(index, 0, 0)).attr(IFLA_IFNAME, &cstr(to))
+}
+
+/// `ip link del` of the link with index `index`.
+pub fn delete_index(index: u32) -> Request {
+    Request::new(RTM_DELLINK, 0, &ifinfomsg(index, 0, 0))
+}
+
 /// `ip link set NAME master BRIDGE`, the bridge by its index.
 pub fn set_master(name: &str, bridge: u32) -> Request {
     Request::new(RTM_SETLINK, 0, &ifinfomsg(0, 0, 0))
@@ -231,6 +246,27 @@ pub fn add_default_route(gateway: Ipv4Addr) -> Request {
         0,
     ];
     Request::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &h).attr(RTA_GATEWAY, &gateway.octets())
+}
+
+/// `ip link show` of the link with index `index`.
+pub fn get_index(index: u32) -> Request {
+    Request::new(RTM_GETLINK, 0, &ifinfomsg(index, 0, 0))
+}
+
+/// Whether a datagram of link events tells of link `index`'s removal.
+fn deleted(datagram: &[u8], index: u32) -> bool {
+    let mut at = 0usize;
+    while let (Some(len), Some(kind)) = (u32_at(datagram, at), u16_at(datagram, at + 4)) {
+        let len = usize::try_from(len).unwrap_or(0);
+        if len < NLMSG_HDRLEN {
+            return false;
+        }
+        if kind == RTM_DELLINK && u32_at(datagram, at + NLMSG_HDRLEN + 4) == Some(index) {
+            return true;
+        }
+        at = at.saturating_add((len + 3) & !3);
+    }
+    false
 }
 
 /// `ip link show NAME`: answered by the link's RTM_NEWLINK.
@@ -361,6 +397,50 @@ impl Socket {
         Ok(Socket { fd, seq: 0 })
     }
 
+    /// A socket that hears of links added and removed (RTMGRP_LINK), each
+    /// read waiting at most `limit`.
+    fn listen_links(limit: std::time::Duration) -> io::Result<Socket> {
+        let fd = nixsock::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )?;
+        nixsock::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 1))?;
+        let limit = nix::sys::time::TimeVal::new(
+            i64::try_from(limit.as_secs()).unwrap_or(1),
+            i64::from(limit.subsec_micros()),
+        );
+        nixsock::setsockopt(&fd, nixsock::sockopt::ReceiveTimeout, &limit)?;
+        Ok(Socket { fd, seq: 0 })
+    }
+
+    /// Until the kernel tells of link `index`'s removal (or it is gone
+    /// already); ETIMEDOUT past the socket's limit.
+    fn await_deleted(&mut self, index: u32) -> io::Result<()> {
+        let mut probe = Socket::open()?;
+        match probe.call(get_index(index)) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
+            _ => {}
+        }
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+                // Events were lost: ask instead.
+                Err(nix::errno::Errno::ENOBUFS) => match probe.call(get_index(index)) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
+                    _ => continue,
+                },
+                Err(e) => return Err(e.into()),
+            };
+            if deleted(buf.get(..n).unwrap_or_default(), index) {
+                return Ok(());
+            }
+        }
+    }
+
     /// A socket in the network namespace `netns`: this thread steps in,
     /// opens it and steps back (the socket stays with that namespace).
     pub fn open_in(netns: impl AsFd) -> io::Result<Socket> {
@@ -410,6 +490,74 @@ impl Socket {
             .map(|l| l.index)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
     }
+}
+
+/// Leaves to a child what would make this process wait for an RCU grace
+/// period in the kernel (several milliseconds, more under load): deleting
+/// link `delete` (unregistering a device waits for one after it is gone
+/// from view) and the last close of `keep` (closing an nf_tables socket
+/// after a transaction waits for its release). Returns once the link is
+/// gone from this namespace (the kernel's RTM_DELLINK, at most `limit`
+/// later); the child goes on until its waits are over, and nobody waits
+/// for it.
+pub fn linger(delete: Option<u32>, keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
+    // Listening before the child starts: its deletion cannot be missed.
+    let watch = match delete {
+        Some(index) => Some((Socket::listen_links(limit)?, index)),
+        None => None,
+    };
+    let request = match delete {
+        Some(index) => Some((Socket::open()?, delete_index(index).finish(1)?)),
+        None => None,
+    };
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let mut mine: Vec<i32> = keep.iter().map(AsRawFd::as_raw_fd).collect();
+    mine.push(go_r.as_raw_fd());
+    mine.extend(request.as_ref().map(|(s, _)| s.fd.as_raw_fd()));
+    mine.sort_unstable();
+    match super::ns::clone_into(0)? {
+        super::ns::Forked::Child => {
+            // Only async-signal-safe calls from here: none of the parent's
+            // descriptors (its locks, its output) stay open here, signals as
+            // by default, then wait until the parent has let go.
+            close_all_but(&mine);
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                // SAFETY: signal(2) with SIG_DFL installs no code of ours.
+                unsafe { libc::signal(signal, libc::SIG_DFL) };
+            }
+            let mut byte = [0u8; 1];
+            let _ = nix::unistd::read(&go_r, &mut byte);
+            if let Some((socket, bytes)) = &request {
+                let _ = nixsock::send(socket.fd.as_raw_fd(), bytes, MsgFlags::empty());
+            }
+            // SAFETY: _exit takes an integer and never returns; the kernel
+            // closes what is left, the last of `keep` among them.
+            unsafe { libc::_exit(0) }
+        }
+        super::ns::Forked::Parent { .. } => {
+            drop(keep);
+            drop(go_w);
+            match watch {
+                Some((mut socket, index)) => socket.await_deleted(index),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Closes every descriptor but `keep` (sorted).
+fn close_all_but(keep: &[i32]) {
+    let mut first = 0u32;
+    for &fd in keep {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd > first {
+            // SAFETY: close_range takes integers; it closes only descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
+        }
+        first = fd.saturating_add(1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
 }
 
 #[cfg(test)]
@@ -492,6 +640,17 @@ mod tests {
         m.extend_from_slice(body);
         pad(&mut m);
         m
+    }
+
+    #[test]
+    fn a_link_event_tells_which_link_went() {
+        let gone = Request::bare(RTM_DELLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();
+        let added = Request::bare(RTM_NEWLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();
+        let mut both = added.clone();
+        both.extend_from_slice(&gone);
+        assert!(deleted(&both, 9));
+        assert!(!deleted(&both, 8) && !deleted(&added, 9));
+        assert!(!deleted(&gone[..20], 9), "cut short");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{self as nixsock, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 
@@ -245,12 +245,12 @@ pub fn frame(batch: Vec<Request>, seq: u32) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Sends `batch` as one transaction in this network namespace. The kernel
-/// handles the batch within the send, so its answers (an ACK or error per
-/// message) are all queued once the send returns.
-pub fn send(batch: Vec<Request>) -> io::Result<()> {
-    let count = u32::try_from(batch.len()).map_err(|_| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
-    let bytes = frame(batch, 0)?;
+/// A NETLINK_NETFILTER socket of this network namespace.
+///
+/// Closing it right after a transaction waits for the kernel to release
+/// the transaction (an RCU grace period): keep it, and hand it to
+/// [`super::netlink::linger`] in the end.
+pub fn open() -> io::Result<OwnedFd> {
     let fd = nixsock::socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -258,6 +258,15 @@ pub fn send(batch: Vec<Request>) -> io::Result<()> {
         SockProtocol::NetlinkNetFilter,
     )?;
     nixsock::connect(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+    Ok(fd)
+}
+
+/// Sends `batch` on `fd` (see [`open`]) as one transaction. The kernel
+/// handles the batch within the send, so its answers (an ACK or error per
+/// message) are all queued once the send returns.
+pub fn send(fd: &OwnedFd, batch: Vec<Request>) -> io::Result<()> {
+    let count = u32::try_from(batch.len()).map_err(|_| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
+    let bytes = frame(batch, 0)?;
     nixsock::send(fd.as_raw_fd(), &bytes, MsgFlags::empty())?;
     let mut answered = 0u32;
     let mut buf = vec![0u8; 64 * 1024];

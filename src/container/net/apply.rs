@@ -8,7 +8,7 @@
 //! more than the kernel's work (see the README's networking section).
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::plan::{Action, Link, Match, Place, Rule, Step, Table, Verdict};
@@ -83,6 +83,9 @@ pub struct Real {
     /// The sockets of each place, opened when first needed.
     host: Option<Socket>,
     inside: Option<Socket>,
+    /// The nf_tables socket: kept, as closing it after a change waits
+    /// on the kernel (see [`crate::sys::nftables::open`]).
+    nft: Option<OwnedFd>,
 }
 
 pub fn find_tool(name: &str) -> Option<PathBuf> {
@@ -118,7 +121,24 @@ impl Real {
             netns: None,
             host: None,
             inside: None,
+            nft: None,
         }
+    }
+
+    /// For steps on the host, with the nf_tables socket of an earlier one.
+    pub fn host_with(nft: Option<OwnedFd>) -> Real {
+        Real { nft, ..Real::host() }
+    }
+
+    /// The nf_tables socket, if one was opened: to close later, elsewhere.
+    pub fn take_nft(&mut self) -> Option<OwnedFd> {
+        self.nft.take()
+    }
+
+    /// The index of host link `name`, if there is one.
+    pub fn host_index(&mut self, name: &str) -> Option<u32> {
+        let socket = self.socket(Place::Host).ok()?;
+        socket.link(name).ok().flatten().map(|l| l.index)
     }
 
     /// For steps on the host and in the container whose network namespace
@@ -202,7 +222,13 @@ impl System for Real {
                 rules: c.rules.iter().map(exprs).collect(),
             })
             .collect();
-        nft::send(nft::replace_table(super::plan::TABLE_NAME, &chains)).map_err(|source| Error::Table { source })
+        let socket = match self.nft.take() {
+            Some(socket) => socket,
+            None => nft::open().map_err(|source| Error::Table { source })?,
+        };
+        let sent = nft::send(&socket, nft::replace_table(super::plan::TABLE_NAME, &chains));
+        self.nft = Some(socket);
+        sent.map_err(|source| Error::Table { source })
     }
 }
 

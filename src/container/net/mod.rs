@@ -89,6 +89,9 @@ pub enum Error {
     },
 }
 
+/// How long the end of a machine waits for its veth pair to be deleted.
+const LINGER_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The network of one machine, owned by its launcher.
 pub struct Network {
     dir: PathBuf,
@@ -98,6 +101,8 @@ pub struct Network {
     pasta: Option<pasta::Pasta>,
     /// `--net pasta`: what to start once the container exists.
     pasta_ports: Option<(Vec<Publish>, bool)>,
+    /// The nf_tables socket that wrote the table: closed after the end.
+    nft: Option<std::os::fd::OwnedFd>,
     name: String,
 }
 
@@ -126,6 +131,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         lease: None,
         pasta: None,
         pasta_ports: None,
+        nft: None,
         name: o.name.clone(),
     };
     sweep_stale(&network.dir);
@@ -365,6 +371,7 @@ impl Network {
         let netns = target.netns.display().to_string();
         let mut sys = Real::container(target.netns.clone());
         let result = build(dir, lease, &netns, &mut sys);
+        self.nft = sys.take_nft();
         if result.is_err() {
             lease::remove(dir, &lease.name);
             reconcile(dir, lease.netns, &mut sys);
@@ -433,15 +440,21 @@ impl Drop for Network {
         let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;
         let _lock = lease::lock(dir);
-        let mut sys = Real::host();
+        let mut sys = Real::host_with(self.nft.take());
         // Often the kernel removed the pair already, with the namespace.
-        let undo = if crate::sys::ns::link_exists(&lease.host_if) {
-            undo_links(&lease)
-        } else {
-            Vec::new()
-        };
+        let pair = sys.host_index(&lease.host_if);
         lease::remove(dir, &lease.name);
-        reconcile_with(dir, lease.netns, &mut sys, &undo);
+        reconcile_with(dir, lease.netns, &mut sys, &[]);
+        // The pair's deletion and the last close of the table's socket
+        // each wait for the kernel's RCU grace period: a child does them,
+        // and this returns once the pair is gone from view.
+        let keep: Vec<_> = sys.take_nft().into_iter().collect();
+        if let Err(e) = crate::sys::netlink::linger(pair, keep, LINGER_LIMIT) {
+            tracing::debug!("deleting {} in a child: {}", lease.host_if, crate::sys::describe(&e));
+            if crate::sys::ns::link_exists(&lease.host_if) {
+                let _ = sys.links(Place::Host, &undo_links(&lease));
+            }
+        }
     }
 }
 

@@ -393,3 +393,32 @@ check nothing-left test "$before" = "$(state)"
     );
     assert_ok(&out, &["three-addresses", "nothing-left"]);
 }
+
+#[test]
+fn links_and_rules_are_made_without_ip_or_nft_root() {
+    let out = run_net(
+        "notools",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container nt ''
+# The launcher sees `ip` and `nft` that only fail: tend speaks netlink itself.
+printf '#!/bin/sh\nexit 1\n' > "$W/stub"; chmod +x "$W/stub"
+hide='for t in ip nft; do mount --bind "$W/stub" "$(readlink -f "$(command -v $t)")"; done'
+unshare -m --propagation private sh -c "$hide; ! ip link && ! nft list tables && exec \"\$T\" boot \"\$R\" --name net-tools --net veth --publish 8084:80 -- sh /nt.sh" & BOOT=$!
+await listed has_addr net-tools
+A=$(addr_of net-tools)
+await direct sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of nt'"
+check direct sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of nt'"
+check published sh -c "busybox wget -q -O- http://127.0.0.1:8084/ | grep -q 'page of nt'"
+check table-written sh -c 'nft list table inet tend | grep -q "dnat ip to $0:80"' "$A"
+kill -TERM $BOOT; wait $BOOT
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+"#
+        ),
+    );
+    assert_ok(&out, &["direct", "published", "table-written", "nothing-left"]);
+}

@@ -1,5 +1,5 @@
 //! rtnetlink (netlink(7), rtnetlink(7)): the few requests that make a
-//! machine's links, addresses and routes, written by hand. tend sends seven
+//! machine's links, addresses and routes, written by hand. tend sends a few
 //! kinds of message and reads two; a general netlink crate parses every
 //! attribute of every message family and costs the static binary far more
 //! than these few hundred lines (see the README's networking section).
@@ -192,16 +192,6 @@ pub fn delete_link(name: &str) -> Request {
 /// `ip link set NAME up`.
 pub fn set_up(name: &str) -> Request {
     Request::new(RTM_SETLINK, 0, &ifinfomsg(0, IFF_UP, IFF_UP)).attr(IFLA_IFNAME, &cstr(name))
-}
-
-/// `ip link set NAME down`.
-pub fn set_down(name: &str) -> Request {
-    Request::new(RTM_SETLINK, 0, &ifinfomsg(0, 0, IFF_UP)).attr(IFLA_IFNAME, &cstr(name))
-}
-
-/// `ip link set NAME name TO` (the kernel wants the link down).
-pub fn rename(index: u32, to: &str) -> Request {
-    Request::new(RTM_SETLINK, 0, &ifinfomsg(index, 0, 0)).attr(IFLA_IFNAME, &cstr(to))
 }
 
 /// `ip link del` of the link with index `index`.

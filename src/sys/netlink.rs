@@ -491,6 +491,9 @@ impl Socket {
 /// later); the child goes on until its waits are over, and nobody waits
 /// for it.
 pub fn linger(delete: Option<u32>, keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
+    if delete.is_none() && keep.is_empty() {
+        return Ok(());
+    }
     // Listening before the child starts: its deletion cannot be missed.
     let watch = match delete {
         Some(index) => Some((Socket::listen_links(limit)?, index)),

@@ -316,17 +316,6 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
 /// table rewritten, bridges tend made and nobody uses removed, and with
 /// the last machine gone, forwarding as it was.
 fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
-    reconcile_with(dir, netns, sys, &[]);
-}
-
-/// As [`reconcile`], carrying out the host's link operations `also` (a
-/// machine's undo, its failure ignored) beside the table's rewrite.
-fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[Link]) {
-    if !also.is_empty() {
-        if let Err(e) = sys.links(Place::Host, also) {
-            tracing::debug!("undo: {}", crate::sys::chain(&e));
-        }
-    }
     let Some(mut shared) = lease::read_shared(dir, netns) else {
         return;
     };
@@ -444,7 +433,7 @@ impl Drop for Network {
         // Often the kernel removed the pair already, with the namespace.
         let pair = sys.host_index(&lease.host_if);
         lease::remove(dir, &lease.name);
-        reconcile_with(dir, lease.netns, &mut sys, &[]);
+        reconcile(dir, lease.netns, &mut sys);
         // The pair's deletion and the last close of the table's socket
         // each wait for the kernel's RCU grace period: a child does them,
         // and this returns once the pair is gone from view.
@@ -504,11 +493,8 @@ mod tests {
         // The last machine gone: the table and forwarding as they were.
         lease::remove(&dir, "web");
         let mut sys = Recording::default();
-        reconcile_with(&dir, 7, &mut sys, &[Link::Delete("ve-web".into())]);
-        assert_eq!(
-            sys.log,
-            ["ip Host: link del ve-web", "nft 2", "sysctl net/ipv4/ip_forward=0"]
-        );
+        reconcile(&dir, 7, &mut sys);
+        assert_eq!(sys.log, ["nft 2", "sysctl net/ipv4/ip_forward=0"]);
         assert!(lease::read_shared(&dir, 7).is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -302,6 +302,10 @@ refused port-in-use "--publish 8000:80/tcp: the host's port is in use" --net vet
 refused not-a-bridge "--net bridge=up0: up0 exists and is not a bridge" --net bridge=up0
 refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge or pasta" --publish 8080:80
 refused pool-without-net "--net-pool 10.9.0.0/16: needs --net veth or bridge" --net host --net-pool 10.9.0.0/16
+# A refused netlink request names its step and the kernel's answer.
+ip link add ve-net-bad type veth peer name vb-peer
+before=$(state) refused link-exists "cannot link add ve-net-bad type veth peer name host0 netns .* on the host: File exists" --net veth
+ip link del ve-net-bad
 "$T" boot "$R" --net veth --net-pool 10.0.0.0/31 -- true 2> "$W/bad.out"
 check bad-pool test $? = 2 -a -n "$(grep 'bad pool "10.0.0.0/31"' "$W/bad.out")"
 container p ''
@@ -324,6 +328,7 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
             "pool-without-net",
             "bad-pool",
             "pool-exhausted",
+            "link-exists",
         ],
     );
 }

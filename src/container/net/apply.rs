@@ -27,15 +27,13 @@ pub trait System {
     fn table(&mut self, table: &Table) -> Result<(), Error>;
 }
 
-/// Applies `steps`; on failure, undoes the ones applied (and the failed
-/// batch's) in reverse, then returns the error.
+/// Applies `steps` one by one; on failure, undoes the ones applied in
+/// reverse (not the failed one: it made nothing, and a link it could not
+/// make because one of its name exists is not tend's), then returns the
+/// error.
 pub fn apply(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
-    let mut done = 0;
-    while done < steps.len() {
-        let batch = batch_len(&steps[done..]);
-        let result = run(sys, &steps[done..done + batch]);
-        done += batch;
-        if let Err(e) = result {
+    for (done, step) in steps.iter().enumerate() {
+        if let Err(e) = run(sys, step) {
             undo(sys, &super::plan::undo(&steps[..done]));
             return Err(e);
         }
@@ -56,23 +54,10 @@ pub fn undo(sys: &mut dyn System, undos: &[(Place, Action)]) {
     }
 }
 
-/// How many steps from the first run together: links of one place.
-fn batch_len(steps: &[Step]) -> usize {
-    let Some(first) = steps.first() else { return 0 };
-    if !matches!(first.action, Action::Link(_)) {
-        return 1;
-    }
-    steps
-        .iter()
-        .take_while(|s| s.place == first.place && matches!(s.action, Action::Link(_)))
-        .count()
-}
-
-fn run(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
-    match steps.first().map(|s| (&s.action, s.place)) {
-        Some((Action::Sysctl { key, value }, _)) => sys.sysctl(key, value),
-        Some((Action::Link(_), place)) => sys.links(place, &super::plan::links(steps)),
-        None => Ok(()),
+fn run(sys: &mut dyn System, step: &Step) -> Result<(), Error> {
+    match &step.action {
+        Action::Sysctl { key, value } => sys.sysctl(key, value),
+        Action::Link(link) => sys.links(step.place, std::slice::from_ref(link)),
     }
 }
 
@@ -408,16 +393,20 @@ mod tests {
     }
 
     #[test]
-    fn links_of_one_place_run_as_one_batch() {
+    fn steps_are_applied_in_order_each_in_its_place() {
         let mut sys = Recording::default();
         apply(&mut sys, &plan::machine(&web(), "42")).unwrap();
         assert_eq!(
             sys.log,
             [
-                "ip Host: link add ve-web type veth peer name host0 netns 42; addr add 10.231.0.5/30 dev ve-web",
+                "ip Host: link add ve-web type veth peer name host0 netns 42",
+                "ip Host: addr add 10.231.0.5/30 dev ve-web",
                 "sysctl net/ipv4/conf/ve-web/route_localnet=1",
                 "ip Host: link set ve-web up",
-                "ip Container: link set lo up; addr add 10.231.0.6/30 dev host0; link set host0 up; route add default via 10.231.0.5",
+                "ip Container: link set lo up",
+                "ip Container: addr add 10.231.0.6/30 dev host0",
+                "ip Container: link set host0 up",
+                "ip Container: route add default via 10.231.0.5",
             ]
         );
     }
@@ -496,7 +485,7 @@ mod tests {
             ..Recording::default()
         };
         assert!(apply(&mut sys, &plan::machine(&web(), "42")).is_err());
-        // The failed batch held the link: its undo is tried too.
-        assert_eq!(sys.log.len(), 2);
+        // The failed step made nothing: a link of that name is not tend's.
+        assert_eq!(sys.log.len(), 1);
     }
 }

@@ -481,7 +481,14 @@ mod tests {
             .collect();
         assert_eq!(
             log,
-            ["sysctl net/ipv4/ip_forward=1", "ip Host", "ip Container", "nft 17"]
+            [
+                "sysctl net/ipv4/ip_forward=1",
+                "ip Host",
+                "ip Host",
+                "ip Host",
+                "ip Container",
+                "nft 17"
+            ]
         );
         assert_eq!(lease::read_shared(&dir, 7).unwrap().forward_was, "0");
         let mut sys = Recording {

@@ -1,8 +1,10 @@
 //! rtnetlink (netlink(7), rtnetlink(7)): the few requests that make a
 //! machine's links, addresses and routes, written by hand. tend sends a few
-//! kinds of message and reads two; a general netlink crate parses every
-//! attribute of every message family and costs the static binary far more
-//! than these few hundred lines (see the README's networking section).
+//! kinds of message and reads three (ACKs, a link, a link's removal); a
+//! general netlink crate parses every attribute of every message family
+//! and costs the static binary far more than these few hundred lines (see
+//! the README's networking section). [`linger`] leaves the kernel's slow
+//! part of a machine's end to a child.
 //!
 //! Synchronous: each request asks for the kernel's ACK and waits for it on a
 //! blocking socket; the kernel's errno comes back as the request's error.
@@ -374,34 +376,48 @@ pub struct Socket {
     seq: u32,
 }
 
+/// How long a request may wait for its answer: the kernel answers within
+/// the send, so only a broken kernel would make this matter.
+const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A NETLINK_ROUTE socket of multicast `groups`, each read waiting at
+/// most `limit`.
+fn route_socket(groups: u32, limit: std::time::Duration) -> io::Result<OwnedFd> {
+    let fd = nixsock::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    nixsock::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
+    nixsock::connect(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+    let limit = nix::sys::time::TimeVal::new(
+        i64::try_from(limit.as_secs()).unwrap_or(1),
+        i64::from(limit.subsec_micros()),
+    );
+    nixsock::setsockopt(&fd, nixsock::sockopt::ReceiveTimeout, &limit)?;
+    Ok(fd)
+}
+
+/// A read that timed out is ETIMEDOUT, not EAGAIN.
+fn timed_out(e: nix::errno::Errno) -> io::Error {
+    match e {
+        nix::errno::Errno::EAGAIN => io::Error::from_raw_os_error(libc::ETIMEDOUT),
+        e => e.into(),
+    }
+}
+
 impl Socket {
     /// A socket in this thread's network namespace.
     pub fn open() -> io::Result<Socket> {
-        let fd = nixsock::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )?;
-        nixsock::connect(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+        let fd = route_socket(0, ANSWER_LIMIT)?;
         Ok(Socket { fd, seq: 0 })
     }
 
     /// A socket that hears of links added and removed (RTMGRP_LINK), each
     /// read waiting at most `limit`.
     fn listen_links(limit: std::time::Duration) -> io::Result<Socket> {
-        let fd = nixsock::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )?;
-        nixsock::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 1))?;
-        let limit = nix::sys::time::TimeVal::new(
-            i64::try_from(limit.as_secs()).unwrap_or(1),
-            i64::from(limit.subsec_micros()),
-        );
-        nixsock::setsockopt(&fd, nixsock::sockopt::ReceiveTimeout, &limit)?;
+        let fd = route_socket(1, limit)?;
         Ok(Socket { fd, seq: 0 })
     }
 
@@ -417,13 +433,12 @@ impl Socket {
         loop {
             let n = match nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EAGAIN) => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
                 // Events were lost: ask instead.
                 Err(nix::errno::Errno::ENOBUFS) => match probe.call(get_index(index)) {
                     Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
                     _ => continue,
                 },
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(timed_out(e)),
             };
             if deleted(buf.get(..n).unwrap_or_default(), index) {
                 return Ok(());
@@ -452,7 +467,7 @@ impl Socket {
         let mut link = None;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
-            let n = nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC)?;
+            let n = nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC).map_err(timed_out)?;
             let got = buf
                 .get(..n)
                 .ok_or_else(|| io::Error::from_raw_os_error(libc::EMSGSIZE))?;

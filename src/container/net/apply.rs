@@ -1,6 +1,6 @@
 //! Carries out a network plan step by step through a [`System`]: link
-//! operations of one place run together over one rtnetlink socket
-//! ([`crate::sys::netlink`]), sysctls are file writes, the table is one
+//! operations as rtnetlink requests over one socket per place
+//! ([`crate::sys::netlink`]), sysctls as file writes, the table as one
 //! nf_tables transaction ([`crate::sys::nftables`]). On a failure, what was
 //! done is undone in reverse before the error returns.
 //!

@@ -692,5 +692,10 @@ mod tests {
         liar[NLMSG_HDRLEN + IFINFOMSG_LEN + 1] = 0xff;
         assert_eq!(answers(&liar, 3), [Answer::Link(Link { index: 6, kind: None })]);
         assert!(answers(&[0u8; 32], 0).is_empty(), "a zero length is no message");
+        // A batch's answers: every ACK and error with its request.
+        let mut batch = message(NLMSG_ERROR, 1, &0i32.to_ne_bytes());
+        batch.extend(message(NLMSG_ERROR, 2, &(-libc::ENOENT).to_ne_bytes()));
+        assert_eq!(acks(&batch), [(1, 0), (2, libc::ENOENT)]);
+        assert_eq!(acks(&batch[..batch.len() - 1]), [(1, 0)], "a cut message is dropped");
     }
 }

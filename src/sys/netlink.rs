@@ -509,46 +509,68 @@ pub fn linger(delete: Option<u32>, keep: Vec<OwnedFd>, limit: std::time::Duratio
     if delete.is_none() && keep.is_empty() {
         return Ok(());
     }
-    // Listening before the child starts: its deletion cannot be missed.
-    let watch = match delete {
-        Some(index) => Some((Socket::listen_links(limit)?, index)),
-        None => None,
-    };
-    let request = match delete {
-        Some(index) => Some((Socket::open()?, delete_index(index).finish(1)?)),
-        None => None,
-    };
-    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let mut mine: Vec<i32> = keep.iter().map(AsRawFd::as_raw_fd).collect();
-    mine.push(go_r.as_raw_fd());
-    mine.extend(request.as_ref().map(|(s, _)| s.fd.as_raw_fd()));
-    mine.sort_unstable();
-    match super::ns::clone_into(0)? {
-        super::ns::Forked::Child => {
-            // Only async-signal-safe calls from here: none of the parent's
-            // descriptors (its locks, its output) stay open here, signals as
-            // by default, then wait until the parent has let go.
-            close_all_but(&mine);
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-                // SAFETY: signal(2) with SIG_DFL installs no code of ours.
-                unsafe { libc::signal(signal, libc::SIG_DFL) };
+    let lingering = Lingering::start(delete, &keep.iter().collect::<Vec<_>>())?;
+    drop(keep);
+    lingering.finish(limit)
+}
+
+/// The child of [`linger`], started early (forking costs the end nothing
+/// then): it holds its copies of the descriptors it was given and waits,
+/// in a session of its own (a terminal's signals are not for it), until
+/// [`Lingering::finish`] or this process's end lets it go.
+#[derive(Debug)]
+pub struct Lingering {
+    go: OwnedFd,
+    delete: Option<u32>,
+}
+
+impl Lingering {
+    pub fn start(delete: Option<u32>, keep: &[&OwnedFd]) -> io::Result<Lingering> {
+        let request = match delete {
+            Some(index) => Some((Socket::open()?, delete_index(index).finish(1)?)),
+            None => None,
+        };
+        let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let mut mine: Vec<i32> = keep.iter().map(|fd| fd.as_raw_fd()).collect();
+        mine.push(go_r.as_raw_fd());
+        mine.extend(request.as_ref().map(|(s, _)| s.fd.as_raw_fd()));
+        mine.sort_unstable();
+        match super::ns::clone_into(0)? {
+            super::ns::Forked::Child => {
+                // Only async-signal-safe calls from here: none of the
+                // parent's descriptors (its locks, its output) stay open
+                // here, signals as by default, then wait for the word.
+                let _ = nix::unistd::setsid();
+                close_all_but(&mine);
+                for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGCHLD] {
+                    // SAFETY: signal(2) with SIG_DFL installs no code of ours.
+                    unsafe { libc::signal(signal, libc::SIG_DFL) };
+                }
+                let mut byte = [0u8; 1];
+                let _ = nix::unistd::read(&go_r, &mut byte);
+                if let Some((socket, bytes)) = &request {
+                    let _ = nixsock::send(socket.fd.as_raw_fd(), bytes, MsgFlags::empty());
+                }
+                // SAFETY: _exit takes an integer and never returns; the
+                // kernel closes what is left, the last of `keep` among them.
+                unsafe { libc::_exit(0) }
             }
-            let mut byte = [0u8; 1];
-            let _ = nix::unistd::read(&go_r, &mut byte);
-            if let Some((socket, bytes)) = &request {
-                let _ = nixsock::send(socket.fd.as_raw_fd(), bytes, MsgFlags::empty());
-            }
-            // SAFETY: _exit takes an integer and never returns; the kernel
-            // closes what is left, the last of `keep` among them.
-            unsafe { libc::_exit(0) }
+            super::ns::Forked::Parent { .. } => Ok(Lingering { go: go_w, delete }),
         }
-        super::ns::Forked::Parent { .. } => {
-            drop(keep);
-            drop(go_w);
-            match watch {
-                Some((mut socket, index)) => socket.await_deleted(index),
-                None => Ok(()),
-            }
+    }
+
+    /// Lets the child go (close this process's copies of what it keeps
+    /// first), and returns once its link is gone from view.
+    pub fn finish(self, limit: std::time::Duration) -> io::Result<()> {
+        // Listening before the child deletes: the event cannot be missed.
+        let watch = match self.delete {
+            Some(index) => Some((Socket::listen_links(limit)?, index)),
+            None => None,
+        };
+        drop(self.go);
+        match watch {
+            Some((mut socket, index)) => socket.await_deleted(index),
+            None => Ok(()),
         }
     }
 }

@@ -103,6 +103,8 @@ pub struct Network {
     pasta_ports: Option<(Vec<Publish>, bool)>,
     /// The nf_tables socket that wrote the table: closed after the end.
     nft: Option<std::os::fd::OwnedFd>,
+    /// The child that deletes the veth pair and closes the socket last.
+    lingering: Option<crate::sys::netlink::Lingering>,
     name: String,
 }
 
@@ -132,6 +134,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         pasta: None,
         pasta_ports: None,
         nft: None,
+        lingering: None,
         name: o.name.clone(),
     };
     sweep_stale(&network.dir);
@@ -361,6 +364,12 @@ impl Network {
         let mut sys = Real::container(target.netns.clone());
         let result = build(dir, lease, &netns, &mut sys);
         self.nft = sys.take_nft();
+        if result.is_ok() {
+            // Now, while the container sets up: its end then forks nothing.
+            let pair = sys.host_index(&lease.host_if);
+            let keep: Vec<_> = self.nft.iter().collect();
+            self.lingering = crate::sys::netlink::Lingering::start(pair, &keep).ok();
+        }
         if result.is_err() {
             lease::remove(dir, &lease.name);
             reconcile(dir, lease.netns, &mut sys);
@@ -430,15 +439,25 @@ impl Drop for Network {
         let dir = &self.dir;
         let _lock = lease::lock(dir);
         let mut sys = Real::host_with(self.nft.take());
-        // Often the kernel removed the pair already, with the namespace.
-        let pair = sys.host_index(&lease.host_if);
         lease::remove(dir, &lease.name);
         reconcile(dir, lease.netns, &mut sys);
         // The pair's deletion and the last close of the table's socket
         // each wait for the kernel's RCU grace period: a child does them,
         // and this returns once the pair is gone from view.
         let keep: Vec<_> = sys.take_nft().into_iter().collect();
-        if let Err(e) = crate::sys::netlink::linger(pair, keep, LINGER_LIMIT) {
+        let done = match self.lingering.take() {
+            // It holds its own copy of the socket, and knows the pair.
+            Some(lingering) => {
+                drop(keep);
+                lingering.finish(LINGER_LIMIT)
+            }
+            None => {
+                // Often the kernel removed the pair already, with the namespace.
+                let pair = sys.host_index(&lease.host_if);
+                crate::sys::netlink::linger(pair, keep, LINGER_LIMIT)
+            }
+        };
+        if let Err(e) = done {
             tracing::debug!("deleting {} in a child: {}", lease.host_if, crate::sys::describe(&e));
             if crate::sys::ns::link_exists(&lease.host_if) {
                 let _ = sys.links(Place::Host, &undo_links(&lease));

@@ -302,6 +302,10 @@ refused port-in-use "--publish 8000:80/tcp: the host's port is in use" --net vet
 refused not-a-bridge "--net bridge=up0: up0 exists and is not a bridge" --net bridge=up0
 refused publish-without-net "--publish 8080:80/tcp: needs --net veth, bridge, pasta or slirp4netns" --publish 8080:80
 refused pool-without-net "--net-pool 10.9.0.0/16: needs --net veth or bridge" --net host --net-pool 10.9.0.0/16
+# A refused netlink request names its step and the kernel's answer.
+ip link add ve-net-bad type veth peer name vb-peer
+before=$(state) refused link-exists "cannot link add ve-net-bad type veth peer name host0 netns .* on the host: File exists" --net veth
+ip link del ve-net-bad
 "$T" boot "$R" --net veth --net-pool 10.0.0.0/31 -- true 2> "$W/bad.out"
 check bad-pool test $? = 2 -a -n "$(grep 'bad pool "10.0.0.0/31"' "$W/bad.out")"
 container p ''
@@ -324,6 +328,7 @@ kill $HOSTHTTP $OUTHTTP $OUT; wait
             "pool-without-net",
             "bad-pool",
             "pool-exhausted",
+            "link-exists",
         ],
     );
 }
@@ -534,4 +539,33 @@ check nothing-left test "$before" = "$(state)"
 "#,
     );
     assert_ok(&out, &["three-addresses", "nothing-left"]);
+}
+
+#[test]
+fn links_and_rules_are_made_without_ip_or_nft_root() {
+    let out = run_net(
+        "notools",
+        &format!(
+            "{CONTAINER}{}",
+            r#"
+before=$(state)
+container nt ''
+# The launcher sees `ip` and `nft` that only fail: tend speaks netlink itself.
+printf '#!/bin/sh\nexit 1\n' > "$W/stub"; chmod +x "$W/stub"
+hide='for t in ip nft; do mount --bind "$W/stub" "$(readlink -f "$(command -v $t)")"; done'
+unshare -m --propagation private sh -c "$hide; ! ip link && ! nft list tables && exec \"\$T\" boot \"\$R\" --name net-tools --net veth --publish 8084:80 -- sh /nt.sh" & BOOT=$!
+await listed has_addr net-tools
+A=$(addr_of net-tools)
+await direct sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of nt'"
+check direct sh -c "busybox wget -q -O- http://$A/ | grep -q 'page of nt'"
+check published sh -c "busybox wget -q -O- http://127.0.0.1:8084/ | grep -q 'page of nt'"
+check table-written sh -c 'nft list table inet tend | grep -q "dnat ip to $0:80"' "$A"
+kill -TERM $BOOT; wait $BOOT
+after=$(state)
+check nothing-left test "$before" = "$after"
+[ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
+"#
+        ),
+    );
+    assert_ok(&out, &["direct", "published", "table-written", "nothing-left"]);
 }

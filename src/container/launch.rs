@@ -303,9 +303,13 @@ fn start(
     if o.userns && o.id_range.is_none() {
         namespaces::write_maps(child)?;
     }
-    // Its network is there before its first service starts.
+    // The child mounts its root while its network is made; it waits for
+    // the second "go" before its first service starts.
+    userns::let_go(o, &go)?;
     network.attach(&net_target(o, child))?;
-    userns::let_go(o, go)?;
+    // A child whose setup failed is gone: its report says why.
+    let _ = userns::go_on(&go);
+    drop(go);
     let signals = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
     let reactor = Reactor::with_handlers(&signals).map_err(Error::Signals)?;
     let reservation = registry::reserve(&registry::dir(), &o.name, &o.rootfs, child, o.id_range);
@@ -407,7 +411,7 @@ fn child_main(
     let _ = process::set_parent_death_signal(libc::SIGKILL);
     // Wait until the launcher has written our id maps: before that, we are
     // nobody in our user namespace and may mount nothing.
-    if !userns::await_go(go) {
+    if !userns::await_go(&go) {
         return 1;
     }
     if o.privileged {
@@ -426,7 +430,11 @@ fn child_main(
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
-    drop(report);
+    // The network the launcher made meanwhile is there.
+    if !userns::await_go(&go) {
+        return 1;
+    }
+    drop((go, report));
     hide_host_paths(o);
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.

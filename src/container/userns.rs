@@ -400,10 +400,11 @@ pub fn channel() -> Result<(OwnedFd, OwnedFd), Error> {
     Ok((a.into(), b.into()))
 }
 
-/// The launcher's half, once the child exists and its id maps and
-/// network are in place: "go", then the holder of the namespaces reaped.
-pub fn let_go(o: &BootOptions, go: OwnedFd) -> Result<(), super::launch::Error> {
-    crate::sys::fdpass::send(&go, b"go", &[]).map_err(Error::Go)?;
+/// The launcher's half, once the child exists and its id maps are in
+/// place: "go", then the holder of the namespaces reaped. A second "go"
+/// ([`go_on`]) tells it that its network is made.
+pub fn let_go(o: &BootOptions, go: &OwnedFd) -> Result<(), super::launch::Error> {
+    go_on(go)?;
     if o.holder > 0 {
         let _ = crate::sys::process::wait_for(o.holder, false);
     }
@@ -420,11 +421,17 @@ fn idmapped_rootfs(o: &BootOptions, userns: &OwnedFd) -> Result<OwnedFd, Error> 
     Ok(tree)
 }
 
+/// "go" to the child (again).
+pub fn go_on(go: &OwnedFd) -> Result<(), super::launch::Error> {
+    crate::sys::fdpass::send(go, b"go", &[]).map_err(Error::Go)?;
+    Ok(())
+}
+
 /// The child's half: waits for "go"; false when the launcher gave up.
-pub fn await_go(go: OwnedFd) -> bool {
+pub fn await_go(go: &OwnedFd) -> bool {
     let mut buf = [0u8; 2];
     let mut fds = Vec::new();
-    let n = crate::sys::fdpass::recv(&go, &mut buf, &mut fds, false).unwrap_or(0);
+    let n = crate::sys::fdpass::recv(go, &mut buf, &mut fds, false).unwrap_or(0);
     &buf[..n] == b"go"
 }
 

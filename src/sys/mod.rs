@@ -16,6 +16,8 @@ pub mod fdpass;
 pub mod idmap;
 pub mod memory;
 pub mod mount;
+pub mod netlink;
+pub mod nftables;
 pub mod ns;
 pub mod process;
 pub mod pty;

@@ -1,50 +1,39 @@
-//! Carries out a network plan step by step through a [`System`]: `ip`
-//! lines of one place run as one `ip -batch` (a process start is the
-//! dominant cost), sysctls are file writes, the table is one `nft -f`. On
-//! a failure, what was done is undone in reverse before the error returns.
+//! Carries out a network plan step by step through a [`System`]: link
+//! operations as rtnetlink requests over one socket per place
+//! ([`crate::sys::netlink`]), sysctls as file writes, the table as one
+//! nf_tables transaction ([`crate::sys::nftables`]). On a failure, what was
+//! done is undone in reverse before the error returns.
 //!
-//! Links, addresses and routes go through iproute2's `ip` and the table
-//! through `nft`, not netlink from here: nftables' netlink protocol is not
-//! one a small crate speaks, and one spawned `ip -batch` per side costs
-//! about a millisecond.
+//! All in this process: starting `ip` and `nft` cost a machine's boot far
+//! more than the kernel's work (see the README's networking section).
 
-use std::io::Write;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use super::plan::{Action, Place, Step};
+use super::plan::{Action, Link, Match, Place, Rule, Step, Table, Verdict};
 use super::Error;
+use crate::sys::netlink::{self as nl, Socket};
+use crate::sys::nftables::{self as nft, Expr};
 
 /// The host operations a plan needs.
 pub trait System {
-    /// Runs `lines` as one `ip -batch` in `place`.
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error>;
+    /// Carries out `links` in `place`, in order, up to the first failure.
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error>;
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error>;
     fn read_sysctl(&mut self, key: &str) -> Result<String, Error>;
-    /// Runs an nft script (atomic: all of it or nothing).
-    fn nft(&mut self, script: &str) -> Result<(), Error>;
-
-    /// `ip` lines in `place` (none: skipped) and an nft script, both run
-    /// (at once where it can: the kernel's waits in each then overlap).
-    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        let ip = if lines.is_empty() {
-            Ok(())
-        } else {
-            self.ip(place, lines)
-        };
-        (ip, self.nft(script))
-    }
+    /// Makes tend's table what `table` says (one transaction: all of it
+    /// or nothing), on the host.
+    fn table(&mut self, table: &Table) -> Result<(), Error>;
 }
 
-/// Applies `steps`; on failure, undoes the ones applied (and the failed
-/// batch's) in reverse, then returns the error.
+/// Applies `steps` one by one; on failure, undoes the ones applied in
+/// reverse (not the failed one: it made nothing, and a link it could not
+/// make because one of its name exists is not tend's), then returns the
+/// error.
 pub fn apply(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
-    let mut done = 0;
-    while done < steps.len() {
-        let batch = batch_len(&steps[done..]);
-        let result = run(sys, &steps[done..done + batch]);
-        done += batch;
-        if let Err(e) = result {
+    for (done, step) in steps.iter().enumerate() {
+        if let Err(e) = run(sys, step) {
             undo(sys, &super::plan::undo(&steps[..done]));
             return Err(e);
         }
@@ -56,7 +45,7 @@ pub fn apply(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
 pub fn undo(sys: &mut dyn System, undos: &[(Place, Action)]) {
     for (place, action) in undos {
         let result = match action {
-            Action::Ip(line) => sys.ip(*place, std::slice::from_ref(line)),
+            Action::Link(link) => sys.links(*place, std::slice::from_ref(link)),
             Action::Sysctl { key, value } => sys.sysctl(key, value),
         };
         if let Err(e) = result {
@@ -65,37 +54,23 @@ pub fn undo(sys: &mut dyn System, undos: &[(Place, Action)]) {
     }
 }
 
-/// How many steps from the first run together: `ip` lines of one place.
-fn batch_len(steps: &[Step]) -> usize {
-    let Some(first) = steps.first() else { return 0 };
-    if !matches!(first.action, Action::Ip(_)) {
-        return 1;
-    }
-    steps
-        .iter()
-        .take_while(|s| s.place == first.place && matches!(s.action, Action::Ip(_)))
-        .count()
-}
-
-fn run(sys: &mut dyn System, steps: &[Step]) -> Result<(), Error> {
-    let lines: Vec<String> = steps
-        .iter()
-        .filter_map(|s| match &s.action {
-            Action::Ip(line) => Some(line.clone()),
-            Action::Sysctl { .. } => None,
-        })
-        .collect();
-    match steps.first().map(|s| (&s.action, s.place)) {
-        Some((Action::Sysctl { key, value }, _)) => sys.sysctl(key, value),
-        Some((Action::Ip(_), place)) => sys.ip(place, &lines),
-        None => Ok(()),
+fn run(sys: &mut dyn System, step: &Step) -> Result<(), Error> {
+    match &step.action {
+        Action::Sysctl { key, value } => sys.sysctl(key, value),
+        Action::Link(link) => sys.links(step.place, std::slice::from_ref(link)),
     }
 }
 
-/// The real host: `ip` and `nft` from iproute2 and nftables, /proc/sys.
+/// The real host: rtnetlink, /proc/sys, and `nft` from nftables.
 pub struct Real {
     /// The container's network namespace, for [`Place::Container`].
-    pub netns: Option<PathBuf>,
+    netns: Option<PathBuf>,
+    /// The sockets of each place, opened when first needed.
+    host: Option<Socket>,
+    inside: Option<Socket>,
+    /// The nf_tables socket: kept, as closing it after a change waits
+    /// on the kernel (see [`crate::sys::nftables::open`]).
+    nft: Option<OwnedFd>,
 }
 
 pub fn find_tool(name: &str) -> Option<PathBuf> {
@@ -105,96 +80,107 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A tool started with its input written, not yet waited for.
-struct Running<'a> {
-    tool: &'static str,
-    child: std::process::Child,
-    input: &'a str,
-}
-
-fn start<'a>(tool: &'static str, mut cmd: Command, input: &'a str) -> Result<Running<'a>, Error> {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| Error::Tool { tool, source })?;
-    // Small inputs fit the pipe: this does not wait for the tool.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    Ok(Running { tool, child, input })
-}
-
-impl Running<'_> {
-    fn finish(self) -> Result<(), Error> {
-        let tool = self.tool;
-        let out = self
-            .child
-            .wait_with_output()
-            .map_err(|source| Error::Tool { tool, source })?;
-        if out.status.success() {
-            return Ok(());
+/// One link operation as rtnetlink requests on `socket` (a name becomes an
+/// index by a request of its own where the kernel wants an index).
+fn carry_out(socket: &mut Socket, link: &Link) -> io::Result<()> {
+    let request = match link {
+        Link::Veth { name, peer, netns } => {
+            // Open until the kernel has answered: it reads the descriptor.
+            let ns = crate::sys::ns::open_ns_file(Path::new(netns))?;
+            return socket.call(nl::add_veth(name, peer, ns.as_raw_fd())).map(drop);
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Error::ToolFailed {
-            tool,
-            input: failed_line(self.input, &stderr).to_string(),
-            stderr: stderr.lines().next().unwrap_or_default().trim().to_string(),
-        })
-    }
-}
-
-fn batch(lines: &[String]) -> String {
-    let mut input = lines.join("\n");
-    input.push('\n');
-    input
-}
-
-/// The input line a tool's error names (`ip`: "Command failed -:N", nft:
-/// "/dev/stdin:N:..."), else the first.
-fn failed_line<'a>(input: &'a str, stderr: &str) -> &'a str {
-    let number = stderr.lines().find_map(|l| {
-        let rest = l
-            .strip_prefix("Command failed -:")
-            .or_else(|| l.strip_prefix("/dev/stdin:"))?;
-        rest.split(':').next()?.trim().parse::<usize>().ok()
-    });
-    let index = number.and_then(|n| n.checked_sub(1)).unwrap_or(0);
-    input.lines().nth(index).unwrap_or_default()
+        Link::Bridge(name) => nl::add_bridge(name),
+        Link::Delete(name) => nl::delete_link(name),
+        Link::Up(name) => nl::set_up(name),
+        Link::Master { name, bridge } => nl::set_master(name, socket.index(bridge)?),
+        Link::Address { dev, addr, prefix } => nl::add_address(socket.index(dev)?, *addr, *prefix),
+        Link::DefaultRoute(via) => nl::add_default_route(*via),
+    };
+    socket.call(request).map(drop)
 }
 
 impl Real {
-    fn ip_command(&self, place: Place) -> Result<Command, Error> {
-        let path = find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
-        let mut cmd = Command::new(path);
-        cmd.args(["-batch", "-"]);
-        if place == Place::Container {
-            let path = self.netns.as_deref().ok_or(Error::Missing("the container"))?;
-            let ns = crate::sys::ns::open_ns_file(path).map_err(|source| Error::Tool { tool: "ip", source })?;
-            crate::sys::ns::enter_netns_on_exec(&mut cmd, ns);
+    /// For steps on the host only.
+    pub fn host() -> Real {
+        Real {
+            netns: None,
+            host: None,
+            inside: None,
+            nft: None,
         }
-        Ok(cmd)
     }
 
-    fn nft_command() -> Result<Command, Error> {
-        let path = find_tool("nft").ok_or(Error::Missing("nft (nftables)"))?;
-        let mut cmd = Command::new(path);
-        cmd.args(["-f", "-"]);
-        Ok(cmd)
+    /// For steps on the host, with the nf_tables socket of an earlier one.
+    pub fn host_with(nft: Option<OwnedFd>) -> Real {
+        Real { nft, ..Real::host() }
+    }
+
+    /// The nf_tables socket, if one was opened: to close later, elsewhere.
+    pub fn take_nft(&mut self) -> Option<OwnedFd> {
+        self.nft.take()
+    }
+
+    /// The index of host link `name`, if there is one.
+    pub fn host_index(&mut self, name: &str) -> Option<u32> {
+        let socket = self.socket(Place::Host).ok()?;
+        socket.link(name).ok().flatten().map(|l| l.index)
+    }
+
+    /// For steps on the host and in the container whose network namespace
+    /// is at `netns`.
+    pub fn container(netns: PathBuf) -> Real {
+        Real {
+            netns: Some(netns),
+            ..Real::host()
+        }
+    }
+
+    fn socket(&mut self, place: Place) -> Result<&mut Socket, Error> {
+        let failed = |source| Error::Link {
+            place,
+            step: "open a netlink socket".into(),
+            source,
+        };
+        let slot = match place {
+            Place::Host => &mut self.host,
+            Place::Container => &mut self.inside,
+        };
+        if let Some(socket) = slot {
+            return Ok(socket);
+        }
+        let socket = match place {
+            Place::Host => Socket::open(),
+            Place::Container => {
+                let path = self.netns.as_deref().ok_or(Error::Missing("the container"))?;
+                crate::sys::ns::open_ns_file(path).and_then(Socket::open_in)
+            }
+        }
+        .map_err(failed)?;
+        Ok(slot.insert(socket))
+    }
+
+    /// The kind of link `name` on the host (`None`: there is none).
+    pub fn link_kind(&mut self, name: &str) -> Result<Option<Option<String>>, Error> {
+        let link = self.socket(Place::Host)?.link(name).map_err(|source| Error::Link {
+            place: Place::Host,
+            step: format!("link show {name}"),
+            source,
+        })?;
+        Ok(link.map(|l| l.kind))
     }
 }
 
 impl System for Real {
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
-        let input = batch(lines);
-        start("ip", self.ip_command(place)?, &input)?.finish()
-    }
-
-    fn ip_with_nft(&mut self, place: Place, lines: &[String], script: &str) -> (Result<(), Error>, Result<(), Error>) {
-        if lines.is_empty() {
-            return (Ok(()), self.nft(script));
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error> {
+        let socket = self.socket(place)?;
+        for link in links {
+            carry_out(socket, link).map_err(|source| Error::Link {
+                place,
+                step: link.to_string(),
+                source,
+            })?;
         }
-        let input = batch(lines);
-        let ip = self.ip_command(place).and_then(|cmd| start("ip", cmd, &input));
-        let nft = Real::nft_command().and_then(|cmd| start("nft", cmd, script));
-        (ip.and_then(Running::finish), nft.and_then(Running::finish))
+        Ok(())
     }
 
     fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
@@ -209,8 +195,141 @@ impl System for Real {
             .map_err(|source| Error::Sysctl { path, source })
     }
 
-    fn nft(&mut self, script: &str) -> Result<(), Error> {
-        start("nft", Real::nft_command()?, script)?.finish()
+    fn table(&mut self, table: &Table) -> Result<(), Error> {
+        let chains: Vec<nft::Chain> = table
+            .chains
+            .iter()
+            .map(|c| nft::Chain {
+                name: c.hook.name().into(),
+                hook: hook(c.hook),
+                priority: c.hook.priority(),
+                nat: c.hook.nat(),
+                rules: c.rules.iter().map(exprs).collect(),
+            })
+            .collect();
+        let socket = match self.nft.take() {
+            Some(socket) => socket,
+            None => nft::open().map_err(|source| Error::Table { source })?,
+        };
+        let sent = nft::send(&socket, nft::replace_table(super::plan::TABLE_NAME, &chains));
+        self.nft = Some(socket);
+        sent.map_err(|source| Error::Table { source })
+    }
+}
+
+fn hook(hook: super::plan::Hook) -> u32 {
+    use super::plan::Hook;
+    match hook {
+        Hook::Prerouting => nft::HOOK_PREROUTING,
+        Hook::Output => nft::HOOK_OUTPUT,
+        Hook::Postrouting => nft::HOOK_POSTROUTING,
+        Hook::Forward => nft::HOOK_FORWARD,
+    }
+}
+
+fn cmp(data: Vec<u8>) -> Expr {
+    Expr::Cmp { eq: true, data }
+}
+
+/// A field of the IPv4 header: the source (offset 12) or the destination.
+fn ip_field(offset: u32) -> Expr {
+    Expr::Payload {
+        base: nft::NETWORK_HEADER,
+        offset,
+        len: 4,
+    }
+}
+
+/// The prefix of a field: masked, then compared to the network.
+fn in_prefix(offset: u32, c: super::types::Cidr, eq: bool) -> Vec<Expr> {
+    let mask = super::types::Cidr::mask(c.prefix).to_be_bytes().to_vec();
+    let mut out = vec![ip_field(offset)];
+    if c.prefix < 32 {
+        out.push(Expr::Mask(mask));
+    }
+    out.push(Expr::Cmp {
+        eq,
+        data: c.base.octets().to_vec(),
+    });
+    out
+}
+
+/// An interface name as the kernel loads it: NUL-padded to IFNAMSIZ.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.resize(16, 0);
+    v
+}
+
+/// A conntrack word with any of `bits` set.
+fn ct_any(key: u32, bits: u32) -> Vec<Expr> {
+    vec![
+        Expr::Ct(key),
+        Expr::Mask(bits.to_ne_bytes().to_vec()),
+        Expr::Cmp {
+            eq: false,
+            data: vec![0; 4],
+        },
+    ]
+}
+
+/// A rule as nf_tables expressions. A rule on IPv4 fields (in an inet
+/// table, which sees IPv6 too) first checks that the packet is IPv4, as
+/// nft adds on its own.
+pub fn exprs(rule: &Rule) -> Vec<Expr> {
+    let ipv4 = matches!(rule.then, Verdict::Dnat(..))
+        || rule
+            .matches
+            .iter()
+            .any(|m| matches!(m, Match::Saddr(_) | Match::DaddrNot(_) | Match::Daddr(_)));
+    let mut out = Vec::new();
+    if ipv4 && !rule.matches.contains(&Match::Ipv4) {
+        out.extend(matcher(&Match::Ipv4));
+    }
+    for m in &rule.matches {
+        out.extend(matcher(m));
+    }
+    out.push(match rule.then {
+        Verdict::Accept => Expr::Accept,
+        Verdict::Drop => Expr::Drop,
+        Verdict::Masquerade => Expr::Masquerade,
+        Verdict::Dnat(ip, port) => Expr::Dnat(ip, port),
+    });
+    out
+}
+
+// IPS_DST_NAT, and the ct state bits of established and related.
+const CT_STATUS_DNAT: u32 = 1 << 5;
+const CT_STATE_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
+const RTN_LOCAL: u32 = 2;
+
+fn matcher(m: &Match) -> Vec<Expr> {
+    match m {
+        Match::Saddr(c) => in_prefix(12, *c, true),
+        Match::DaddrNot(c) => in_prefix(16, *c, false),
+        Match::Daddr(ip) => vec![ip_field(16), cmp(ip.octets().to_vec())],
+        Match::Iif(name) => vec![Expr::Meta(nft::META_IIFNAME), cmp(ifname(name))],
+        Match::Oif(name) => vec![Expr::Meta(nft::META_OIFNAME), cmp(ifname(name))],
+        Match::LocalDaddr => vec![Expr::FibDaddrType, cmp(RTN_LOCAL.to_ne_bytes().to_vec())],
+        Match::Dport(proto, port) => {
+            let number = match proto {
+                super::types::Proto::Tcp => libc::IPPROTO_TCP,
+                super::types::Proto::Udp => libc::IPPROTO_UDP,
+            };
+            vec![
+                Expr::Meta(nft::META_L4PROTO),
+                cmp(vec![u8::try_from(number).unwrap_or(0)]),
+                Expr::Payload {
+                    base: nft::TRANSPORT_HEADER,
+                    offset: 2,
+                    len: 2,
+                },
+                cmp(port.to_be_bytes().to_vec()),
+            ]
+        }
+        Match::Dnatted => ct_any(nft::CT_STATUS, CT_STATUS_DNAT),
+        Match::Established => ct_any(nft::CT_STATE, CT_STATE_ESTABLISHED_RELATED),
+        Match::Ipv4 => vec![Expr::Meta(nft::META_NFPROTO), cmp(vec![nft::NFPROTO_IPV4])],
     }
 }
 
@@ -235,7 +354,8 @@ impl Recording {
 }
 
 impl System for Recording {
-    fn ip(&mut self, place: Place, lines: &[String]) -> Result<(), Error> {
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error> {
+        let lines: Vec<String> = links.iter().map(Link::to_string).collect();
         self.record(format!("ip {place:?}: {}", lines.join("; ")))
     }
 
@@ -247,8 +367,8 @@ impl System for Recording {
         Ok("0".into())
     }
 
-    fn nft(&mut self, script: &str) -> Result<(), Error> {
-        self.record(format!("nft {}", script.lines().count()))
+    fn table(&mut self, table: &Table) -> Result<(), Error> {
+        self.record(format!("nft {}", table.to_string().lines().count()))
     }
 }
 
@@ -273,26 +393,83 @@ mod tests {
     }
 
     #[test]
-    fn ip_lines_of_one_place_run_as_one_batch() {
+    fn steps_are_applied_in_order_each_in_its_place() {
         let mut sys = Recording::default();
         apply(&mut sys, &plan::machine(&web(), "42")).unwrap();
         assert_eq!(
             sys.log,
             [
-                "ip Host: link add ve-web type veth peer name host0 netns 42; addr add 10.231.0.5/30 dev ve-web",
+                "ip Host: link add ve-web type veth peer name host0 netns 42",
+                "ip Host: addr add 10.231.0.5/30 dev ve-web",
                 "sysctl net/ipv4/conf/ve-web/route_localnet=1",
                 "ip Host: link set ve-web up",
-                "ip Container: link set lo up; addr add 10.231.0.6/30 dev host0; link set host0 up; route add default via 10.231.0.5",
+                "ip Container: link set lo up",
+                "ip Container: addr add 10.231.0.6/30 dev host0",
+                "ip Container: link set host0 up",
+                "ip Container: route add default via 10.231.0.5",
             ]
         );
     }
 
     #[test]
-    fn errors_name_the_failed_line() {
-        let input = "link add a\naddr add b\n";
-        assert_eq!(failed_line(input, "Error: bad\nCommand failed -:2\n"), "addr add b");
-        assert_eq!(failed_line(input, "/dev/stdin:1:5-9: Error: x\n"), "link add a");
-        assert_eq!(failed_line(input, "weird\n"), "link add a");
+    fn rules_become_expressions_with_their_ipv4_dependency() {
+        let pool = DEFAULT_POOL;
+        let masq = Rule {
+            matches: vec![Match::Saddr(pool), Match::DaddrNot(pool)],
+            then: Verdict::Masquerade,
+        };
+        let nfproto = [Expr::Meta(nft::META_NFPROTO), cmp(vec![nft::NFPROTO_IPV4])];
+        let field = |offset| Expr::Payload {
+            base: nft::NETWORK_HEADER,
+            offset,
+            len: 4,
+        };
+        let mut want = nfproto.to_vec();
+        want.extend([
+            field(12),
+            Expr::Mask(vec![255, 255, 0, 0]),
+            cmp(vec![10, 231, 0, 0]),
+            field(16),
+            Expr::Mask(vec![255, 255, 0, 0]),
+            Expr::Cmp {
+                eq: false,
+                data: vec![10, 231, 0, 0],
+            },
+            Expr::Masquerade,
+        ]);
+        assert_eq!(exprs(&masq), want);
+        // An interface match needs no IPv4 check; its name is NUL-padded.
+        let accept = Rule {
+            matches: vec![Match::Iif("ve-web".into())],
+            then: Verdict::Accept,
+        };
+        assert_eq!(
+            exprs(&accept),
+            [
+                Expr::Meta(nft::META_IIFNAME),
+                cmp(b"ve-web\0\0\0\0\0\0\0\0\0\0".to_vec()),
+                Expr::Accept
+            ]
+        );
+        // A published port: IPv4, the host's address, the port, then DNAT.
+        let to = std::net::Ipv4Addr::new(10, 231, 0, 6);
+        let dnat = Rule {
+            matches: vec![Match::LocalDaddr, Match::Dport(crate::container::net::Proto::Tcp, 8080)],
+            then: Verdict::Dnat(to, 80),
+        };
+        let got = exprs(&dnat);
+        assert_eq!(&got[..2], &nfproto);
+        assert_eq!(got[2], Expr::FibDaddrType);
+        assert_eq!(
+            got[6],
+            Expr::Payload {
+                base: nft::TRANSPORT_HEADER,
+                offset: 2,
+                len: 2
+            }
+        );
+        assert_eq!(got[7], cmp(vec![0x1f, 0x90]));
+        assert_eq!(got.last(), Some(&Expr::Dnat(to, 80)));
     }
 
     #[test]
@@ -308,7 +485,7 @@ mod tests {
             ..Recording::default()
         };
         assert!(apply(&mut sys, &plan::machine(&web(), "42")).is_err());
-        // The failed batch held the link: its undo is tried too.
-        assert_eq!(sys.log.len(), 2);
+        // The failed step made nothing: a link of that name is not tend's.
+        assert_eq!(sys.log.len(), 1);
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use apply::{Real, System};
 use lease::{Lease, Shared};
-use plan::{Place, Step};
+use plan::{Link, Place, Step};
 pub use types::{parse_publish, Cidr, Proto, Publish, DEFAULT_POOL};
 
 use super::options::{BootOptions, Net};
@@ -40,6 +40,18 @@ pub enum Error {
         tool: &'static str,
         input: String,
         stderr: String,
+    },
+    #[error("cannot {step} {place}")]
+    Link {
+        place: Place,
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write nftables table inet tend")]
+    Table {
+        #[source]
+        source: io::Error,
     },
     #[error("{0} is missing")]
     Missing(&'static str),
@@ -81,6 +93,9 @@ pub enum Error {
     },
 }
 
+/// How long the end of a machine waits for its veth pair to be deleted.
+const LINGER_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The network of one machine, owned by its launcher.
 pub struct Network {
     dir: PathBuf,
@@ -92,6 +107,10 @@ pub struct Network {
     /// `--net pasta` or `slirp4netns`: what to start once the container
     /// exists (the mode, its ports, whether it has a user namespace).
     user_mode: Option<(Net, Vec<Publish>, bool)>,
+    /// The nf_tables socket that wrote the table: closed after the end.
+    nft: Option<std::os::fd::OwnedFd>,
+    /// The child that deletes the veth pair and closes the socket last.
+    lingering: Option<crate::sys::netlink::Lingering>,
     name: String,
 }
 
@@ -121,6 +140,8 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         pasta: None,
         slirp: None,
         user_mode: None,
+        nft: None,
+        lingering: None,
         name: o.name.clone(),
     };
     sweep_stale(&network.dir);
@@ -184,7 +205,7 @@ fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
     let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
-    let mut sys = Real { netns: None };
+    let mut sys = Real::host();
     sweep(dir, netns, &mut sys);
     // A dead machine of another namespace holds no address any more.
     let leases: Vec<Lease> = lease::all(dir)
@@ -244,19 +265,10 @@ fn check_bridge(name: &str) -> Result<(String, bool), Error> {
     if !types::valid_ifname(name) {
         return Err(Error::BridgeName(name.into()));
     }
-    let path = apply::find_tool("ip").ok_or(Error::Missing("ip (iproute2)"))?;
-    let out = std::process::Command::new(path)
-        .args(["-o", "-d", "link", "show", "dev", name])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map_err(|source| Error::Tool { tool: "ip", source })?;
-    if !out.status.success() {
-        return Ok((name.into(), false));
-    }
-    if String::from_utf8_lossy(&out.stdout).contains(" bridge ") {
-        Ok((name.into(), true))
-    } else {
-        Err(Error::NotBridge(name.into()))
+    match Real::host().link_kind(name)? {
+        None => Ok((name.into(), false)),
+        Some(Some(kind)) if kind == "bridge" => Ok((name.into(), true)),
+        Some(_) => Err(Error::NotBridge(name.into())),
     }
 }
 
@@ -291,7 +303,7 @@ fn sweep_stale(dir: &Path) {
         return;
     }
     let Ok(_lock) = lease::lock(dir) else { return };
-    sweep(dir, netns, &mut Real { netns: None });
+    sweep(dir, netns, &mut Real::host());
 }
 
 /// A lease of a dead launcher in this namespace. One of another namespace
@@ -319,16 +331,7 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
 /// table rewritten, bridges tend made and nobody uses removed, and with
 /// the last machine gone, forwarding as it was.
 fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
-    reconcile_with(dir, netns, sys, &[]);
-}
-
-/// As [`reconcile`], running the host's `ip` lines `also` (a machine's
-/// undo, its failure ignored) beside the table's rewrite.
-fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String]) {
     let Some(mut shared) = lease::read_shared(dir, netns) else {
-        if !also.is_empty() {
-            let _ = sys.ip(Place::Host, also);
-        }
         return;
     };
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
@@ -338,11 +341,7 @@ fn reconcile_with(dir: &Path, netns: u64, sys: &mut dyn System, also: &[String])
         .filter(|b| !leases.iter().any(|l| l.bridge.as_ref() == Some(b)))
         .cloned()
         .collect();
-    let (undone, nft) = sys.ip_with_nft(Place::Host, also, &plan::ruleset(&leases, &shared));
-    if let Err(e) = undone {
-        tracing::debug!("undo: {}", crate::sys::chain(&e));
-    }
-    if let Err(e) = nft {
+    if let Err(e) = sys.table(&plan::ruleset(&leases, &shared)) {
         tracing::warn!("{}", crate::sys::chain(&e));
     }
     for bridge in &unused {
@@ -380,10 +379,15 @@ impl Network {
         let dir = &self.dir;
         let _lock = lease::lock(dir).map_err(registry_error(dir))?;
         let netns = target.netns.display().to_string();
-        let mut sys = Real {
-            netns: Some(target.netns.clone()),
-        };
+        let mut sys = Real::container(target.netns.clone());
         let result = build(dir, lease, &netns, &mut sys);
+        self.nft = sys.take_nft();
+        if result.is_ok() {
+            // Now, while the container sets up: its end then forks nothing.
+            let pair = sys.host_index(&lease.host_if);
+            let keep: Vec<_> = self.nft.iter().collect();
+            self.lingering = crate::sys::netlink::Lingering::start(pair, &keep).ok();
+        }
         if result.is_err() {
             lease::remove(dir, &lease.name);
             reconcile(dir, lease.netns, &mut sys);
@@ -417,24 +421,25 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
             apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
         }
     }
-    // The host side first (the link must exist), then the inside and the
-    // table together: each waits on the kernel, not on the other.
+    // The host side first (the link must exist), then the inside, then
+    // the table.
     let (host, inside): (Vec<Step>, Vec<Step>) = plan::machine(lease, netns)
         .into_iter()
         .partition(|s| s.place == Place::Host);
     apply::apply(sys, &host)?;
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == lease.netns).collect();
     let rules = plan::ruleset(&leases, &shared);
-    let (ip, nft) = sys.ip_with_nft(Place::Container, &plan::ip_lines(&inside), &rules);
-    ip.and(nft).inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+    sys.links(Place::Container, &plan::links(&inside))
+        .and_then(|()| sys.table(&rules))
+        .inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
 }
 
-/// The `ip` lines that take a machine's links down.
-fn undo_lines(lease: &Lease) -> Vec<String> {
+/// The link operations that take a machine's links down.
+fn undo_links(lease: &Lease) -> Vec<Link> {
     plan::undo(&plan::machine(lease, "0"))
         .into_iter()
         .filter_map(|(_, action)| match action {
-            plan::Action::Ip(line) => Some(line),
+            plan::Action::Link(link) => Some(link),
             plan::Action::Sysctl { .. } => None,
         })
         .collect()
@@ -454,15 +459,31 @@ impl Drop for Network {
         let Some(lease) = self.lease.take() else { return };
         let dir = &self.dir;
         let _lock = lease::lock(dir);
-        let mut sys = Real { netns: None };
-        // Often the kernel removed the pair already, with the namespace.
-        let undo = if crate::sys::ns::link_exists(&lease.host_if) {
-            undo_lines(&lease)
-        } else {
-            Vec::new()
-        };
+        let mut sys = Real::host_with(self.nft.take());
         lease::remove(dir, &lease.name);
-        reconcile_with(dir, lease.netns, &mut sys, &undo);
+        reconcile(dir, lease.netns, &mut sys);
+        // The pair's deletion and the last close of the table's socket
+        // each wait for the kernel's RCU grace period: a child does them,
+        // and this returns once the pair is gone from view.
+        let keep: Vec<_> = sys.take_nft().into_iter().collect();
+        let done = match self.lingering.take() {
+            // It holds its own copy of the socket, and knows the pair.
+            Some(lingering) => {
+                drop(keep);
+                lingering.finish(LINGER_LIMIT)
+            }
+            None => {
+                // Often the kernel removed the pair already, with the namespace.
+                let pair = sys.host_index(&lease.host_if);
+                crate::sys::netlink::linger(pair, keep, LINGER_LIMIT)
+            }
+        };
+        if let Err(e) = done {
+            tracing::debug!("deleting {} in a child: {}", lease.host_if, crate::sys::describe(&e));
+            if crate::sys::ns::link_exists(&lease.host_if) {
+                let _ = sys.links(Place::Host, &undo_links(&lease));
+            }
+        }
     }
 }
 
@@ -500,7 +521,14 @@ mod tests {
             .collect();
         assert_eq!(
             log,
-            ["sysctl net/ipv4/ip_forward=1", "ip Host", "ip Container", "nft 17"]
+            [
+                "sysctl net/ipv4/ip_forward=1",
+                "ip Host",
+                "ip Host",
+                "ip Host",
+                "ip Container",
+                "nft 17"
+            ]
         );
         assert_eq!(lease::read_shared(&dir, 7).unwrap().forward_was, "0");
         let mut sys = Recording {
@@ -512,11 +540,8 @@ mod tests {
         // The last machine gone: the table and forwarding as they were.
         lease::remove(&dir, "web");
         let mut sys = Recording::default();
-        reconcile_with(&dir, 7, &mut sys, &["link del ve-web".into()]);
-        assert_eq!(
-            sys.log,
-            ["ip Host: link del ve-web", "nft 2", "sysctl net/ipv4/ip_forward=0"]
-        );
+        reconcile(&dir, 7, &mut sys);
+        assert_eq!(sys.log, ["nft 2", "sysctl net/ipv4/ip_forward=0"]);
         assert!(lease::read_shared(&dir, 7).is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }

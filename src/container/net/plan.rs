@@ -1,18 +1,20 @@
-//! What a machine's network is made of, as data: the `ip` lines that make
-//! its links, addresses and routes (on the host and inside), the sysctls
+//! What a machine's network is made of, as data: the link operations that
+//! make its links, addresses and routes (on the host and inside; shown as
+//! the `ip` lines that would do the same), the sysctls
 //! it sets, each with its undo, and the whole `inet tend` nftables table
 //! for the machines of one network namespace. Pure: tested without root.
 
-use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use super::lease::{Lease, Shared};
-use super::types::Cidr;
+use super::types::{Cidr, Proto};
 
 /// The container side of every veth pair.
 pub const INSIDE_IF: &str = "host0";
 /// tend's own nftables table: the only one it creates or changes.
 pub const TABLE: &str = "inet tend";
+/// Its name within the inet family.
+pub const TABLE_NAME: &str = "tend";
 
 /// Where a step runs: the network namespace of the launcher (the host), or
 /// the container's new one.
@@ -22,12 +24,63 @@ pub enum Place {
     Container,
 }
 
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Place::Host => "on the host",
+            Place::Container => "in the container",
+        })
+    }
+}
+
+/// One rtnetlink request (see [`crate::sys::netlink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// A veth pair: `name` here, `peer` made straight in the network
+    /// namespace at path `netns`.
+    Veth {
+        name: String,
+        peer: String,
+        netns: String,
+    },
+    Bridge(String),
+    Delete(String),
+    Up(String),
+    Master {
+        name: String,
+        bridge: String,
+    },
+    Address {
+        dev: String,
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    DefaultRoute(Ipv4Addr),
+}
+
+impl std::fmt::Display for Link {
+    /// As the `ip` line that would do the same: what errors name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Link::Veth { name, peer, netns } => write!(f, "link add {name} type veth peer name {peer} netns {netns}"),
+            Link::Bridge(name) => write!(f, "link add {name} type bridge"),
+            Link::Delete(name) => write!(f, "link del {name}"),
+            Link::Up(name) => write!(f, "link set {name} up"),
+            Link::Master { name, bridge } => write!(f, "link set {name} master {bridge}"),
+            Link::Address { dev, addr, prefix } => write!(f, "addr add {addr}/{prefix} dev {dev}"),
+            Link::DefaultRoute(via) => write!(f, "route add default via {via}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// One line of `ip -batch`.
-    Ip(String),
+    Link(Link),
     /// A file under /proc/sys, and what to write to it.
-    Sysctl { key: String, value: String },
+    Sysctl {
+        key: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,16 +100,16 @@ fn host(action: Action, undo: Option<Action>) -> Step {
     }
 }
 
-fn inside(line: String) -> Step {
+fn inside(link: Link) -> Step {
     Step {
         place: Place::Container,
-        action: Action::Ip(line),
+        action: Action::Link(link),
         undo: None,
     }
 }
 
-fn ip(line: String) -> Action {
-    Action::Ip(line)
+fn ip(link: Link) -> Action {
+    Action::Link(link)
 }
 
 fn sysctl(key: String, value: &str) -> Action {
@@ -67,7 +120,7 @@ fn sysctl(key: String, value: &str) -> Action {
 }
 
 /// The machine's own steps, in order, for the container whose network
-/// namespace is `netns` (for `ip ... netns`: a pid or a path):
+/// namespace is at path `netns`:
 /// the veth pair (its peer made straight in the container's namespace),
 /// the host side's address or bridge, the container side's address and
 /// default route. Deleting the host side deletes the pair, its addresses
@@ -75,13 +128,23 @@ fn sysctl(key: String, value: &str) -> Action {
 pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
     let ve = &lease.host_if;
     let mut steps = vec![host(
-        ip(format!("link add {ve} type veth peer name {INSIDE_IF} netns {netns}")),
-        Some(ip(format!("link del {ve}"))),
+        ip(Link::Veth {
+            name: ve.clone(),
+            peer: INSIDE_IF.into(),
+            netns: netns.into(),
+        }),
+        Some(ip(Link::Delete(ve.clone()))),
     )];
     match &lease.bridge {
-        Some(bridge) => steps.push(host(ip(format!("link set {ve} master {bridge}")), None)),
+        Some(bridge) => steps.push(host(
+            ip(Link::Master {
+                name: ve.clone(),
+                bridge: bridge.clone(),
+            }),
+            None,
+        )),
         None => {
-            steps.push(host(ip(format!("addr add {}/30 dev {ve}", lease.gateway())), None));
+            steps.push(host(ip(address(ve, lease.gateway(), 30)), None));
             // 127.0.0.1:PORT published: the DNAT'ed packet keeps its
             // loopback source, which the kernel routes out only with this.
             if lease.publish.iter().any(|p| p.ip.map_or(true, |ip| ip.is_loopback())) {
@@ -90,16 +153,20 @@ pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
             }
         }
     }
-    steps.push(host(ip(format!("link set {ve} up")), None));
-    steps.push(inside("link set lo up".into()));
-    steps.push(inside(format!(
-        "addr add {}/{} dev {INSIDE_IF}",
-        lease.address(),
-        lease.prefix()
-    )));
-    steps.push(inside(format!("link set {INSIDE_IF} up")));
-    steps.push(inside(format!("route add default via {}", lease.gateway())));
+    steps.push(host(ip(Link::Up(ve.clone())), None));
+    steps.push(inside(Link::Up("lo".into())));
+    steps.push(inside(address(INSIDE_IF, lease.address(), lease.prefix())));
+    steps.push(inside(Link::Up(INSIDE_IF.into())));
+    steps.push(inside(Link::DefaultRoute(lease.gateway())));
     steps
+}
+
+fn address(dev: &str, addr: Ipv4Addr, prefix: u8) -> Link {
+    Link::Address {
+        dev: dev.into(),
+        addr,
+        prefix,
+    }
 }
 
 /// A bridge tend creates: up, with the pool's gateway address, and
@@ -107,13 +174,10 @@ pub fn machine(lease: &Lease, netns: &str) -> Vec<Step> {
 pub fn bridge(name: &str, pool: Cidr) -> Vec<Step> {
     let gateway = pool.nth(1).unwrap_or(pool.base);
     vec![
-        host(
-            ip(format!("link add {name} type bridge")),
-            Some(ip(format!("link del {name}"))),
-        ),
-        host(ip(format!("addr add {gateway}/{} dev {name}", pool.prefix)), None),
+        host(ip(Link::Bridge(name.into())), Some(ip(Link::Delete(name.into())))),
+        host(ip(address(name, gateway, pool.prefix)), None),
         host(sysctl(format!("net/ipv4/conf/{name}/route_localnet"), "1"), None),
-        host(ip(format!("link set {name} up")), None),
+        host(ip(Link::Up(name.into())), None),
     ]
 }
 
@@ -127,12 +191,12 @@ pub fn forwarding(shared: &Shared) -> Vec<Step> {
     )]
 }
 
-/// The `ip` lines of `steps`, in order.
-pub fn ip_lines<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<String> {
+/// The link operations of `steps`, in order.
+pub fn links<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<Link> {
     steps
         .into_iter()
         .filter_map(|s| match &s.action {
-            Action::Ip(line) => Some(line.clone()),
+            Action::Link(link) => Some(link.clone()),
             Action::Sysctl { .. } => None,
         })
         .collect()
@@ -147,78 +211,220 @@ pub fn undo(steps: &[Step]) -> Vec<(Place, Action)> {
         .collect()
 }
 
-/// The nft script that replaces table `inet tend` with the rules for
-/// `leases` (the machines of this network namespace), or removes it when
-/// there are none. Creating the table first makes the delete safe.
-pub fn ruleset(leases: &[Lease], shared: &Shared) -> String {
-    let mut s = format!("table {TABLE}\ndelete table {TABLE}\n");
-    if leases.is_empty() {
-        return s;
+/// A match of a rule of tend's table (shown in nft's words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    Saddr(Cidr),
+    DaddrNot(Cidr),
+    Daddr(Ipv4Addr),
+    Iif(String),
+    Oif(String),
+    /// The destination is an address of the host.
+    LocalDaddr,
+    Dport(Proto, u16),
+    /// The connection was DNAT'ed (a published port).
+    Dnatted,
+    /// An answer: the connection is established or related.
+    Established,
+    Ipv4,
+}
+
+/// What a rule does when all its matches hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Masquerade,
+    Dnat(Ipv4Addr, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub then: Verdict,
+}
+
+/// A base chain; its name, type and priority follow from the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Prerouting,
+    Output,
+    Postrouting,
+    Forward,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+            Hook::Forward => "forward",
+        }
     }
-    let ifs = set(leases.iter().map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone()));
-    let _ = writeln!(s, "table {TABLE} {{");
-    let mut dnat = String::new();
+
+    pub fn nat(self) -> bool {
+        self != Hook::Forward
+    }
+
+    /// DNAT before routing (-100), masquerade after (100), filter at 0.
+    pub fn priority(self) -> i32 {
+        match self {
+            Hook::Prerouting | Hook::Output => -100,
+            Hook::Postrouting => 100,
+            Hook::Forward => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub hook: Hook,
+    pub rules: Vec<Rule>,
+}
+
+/// Table `inet tend` as it should be: with no chains, removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub chains: Vec<Chain>,
+}
+
+impl std::fmt::Display for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Match::Saddr(c) => write!(f, "ip saddr {c}"),
+            Match::DaddrNot(c) => write!(f, "ip daddr != {c}"),
+            Match::Daddr(ip) => write!(f, "ip daddr {ip}"),
+            Match::Iif(name) => write!(f, "iifname \"{name}\""),
+            Match::Oif(name) => write!(f, "oifname \"{name}\""),
+            Match::LocalDaddr => f.write_str("fib daddr type local"),
+            Match::Dport(proto, port) => write!(f, "{proto} dport {port}"),
+            Match::Dnatted => f.write_str("ct status dnat"),
+            Match::Established => f.write_str("ct state established,related"),
+            Match::Ipv4 => f.write_str("meta nfproto ipv4"),
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for m in &self.matches {
+            write!(f, "{m} ")?;
+        }
+        match self.then {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Masquerade => f.write_str("masquerade"),
+            Verdict::Dnat(ip, port) => write!(f, "dnat ip to {ip}:{port}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    /// As the nft script that would do the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "table {TABLE}\ndelete table {TABLE}")?;
+        if self.chains.is_empty() {
+            return Ok(());
+        }
+        writeln!(f, "table {TABLE} {{")?;
+        for chain in &self.chains {
+            let (name, priority) = (chain.hook.name(), chain.hook.priority());
+            let kind = if chain.hook.nat() { "nat" } else { "filter" };
+            writeln!(f, "  chain {name} {{")?;
+            writeln!(f, "    type {kind} hook {name} priority {priority}; policy accept;")?;
+            for rule in &chain.rules {
+                writeln!(f, "    {rule}")?;
+            }
+            writeln!(f, "  }}")?;
+        }
+        writeln!(f, "}}")
+    }
+}
+
+fn rule(matches: Vec<Match>, then: Verdict) -> Rule {
+    Rule { matches, then }
+}
+
+/// Table `inet tend` for `leases` (the machines of this network
+/// namespace): no chains when there are none. Applied as one transaction
+/// that creates the table (so that deleting it cannot fail), deletes it
+/// and makes it anew.
+pub fn ruleset(leases: &[Lease], shared: &Shared) -> Table {
+    let mut chains = Vec::new();
+    if leases.is_empty() {
+        return Table { chains };
+    }
+    let mut ifs: Vec<String> = leases
+        .iter()
+        .map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone())
+        .collect();
+    ifs.sort();
+    ifs.dedup();
+    let mut dnat = Vec::new();
     for lease in leases {
         for p in &lease.publish {
-            let to = format!(
-                "{} dport {} dnat ip to {}:{}",
-                p.proto,
-                p.host_port,
-                lease.address(),
-                p.port
-            );
-            let _ = match p.ip {
-                Some(ip) => writeln!(dnat, "    ip daddr {ip} {to}"),
-                None => writeln!(dnat, "    fib daddr type local {to}"),
+            let to = match p.ip {
+                Some(ip) => Match::Daddr(ip),
+                None => Match::LocalDaddr,
             };
+            let then = Verdict::Dnat(lease.address(), p.port);
+            dnat.push(rule(vec![to, Match::Dport(p.proto, p.host_port)], then));
         }
     }
     // Each base chain is a hook the kernel waits for on removal (an RCU
     // grace period): the DNAT ones only when a port is published.
-    let hooks: &[(&str, &str)] = if dnat.is_empty() {
-        &[]
-    } else {
-        &[("prerouting", "prerouting"), ("output", "output")]
-    };
-    for (chain, hook) in hooks {
-        let _ = writeln!(
-            s,
-            "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;\n{dnat}  }}"
-        );
+    if !dnat.is_empty() {
+        for hook in [Hook::Prerouting, Hook::Output] {
+            chains.push(Chain {
+                hook,
+                rules: dnat.clone(),
+            });
+        }
     }
-    let _ = writeln!(
-        s,
-        "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;"
-    );
+    let mut post = Vec::new();
     for pool in pools(leases) {
-        let _ = writeln!(s, "    ip saddr {pool} ip daddr != {pool} masquerade");
+        post.push(rule(
+            vec![Match::Saddr(pool), Match::DaddrNot(pool)],
+            Verdict::Masquerade,
+        ));
         // A machine reaching a published port (its own too, a hairpin): the
         // answer must come back through the host to be translated back.
-        let _ = writeln!(s, "    ip saddr {pool} ct status dnat masquerade");
+        post.push(rule(vec![Match::Saddr(pool), Match::Dnatted], Verdict::Masquerade));
     }
     // Published to 127.0.0.1: the container answers the host's address.
-    let _ = writeln!(s, "    oifname {ifs} ip saddr 127.0.0.0/8 masquerade\n  }}");
-    let _ = writeln!(
-        s,
-        "  chain forward {{\n    type filter hook forward priority filter; policy accept;"
-    );
-    let _ = writeln!(s, "    iifname {ifs} accept");
-    let _ = writeln!(s, "    oifname {ifs} ct state established,related accept");
-    let _ = writeln!(s, "    oifname {ifs} ct status dnat accept");
+    let loopback = Cidr {
+        base: Ipv4Addr::new(127, 0, 0, 0),
+        prefix: 8,
+    };
+    for i in &ifs {
+        post.push(rule(
+            vec![Match::Oif(i.clone()), Match::Saddr(loopback)],
+            Verdict::Masquerade,
+        ));
+    }
+    chains.push(Chain {
+        hook: Hook::Postrouting,
+        rules: post,
+    });
+    let mut forward: Vec<Rule> = ifs
+        .iter()
+        .map(|i| rule(vec![Match::Iif(i.clone())], Verdict::Accept))
+        .collect();
+    for i in &ifs {
+        forward.push(rule(vec![Match::Oif(i.clone()), Match::Established], Verdict::Accept));
+        forward.push(rule(vec![Match::Oif(i.clone()), Match::Dnatted], Verdict::Accept));
+    }
     // Forwarding was off before tend turned it on: it stays off for all
     // but the machines' traffic (IPv4 only: IPv6 has its own switch).
     if shared.forward_was.trim() == "0" {
-        let _ = writeln!(s, "    meta nfproto ipv4 drop");
+        forward.push(rule(vec![Match::Ipv4], Verdict::Drop));
     }
-    s.push_str("  }\n}\n");
-    s
-}
-
-fn set(names: impl Iterator<Item = String>) -> String {
-    let mut names: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
-    names.sort();
-    names.dedup();
-    format!("{{ {} }}", names.join(", "))
+    chains.push(Chain {
+        hook: Hook::Forward,
+        rules: forward,
+    });
+    Table { chains }
 }
 
 fn pools(leases: &[Lease]) -> Vec<Cidr> {
@@ -275,7 +481,7 @@ mod tests {
             .iter()
             .filter(|s| s.place == place)
             .map(|s| match &s.action {
-                Action::Ip(l) => l.clone(),
+                Action::Link(l) => l.to_string(),
                 Action::Sysctl { key, value } => format!("{key}={value}"),
             })
             .collect()
@@ -302,7 +508,10 @@ mod tests {
                 "route add default via 10.231.0.13",
             ]
         );
-        assert_eq!(undo(&steps), [(Place::Host, Action::Ip("link del ve-web".into()))]);
+        assert_eq!(
+            undo(&steps),
+            [(Place::Host, Action::Link(Link::Delete("ve-web".into())))]
+        );
     }
 
     #[test]
@@ -313,7 +522,7 @@ mod tests {
         assert!(lines(&steps, Place::Container).contains(&"route add default via 10.231.0.1".to_string()));
         let b = bridge("tend0", DEFAULT_POOL);
         assert_eq!(lines(&b, Place::Host)[1], "addr add 10.231.0.1/16 dev tend0");
-        assert_eq!(undo(&b), [(Place::Host, Action::Ip("link del tend0".into()))]);
+        assert_eq!(undo(&b), [(Place::Host, Action::Link(Link::Delete("tend0".into())))]);
     }
 
     #[test]
@@ -327,7 +536,7 @@ mod tests {
             lease("web", 1, None, &["8080:80", "127.0.0.1:5353:53/udp"]),
             lease("b", 2, Some("tend0"), &[]),
         ];
-        let rules = ruleset(&leases, &shared);
+        let rules = ruleset(&leases, &shared).to_string();
         assert!(rules.starts_with("table inet tend\ndelete table inet tend\ntable inet tend {"));
         assert!(
             rules.contains("fib daddr type local tcp dport 8080 dnat ip to 10.231.0.6:80"),
@@ -338,7 +547,10 @@ mod tests {
             "{rules}"
         );
         assert!(rules.contains("ip saddr 10.231.0.0/16 ip daddr != 10.231.0.0/16 masquerade"));
-        assert!(rules.contains("iifname { \"tend0\", \"ve-web\" } accept"), "{rules}");
+        assert!(
+            rules.contains("iifname \"tend0\" accept\n    iifname \"ve-web\" accept"),
+            "{rules}"
+        );
         assert!(rules.contains("    meta nfproto ipv4 drop\n"));
         // Every table statement names tend's own.
         for line in rules.lines().filter(|l| l.contains("table")) {
@@ -348,13 +560,16 @@ mod tests {
             forward_was: "1".into(),
             ..shared.clone()
         };
-        assert!(!ruleset(&leases, &on).contains("drop"));
-        let quiet = ruleset(&[lease("q", 3, None, &[])], &on);
+        assert!(!ruleset(&leases, &on).to_string().contains("drop"));
+        let quiet = ruleset(&[lease("q", 3, None, &[])], &on).to_string();
         assert!(
             !quiet.contains("prerouting") && quiet.contains("postrouting"),
             "{quiet}"
         );
-        assert_eq!(ruleset(&[], &shared), "table inet tend\ndelete table inet tend\n");
+        assert_eq!(
+            ruleset(&[], &shared).to_string(),
+            "table inet tend\ndelete table inet tend\n"
+        );
         let fwd = forwarding(&shared);
         assert_eq!(undo(&fwd), [(Place::Host, sysctl(IP_FORWARD.into(), "0"))]);
     }

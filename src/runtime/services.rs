@@ -189,6 +189,7 @@ impl Services {
             stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
+            cgroup_dir: cgroup.as_ref().and_then(Cgroup::v2_dir_fd),
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
         };
@@ -245,7 +246,17 @@ impl Services {
         if old == unit.resources {
             return;
         }
-        let cgroup = proc.cgroup.take();
+        let mut cgroup = proc.cgroup.take();
+        if let Some(cgroup) = &mut cgroup {
+            // A limit of a v1 controller it was started without.
+            if let Err(e) = cgroup.extend(&unit.resources.controllers()) {
+                warn!(
+                    "{}: cannot join the cgroups of its new limits: {}",
+                    unit.name,
+                    describe(&e)
+                );
+            }
+        }
         self.warned.remove(&unit.name);
         self.limit(&unit.name, cgroup.as_ref(), &old, &unit.resources);
         info!("{}: limits changed in place", unit.name);

@@ -89,6 +89,9 @@ pub struct Services {
     /// Output files found on a full file system: said once each, again
     /// only after the file system had room.
     full: BTreeSet<PathBuf>,
+    /// Services whose v2 cgroup was killed (`cgroup.kill`): made afresh
+    /// at their next start (see `Cgroup::was_killed`).
+    killed: BTreeSet<String>,
 }
 
 impl Services {
@@ -111,6 +114,7 @@ impl Services {
             warned: Default::default(),
             applied: BTreeMap::new(),
             full: BTreeSet::new(),
+            killed: BTreeSet::new(),
         }
     }
 
@@ -156,6 +160,16 @@ impl Services {
                 registry,
             );
         }
+        let mut clone_into_cgroup = true;
+        if let (true, Some(cgroups)) = (self.killed.contains(name), &self.cgroups) {
+            if cgroups.remove_v2(name) {
+                self.killed.remove(name);
+                // On v2, its limits went with it: all written again.
+                self.applied.remove(name);
+            } else {
+                clone_into_cgroup = false;
+            }
+        }
         let cgroup = match &self.cgroups {
             Some(cgroups) => Some(
                 cgroups
@@ -190,6 +204,7 @@ impl Services {
             stdout,
             stderr,
             cgroup_dir: cgroup.as_ref().and_then(Cgroup::v2_dir_fd),
+            clone_into_cgroup,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
         };
@@ -391,6 +406,9 @@ impl Services {
         if let Some(proc) = self.procs.remove(&name) {
             status = oom_status(&proc, status);
             let _ = proc.signal(libc::SIGKILL);
+            if proc.cgroup.as_ref().is_some_and(Cgroup::was_killed) {
+                self.killed.insert(name.clone());
+            }
         }
         info!("{name} (pid {pid}) {status}");
         Some(Event::Exited { pid, status })

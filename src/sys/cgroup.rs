@@ -14,6 +14,7 @@ use std::io::{self, Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ pub struct Cgroup {
     v2_dir: Option<OwnedFd>,
     procs: Vec<OwnedFd>,
     v2_controllers: Arc<BTreeSet<Controller>>,
+    /// Its v2 cgroup was killed through `cgroup.kill`.
+    killed: AtomicBool,
 }
 
 /// Whether a service joins the hierarchy of `kind`. With v2 (which tracks
@@ -268,6 +271,7 @@ impl Cgroups {
             v2_dir: None,
             procs: Vec::new(),
             v2_controllers: self.v2_controllers.clone(),
+            killed: AtomicBool::new(false),
         };
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
         for (i, root) in self.roots.iter().enumerate().take(32) {
@@ -296,6 +300,19 @@ impl Cgroups {
             }
         }
         Ok(cgroup)
+    }
+
+    /// Removes `service`'s v2 cgroup (to be made afresh: see
+    /// [`Cgroup::was_killed`]); whether it is gone. Its limits there go
+    /// with it.
+    pub fn remove_v2(&self, service: &str) -> bool {
+        let Some(root) = self.roots.iter().find(|r| r.kind == Kind::V2) else {
+            return true;
+        };
+        match fs::remove_dir(root.dir.join(service)) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
     }
 
     /// Kills what is left in the services' cgroups, waits (a bounded time)
@@ -484,6 +501,13 @@ impl Cgroup {
         self.procs.clear();
     }
 
+    /// Whether its v2 cgroup was killed through `cgroup.kill`: until it is
+    /// made again, a process cloned into it is killed at once (a kernel
+    /// bug, up to at least 6.18), so the next start joins it by a write.
+    pub fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
     /// Its v2 directory, open until the process is in.
     pub fn v2_dir_fd(&self) -> Option<RawFd> {
         self.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
@@ -551,6 +575,7 @@ impl Cgroup {
             v2_dir: None,
             procs: Vec::new(),
             v2_controllers: Arc::new(v2_controllers),
+            killed: AtomicBool::new(false),
         }
     }
 
@@ -593,10 +618,17 @@ impl Cgroup {
 
     /// Sends `signal` to every process in the cgroup. SIGKILL uses v2's
     /// `cgroup.kill`, which also catches processes forking meanwhile.
+    /// An empty v2 cgroup is left alone (see [`Cgroup::was_killed`]).
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        let kill = self.dir(&Kind::V2).map(|d| d.join("cgroup.kill"));
-        if signal == libc::SIGKILL && kill.is_some_and(|k| fs::write(k, "1").is_ok()) {
-            return Ok(());
+        if let (libc::SIGKILL, Some(dir)) = (signal, self.dir(&Kind::V2)) {
+            let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            if events.lines().any(|l| l == "populated 0") {
+                return Ok(());
+            }
+            if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+                self.killed.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         for pid in self.pids() {
             super::process::kill(pid, signal)?;
@@ -929,6 +961,20 @@ mod tests {
         };
         assert_eq!(cgroup.usage(), usage);
         fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
+    fn with_v2_a_service_joins_a_v1_hierarchy_only_for_its_limits() {
+        let none = BTreeSet::new();
+        let memory = BTreeSet::from([Controller::Memory]);
+        assert!(joins(&Kind::V2, true, &none));
+        assert!(!joins(&Kind::V1("memory"), true, &none));
+        assert!(!joins(&Kind::V1("pids"), true, &memory));
+        assert!(joins(&Kind::V1("memory"), true, &memory));
+        // Without v2, v1 tracks every service (blkio only for io-weight).
+        assert!(joins(&Kind::V1("pids"), false, &none));
+        assert!(!joins(&Kind::V1("blkio"), false, &none));
+        assert!(joins(&Kind::V1("blkio"), false, &BTreeSet::from([Controller::Io])));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct Spawn<'a> {
     /// period when no other move came just before), or, where the kernel
     /// or a seccomp filter refuses that, writes itself into it first.
     pub cgroup_dir: Option<RawFd>,
+    /// Start the child in `cgroup_dir` by the clone; else it writes itself
+    /// in (a cgroup once killed through `cgroup.kill`: the kernel, up to at
+    /// least 6.18, kills at once what is cloned into it).
+    pub clone_into_cgroup: bool,
     /// Open `cgroup.procs` files (v1 hierarchies) the child writes itself
     /// into before exec, so it never runs outside its cgroups (not even to
     /// fork).
@@ -134,6 +138,7 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
             credentials: spec.credentials.clone(),
             limits: child_limits(&spec.limits),
             cgroup_dir: spec.cgroup_dir,
+            clone_into: spec.clone_into_cgroup,
             join_v2: false,
             cgroup_procs: spec.cgroup_procs,
             close_fds: !spec.keep_inherited_fds,
@@ -320,7 +325,8 @@ fn clone_vfork(child: &mut Child, share_files: bool) -> io::Result<i32> {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
     let into = child.setup.cgroup_dir;
-    let mut cloned = match into {
+    let clone_into = into.filter(|_| child.setup.clone_into);
+    let mut cloned = match clone_into {
         Some(dir) => clone3::into_cgroup(child, &stack, flags, dir),
         None => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
     };
@@ -522,6 +528,7 @@ struct ChildSetup {
     credentials: Option<Credentials>,
     limits: Vec<(i32, u64, u64)>,
     cgroup_dir: Option<RawFd>,
+    clone_into: bool,
     /// The child writes itself into `cgroup_dir` (it was not cloned into it).
     join_v2: bool,
     cgroup_procs: Vec<RawFd>,

@@ -83,11 +83,12 @@ pub struct Cgroup {
     roots: Arc<[(Kind, PathBuf)]>,
     /// Bit `i` set: the service has a cgroup under `roots[i]`.
     joined: u32,
-    name: Box<str>,
+    /// The service's name (shared with the loop's other records of it).
+    name: Arc<str>,
     /// Until the process is in: its v2 directory, for the clone to start
     /// the process in it, and the `cgroup.procs` of its v1 ones.
-    v2_dir: Option<OwnedFd>,
-    procs: Vec<OwnedFd>,
+    /// (Boxed: gone once the process is in.)
+    joining: Option<Box<Joining>>,
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
@@ -107,6 +108,13 @@ fn joins(kind: &Kind, has_v2: bool, needs: &BTreeSet<Controller>) -> bool {
             limited || (!has_v2 && *name != "blkio")
         }
     }
+}
+
+/// A new cgroup's descriptors, until its process is in.
+#[derive(Debug, Default)]
+struct Joining {
+    v2_dir: Option<OwnedFd>,
+    procs: Vec<OwnedFd>,
 }
 
 /// What a service's cgroup says it uses; `None` where no file tells.
@@ -263,13 +271,13 @@ impl Cgroups {
     /// `cgroup.procs` for its process to join. v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds
     /// applies from the next start).
-    pub fn create(&self, service: &str, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+        let service: Arc<str> = service.into();
         let mut cgroup = Cgroup {
             roots: self.dirs.clone(),
             joined: 0,
-            name: service.into(),
-            v2_dir: None,
-            procs: Vec::new(),
+            name: service.clone(),
+            joining: None,
             v2_controllers: self.v2_controllers.clone(),
             killed: AtomicBool::new(false),
         };
@@ -285,7 +293,7 @@ impl Cgroups {
                 // A mount of two controllers (`cpu,cpuacct`): joined once.
                 continue;
             }
-            let dir = root.dir.join(service);
+            let dir = root.dir.join(&*service);
             match fs::create_dir(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
@@ -293,10 +301,10 @@ impl Cgroups {
             if root.kind == Kind::V2 {
                 let flags = libc::O_DIRECTORY | libc::O_CLOEXEC;
                 let open = fs::OpenOptions::new().read(true).custom_flags(flags).open(&dir)?;
-                cgroup.v2_dir = Some(open.into());
+                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open.into());
             } else {
                 let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-                cgroup.procs.push(procs.into());
+                cgroup.joining.get_or_insert_with(Box::default).procs.push(procs.into());
             }
         }
         Ok(cgroup)
@@ -491,14 +499,14 @@ fn await_empty(dir: &Path, deadline: Instant) {
 impl Cgroup {
     /// The open `cgroup.procs` files, for a child to write itself into.
     pub fn procs_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+        let procs = self.joining.iter().flat_map(|j| &j.procs);
+        procs.map(AsRawFd::as_raw_fd).collect()
     }
 
     /// The process is in: close the `cgroup.procs` files. Every descriptor
     /// PID 1 holds is one more that each later spawn copies and closes.
     pub fn spawned(&mut self) {
-        self.v2_dir = None;
-        self.procs.clear();
+        self.joining = None;
     }
 
     /// Whether its v2 cgroup was killed through `cgroup.kill`: until it is
@@ -510,7 +518,7 @@ impl Cgroup {
 
     /// Its v2 directory, open until the process is in.
     pub fn v2_dir_fd(&self) -> Option<RawFd> {
-        self.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
+        self.joining.as_ref()?.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     /// Joins the v1 hierarchies of `needs` it is not in yet (limits a
@@ -572,8 +580,7 @@ impl Cgroup {
             joined: (0..roots.len().min(32)).fold(0, |m, i| m | 1 << i),
             roots: roots.into(),
             name: name.unwrap_or_default(),
-            v2_dir: None,
-            procs: Vec::new(),
+            joining: None,
             v2_controllers: Arc::new(v2_controllers),
             killed: AtomicBool::new(false),
         }

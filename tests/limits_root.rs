@@ -77,14 +77,24 @@ fn cgroup_dir(pid: u32, controller: &str) -> Option<PathBuf> {
     }
 }
 
-/// The host pid of the service `name` (a child of tend whose cgroup is
-/// named after it).
+/// The host pid of the service `name` (a child of tend whose cgroup, v2's
+/// or v1 memory's, is named after it), once it runs its command: it starts
+/// in its v2 cgroup and joins the v1 ones before exec.
 fn service_pid(tend: u32, name: &str) -> u32 {
     await_some(&format!("{name} running"), LIMIT, || {
-        children(tend)
-            .into_iter()
-            .find(|&p| cgroup_dir(p, "memory").is_some_and(|c| c.ends_with(name)))
+        children(tend).into_iter().find(|&p| {
+            exec_done(p)
+                && [cgroup_of(p), cgroup_dir(p, "memory")]
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.ends_with(name))
+        })
     })
+}
+
+/// Whether `pid` is no longer the tend it was cloned from.
+fn exec_done(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() != "tend")
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -250,14 +260,34 @@ fn reload_changes_memory_max_in_place_and_nothing_is_left_root() {
 }
 
 #[test]
+fn a_limit_added_by_reload_moves_the_running_service_into_its_hierarchy_root() {
+    let dir = TempDir::new("limits-added");
+    let mut launcher = start(&dir, &[("web", "command = \"sleep 1000\"\n")]);
+    let tend = await_child(launcher.id());
+    let pid = service_pid(tend, "web");
+    let unit = "command = \"sleep 1000\"\npids-max = 30\n";
+    std::fs::write(dir.path("units/web.toml"), unit).unwrap();
+    send(tend, libc::SIGHUP);
+    await_true("pids-max 30 on the running service", LIMIT, || {
+        cgroup_dir(pid, "pids").is_some_and(|d| d.ends_with("web") && read(&d, "pids.max") == "30")
+    });
+    assert_eq!(service_pid(tend, "web"), pid, "the service kept running");
+    stop(&mut launcher, tend);
+}
+
+#[test]
 fn a_killed_tends_v1_cgroups_are_swept_at_the_next_start_root() {
     let dir = TempDir::new("limits-sweep");
-    let mut killed = start(&dir, &[("a", "command = \"sleep 1000\"\npids-max = 10\n")]);
+    // Limits of two v1 controllers: the service joins their hierarchies.
+    let unit = "command = \"sleep 1000\"\npids-max = 10\nmemory-max = \"64M\"\n";
+    let mut killed = start(&dir, &[("a", unit)]);
     let killed_tend = await_child(killed.id());
-    let left = made_by_tend(service_pid(killed_tend, "a"));
+    let pid = service_pid(killed_tend, "a");
+    let left = made_by_tend(pid);
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     assert!(
         left.len() >= 3,
-        "tend's directories in v2, v1 memory, pids...: {left:?}"
+        "tend's directories in v2, v1 memory, pids...: {left:?} ({cgroups})"
     );
     send(killed_tend, libc::SIGKILL);
     exit_code_within(&mut killed.0, LIMIT);

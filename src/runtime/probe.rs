@@ -48,7 +48,7 @@ impl Probes {
     pub fn start(&mut self, unit: &Unit, token: Token, registry: &Registry, spawn: Spawn) -> Option<Event> {
         let name = unit.name.as_str();
         self.cancel(name, registry);
-        let probe = match unit.health.as_ref()? {
+        let probe = match &**unit.health.as_ref()? {
             HealthCheck::Tcp(addr) => connect(*addr, token, registry).map(|stream| Probe::Tcp { stream, token }),
             HealthCheck::Http { addr, host, path } => connect(*addr, token, registry).map(|stream| Probe::Http {
                 stream,
@@ -140,7 +140,7 @@ fn result(name: &str, answer: Result<(), String>) -> Event {
 /// The spawn of an exec probe: its own session and process group (so a
 /// timeout kills all of it), no terminal, none of tend's output.
 pub fn exec_spec<'a>(unit: &'a Unit, env: Vec<(std::ffi::OsString, std::ffi::OsString)>) -> Spawn<'a> {
-    let argv: &[std::ffi::OsString] = match &unit.health {
+    let argv: &[std::ffi::OsString] = match unit.health.as_deref() {
         Some(HealthCheck::Exec { argv, .. }) => argv,
         _ => &[],
     };

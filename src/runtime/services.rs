@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -37,8 +38,6 @@ pub const MAIN: &str = "main";
 struct Proc {
     pid: i32,
     cgroup: Option<Cgroup>,
-    /// The cgroup limits in force (changed in place on reload).
-    resources: Resources,
     /// Its cgroup's OOM kills when it started: more at its exit means the
     /// kernel killed for memory.
     oom_base: u64,
@@ -58,13 +57,13 @@ impl Proc {
 /// Something registered with the poller.
 enum Source {
     Log {
-        service: String,
+        service: Arc<str>,
         stderr: bool,
         fd: OwnedFd,
         lines: Lines,
     },
     Notify {
-        service: String,
+        service: Arc<str>,
         socket: UnixDatagram,
     },
 }
@@ -73,7 +72,7 @@ pub struct Services {
     /// Random, so notify sockets and cgroups of two tends never collide.
     token: String,
     cgroups: Option<Cgroups>,
-    procs: BTreeMap<String, Proc>,
+    procs: BTreeMap<Arc<str>, Proc>,
     rings: BTreeMap<String, Ring>,
     /// Log files tend writes, by service and stream (stderr: `true`).
     files: BTreeMap<(String, bool), LogFile>,
@@ -83,12 +82,16 @@ pub struct Services {
     probes: Probes,
     /// Units already told that their limits cannot be (all) applied.
     warned: std::collections::BTreeSet<String>,
-    /// The limits last written to each service's cgroup, which outlives
-    /// its runs: a restart writes only what differs, resets included.
+    /// The limits in force for each service (written to its cgroup where
+    /// it has one), which outlive its runs: a restart writes only what
+    /// differs, resets included.
     applied: BTreeMap<String, Resources>,
     /// Output files found on a full file system: said once each, again
     /// only after the file system had room.
     full: BTreeSet<PathBuf>,
+    /// Services whose v2 cgroup was killed (`cgroup.kill`): made afresh
+    /// at their next start (see `Cgroup::was_killed`).
+    killed: BTreeSet<String>,
 }
 
 impl Services {
@@ -111,6 +114,7 @@ impl Services {
             warned: Default::default(),
             applied: BTreeMap::new(),
             full: BTreeSet::new(),
+            killed: BTreeSet::new(),
         }
     }
 
@@ -135,6 +139,8 @@ impl Services {
 
     fn start(&mut self, unit: &Unit, registry: &Registry) -> Result<i32, String> {
         let name = unit.name.as_str();
+        // One copy of the name for all the sources it registers.
+        let shared: Arc<str> = name.into();
         // The user's login variables first, so the unit's `env` wins, as
         // with systemd's `User=` and `Environment=`.
         let mut env = unit.run_as.login_env();
@@ -150,16 +156,26 @@ impl Services {
             }
             self.register(
                 Source::Notify {
-                    service: name.into(),
+                    service: shared.clone(),
                     socket,
                 },
                 registry,
             );
         }
+        let mut clone_into_cgroup = true;
+        if let (true, Some(cgroups)) = (self.killed.contains(name), &self.cgroups) {
+            if cgroups.remove_v2(name) {
+                self.killed.remove(name);
+                // On v2, its limits went with it: all written again.
+                self.applied.remove(name);
+            } else {
+                clone_into_cgroup = false;
+            }
+        }
         let cgroup = match &self.cgroups {
             Some(cgroups) => Some(
                 cgroups
-                    .create(name, &unit.resources.controllers())
+                    .create(shared.clone(), &unit.resources.controllers())
                     .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
             ),
             None => None,
@@ -167,8 +183,8 @@ impl Services {
         let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills);
         let old = self.applied.get(name).copied().unwrap_or_default();
         self.limit(name, cgroup.as_ref(), &old, &unit.resources);
-        let stdout = self.output(unit, &unit.stdout, false, registry)?;
-        let stderr = self.output(unit, &unit.stderr, true, registry)?;
+        let stdout = self.output(unit, &shared, &unit.stdout, false, registry)?;
+        let stderr = self.output(unit, &shared, &unit.stderr, true, registry)?;
         let is_main = name == MAIN;
         let spec = Spawn {
             argv: &unit.argv,
@@ -189,22 +205,18 @@ impl Services {
             stdin: if is_main { None } else { spawn::dev_null() },
             stdout,
             stderr,
+            cgroup_dir: cgroup.as_ref().and_then(Cgroup::v2_dir_fd),
+            clone_into_cgroup,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
-        let resources = unit.resources;
         let mut cgroup = cgroup;
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
         }
-        let proc = Proc {
-            pid,
-            cgroup,
-            resources,
-            oom_base,
-        };
-        self.procs.insert(name.into(), proc);
+        let proc = Proc { pid, cgroup, oom_base };
+        self.procs.insert(shared, proc);
         Ok(pid)
     }
 
@@ -214,13 +226,13 @@ impl Services {
         if new.is_empty() && old.is_empty() {
             return;
         }
+        self.applied.insert(name.into(), *new);
         let Some(cgroup) = cgroup else {
             if self.warned.insert(name.into()) {
                 warn!("{name}: {}", unit::READ_ONLY);
             }
             return;
         };
-        self.applied.insert(name.into(), *new);
         let mut problems = cgroup.apply(old, new);
         if cgroup.layout(unit::resources::Controller::Memory) == Some(Layout::V1) {
             let ignored = new.unsupported(Layout::V1);
@@ -238,18 +250,28 @@ impl Services {
     /// Applies a service's new cgroup limits in place (a reload), if it
     /// runs and they changed.
     pub fn update_limits(&mut self, unit: &Unit) {
-        let Some(proc) = self.procs.get_mut(&unit.name) else {
+        let Some(proc) = self.procs.get_mut(unit.name.as_str()) else {
             return;
         };
-        let old = std::mem::replace(&mut proc.resources, unit.resources);
+        let old = self.applied.get(&unit.name).copied().unwrap_or_default();
         if old == unit.resources {
             return;
         }
-        let cgroup = proc.cgroup.take();
+        let mut cgroup = proc.cgroup.take();
+        if let Some(cgroup) = &mut cgroup {
+            // A limit of a v1 controller it was started without.
+            if let Err(e) = cgroup.extend(&unit.resources.controllers()) {
+                warn!(
+                    "{}: cannot join the cgroups of its new limits: {}",
+                    unit.name,
+                    describe(&e)
+                );
+            }
+        }
         self.warned.remove(&unit.name);
         self.limit(&unit.name, cgroup.as_ref(), &old, &unit.resources);
         info!("{}: limits changed in place", unit.name);
-        if let Some(proc) = self.procs.get_mut(&unit.name) {
+        if let Some(proc) = self.procs.get_mut(unit.name.as_str()) {
             proc.cgroup = cgroup;
         }
     }
@@ -261,7 +283,7 @@ impl Services {
 
     /// The names of the services running now.
     pub fn running(&self) -> Vec<String> {
-        self.procs.keys().cloned().collect()
+        self.procs.keys().map(|n| n.to_string()).collect()
     }
 
     /// Where one output stream goes; for `log`, a pipe whose read end the
@@ -269,6 +291,7 @@ impl Services {
     fn output(
         &mut self,
         unit: &Unit,
+        shared: &Arc<str>,
         to: &unit::Stdio,
         stderr: bool,
         registry: &Registry,
@@ -306,16 +329,19 @@ impl Services {
                 let lines = Lines::default();
                 self.register(
                     Source::Log {
-                        service: name.into(),
+                        service: shared.clone(),
                         stderr,
                         fd: read,
                         lines,
                     },
                     registry,
                 );
+                // Made at the first line (most services say little) unless
+                // the unit keeps another number of lines.
                 let lines = unit.log_buffer_lines;
                 match self.rings.get(name) {
                     Some(ring) if ring.capacity() == lines => {}
+                    None if lines == unit::DEFAULT_LOG_BUFFER_LINES => {}
                     _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
                 }
                 Ok(Some(write))
@@ -378,8 +404,12 @@ impl Services {
         };
         let mut status = status;
         if let Some(proc) = self.procs.remove(&name) {
-            status = oom_status(&proc, status);
+            let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
+            status = oom_status(&proc, memory_max, status);
             let _ = proc.signal(libc::SIGKILL);
+            if proc.cgroup.as_ref().is_some_and(Cgroup::was_killed) {
+                self.killed.insert(name.to_string());
+            }
         }
         info!("{name} (pid {pid}) {status}");
         Some(Event::Exited { pid, status })
@@ -535,7 +565,7 @@ fn print_prefixed(service: &str, stderr: bool, lines: &[String]) {
 
 /// A failed exit after the kernel's OOM killer killed in the service's
 /// cgroup is named for it.
-fn oom_status(proc: &Proc, status: ExitStatus) -> ExitStatus {
+fn oom_status(proc: &Proc, memory_max: Option<u64>, status: ExitStatus) -> ExitStatus {
     let Some(cgroup) = &proc.cgroup else {
         return status;
     };
@@ -544,7 +574,7 @@ fn oom_status(proc: &Proc, status: ExitStatus) -> ExitStatus {
     }
     ExitStatus::OomKilled {
         code: status.code(),
-        memory_max: proc.resources.memory_max.filter(|m| *m != unit::resources::MAX),
+        memory_max: memory_max.filter(|m| *m != unit::resources::MAX),
     }
 }
 

@@ -64,12 +64,12 @@ pub struct ServiceConfig {
     pub watchdog: Option<Duration>,
     pub watchdog_signal: i32,
     /// A oneshot run at each matching minute instead of at boot.
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<Box<Schedule>>,
     /// What its failing for good does; `None`: what `tend init
     /// --on-failure` says (the supervisor takes it as [`OnFailure::None`]).
     pub on_failure: Option<OnFailure>,
     /// A liveness check, probed while the service is up and ready.
-    pub health: Option<HealthPolicy>,
+    pub health: Option<Box<HealthPolicy>>,
 }
 
 /// A service's whole definition as the supervisor holds it: the part it

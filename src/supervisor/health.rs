@@ -149,7 +149,7 @@ impl<U: Definition> Supervisor<U> {
         let Some(service) = self.services.get_mut(name) else {
             return;
         };
-        let policy = service.config().health;
+        let policy = service.config().health.as_deref().copied();
         let up = matches!(
             service.phase,
             Phase::Up {

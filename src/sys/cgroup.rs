@@ -12,8 +12,10 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -64,16 +66,55 @@ struct Root {
 /// (with them) when dropped.
 pub struct Cgroups {
     roots: Vec<Root>,
+    /// The roots' hierarchies and directories, shared with every
+    /// service's cgroup.
+    dirs: Arc<[(Kind, PathBuf)]>,
     /// Controllers whose files are in the v2 cgroup (else in v1's).
-    v2_controllers: BTreeSet<Controller>,
+    v2_controllers: Arc<BTreeSet<Controller>>,
 }
 
-/// A service's cgroups: one per hierarchy.
+/// A service's cgroups: one per hierarchy, each named for the service
+/// under tend's directory there. Only the name and which hierarchies it
+/// joined are its own (with thousands of services, a path per hierarchy
+/// each is most of what PID 1 keeps for them); paths are made on use.
 #[derive(Debug)]
 pub struct Cgroup {
-    dirs: Vec<(Kind, PathBuf)>,
+    /// tend's directory in each hierarchy (shared).
+    roots: Arc<[(Kind, PathBuf)]>,
+    /// Bit `i` set: the service has a cgroup under `roots[i]`.
+    joined: u32,
+    /// The service's name (shared with the loop's other records of it).
+    name: Arc<str>,
+    /// Until the process is in: its v2 directory, for the clone to start
+    /// the process in it, and the `cgroup.procs` of its v1 ones.
+    /// (Boxed: gone once the process is in.)
+    joining: Option<Box<Joining>>,
+    v2_controllers: Arc<BTreeSet<Controller>>,
+    /// Its v2 cgroup was killed through `cgroup.kill`.
+    killed: AtomicBool,
+}
+
+/// Whether a service joins the hierarchy of `kind`. With v2 (which tracks
+/// every service), a v1 hierarchy only for a limit of its controller: a
+/// v1 move is a write to `cgroup.procs`, which waits for an RCU grace
+/// period (milliseconds) unless another came just before, where the v2
+/// cgroup is joined at the clone. Without v2, every v1 one (`blkio` only
+/// for its limit), to track the service and read its usage.
+fn joins(kind: &Kind, has_v2: bool, needs: &BTreeSet<Controller>) -> bool {
+    match kind {
+        Kind::V2 => true,
+        Kind::V1(name) => {
+            let limited = needs.iter().any(|c| c.v1_name() == *name);
+            limited || (!has_v2 && *name != "blkio")
+        }
+    }
+}
+
+/// A new cgroup's descriptors, until its process is in.
+#[derive(Debug, Default)]
+struct Joining {
+    v2_dir: Option<OwnedFd>,
     procs: Vec<OwnedFd>,
-    v2_controllers: BTreeSet<Controller>,
 }
 
 /// What a service's cgroup says it uses; `None` where no file tells.
@@ -217,7 +258,13 @@ impl Cgroups {
                 });
             }
         }
-        (!roots.is_empty()).then_some(Cgroups { roots, v2_controllers })
+        let dirs = roots.iter().map(|r| (r.kind.clone(), r.dir.clone())).collect();
+        let v2_controllers = Arc::new(v2_controllers);
+        (!roots.is_empty()).then_some(Cgroups {
+            roots,
+            dirs,
+            v2_controllers,
+        })
     }
 
     /// tend's directory in the v2 hierarchy, when it has one.
@@ -229,31 +276,56 @@ impl Cgroups {
     /// `cgroup.procs` for its process to join. v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds
     /// applies from the next start).
-    pub fn create(&self, service: &str, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+        let service: Arc<str> = service.into();
         let mut cgroup = Cgroup {
-            dirs: Vec::new(),
-            procs: Vec::new(),
+            roots: self.dirs.clone(),
+            joined: 0,
+            name: service.clone(),
+            joining: None,
             v2_controllers: self.v2_controllers.clone(),
+            killed: AtomicBool::new(false),
         };
-        for root in &self.roots {
-            if root.kind == Kind::V1("blkio") && !needs.contains(&Controller::Io) {
+        let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
+        for (i, root) in self.roots.iter().enumerate().take(32) {
+            if !joins(&root.kind, has_v2, needs) {
                 continue;
             }
-            let dir = root.dir.join(service);
-            if cgroup.dirs.iter().any(|(_, d)| *d == dir) {
+            let joined = |j: usize| cgroup.joined & (1 << j) != 0;
+            let shared = (0..i).any(|j| joined(j) && self.roots.get(j).is_some_and(|r| r.dir == root.dir));
+            cgroup.joined |= 1 << i;
+            if shared {
                 // A mount of two controllers (`cpu,cpuacct`): joined once.
-                cgroup.dirs.push((root.kind.clone(), dir));
                 continue;
             }
+            let dir = root.dir.join(&*service);
             match fs::create_dir(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
-            let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-            cgroup.procs.push(procs.into());
-            cgroup.dirs.push((root.kind.clone(), dir));
+            if root.kind == Kind::V2 {
+                let flags = libc::O_DIRECTORY | libc::O_CLOEXEC;
+                let open = fs::OpenOptions::new().read(true).custom_flags(flags).open(&dir)?;
+                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open.into());
+            } else {
+                let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+                cgroup.joining.get_or_insert_with(Box::default).procs.push(procs.into());
+            }
         }
         Ok(cgroup)
+    }
+
+    /// Removes `service`'s v2 cgroup (to be made afresh: see
+    /// [`Cgroup::was_killed`]); whether it is gone. Its limits there go
+    /// with it.
+    pub fn remove_v2(&self, service: &str) -> bool {
+        let Some(root) = self.roots.iter().find(|r| r.kind == Kind::V2) else {
+            return true;
+        };
+        match fs::remove_dir(root.dir.join(service)) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
     }
 
     /// Kills what is left in the services' cgroups, waits (a bounded time)
@@ -432,22 +504,95 @@ fn await_empty(dir: &Path, deadline: Instant) {
 impl Cgroup {
     /// The open `cgroup.procs` files, for a child to write itself into.
     pub fn procs_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+        let procs = self.joining.iter().flat_map(|j| &j.procs);
+        procs.map(AsRawFd::as_raw_fd).collect()
     }
 
     /// The process is in: close the `cgroup.procs` files. Every descriptor
     /// PID 1 holds is one more that each later spawn copies and closes.
     pub fn spawned(&mut self) {
-        self.procs.clear();
+        self.joining = None;
+    }
+
+    /// Whether its v2 cgroup was killed through `cgroup.kill`: until it is
+    /// made again, a process cloned into it is killed at once (a kernel
+    /// bug, up to at least 6.18), so the next start joins it by a write.
+    pub fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Its v2 directory, open until the process is in.
+    pub fn v2_dir_fd(&self) -> Option<RawFd> {
+        self.joining.as_ref()?.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Joins the v1 hierarchies of `needs` it is not in yet (limits a
+    /// reload added to a running service), moving its processes there.
+    pub fn extend(&mut self, needs: &BTreeSet<Controller>) -> io::Result<()> {
+        let has_v2 = self.roots.iter().any(|(k, _)| *k == Kind::V2);
+        let pids = self.pids();
+        for i in 0..self.roots.len().min(32) {
+            let Some((kind, root)) = self.roots.get(i) else {
+                continue;
+            };
+            if self.joined & (1 << i) != 0 || !joins(kind, has_v2, needs) {
+                continue;
+            }
+            let dir = root.join(&*self.name);
+            match fs::create_dir(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            self.joined |= 1 << i;
+            for pid in &pids {
+                // A process may have exited meanwhile.
+                match fs::write(dir.join("cgroup.procs"), pid.to_string()) {
+                    Err(e) if e.raw_os_error() != Some(libc::ESRCH) => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The cgroup in `kind`'s hierarchy.
-    fn dir(&self, kind: &Kind) -> Option<&Path> {
-        self.dirs.iter().find(|(k, _)| k == kind).map(|(_, d)| d.as_path())
+    fn dir(&self, kind: &Kind) -> Option<PathBuf> {
+        self.dirs().find(|(k, _)| *k == kind).map(|(_, d)| d)
+    }
+
+    /// The service's cgroup in each hierarchy it joined.
+    fn dirs(&self) -> impl Iterator<Item = (&Kind, PathBuf)> + '_ {
+        let joined = self
+            .roots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.joined & (1 << i) != 0);
+        joined.map(|(_, (kind, root))| (kind, root.join(&*self.name)))
+    }
+
+    /// A cgroup of these directories (all named alike), for those that
+    /// tend did not make (a machine's, read from the host).
+    fn at(dirs: Vec<(Kind, PathBuf)>, v2_controllers: BTreeSet<Controller>) -> Cgroup {
+        let name = dirs
+            .first()
+            .and_then(|(_, d)| d.file_name())
+            .map(|n| n.to_string_lossy().into());
+        let roots: Vec<(Kind, PathBuf)> = dirs
+            .into_iter()
+            .map(|(kind, dir)| (kind, dir.parent().map_or(dir.clone(), Path::to_path_buf)))
+            .collect();
+        Cgroup {
+            joined: (0..roots.len().min(32)).fold(0, |m, i| m | 1 << i),
+            roots: roots.into(),
+            name: name.unwrap_or_default(),
+            joining: None,
+            v2_controllers: Arc::new(v2_controllers),
+            killed: AtomicBool::new(false),
+        }
     }
 
     /// The cgroup holding `controller`'s files: v2's when v2 offers it.
-    fn controller_dir(&self, controller: Controller) -> Option<&Path> {
+    fn controller_dir(&self, controller: Controller) -> Option<PathBuf> {
         if self.v2_controllers.contains(&controller) {
             return self.dir(&Kind::V2);
         }
@@ -456,7 +601,7 @@ impl Cgroup {
 
     /// Moves the process `pid` (and, later, all it starts) into the cgroup.
     pub fn join(&self, pid: i32) -> io::Result<()> {
-        for (_, dir) in &self.dirs {
+        for (_, dir) in self.dirs() {
             fs::write(dir.join("cgroup.procs"), pid.to_string())?;
         }
         Ok(())
@@ -471,8 +616,8 @@ impl Cgroup {
     }
 
     /// The cgroup that lists the service's processes: v2's, else a v1 one.
-    fn main_dir(&self) -> Option<&Path> {
-        self.dirs.first().map(|(_, d)| d.as_path())
+    fn main_dir(&self) -> Option<PathBuf> {
+        self.dirs().next().map(|(_, d)| d)
     }
 
     pub fn pids(&self) -> Vec<i32> {
@@ -485,10 +630,17 @@ impl Cgroup {
 
     /// Sends `signal` to every process in the cgroup. SIGKILL uses v2's
     /// `cgroup.kill`, which also catches processes forking meanwhile.
+    /// An empty v2 cgroup is left alone (see [`Cgroup::was_killed`]).
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        let kill = self.dir(&Kind::V2).map(|d| d.join("cgroup.kill"));
-        if signal == libc::SIGKILL && kill.is_some_and(|k| fs::write(k, "1").is_ok()) {
-            return Ok(());
+        if let (libc::SIGKILL, Some(dir)) = (signal, self.dir(&Kind::V2)) {
+            let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            if events.lines().any(|l| l == "populated 0") {
+                return Ok(());
+            }
+            if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+                self.killed.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         for pid in self.pids() {
             super::process::kill(pid, signal)?;
@@ -548,7 +700,7 @@ impl Cgroup {
 
     /// Memory in use, CPU time and tasks, read now.
     pub fn usage(&self) -> Usage {
-        let read = |controller: Option<&Path>, file: &str| {
+        let read = |controller: Option<PathBuf>, file: &str| {
             let text = fs::read_to_string(controller?.join(file)).ok()?;
             Some(text)
         };
@@ -565,7 +717,11 @@ impl Cgroup {
             // v2 keeps `cpu.stat` even without the cpu controller.
             None => read(self.dir(&Kind::V2), "cpu.stat").and_then(|t| field(&t, "usage_usec")),
         };
-        let tasks = number(read(self.controller_dir(Controller::Pids), "pids.current"));
+        let tasks = number(read(self.controller_dir(Controller::Pids), "pids.current")).or_else(|| {
+            // No pids controller: count the threads v2 lists.
+            let threads = read(self.dir(&Kind::V2), "cgroup.threads")?;
+            Some(threads.lines().count() as u64)
+        });
         Usage {
             memory,
             cpu_usec,
@@ -575,7 +731,7 @@ impl Cgroup {
 
     /// Removes the cgroups; fails while processes remain.
     pub fn remove(&self) -> io::Result<()> {
-        for (_, dir) in &self.dirs {
+        for (_, dir) in self.dirs() {
             match fs::remove_dir(dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -584,8 +740,8 @@ impl Cgroup {
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        self.main_dir().unwrap_or(Path::new("/"))
+    pub fn path(&self) -> PathBuf {
+        self.main_dir().unwrap_or_else(|| PathBuf::from("/"))
     }
 }
 
@@ -609,12 +765,7 @@ pub fn machine_usage(pid1: i32) -> Option<Usage> {
     if dirs.is_empty() {
         return None;
     }
-    let cgroup = Cgroup {
-        dirs,
-        procs: Vec::new(),
-        v2_controllers,
-    };
-    Some(cgroup.usage())
+    Some(Cgroup::at(dirs, v2_controllers).usage())
 }
 
 /// The number after `name` in a `KEY VALUE` per line text.
@@ -771,11 +922,7 @@ mod tests {
         for f in files {
             fs::write(service.join(f), "").unwrap();
         }
-        let cgroup = Cgroup {
-            dirs: vec![(Kind::V2, service.clone())],
-            procs: Vec::new(),
-            v2_controllers: Controller::ALL.into(),
-        };
+        let cgroup = Cgroup::at(vec![(Kind::V2, service.clone())], Controller::ALL.into());
         let new = Resources {
             memory_max: Some(32 << 20),
             memory_high: Some(16 << 20),
@@ -826,6 +973,20 @@ mod tests {
         };
         assert_eq!(cgroup.usage(), usage);
         fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
+    fn with_v2_a_service_joins_a_v1_hierarchy_only_for_its_limits() {
+        let none = BTreeSet::new();
+        let memory = BTreeSet::from([Controller::Memory]);
+        assert!(joins(&Kind::V2, true, &none));
+        assert!(!joins(&Kind::V1("memory"), true, &none));
+        assert!(!joins(&Kind::V1("pids"), true, &memory));
+        assert!(joins(&Kind::V1("memory"), true, &memory));
+        // Without v2, v1 tracks every service (blkio only for io-weight).
+        assert!(joins(&Kind::V1("pids"), false, &none));
+        assert!(!joins(&Kind::V1("blkio"), false, &none));
+        assert!(joins(&Kind::V1("blkio"), false, &BTreeSet::from([Controller::Io])));
     }
 
     #[test]

@@ -1,23 +1,27 @@
 //! The spawner: the one place where tend forks and execs.
 //!
-//! std's `Command` does the fork, the exec and the report of exec errors
-//! through a close-on-exec pipe. The `pre_exec` hook adds what a PID 1
-//! owes its children, explicitly (std does not promise to empty the signal
-//! mask): default signal dispositions (ignored signals would otherwise stay
-//! ignored across exec), an empty signal mask (a blocked signal stays
-//! blocked across exec), no inherited descriptor beyond 0, 1 and 2 unless
-//! asked, the `RLIMIT_NOFILE` soft limit tend was started with, a process
-//! group of their own, and the terminal's foreground.
-//! A command that wants its own pid in a variable is exec'd by the hook
-//! itself.
+//! A child is started the way `posix_spawn` starts one, for what a PID 1
+//! with thousands of services would otherwise pay at every spawn: a
+//! `clone` with `CLONE_VM | CLONE_VFORK` (no copy of PID 1's page tables,
+//! no copy-on-write faults after it; PID 1 waits until the child execs)
+//! and, where the child gets fresh descriptors, `CLONE_FILES` with the
+//! table unshared in the child below a few low "slots" only (no copy, and
+//! no close at exec, of every service's pipes). The child then does what a
+//! PID 1 owes its children, explicitly: its cgroups before anything else
+//! (so it never runs outside them, not even to fork), default signal
+//! dispositions (ignored signals would otherwise stay ignored across
+//! exec), an empty signal mask (a blocked signal stays blocked across
+//! exec), no inherited descriptor beyond 0, 1 and 2 unless asked, the
+//! `RLIMIT_NOFILE` soft limit tend was started with, a process group of
+//! its own, and the terminal's foreground. An exec error comes back
+//! through the memory the child shares until it execs.
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// How to start one command.
 #[derive(Debug, Default)]
@@ -49,9 +53,18 @@ pub struct Spawn<'a> {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-    /// Open `cgroup.procs` files (one per hierarchy: v2, and v1's
-    /// controllers) the child writes itself into before exec, so it never
-    /// runs outside its cgroups (not even to fork).
+    /// The v2 cgroup's directory, open: the child starts in it (`clone3`
+    /// with `CLONE_INTO_CGROUP`: no move, which waits for an RCU grace
+    /// period when no other move came just before), or, where the kernel
+    /// or a seccomp filter refuses that, writes itself into it first.
+    pub cgroup_dir: Option<RawFd>,
+    /// Start the child in `cgroup_dir` by the clone; else it writes itself
+    /// in (a cgroup once killed through `cgroup.kill`: the kernel, up to at
+    /// least 6.18, kills at once what is cloned into it).
+    pub clone_into_cgroup: bool,
+    /// Open `cgroup.procs` files (v1 hierarchies) the child writes itself
+    /// into before exec, so it never runs outside its cgroups (not even to
+    /// fork).
     pub cgroup_procs: Vec<RawFd>,
     /// Pass on the descriptors beyond 0, 1 and 2 that tend inherited (the
     /// child of `tend -- CMD`, as tini does); otherwise the child gets
@@ -106,64 +119,418 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     if program.is_empty() {
         return Err(error(io::Error::from_raw_os_error(libc::ENOENT)));
     }
-    let mut cmd = Command::new(&program);
-    cmd.args(&spec.argv[1..]);
-    if let Some(dir) = spec.cwd {
-        cmd.current_dir(dir);
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    for (fd, set) in [(spec.stdin, 0), (spec.stdout, 1), (spec.stderr, 2)] {
-        if let Some(fd) = fd {
-            let stdio = Stdio::from(fd);
-            match set {
-                0 => cmd.stdin(stdio),
-                1 => cmd.stdout(stdio),
-                _ => cmd.stderr(stdio),
-            };
-        }
-    }
-    let pid_exec = match spec.pid_variable {
-        Some(name) => Some(PidExec::new(spec.argv, &spec.env, name).map_err(error)?),
+    let exec = Exec::new(spec.argv, &spec.env, spec.pid_variable).map_err(error)?;
+    let cwd = match spec.cwd {
+        Some(dir) => Some(c_string(dir.as_os_str().as_bytes()).map_err(error)?),
         None => None,
     };
-    let mut setup = ChildSetup {
-        pid_exec,
-        new_group: spec.new_group,
-        take_terminal: spec.take_terminal,
-        new_session: spec.new_session,
-        controlling_tty: spec.controlling_tty,
-        credentials: spec.credentials.clone(),
-        limits: child_limits(&spec.limits),
-        cgroup_procs: spec.cgroup_procs,
-        close_fds: !spec.keep_inherited_fds,
+    let streams = [&spec.stdin, &spec.stdout, &spec.stderr].map(|s| s.as_ref().map_or(-1, AsRawFd::as_raw_fd));
+    let mut child = Child {
+        exec,
+        cwd,
+        streams,
+        unshare_below: None,
+        setup: ChildSetup {
+            new_group: spec.new_group,
+            take_terminal: spec.take_terminal,
+            new_session: spec.new_session,
+            controlling_tty: spec.controlling_tty,
+            credentials: spec.credentials.clone(),
+            limits: child_limits(&spec.limits),
+            cgroup_dir: spec.cgroup_dir,
+            clone_into: spec.clone_into_cgroup,
+            join_v2: false,
+            cgroup_procs: spec.cgroup_procs,
+            close_fds: !spec.keep_inherited_fds,
+        },
+        error: 0,
     };
-    // SAFETY: the hook runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: `ChildSetup::apply` makes only
-    // raw syscalls on data prepared before the fork, and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            setup.apply()?;
-            match &mut setup.pid_exec {
-                Some(exec) => Err(exec.exec()),
-                None => Ok(()),
-            }
-        });
+    let pid = if spec.keep_inherited_fds {
+        clone_vfork(&mut child, false)
+    } else {
+        with_slots(&mut child)
+    };
+    let pid = pid.map_err(error)?;
+    if child.error != 0 {
+        // It has exited already: collect it here, as no one else knows it.
+        let _ = super::process::wait_for(pid, false);
+        return Err(error(io::Error::from_raw_os_error(child.error)));
     }
-    let child = cmd.spawn().map_err(error)?;
-    // Dropping `Child` neither waits nor kills: our reaper collects it.
-    Ok(child.id() as i32)
+    Ok(pid)
 }
 
-/// What the child does to itself between fork and exec, prepared before
-/// the fork so that `apply` needs no allocation.
+/// Everything the child needs, prepared before the clone so that it
+/// allocates nothing; it lives in the parent's frame, which the child
+/// shares until it execs.
+struct Child {
+    exec: Exec,
+    cwd: Option<CString>,
+    /// What becomes the child's 0, 1 and 2 (-1: tend's own).
+    streams: [RawFd; 3],
+    /// With a shared descriptor table: the child unshares it keeping only
+    /// the descriptors below this (where `streams` then are).
+    unshare_below: Option<RawFd>,
+    setup: ChildSetup,
+    /// The child's errno when it could not exec.
+    error: i32,
+}
+
+/// Three descriptors held at low numbers, onto which a spawn puts the
+/// child's standard streams: with a shared table, the child then copies
+/// only what lies below them (tend's first few) instead of every pipe of
+/// every service, and has nothing to close at exec. Behind a lock: the
+/// slots hold one spawn's streams at a time.
+struct Slots {
+    /// What the slots hold between spawns.
+    filler: OwnedFd,
+    fds: [RawFd; 3],
+}
+
+static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
+
+impl Slots {
+    /// The lowest free descriptors from 3 up; `None` when tend has none
+    /// to spare (the child then gets a copy of the whole table).
+    fn reserve() -> Option<Slots> {
+        let filler = dev_null().or_else(|| {
+            // SAFETY: epoll_create1 takes flags only; a new fd is returned.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+            (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        })?;
+        let mut fds = [-1; 3];
+        for slot in &mut fds {
+            // SAFETY: fcntl on a descriptor we own; the new one is ours.
+            *slot = unsafe { libc::fcntl(filler.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+        }
+        if fds.iter().any(|&fd| fd < 0) {
+            for fd in fds.into_iter().filter(|&fd| fd >= 0) {
+                // SAFETY: closes only the duplicates made just above.
+                unsafe { libc::close(fd) };
+            }
+            return None;
+        }
+        Some(Slots { filler, fds })
+    }
+
+    /// Puts `streams` into the slots; what the child reads instead.
+    fn fill(&self, streams: [RawFd; 3]) -> io::Result<[RawFd; 3]> {
+        let mut moved = [-1; 3];
+        for ((&from, &slot), to) in streams.iter().zip(&self.fds).zip(&mut moved) {
+            if from >= 0 {
+                // SAFETY: dup3 onto a slot we own, from a descriptor the
+                // caller owns; the slot's filler is closed by it.
+                check(unsafe { libc::dup3(from, slot, libc::O_CLOEXEC) })?;
+                *to = slot;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Gives the slots their filler back (closing the streams' copies).
+    fn empty(&self) {
+        for &slot in &self.fds {
+            // SAFETY: as in `fill`; on failure the slot keeps a stream's
+            // copy, closed at the next spawn's fill.
+            unsafe { libc::dup3(self.filler.as_raw_fd(), slot, libc::O_CLOEXEC) };
+        }
+    }
+}
+
+/// Spawns with the descriptor table shared and the streams in the slots;
+/// without slots, with a copy of the table.
+fn with_slots(child: &mut Child) -> io::Result<i32> {
+    let mut guard = SLOTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if guard.is_none() {
+        *guard = Slots::reserve();
+    }
+    let Some(slots) = guard.as_ref() else {
+        return clone_vfork(child, false);
+    };
+    let streams = child.streams;
+    let result = slots.fill(streams).and_then(|moved| {
+        child.streams = moved;
+        child.unshare_below = slots.fds.iter().max().map(|top| top.saturating_add(1));
+        clone_vfork(child, true)
+    });
+    slots.empty();
+    child.streams = streams;
+    result
+}
+
+/// Size of the child's stack: it runs only `Child::run`, without
+/// recursion or buffers of its own.
+const STACK: usize = 64 * 1024;
+
+/// The child's stack: mapped for one spawn (not from the heap, where the
+/// pages it touches would stay in PID 1's memory), with a guard page
+/// below it.
+struct Stack {
+    base: *mut libc::c_void,
+}
+
+impl Stack {
+    const GUARD: usize = 4096;
+
+    fn map() -> io::Result<Stack> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a new anonymous mapping, ours until `drop` unmaps it.
+        let base = unsafe { libc::mmap(std::ptr::null_mut(), STACK + Self::GUARD, prot, flags, -1, 0) };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = Stack { base };
+        // SAFETY: the lowest page of the mapping made just above.
+        check(unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) })?;
+        Ok(stack)
+    }
+
+    /// Where the stack starts (it grows down): the end of the mapping,
+    /// page aligned.
+    fn top(&self) -> *mut libc::c_void {
+        self.base.cast::<u8>().wrapping_add(STACK + Self::GUARD).cast()
+    }
+
+    /// The lowest usable address (above the guard page).
+    fn bottom(&self) -> *mut libc::c_void {
+        self.base.cast::<u8>().wrapping_add(Self::GUARD).cast()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` made.
+        unsafe { libc::munmap(self.base, STACK + Self::GUARD) };
+    }
+}
+
+/// Clones the child, which runs `child_main` on its own stack in our
+/// memory; returns once it has exec'd or exited (`child.error` then set).
+fn clone_vfork(child: &mut Child, share_files: bool) -> io::Result<i32> {
+    let stack = Stack::map()?;
+    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    if share_files {
+        flags |= libc::CLONE_FILES;
+    }
+    // SAFETY: zeroed sigsets are valid; sigfillset and pthread_sigmask
+    // write only into them.
+    let (mut all, mut old): (libc::sigset_t, libc::sigset_t) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        // No handler of ours may run in the child, on memory it shares
+        // with us, before it resets them all: block every signal across
+        // the clone (the child empties its mask once they are reset).
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let into = child.setup.cgroup_dir;
+    let clone_into = into.filter(|_| child.setup.clone_into);
+    let mut cloned = match clone_into {
+        Some(dir) => clone3::into_cgroup(child, &stack, flags, dir),
+        None => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
+    };
+    if cloned
+        .as_ref()
+        .is_err_and(|e| !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)))
+    {
+        child.setup.join_v2 = into.is_some();
+        let arg: *mut Child = child;
+        // SAFETY: `child_main` runs on `stack` (mapped until the child
+        // execs or exits, as CLONE_VFORK holds us here until then), reads
+        // and writes only `*arg`, which outlives it likewise, and never
+        // returns into our frames: it execs or calls _exit.
+        let pid = unsafe { libc::clone(child_main, stack.top(), flags, arg.cast()) };
+        cloned = if pid < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(pid)
+        };
+    }
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    cloned
+}
+
+/// `clone3` with `CLONE_INTO_CGROUP`: glibc has no wrapper that runs a
+/// function on a new stack, so the few instructions are here.
+mod clone3 {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::{child_main, Child, Stack};
+
+    /// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+    #[repr(C)]
+    #[derive(Default)]
+    struct Args {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+    /// Set once the kernel (before 5.7) or a filter said it has no clone3.
+    static MISSING: AtomicBool = AtomicBool::new(false);
+
+    /// Clones `child` straight into the cgroup whose directory is `dir`;
+    /// ENOSYS where this cannot be done (the caller then clones without).
+    pub(super) fn into_cgroup(child: &mut Child, stack: &Stack, flags: i32, dir: RawFd) -> io::Result<i32> {
+        if MISSING.load(Ordering::Relaxed) || !cfg!(target_arch = "x86_64") {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        let signal = flags & 0xff;
+        let args = Args {
+            flags: (flags & !0xff) as u32 as u64 | CLONE_INTO_CGROUP,
+            exit_signal: signal as u64,
+            stack: stack.bottom() as u64,
+            stack_size: super::STACK as u64,
+            cgroup: dir as u64,
+            ..Args::default()
+        };
+        let pid = raw(&args, child);
+        if pid >= 0 {
+            return Ok(pid as i32);
+        }
+        let errno = pid.unsigned_abs() as i32;
+        if matches!(errno, libc::ENOSYS | libc::E2BIG) {
+            MISSING.store(true, Ordering::Relaxed);
+        }
+        Err(io::Error::from_raw_os_error(errno))
+    }
+
+    /// The syscall; in the child, on the new stack, a call of
+    /// `child_main(child)`, which execs or exits and never returns.
+    #[cfg(target_arch = "x86_64")]
+    fn raw(args: &Args, child: *mut Child) -> i64 {
+        let entry: extern "C" fn(*mut libc::c_void) -> libc::c_int = child_main;
+        let ret: i64;
+        // SAFETY: clone3 with CLONE_VM | CLONE_VFORK: we wait until the
+        // child execs or exits. The child starts with the stack pointer at
+        // the top of `args.stack` (16-byte aligned: `call` leaves it as a
+        // function expects) and touches nothing of ours but `*child`
+        // (alive until then); r12 and r13 survive the syscall in both.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "mov rdi, r12",
+                "call r13",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 => ret,
+                in("rdi") args as *const Args,
+                in("rsi") std::mem::size_of::<Args>(),
+                in("r12") child,
+                in("r13") entry,
+                lateout("rcx") _,
+                lateout("r11") _,
+            );
+        }
+        ret
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn raw(_: &Args, _: *mut Child) -> i64 {
+        -i64::from(libc::ENOSYS)
+    }
+}
+
+/// The child's entry: everything it does before exec, and the exec.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    let child: *mut Child = arg.cast();
+    // SAFETY: `arg` is the `Child` that `clone_vfork` passed, alive and
+    // not touched by the parent until we exec or exit.
+    let errno = unsafe { (*child).run() };
+    // SAFETY: as above; the parent reads it once we are gone.
+    unsafe {
+        std::ptr::write_volatile(std::ptr::addr_of_mut!((*child).error), errno);
+        libc::_exit(127)
+    }
+}
+
+impl Child {
+    /// In the child: set up and exec; returns only the errno of a failure.
+    /// Async-signal-safe, no allocation, no glibc call that would act on
+    /// the parent's threads (ids are set through raw syscalls).
+    fn run(&mut self) -> i32 {
+        match self.prepare() {
+            Ok(()) => self.exec.exec(),
+            Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
+        }
+    }
+
+    fn prepare(&mut self) -> io::Result<()> {
+        // Its cgroups first, while the table is still shared: the
+        // `cgroup.procs` descriptors are not kept below the slots.
+        self.setup.join_cgroups()?;
+        // SAFETY: (for the block) plain syscalls on integers and on
+        // strings prepared before the clone.
+        unsafe {
+            if let Some(below) = self.unshare_below {
+                unshare_files_below(below)?;
+            }
+            for (target, from) in (0..3).zip(self.streams) {
+                if from < 0 {
+                    continue;
+                }
+                // A stream given at 0, 1 or 2 may be overwritten by an
+                // earlier dup2: copy it above them first.
+                let from = if from < 3 {
+                    let above = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 3);
+                    check(above)?;
+                    above
+                } else {
+                    from
+                };
+                check(libc::dup2(from, target))?;
+            }
+            if let Some(dir) = &self.cwd {
+                check(libc::chdir(dir.as_ptr()))?;
+            }
+        }
+        self.setup.apply()
+    }
+}
+
+/// Gives the child a descriptor table of its own holding only tend's
+/// descriptors below `below` (`close_range` with `CLOSE_RANGE_UNSHARE`
+/// copies no more than those), or a whole copy on kernels before 5.9.
+///
+/// # Safety
+/// Plain syscalls on integers.
+unsafe fn unshare_files_below(below: RawFd) -> io::Result<()> {
+    let rc = libc::syscall(libc::SYS_close_range, below as u32, u32::MAX, libc::CLOSE_RANGE_UNSHARE);
+    if rc == 0 {
+        return Ok(());
+    }
+    check(libc::unshare(libc::CLONE_FILES))
+}
+
+/// The child's setup between clone and exec, prepared before the clone.
 struct ChildSetup {
-    pid_exec: Option<PidExec>,
     new_group: bool,
     take_terminal: bool,
     new_session: bool,
     controlling_tty: bool,
     credentials: Option<Credentials>,
     limits: Vec<(i32, u64, u64)>,
+    cgroup_dir: Option<RawFd>,
+    clone_into: bool,
+    /// The child writes itself into `cgroup_dir` (it was not cloned into it).
+    join_v2: bool,
     cgroup_procs: Vec<RawFd>,
     close_fds: bool,
 }
@@ -206,14 +573,31 @@ fn child_limits(unit: &[(i32, u64, u64)]) -> Vec<(i32, u64, u64)> {
 }
 
 impl ChildSetup {
-    /// Runs in the child between fork and exec. Async-signal-safe only.
+    /// In the child: writes it into each of its cgroups.
+    fn join_cgroups(&self) -> io::Result<()> {
+        if let (true, Some(dir)) = (self.join_v2, self.cgroup_dir) {
+            // SAFETY: openat, write and close on descriptors we hold and a
+            // static path.
+            unsafe {
+                let procs = libc::openat(dir, c"cgroup.procs".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                check(procs)?;
+                let written = libc::write(procs, b"0".as_ptr().cast(), 1) as i32;
+                libc::close(procs);
+                check(written)?;
+            }
+        }
+        for &fd in &self.cgroup_procs {
+            // SAFETY: a write from a static buffer to a descriptor we hold.
+            check(unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } as i32)?;
+        }
+        Ok(())
+    }
+
+    /// Runs in the child between clone and exec. Async-signal-safe only.
     fn apply(&self) -> io::Result<()> {
         // SAFETY: (for the block) plain syscalls on integers, on memory
         // owned by `self` (alive until exec), and on stack data.
         unsafe {
-            for &fd in &self.cgroup_procs {
-                check(libc::write(fd, b"0".as_ptr().cast(), 1) as i32)?;
-            }
             if self.new_session {
                 check(libc::setsid())?;
                 if self.controlling_tty {
@@ -241,10 +625,13 @@ impl ChildSetup {
                 check(libc::setrlimit(resource as _, &limit))?;
             }
             if let Some(c) = &self.credentials {
-                // Groups first: once the uid changes, they can't be set.
-                check(libc::setgroups(c.groups.len(), c.groups.as_ptr()))?;
-                check(libc::setgid(c.gid))?;
-                check(libc::setuid(c.uid))?;
+                // Raw syscalls: glibc's wrappers would signal the threads
+                // of tend, whose memory the child shares. Groups first:
+                // once the uid changes, they can't be set.
+                let groups = c.groups.as_ptr();
+                check(libc::syscall(libc::SYS_setgroups, c.groups.len(), groups) as i32)?;
+                check(libc::syscall(libc::SYS_setgid, c.gid) as i32)?;
+                check(libc::syscall(libc::SYS_setuid, c.uid) as i32)?;
             }
             if self.close_fds {
                 close_inherited_fds();
@@ -265,8 +652,7 @@ impl ChildSetup {
 }
 
 /// Marks every descriptor from 3 up close-on-exec, so the program starts
-/// with 0, 1 and 2 only. Marked, not closed: std still needs its own
-/// close-on-exec pipe to report a failed exec. Async-signal-safe.
+/// with 0, 1 and 2 only. Async-signal-safe.
 ///
 /// # Safety
 /// Plain syscalls on integers.
@@ -287,31 +673,28 @@ unsafe fn close_inherited_fds() {
     }
 }
 
-/// What std's own exec would do (`execvp` with the command's whole
-/// environment), prepared before the fork, with room for one more
-/// variable that the child sets to its own pid.
-struct PidExec {
-    program: CString,
+/// What `execvp` with the command's whole environment does, prepared
+/// before the clone: the program's candidate paths (from the `PATH` the
+/// command gets), its arguments, its environment, with room for one more
+/// variable that the child may set to its own pid.
+struct Exec {
+    /// Where to look for the program, in order.
+    candidates: Vec<CString>,
     /// Owns what `argv_ptrs` and `env_ptrs` point into.
     _strings: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
+    /// `/bin/sh`, a candidate, then the arguments: for a file without a
+    /// `#!` line (ENOEXEC), which execvp gives to the shell.
+    sh_ptrs: Vec<*const libc::c_char>,
     env_ptrs: Vec<*const libc::c_char>,
-    /// `NAME=` then room for the digits and the NUL.
-    pid_entry: Vec<u8>,
-    name_len: usize,
+    /// `NAME=` then room for the digits and the NUL, when asked.
+    pid_entry: Option<(Vec<u8>, usize)>,
 }
 
-// SAFETY: the raw pointers point into heap buffers owned by the same value
-// (`_strings`, `pid_entry`), which never move nor change after `new`; the
-// value is used only in the forked child, by one thread.
-unsafe impl Send for PidExec {}
-// SAFETY: as for Send: nothing is shared mutably before the fork.
-unsafe impl Sync for PidExec {}
+const SH: &std::ffi::CStr = c"/bin/sh";
 
-impl PidExec {
-    fn new(argv: &[OsString], env: &[(OsString, OsString)], pid_name: &str) -> io::Result<PidExec> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |bytes: &[u8]| CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+impl Exec {
+    fn new(argv: &[OsString], env: &[(OsString, OsString)], pid_name: Option<&str>) -> io::Result<Exec> {
         // tend's own environment, then the command's variables over it, as
         // std would; the pid variable last, over both.
         let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -319,66 +702,123 @@ impl PidExec {
             vars.retain(|(k, _)| k != key);
             vars.push((key.clone(), value.clone()));
         }
-        vars.retain(|(k, _)| k.as_bytes() != pid_name.as_bytes());
-        let argv: Vec<CString> = argv.iter().map(|a| c(a.as_bytes())).collect::<Result<_, _>>()?;
-        let program = argv.first().cloned().unwrap_or_default();
+        if let Some(name) = pid_name {
+            vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
+        }
+        let argv: Vec<CString> = argv.iter().map(|a| c_string(a.as_bytes())).collect::<Result<_, _>>()?;
+        let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
+        let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes());
+        let candidates = candidates(program, path)?;
         let mut env: Vec<CString> = Vec::with_capacity(vars.len());
         for (key, value) in &vars {
-            env.push(c(&[key.as_bytes(), b"=", value.as_bytes()].concat())?);
+            env.push(c_string(&[key.as_bytes(), b"=", value.as_bytes()].concat())?);
         }
-        let mut pid_entry = format!("{pid_name}=").into_bytes();
-        let name_len = pid_entry.len();
-        pid_entry.resize(name_len.saturating_add(24), 0);
+        let pid_entry = pid_name.map(|name| {
+            let mut entry = format!("{name}=").into_bytes();
+            let name_len = entry.len();
+            entry.resize(name_len.saturating_add(24), 0);
+            (entry, name_len)
+        });
         let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
+        let mut sh_ptrs = vec![SH.as_ptr(), std::ptr::null()];
+        sh_ptrs.extend(argv_ptrs.iter().skip(1));
         let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
-        env_ptrs.push(pid_entry.as_ptr().cast());
+        if let Some((entry, _)) = &pid_entry {
+            env_ptrs.push(entry.as_ptr().cast());
+        }
         env_ptrs.push(std::ptr::null());
         let mut strings = argv;
         strings.extend(env);
-        Ok(PidExec {
-            program,
+        Ok(Exec {
+            candidates,
             _strings: strings,
             argv_ptrs,
+            sh_ptrs,
             env_ptrs,
             pid_entry,
-            name_len,
         })
     }
 
-    /// In the child: writes its pid into the entry and execs; returns only
-    /// the error of a failed exec. Async-signal-safe, no allocation.
-    fn exec(&mut self) -> io::Error {
-        // SAFETY: getpid has no preconditions.
-        let mut pid = unsafe { libc::getpid() }.unsigned_abs();
-        let mut digits = [0u8; 10];
-        let mut n = 0;
-        while n == 0 || pid > 0 {
-            if let Some(d) = digits.get_mut(n) {
-                *d = b'0'.saturating_add((pid % 10) as u8);
+    /// In the child: writes its pid into the entry if asked and execs;
+    /// returns only the errno of a failed exec, as execvp would set it.
+    /// Async-signal-safe, no allocation.
+    fn exec(&mut self) -> i32 {
+        if let Some((entry, name_len)) = &mut self.pid_entry {
+            // SAFETY: getpid has no preconditions.
+            write_pid(entry, *name_len, unsafe { libc::getpid() }.unsigned_abs());
+        }
+        let mut denied = false;
+        let mut last = libc::ENOENT;
+        for path in &self.candidates {
+            // SAFETY: NUL-terminated pointer arrays into live buffers.
+            unsafe { libc::execve(path.as_ptr(), self.argv_ptrs.as_ptr(), self.env_ptrs.as_ptr()) };
+            last = errno();
+            match last {
+                libc::EACCES => denied = true,
+                libc::ENOEXEC => {
+                    if let Some(slot) = self.sh_ptrs.get_mut(1) {
+                        *slot = path.as_ptr();
+                    }
+                    // SAFETY: as above.
+                    unsafe { libc::execve(SH.as_ptr(), self.sh_ptrs.as_ptr(), self.env_ptrs.as_ptr()) };
+                    return errno();
+                }
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => return last,
             }
-            pid /= 10;
-            n = n.saturating_add(1);
         }
-        let tail = self.pid_entry.get_mut(self.name_len..).unwrap_or_default();
-        for (slot, digit) in tail.iter_mut().zip(digits.iter().take(n).rev()) {
-            *slot = *digit;
+        if denied {
+            libc::EACCES
+        } else {
+            last
         }
-        if let Some(end) = tail.get_mut(n) {
-            *end = 0;
-        }
-        extern "C" {
-            static mut environ: *const *const libc::c_char;
-        }
-        // SAFETY: in the forked child, single-threaded: `environ` is ours to
-        // set, and execvp reads PATH from it, as std's own exec does. The
-        // pointer arrays are NUL-terminated and point into live buffers.
-        unsafe {
-            environ = self.env_ptrs.as_ptr();
-            libc::execvp(self.program.as_ptr(), self.argv_ptrs.as_ptr());
-        }
-        io::Error::last_os_error()
     }
+}
+
+/// The paths execvp would try for `program`: itself when it holds a `/`,
+/// else each directory of `path` (the default search path when unset; an
+/// empty entry is the working directory).
+fn candidates(program: &[u8], path: Option<&[u8]>) -> io::Result<Vec<CString>> {
+    if program.contains(&b'/') {
+        return Ok(vec![c_string(program)?]);
+    }
+    let path = path.unwrap_or(b"/bin:/usr/bin");
+    path.split(|&b| b == b':')
+        .map(|dir| match dir {
+            [] => c_string(program),
+            dir => c_string(&[dir, b"/", program].concat()),
+        })
+        .collect()
+}
+
+/// Writes `pid` in decimal after `NAME=` in `entry`, NUL-terminated.
+/// Async-signal-safe.
+fn write_pid(entry: &mut [u8], name_len: usize, mut pid: u32) {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    while n == 0 || pid > 0 {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b'0'.saturating_add((pid % 10) as u8);
+        }
+        pid /= 10;
+        n = n.saturating_add(1);
+    }
+    let tail = entry.get_mut(name_len..).unwrap_or_default();
+    for (slot, digit) in tail.iter_mut().zip(digits.iter().take(n).rev()) {
+        *slot = *digit;
+    }
+    if let Some(end) = tail.get_mut(n) {
+        *end = 0;
+    }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 fn check(rc: i32) -> io::Result<()> {

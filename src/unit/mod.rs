@@ -55,9 +55,9 @@ pub struct Unit {
     /// `argv[0]` found in `PATH`, as seen from inside the root (for
     /// messages: exec looks it up again).
     pub program: PathBuf,
-    pub ready: Option<Ready>,
+    pub ready: Option<Box<Ready>>,
     /// The liveness check; its timing is in `service.health`.
-    pub health: Option<HealthCheck>,
+    pub health: Option<Box<HealthCheck>>,
     /// `user` and `group` resolved: ids, supplementary groups, login.
     pub run_as: RunAs,
     pub working_dir: Option<PathBuf>,
@@ -196,11 +196,11 @@ impl Definition for Unit {
             log_buffer_lines: _,
             service,
         } = self;
-        let ready_same = match (ready, &new.ready) {
+        let ready_same = match (ready.as_deref(), new.ready.as_deref()) {
             (Some(Ready::Exec { argv: a, .. }), Some(Ready::Exec { argv: b, .. })) => a == b,
             (a, b) => a == b,
         };
-        let health_same = match (health, &new.health) {
+        let health_same = match (health.as_deref(), new.health.as_deref()) {
             (Some(HealthCheck::Exec { argv: a, .. }), Some(HealthCheck::Exec { argv: b, .. })) => a == b,
             (a, b) => a == b,
         };

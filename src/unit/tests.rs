@@ -141,7 +141,7 @@ log-buffer-lines = 50
 fn every_key() {
     let u = unit(FULL);
     assert_eq!(u.description.as_deref(), Some("the web front"));
-    assert_eq!(u.ready, Some(Ready::Tcp(([127, 0, 0, 1], 8080).into())));
+    assert_eq!(u.ready.as_deref(), Some(&Ready::Tcp(([127, 0, 0, 1], 8080).into())));
     assert_eq!(u.service.ready_timeout, Some(Duration::from_secs(5)));
     assert_eq!(u.service.restart, RestartPolicy::Always);
     assert_eq!(u.service.restart_delay, Duration::from_millis(250));
@@ -191,13 +191,13 @@ fn every_key() {
         start_period: Duration::from_secs(60),
         on_unhealthy: crate::supervisor::OnUnhealthy::Shutdown,
     };
-    assert_eq!(c.health, Some(health));
+    assert_eq!(c.health.as_deref(), Some(&health));
     let check = crate::unit::HealthCheck::Http {
         addr: ([127, 0, 0, 1], 8080).into(),
         host: "127.0.0.1:8080".into(),
         path: "/healthz".into(),
     };
-    assert_eq!(u.health, Some(check));
+    assert_eq!(u.health.as_deref(), Some(&check));
     assert_eq!(u.log_buffer_lines, 50);
 
     let tables: Vec<_> = [FULL, supervision::FULL_NOTIFY, supervision::FULL_SCHEDULED]
@@ -358,7 +358,7 @@ fn users_and_groups() {
 #[test]
 fn ready_rules() {
     let u = unit("command = [\"sh\"]\nready = { exec = [\"true\"] }");
-    assert!(matches!(u.ready, Some(Ready::Exec { .. })));
+    assert!(matches!(u.ready.as_deref(), Some(Ready::Exec { .. })));
     assert_eq!(u.service.ready_timeout, Some(Duration::from_secs(90)));
     assert_eq!(
         unit("command = [\"sh\"]\ntype = \"notify\"").service.ready_timeout,
@@ -514,7 +514,10 @@ on-unhealthy = "reboot"
         ["units/web.toml:2:33: unknown key \"htpp\" in health, did you mean \"http\"?"]
     );
     let u = unit("command = [\"sh\"]\nhealth = { exec = \"true\" }\n");
-    assert_eq!(u.service.health, Some(crate::supervisor::HealthPolicy::DEFAULT));
+    assert_eq!(
+        u.service.health.as_deref(),
+        Some(&crate::supervisor::HealthPolicy::DEFAULT)
+    );
 }
 
 #[test]

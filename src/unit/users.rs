@@ -119,8 +119,9 @@ pub struct RunAs {
     /// The groups of `/etc/group` that list the user as a member; the
     /// process gets these after its `gid`.
     pub groups: Vec<u32>,
-    /// The user's passwd entry: `USER`, `LOGNAME`, `HOME` and `SHELL`.
-    pub entry: Option<User>,
+    /// The user's passwd entry: `USER`, `LOGNAME`, `HOME` and `SHELL`
+    /// (boxed: most units have none, and PID 1 keeps thousands of units).
+    pub entry: Option<Box<User>>,
 }
 
 /// The users and groups of one environment.
@@ -170,7 +171,7 @@ impl UserDb {
 
     /// Who to run as for `user` and `group` (either may be absent).
     pub fn run_as(&self, user: Option<&Account>, gid: Option<u32>) -> RunAs {
-        let entry = user.and_then(|a| a.entry.clone());
+        let entry = user.and_then(|a| a.entry.clone()).map(Box::new);
         let groups = match &entry {
             Some(u) => self.member_of(&u.name),
             None => Vec::new(),

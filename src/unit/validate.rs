@@ -173,8 +173,8 @@ pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> C
         on_failure: supervision::on_failure(cx, raw.on_failure),
         watchdog: supervision::watchdog(cx, raw.watchdog, service_type, raw.watchdog_signal.as_ref()),
         watchdog_signal: signal(cx, raw.watchdog_signal, d.watchdog_signal),
-        schedule: supervision::schedule(cx, raw.schedule, raw.schedule_timezone, service_type),
-        health: health_policy,
+        schedule: supervision::schedule(cx, raw.schedule, raw.schedule_timezone, service_type).map(Box::new),
+        health: health_policy.map(Box::new),
     };
     let unit = Unit {
         name: name.to_string(),
@@ -182,8 +182,8 @@ pub fn validate(name: &str, mut raw: RawUnit, bad: &[String], cx: &mut Ctx) -> C
         argv: argv.into_iter().map(OsString::from).collect(),
         form,
         program,
-        ready,
-        health,
+        ready: ready.map(Box::new),
+        health: health.map(Box::new),
         run_as,
         working_dir,
         env,

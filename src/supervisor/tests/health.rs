@@ -6,13 +6,13 @@ use crate::supervisor::{Health, HealthPolicy, OnUnhealthy, RestartPolicy};
 
 fn checked(on_unhealthy: OnUnhealthy) -> ServiceConfig {
     ServiceConfig {
-        health: Some(HealthPolicy {
+        health: Some(Box::new(HealthPolicy {
             interval: secs(10),
             timeout: secs(2),
             retries: 3,
             start_period: secs(0),
             on_unhealthy,
-        }),
+        })),
         restart_delay: ms(100),
         ..ServiceConfig::default()
     }

@@ -10,7 +10,7 @@ use crate::supervisor::{RestartPolicy, Schedule, ServiceType};
 fn job(schedule: &str) -> ServiceConfig {
     ServiceConfig {
         service_type: ServiceType::Oneshot,
-        schedule: Some(Schedule::parse(schedule).unwrap()),
+        schedule: Some(Box::new(Schedule::parse(schedule).unwrap())),
         ..ServiceConfig::default()
     }
 }

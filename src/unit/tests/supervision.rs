@@ -77,9 +77,9 @@ fn bad_watchdogs_are_located() {
 fn schedule_and_its_timezone() {
     let u = unit(FULL_SCHEDULED);
     let expected = Schedule::parse("30 2 * * 1-5").unwrap().at_offset(7200);
-    assert_eq!(u.service.schedule, Some(expected));
+    assert_eq!(u.service.schedule.as_deref(), Some(&expected));
     let utc = unit("command = [\"sh\"]\ntype = \"oneshot\"\nschedule = \"@daily\"");
-    assert_eq!(utc.service.schedule, Schedule::parse("0 0 * * *").ok());
+    assert_eq!(utc.service.schedule.map(|s| *s), Schedule::parse("0 0 * * *").ok());
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn time_zones_come_from_the_environments_database() {
     for zone in ["Europe/Paris", "local"] {
         let (unit, errors) = zoned(&format!("{oneshot}schedule-timezone = \"{zone}\""));
         assert_eq!(errors, Vec::<String>::new());
-        assert_eq!(unit.unwrap().service.schedule.as_ref(), Some(&expected), "{zone}");
+        assert_eq!(unit.unwrap().service.schedule.as_deref(), Some(&expected), "{zone}");
     }
     let (_, errors) = zoned(&format!("{oneshot}schedule-timezone = \"Old\""));
     assert_eq!(

@@ -254,17 +254,8 @@ fn run_container(
         Forked::Parent { child } => child,
     };
     drop((go_r, report_w, machine));
-    // Before the child goes on: `--memory`, `--cpus`, `--pids` bound it
-    // and all it starts; the cgroup goes when `_bound` drops, at the end.
-    let token = format!("boot-{}-{child}", o.name);
-    let bound = super::bound::bound(&o.resources, &token, child).map_err(Error::from);
-    // Under --privileged, only the nodes of its /dev (removed the same way).
-    let bound = bound.and_then(|b| {
-        let devices = super::devices::restrict(o, &token, child, b.v2_root())?;
-        Ok((b, devices))
-    });
-    let started = bound.and_then(|b| start(o, child, go_w, report_r, network).map(|s| (s, b)));
-    let started = started.and_then(|((reactor, reservation), bound)| {
+    let started = start(o, child, go_w, report_r, network);
+    let started = started.and_then(|(reactor, reservation, bound)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
         Ok((reactor, (reservation, bound), watch))
     });
@@ -290,23 +281,51 @@ fn run_container(
     }
 }
 
-/// The launcher's half of the start: id maps, signals, the registry entry
-/// (once, with PID 1's pid), then the child's report.
+/// The machine's cgroups: its bounds, and its devices cgroup; removed when
+/// dropped, at the end.
+type Bound = (super::bound::Bound, Option<crate::sys::devcgroup::Devices>);
+
+/// The launcher's half of the start: id maps, cgroups, the network,
+/// signals, the registry entry (once, with PID 1's pid), then the child's
+/// report.
 fn start(
     o: &BootOptions,
     child: i32,
     go: OwnedFd,
     report: OwnedFd,
     network: &mut net::Network,
-) -> Result<(Reactor, registry::Reservation), Error> {
+) -> Result<(Reactor, registry::Reservation, Bound), Error> {
     // Let the child go first: the rest runs while it sets up (two CPUs).
     if o.userns && o.id_range.is_none() {
         namespaces::write_maps(child)?;
     }
-    // The child mounts its root while its network is made; it waits for
-    // the second "go" before its first service starts.
+    // The child mounts its root while its cgroups and network are made; it
+    // waits for the second "go" before its first service starts, and runs
+    // only tend's own setup until then.
     userns::let_go(o, &go)?;
-    network.attach(&net_target(o, child))?;
+    // `--memory`, `--cpus`, `--pids` bound it and all it starts; under
+    // --privileged, only the nodes of its /dev. Joining a cgroup waits for
+    // an RCU grace period (about 10 ms here): meanwhile the child mounts.
+    let token = format!("boot-{}-{child}", o.name);
+    let prepared = super::bound::bound(&o.resources, &token, child)
+        .map_err(Error::from)
+        .and_then(|bound| {
+            let devices = super::devices::restrict(o, &token, child, bound.v2_root())?;
+            network.attach(&net_target(o, child))?;
+            Ok((bound, devices))
+        });
+    let (bound, devices) = match prepared {
+        Ok(prepared) => prepared,
+        // A child whose setup failed meanwhile is gone (and cannot join a
+        // cgroup): its report says why.
+        Err(e) => {
+            // Killed, not reaped (the caller reaps it): its end of the
+            // report closes with it.
+            let _ = process::kill(child, libc::SIGKILL);
+            let message = read_all(report);
+            return Err(if message.is_empty() { e } else { Error::Setup(message) });
+        }
+    };
     // A child whose setup failed is gone: its report says why.
     let _ = userns::go_on(&go);
     drop(go);
@@ -316,7 +335,7 @@ fn start(
     let message = read_all(report);
     let reservation = reservation?;
     if message.is_empty() {
-        Ok((reactor, reservation))
+        Ok((reactor, reservation, (bound, devices)))
     } else {
         Err(Error::Setup(message))
     }
@@ -414,9 +433,18 @@ fn child_main(
     if !userns::await_go(&go) {
         return 1;
     }
+    leave_job_control(o);
+    if let Err(e) = setup(o) {
+        write_all(report, &crate::sys::chain(&e));
+        return 1;
+    }
+    // The network and the cgroups the launcher made meanwhile are there.
+    if !userns::await_go(&go) {
+        return 1;
+    }
     if o.privileged {
-        // The launcher moved it into its devices cgroup after the clone
-        // made its cgroup namespace: a new one, rooted there, keeps the
+        // The launcher moved it into its devices cgroup during the setup,
+        // after the clone made its cgroup namespace: a new one, rooted there, keeps the
         // host's cgroups (and the parent holding the rules) out of sight.
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
             tracing::warn!(
@@ -424,15 +452,6 @@ fn child_main(
                 e.desc()
             );
         }
-    }
-    leave_job_control(o);
-    if let Err(e) = setup(o) {
-        write_all(report, &crate::sys::chain(&e));
-        return 1;
-    }
-    // The network the launcher made meanwhile is there.
-    if !userns::await_go(&go) {
-        return 1;
     }
     drop((go, report));
     hide_host_paths(o);

@@ -297,23 +297,6 @@ mod tests {
     }
 
     #[test]
-    fn a_grace_past_the_end_of_time_does_not_overflow() {
-        let now = Instant::now();
-        let settings = Settings {
-            group: false,
-            success_codes: vec![],
-            grace: Duration::MAX,
-        };
-        let mut m = Entrypoint::new(CHILD, settings);
-        let exited = Event::Exited {
-            pid: CHILD,
-            status: ExitStatus::Code(0),
-        };
-        assert_eq!(m.handle(exited, now), [Action::SignalStrays(libc::SIGTERM)]);
-        assert!(m.next_deadline().is_some());
-    }
-
-    #[test]
     fn other_pids_and_early_events_are_ignored() {
         let now = Instant::now();
         let mut m = machine(false, vec![]);

@@ -93,15 +93,21 @@ fn every_probe_is_refused_by_default_root() {
     assert!(!std::path::Path::new("/dev/.probe-disk").exists());
 }
 
-/// tend's devices cgroups of machine `name` (v1 `devices` hierarchy; this
-/// test runs in its root cgroup there).
-fn device_cgroups(name: &str) -> Vec<String> {
-    std::fs::read_dir("/sys/fs/cgroup/devices")
+/// tend's cgroups of machine `name` in the hierarchy mounted at
+/// `/sys/fs/cgroup/HIERARCHY` (this test runs in its root cgroup there).
+fn machine_cgroups(hierarchy: &str, name: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/fs/cgroup/{hierarchy}"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(&format!("tend-boot-{name}-")))
         .collect()
+}
+
+/// Its device program's cgroup: in v2 (`unified` on this hybrid host),
+/// which PID 1 is cloned into.
+fn device_cgroups(name: &str) -> Vec<String> {
+    machine_cgroups("unified", name)
 }
 
 #[test]
@@ -119,11 +125,22 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
     .unwrap();
     let m = demo.start("escpriv", &["--privileged", "--", "/bin/sleep", "600"]);
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", m.pid1())).unwrap();
-    let line = cgroup.lines().find(|l| l.contains(":devices:")).unwrap();
+    let line = cgroup.lines().find(|l| l.starts_with("0::")).unwrap();
     assert!(
         line.contains("/tend-boot-escpriv-") && line.ends_with("/machine"),
-        "{cgroup}"
+        "a device program's cgroup: {cgroup}"
     );
+    assert!(machine_cgroups("devices", "escpriv").is_empty(), "no v1 devices cgroup");
+    // Made before the clone, but PID 1 keeps no descriptor of them: from
+    // one, `openat(fd, "..")` would reach the cgroup holding the program.
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", m.pid1()))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .filter(|l| l.contains("cgroup"))
+        .collect();
+    assert_eq!(held, Vec::<String>::new(), "PID 1's descriptors of host cgroups");
 
     let (code, out, err) = m.exec(&["probe", "mknod-block"]);
     assert_eq!(code, 0, "{err}");
@@ -170,7 +187,7 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
     });
     let left = device_cgroups("escsweep");
     assert_eq!(left.len(), 1, "{left:?}");
-    let procs = format!("/sys/fs/cgroup/devices/{}/machine/cgroup.procs", left[0]);
+    let procs = format!("/sys/fs/cgroup/unified/{}/machine/cgroup.procs", left[0]);
     await_true("the cgroup empty", LIMIT, || {
         std::fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
     });
@@ -202,10 +219,11 @@ fn boot_with_read_only(demo: &Demo, hide: &[&str], name: &str, args: &[&str]) ->
 }
 
 #[test]
-fn privileged_on_cgroup_v2_gets_a_device_program_root() {
-    // Without v1's devices controller: a device program on the machine's
-    // v2 cgroup (one of its own, or the one --memory made).
-    let demo = Demo::new("escape-v2");
+fn privileged_without_cgroup_v2_gets_a_devices_cgroup_root() {
+    // Where no v2 hierarchy takes a device program (here: read-only), v1's
+    // devices controller, which PID 1 joins (with or without the cgroup
+    // --memory made).
+    let demo = Demo::new("escape-v1");
     let disk = demo.rootfs().join("host-disk");
     let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
     nix::sys::stat::mknod(
@@ -221,17 +239,16 @@ fn privileged_on_cgroup_v2_gets_a_device_program_root() {
         let mut args = vec!["--privileged"];
         args.extend(extra);
         args.extend(["--", "/bin/sh", "-c", script]);
-        let (code, out, err) = boot_with_read_only(&demo, &["devices"], "escv2", &args);
+        let (code, out, err) = boot_with_read_only(&demo, &["unified"], "escv1", &args);
         assert_eq!(code, 0, "{extra:?}: {out}{err}");
         assert_eq!(out, "open=1\nmknod=1\n4\nnodes-ok\n", "{extra:?}: {err}");
         assert_eq!(err.matches("Operation not permitted").count(), 2, "{extra:?}: {err}");
         assert!(!err.contains("not restricted"), "{err}");
-        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/unified")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("tend-boot-escv2-"))
-            .collect();
-        assert!(left.is_empty(), "removed with the machine: {left:?}");
+        assert!(
+            machine_cgroups("devices", "escv1").is_empty(),
+            "removed with the machine"
+        );
+        assert!(machine_cgroups("unified", "escv1").is_empty(), "none made in v2");
     }
 }
 

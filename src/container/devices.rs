@@ -1,14 +1,15 @@
 //! The device nodes a `--privileged` machine may use: only those its /dev
 //! holds (see [`super::plan`]). Without a user namespace, root inside could
 //! make and open any node (a host disk); the launcher's devices control
-//! refuses every other one, to mknod and to open: a v1 `devices` cgroup
-//! ([`crate::sys::devcgroup`]) where the host has that controller, else a
-//! cgroup v2 device program ([`crate::sys::devprog`]), attached to the
-//! machine's `tend-TOKEN` (the one `--memory` made, or one of its own). A
-//! default boot needs none: its user namespace forbids mknod, and host
-//! nodes are not its root's to open. Where tend can write neither (tend in
-//! a container with read-only cgroups), one warning line says device access
-//! is not restricted.
+//! refuses every other one, to mknod and to open: a cgroup v2 device
+//! program ([`crate::sys::devprog`]) on the machine's `tend-TOKEN` (the one
+//! `--memory` made, or one of its own) where tend can attach one, else a
+//! v1 `devices` cgroup ([`crate::sys::devcgroup`]). The v2 one first: PID 1
+//! is cloned into it, where joining v1's is a move that waits for an RCU
+//! grace period. A default boot needs none: its user namespace forbids
+//! mknod, and host nodes are not its root's to open. Where tend can write
+//! neither (tend in a container with read-only cgroups), one warning line
+//! says device access is not restricted.
 
 use std::path::Path;
 
@@ -27,7 +28,7 @@ const RW: u8 = 6;
 #[error(
     "cannot restrict the machine's devices (boot without --privileged, whose user namespace needs no devices cgroup)"
 )]
-pub struct Error(#[source] devcgroup::Error);
+pub struct Error(#[source] pub(super) devcgroup::Error);
 
 /// What the machine may use: the nodes of /dev (made with mknod under
 /// `--privileged`), ptmx and the ptys, and the console (`console`, its
@@ -46,12 +47,15 @@ pub fn rules(console: Option<(u32, u32)>) -> Vec<Rule> {
     rules
 }
 
-/// Under `--privileged`: the machine whose PID 1 is `child` (host pid, not
-/// yet let go) restricted to [`rules`]; `bound_v2` is the `tend-TOKEN` its
-/// `--memory` bounds made in the v2 hierarchy, if any (a process has one v2
-/// cgroup: the program goes there). What it returns removes its cgroups
+/// Under `--privileged`: the machine's devices restricted to [`rules`],
+/// before its PID 1 is cloned. A device program in the v2 hierarchy where
+/// tend can attach one: on `bound_v2`, the `tend-TOKEN` its `--memory`
+/// bounds made (a process has one v2 cgroup: the program goes there), else
+/// on a `tend-TOKEN` of its own, which PID 1 is cloned into (no move, which
+/// would wait for an RCU grace period). Else v1's `devices` controller,
+/// which the launcher joins PID 1 to. What it returns removes its cgroups
 /// when it drops. Otherwise nothing.
-pub fn restrict(o: &BootOptions, token: &str, child: i32, bound_v2: Option<&Path>) -> Result<Option<Devices>, Error> {
+pub fn restrict(o: &BootOptions, token: &str, bound_v2: Option<&Path>) -> Result<Option<Devices>, Error> {
     if !o.privileged {
         return Ok(None);
     }
@@ -63,27 +67,31 @@ pub fn restrict(o: &BootOptions, token: &str, child: i32, bound_v2: Option<&Path
     });
     let rules = rules(console);
     let writable = |dir: &Path| nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok();
-    if let Some(parent) = devcgroup::parent().filter(|p| writable(p)) {
-        let devices = Devices::create(&parent, token, &rules).map_err(Error)?;
-        devices.join(child).map_err(Error)?;
-        return Ok(Some(devices));
+    let v2 = crate::sys::cgroup::find().v2.filter(|p| writable(p));
+    let on_v2 = match (bound_v2, v2) {
+        (Some(root), _) => Some(
+            crate::sys::devprog::attach(root, &rules)
+                .map(|()| None)
+                .map_err(|source| devcgroup::Error::Program {
+                    path: root.to_path_buf(),
+                    source,
+                }),
+        ),
+        (None, Some(parent)) => Some(Devices::create_v2(&parent, token, &rules).map(Some)),
+        (None, None) => None,
+    };
+    if let Some(Ok(devices)) = on_v2 {
+        return Ok(devices);
     }
-    if let Some(root) = bound_v2 {
-        crate::sys::devprog::attach(root, &rules).map_err(|source| {
-            Error(devcgroup::Error::Program {
-                path: root.to_path_buf(),
-                source,
-            })
-        })?;
-        return Ok(None);
+    // No v2, or one that takes no device program (bpf(2) refused).
+    match (on_v2, devcgroup::parent().filter(|p| writable(p))) {
+        (_, Some(parent)) => Devices::create(&parent, token, &rules).map(Some).map_err(Error),
+        (Some(Err(e)), None) => Err(Error(e)),
+        (_, None) => {
+            tracing::warn!("--privileged: device access is not restricted (no writable devices cgroup, v1 or v2)");
+            Ok(None)
+        }
     }
-    if let Some(parent) = crate::sys::cgroup::find().v2.filter(|p| writable(p)) {
-        let devices = Devices::create_v2(&parent, token, &rules).map_err(Error)?;
-        devices.join(child).map_err(Error)?;
-        return Ok(Some(devices));
-    }
-    tracing::warn!("--privileged: device access is not restricted (no writable devices cgroup, v1 or v2)");
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
+use super::cgroups::MachineCgroups;
 use super::options::{BootOptions, Net, Notify, NOTIFY_INSIDE, UNITS_INSIDE};
 use super::watch::Watch;
 use super::{apply, confine, namespaces, net, plan, userns};
@@ -25,7 +26,7 @@ use crate::runtime::own_log::LogFile;
 use crate::runtime::{self, Reactor};
 use crate::sys::fault::{Fault, Faulty};
 use crate::sys::mount::Real;
-use crate::sys::ns::{clone_into, loopback_up, Forked};
+use crate::sys::ns::{clone_into, clone_into_cgroup, loopback_up, Forked};
 use crate::sys::process;
 use crate::unit::{self, CheckEnv};
 
@@ -59,9 +60,7 @@ pub enum Error {
     #[error("cannot watch the machine")]
     Watch(#[source] std::io::Error),
     #[error(transparent)]
-    Bound(#[from] super::bound::Error),
-    #[error(transparent)]
-    Devices(#[from] super::devices::Error),
+    Cgroups(#[from] super::cgroups::Error),
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -244,23 +243,45 @@ fn run_container(
         go_r,
         go_w,
     } = pipes;
-    let child = match clone_into(namespaces::clone_flags(o)).map_err(namespaces::Error::Clone)? {
-        Forked::Child => {
-            // The launcher's pipes are not ours to keep.
+    // `--memory`, `--cpus`, `--pids` bound the machine and all it starts;
+    // under --privileged, only the nodes of its /dev. Made first, so that
+    // PID 1 starts in its v2 cgroup: moving it later would wait for an RCU
+    // grace period (about 10 ms here).
+    let token = format!("boot-{}-{}", o.name, std::process::id());
+    let cgroups = MachineCgroups::make(o, &token)?;
+    let flags = namespaces::clone_flags(o);
+    let cloned = match cgroups.v2_dir() {
+        Some(dir) => clone_into_cgroup(flags, dir),
+        None => clone_into(flags).map(|forked| (forked, false)),
+    };
+    let (child, in_v2) = match cloned.map_err(namespaces::Error::Clone)? {
+        (Forked::Child, _) => {
+            // The launcher's pipes and cgroups are not ours to keep.
             drop((report_r, go_w, up.take()));
+            cgroups.close_in_child();
             let own_log = detached.map(Detached::into_child);
             return Ok(child_main(o, go_r, report_w, machine, own_log));
         }
-        Forked::Parent { child } => child,
+        (Forked::Parent { child }, in_v2) => (child, in_v2),
     };
     drop((go_r, report_w, machine));
-    let started = start(o, child, go_w, report_r, network);
-    let started = started.and_then(|(reactor, reservation, bound)| {
+    let started = start(
+        o,
+        Child {
+            pid: child,
+            cgroups,
+            in_v2,
+        },
+        go_w,
+        report_r,
+        network,
+    );
+    let started = started.and_then(|(reactor, reservation, cgroups)| {
         let watch = detached.map(|d| Watch::new(d, o, &reactor)).transpose()?;
-        Ok((reactor, (reservation, bound), watch))
+        Ok((reactor, (reservation, cgroups), watch))
     });
     match started {
-        Ok((reactor, _reservation_and_bound, mut watch)) => {
+        Ok((reactor, _reservation_and_cgroups, mut watch)) => {
             match &mut watch {
                 Some(watch) => watch.up = up.take(),
                 None => {
@@ -269,8 +290,8 @@ fn run_container(
                     }
                 }
             }
-            // The entry and the socket go when `_reservation_and_bound`
-            // drops, after; the machine's cgroup too.
+            // The entry and the socket go when `_reservation_and_cgroups`
+            // drops, after; the machine's cgroups too.
             wait(child, reactor, watch)
         }
         Err(e) => {
@@ -281,20 +302,29 @@ fn run_container(
     }
 }
 
-/// The machine's cgroups: its bounds, and its devices cgroup; removed when
-/// dropped, at the end.
-type Bound = (super::bound::Bound, Option<crate::sys::devcgroup::Devices>);
+/// PID 1 as the launcher knows it: its host pid and its cgroups (it is in
+/// their v2 one when `in_v2`).
+struct Child {
+    pid: i32,
+    cgroups: MachineCgroups,
+    in_v2: bool,
+}
 
 /// The launcher's half of the start: id maps, cgroups, the network,
 /// signals, the registry entry (once, with PID 1's pid), then the child's
 /// report.
 fn start(
     o: &BootOptions,
-    child: i32,
+    child: Child,
     go: OwnedFd,
     report: OwnedFd,
     network: &mut net::Network,
-) -> Result<(Reactor, registry::Reservation, Bound), Error> {
+) -> Result<(Reactor, registry::Reservation, MachineCgroups), Error> {
+    let Child {
+        pid: child,
+        cgroups,
+        in_v2,
+    } = child;
     // Let the child go first: the rest runs while it sets up (two CPUs).
     if o.userns && o.id_range.is_none() {
         namespaces::write_maps(child)?;
@@ -303,29 +333,18 @@ fn start(
     // waits for the second "go" before its first service starts, and runs
     // only tend's own setup until then.
     userns::let_go(o, &go)?;
-    // `--memory`, `--cpus`, `--pids` bound it and all it starts; under
-    // --privileged, only the nodes of its /dev. Joining a cgroup waits for
-    // an RCU grace period (about 10 ms here): meanwhile the child mounts.
-    let token = format!("boot-{}-{child}", o.name);
-    let prepared = super::bound::bound(&o.resources, &token, child)
+    let prepared = cgroups
+        .join(child, in_v2)
         .map_err(Error::from)
-        .and_then(|bound| {
-            let devices = super::devices::restrict(o, &token, child, bound.v2_root())?;
-            network.attach(&net_target(o, child))?;
-            Ok((bound, devices))
-        });
-    let (bound, devices) = match prepared {
-        Ok(prepared) => prepared,
+        .and_then(|()| Ok(network.attach(&net_target(o, child))?));
+    if let Err(e) = prepared {
         // A child whose setup failed meanwhile is gone (and cannot join a
-        // cgroup): its report says why.
-        Err(e) => {
-            // Killed, not reaped (the caller reaps it): its end of the
-            // report closes with it.
-            let _ = process::kill(child, libc::SIGKILL);
-            let message = read_all(report);
-            return Err(if message.is_empty() { e } else { Error::Setup(message) });
-        }
-    };
+        // cgroup): its report says why. Killed, not reaped (the caller
+        // reaps it): its end of the report closes with it.
+        let _ = process::kill(child, libc::SIGKILL);
+        let message = read_all(report);
+        return Err(if message.is_empty() { e } else { Error::Setup(message) });
+    }
     // A child whose setup failed is gone: its report says why.
     let _ = userns::go_on(&go);
     drop(go);
@@ -335,7 +354,7 @@ fn start(
     let message = read_all(report);
     let reservation = reservation?;
     if message.is_empty() {
-        Ok((reactor, reservation, (bound, devices)))
+        Ok((reactor, reservation, cgroups))
     } else {
         Err(Error::Setup(message))
     }
@@ -443,9 +462,10 @@ fn child_main(
         return 1;
     }
     if o.privileged {
-        // The launcher moved it into its devices cgroup during the setup,
-        // after the clone made its cgroup namespace: a new one, rooted there, keeps the
-        // host's cgroups (and the parent holding the rules) out of sight.
+        // In its devices cgroup since the clone (or moved there during the
+        // setup), but its cgroup namespace was made from the launcher's: a
+        // new one, rooted there, keeps the host's cgroups (and the parent
+        // holding the rules) out of sight.
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
             tracing::warn!(
                 "cannot root the cgroup namespace at the machine's cgroups: {}",

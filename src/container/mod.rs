@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod bound;
 pub mod caps;
+pub mod cgroups;
 pub mod confine;
 pub mod devices;
 pub mod launch;

@@ -125,6 +125,28 @@ pub struct Usage {
     pub tasks: Option<u64>,
 }
 
+/// In a process forked (not exec'd) from one that holds `value` (cgroups
+/// it made): closes `fds` (its copies of their descriptors) and forgets
+/// `value`, which is the holder's to remove. A machine's PID 1 must not
+/// keep a descriptor of a host cgroup directory: from it, `openat(fd,
+/// "..")` reaches the cgroups above its own.
+pub fn close_inherited<T>(value: T, fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: `fd` is one of `value`'s descriptors, which is forgotten
+        // below: nothing uses or closes it again.
+        unsafe { libc::close(fd) };
+    }
+    std::mem::forget(value);
+}
+
+/// A cgroup's directory, open for `clone3`'s `CLONE_INTO_CGROUP` (which
+/// takes no `O_PATH` descriptor).
+pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let flags = libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let open = fs::OpenOptions::new().read(true).custom_flags(flags).open(dir)?;
+    Ok(open.into())
+}
+
 /// Where tend's cgroups would go on this host, read now.
 pub fn find() -> Found {
     let usual = [
@@ -267,6 +289,17 @@ impl Cgroups {
         })
     }
 
+    /// The descriptors these hold (their locks): what a process forked
+    /// from the holder closes, as it must not keep them (see
+    /// [`close_inherited`]).
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        self.roots
+            .iter()
+            .filter_map(|r| r._lock.as_ref())
+            .map(|l| l.as_raw_fd())
+            .collect()
+    }
+
     /// tend's directory in the v2 hierarchy, when it has one.
     pub fn v2_dir(&self) -> Option<&Path> {
         self.roots.iter().find(|r| r.kind == Kind::V2).map(|r| r.dir.as_path())
@@ -304,9 +337,7 @@ impl Cgroups {
                 _ => {}
             }
             if root.kind == Kind::V2 {
-                let flags = libc::O_DIRECTORY | libc::O_CLOEXEC;
-                let open = fs::OpenOptions::new().read(true).custom_flags(flags).open(&dir)?;
-                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open.into());
+                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open_dir(&dir)?);
             } else {
                 let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
                 cgroup.joining.get_or_insert_with(Box::default).procs.push(procs.into());
@@ -521,9 +552,23 @@ impl Cgroup {
         self.killed.load(Ordering::Relaxed)
     }
 
+    /// The descriptors it holds until its process is in.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        let joining = self.joining.iter();
+        let v2 = joining.clone().filter_map(|j| j.v2_dir.as_ref());
+        v2.chain(joining.flat_map(|j| &j.procs))
+            .map(AsRawFd::as_raw_fd)
+            .collect()
+    }
+
     /// Its v2 directory, open until the process is in.
     pub fn v2_dir_fd(&self) -> Option<RawFd> {
-        self.joining.as_ref()?.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
+        self.v2_dir().map(|fd| fd.as_raw_fd())
+    }
+
+    /// The same, borrowed.
+    pub fn v2_dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.joining.as_ref()?.v2_dir.as_ref().map(AsFd::as_fd)
     }
 
     /// Joins the v1 hierarchies of `needs` it is not in yet (limits a
@@ -597,6 +642,20 @@ impl Cgroup {
             return self.dir(&Kind::V2);
         }
         self.dir(&Kind::V1(controller.v1_name()))
+    }
+
+    /// Moves `pid` into the cgroups it is not in yet: every one, or, when
+    /// it was cloned into the v2 one ([`Cgroup::v2_dir_fd`]), the v1 ones
+    /// (through the `cgroup.procs` files [`Cgroups::create`] opened).
+    pub fn join_after_clone(&self, pid: i32, in_v2: bool) -> io::Result<()> {
+        if !in_v2 {
+            return self.join(pid);
+        }
+        let text = pid.to_string();
+        for procs in self.joining.iter().flat_map(|j| &j.procs) {
+            nix::unistd::write(procs, text.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Moves the process `pid` (and, later, all it starts) into the cgroup.

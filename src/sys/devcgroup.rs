@@ -68,6 +68,8 @@ impl std::fmt::Display for Rule {
 pub struct Devices {
     dir: PathBuf,
     machine: PathBuf,
+    /// In the v2 hierarchy (a device program), not v1's `devices`.
+    v2: bool,
     _lock: Flock<File>,
 }
 
@@ -106,7 +108,8 @@ impl Devices {
     /// The same in the v2 hierarchy at `parent`: `rules` as a device
     /// program ([`super::devprog`]) attached to `tend-TOKEN`.
     pub fn create_v2(parent: &Path, token: &str, rules: &[Rule]) -> Result<Devices, Error> {
-        let devices = Devices::claim(parent, token)?;
+        let mut devices = Devices::claim(parent, token)?;
+        devices.v2 = true;
         super::devprog::attach(&devices.dir, rules).map_err(|source| Error::Program {
             path: devices.dir.clone(),
             source,
@@ -123,6 +126,7 @@ impl Devices {
         Ok(Devices {
             machine: dir.join("machine"),
             dir,
+            v2: false,
             _lock: lock,
         })
     }
@@ -145,6 +149,17 @@ impl Devices {
             rule: rule.into(),
             source,
         })
+    }
+
+    /// The descriptor it holds (its lock).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&*self._lock)
+    }
+
+    /// The machine's cgroup, open, for its PID 1 to be cloned into: only
+    /// in the v2 hierarchy (v1's is joined by [`Devices::join`]).
+    pub fn open_v2_machine(&self) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        self.v2.then(|| super::cgroup::open_dir(&self.machine))
     }
 
     /// Moves the process `pid` (and all it starts) into the machine's cgroup.

@@ -1,0 +1,79 @@
+//! The machine's cgroups, made before its PID 1 is cloned: its bounds
+//! ([`super::bound`]) and, under `--privileged`, its devices
+//! ([`super::devices`]). PID 1 is cloned straight into their v2 cgroup (a
+//! move after the clone waits for an RCU grace period, milliseconds); the
+//! launcher joins it to the v1 ones, if any, before letting it go on. All
+//! removed when dropped, once the machine has ended.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use super::bound::{self, Bound};
+use super::devices;
+use super::options::BootOptions;
+use crate::sys::devcgroup::Devices;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Bound(#[from] bound::Error),
+    #[error(transparent)]
+    Devices(#[from] devices::Error),
+    #[error("cannot open the machine's cgroup")]
+    Open(#[source] std::io::Error),
+}
+
+pub struct MachineCgroups {
+    // Declared first: dropped (removed) before the bounds.
+    devices: Option<Devices>,
+    /// The devices' v2 cgroup, open for the clone.
+    devices_v2: Option<OwnedFd>,
+    bound: Bound,
+}
+
+impl MachineCgroups {
+    /// The cgroups `o` asks for, named `tend-TOKEN` in each hierarchy.
+    pub fn make(o: &BootOptions, token: &str) -> Result<MachineCgroups, Error> {
+        let bound = bound::bound(&o.resources, token)?;
+        let devices = devices::restrict(o, token, bound.v2_root())?;
+        let devices_v2 = match devices.as_ref().and_then(Devices::open_v2_machine) {
+            Some(open) => Some(open.map_err(Error::Open)?),
+            None => None,
+        };
+        Ok(MachineCgroups {
+            devices,
+            devices_v2,
+            bound,
+        })
+    }
+
+    /// The v2 cgroup PID 1 starts in: the bounds' (a device program is on
+    /// their root), else the devices' own; `None`: it stays in the
+    /// launcher's.
+    pub fn v2_dir(&self) -> Option<BorrowedFd<'_>> {
+        self.bound
+            .v2_machine()
+            .or_else(|| self.devices_v2.as_ref().map(AsFd::as_fd))
+    }
+
+    /// Moves PID 1 (host pid `child`) into the cgroups it is not in yet:
+    /// the v1 ones, and the v2 one unless the clone put it there.
+    pub fn join(&self, child: i32, in_v2: bool) -> Result<(), Error> {
+        self.bound.join(child, in_v2)?;
+        if let Some(devices) = &self.devices {
+            if !(in_v2 && self.devices_v2.is_some()) {
+                devices.join(child).map_err(devices::Error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// In PID 1: its copies of the launcher's descriptors closed, the
+    /// cgroups left to the launcher (see
+    /// [`crate::sys::cgroup::close_inherited`]).
+    pub fn close_in_child(self) {
+        let mut fds: Vec<RawFd> = self.bound.raw_fds();
+        fds.extend(self.devices.iter().map(Devices::raw_fd));
+        fds.extend(self.devices_v2.iter().map(AsRawFd::as_raw_fd));
+        crate::sys::cgroup::close_inherited(self, &fds);
+    }
+}

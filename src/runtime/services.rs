@@ -278,7 +278,11 @@ impl Services {
 
     /// What a running service uses, read from its cgroup now.
     pub fn usage(&self, name: &str) -> Option<Usage> {
-        Some(self.procs.get(name)?.cgroup.as_ref()?.usage())
+        let cgroup = self.procs.get(name)?.cgroup.as_ref()?;
+        Some(match &self.cgroups {
+            Some(cgroups) => cgroups.usage_of(cgroup),
+            None => cgroup.usage(),
+        })
     }
 
     /// The names of the services running now.

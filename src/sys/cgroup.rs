@@ -139,6 +139,27 @@ pub fn close_inherited<T>(value: T, fds: &[RawFd]) {
     std::mem::forget(value);
 }
 
+/// A cgroup file's text, in as few calls as the kernel allows: `status`
+/// reads two for each of thousands of services. No `statx` for a size
+/// hint (cgroup files say 0), and a short read is the end: a kernfs file
+/// fills the buffer while it has more to give.
+fn read_small(path: &Path) -> Option<String> {
+    read_all_small(File::open(path).ok()?)
+}
+
+/// [`read_small`] of an open file.
+fn read_all_small(mut file: File) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    let mut text = Vec::new();
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        text.extend_from_slice(buf.get(..n)?);
+        if n < buf.len() {
+            return String::from_utf8(text).ok();
+        }
+    }
+}
+
 /// A cgroup's directory, open for `clone3`'s `CLONE_INTO_CGROUP` (which
 /// takes no `O_PATH` descriptor).
 pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
@@ -298,6 +319,23 @@ impl Cgroups {
             .filter_map(|r| r._lock.as_ref())
             .map(|l| l.as_raw_fd())
             .collect()
+    }
+
+    /// What `cgroup` (one of these) uses, read through the roots' open
+    /// directories: `status` reads two files for each of thousands of
+    /// services, and a walk of the whole path is most of each read.
+    pub fn usage_of(&self, cgroup: &Cgroup) -> Usage {
+        cgroup.usage_with(|kind, file| {
+            // Only the hierarchies the service joined.
+            cgroup.dir(kind)?;
+            let root = self.roots.iter().find(|r| r.kind == *kind)?;
+            // The lock is the directory, open (the first root of a mount).
+            let lock = self.roots.iter().find(|r| r.dir == root.dir)?._lock.as_ref()?;
+            let path = Path::new(&*cgroup.name).join(file);
+            let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::openat(lock.as_fd(), &path, flags, nix::sys::stat::Mode::empty()).ok()?;
+            read_all_small(File::from(fd))
+        })
     }
 
     /// tend's directory in the v2 hierarchy, when it has one.
@@ -757,28 +795,33 @@ impl Cgroup {
         field(&text, "oom_kill").unwrap_or(0)
     }
 
-    /// Memory in use, CPU time and tasks, read now.
+    /// What the cgroup says it uses, read now by path.
     pub fn usage(&self) -> Usage {
-        let read = |controller: Option<PathBuf>, file: &str| {
-            let text = fs::read_to_string(controller?.join(file)).ok()?;
-            Some(text)
-        };
+        self.usage_with(|kind, file| read_small(&self.dir(kind)?.join(file)))
+    }
+
+    /// What the cgroup says it uses, `read(hierarchy, file)` giving each
+    /// file's text.
+    fn usage_with(&self, read: impl Fn(&Kind, &str) -> Option<String>) -> Usage {
         let number = |text: Option<String>| text?.trim().parse::<u64>().ok();
         let on_v2 = |c| self.v2_controllers.contains(&c);
+        let holder = |c: Controller| if on_v2(c) { Kind::V2 } else { Kind::V1(c.v1_name()) };
         let memory_file = if on_v2(Controller::Memory) {
             "memory.current"
         } else {
             "memory.usage_in_bytes"
         };
-        let memory = number(read(self.controller_dir(Controller::Memory), memory_file));
-        let cpu_usec = match self.dir(&Kind::V1("cpuacct")) {
-            Some(dir) => number(read(Some(dir), "cpuacct.usage")).map(|ns| ns / 1000),
+        let joined = |kind: &Kind| self.dirs().any(|(k, _)| k == kind);
+        let memory = number(read(&holder(Controller::Memory), memory_file));
+        let cpu_usec = if joined(&Kind::V1("cpuacct")) {
+            number(read(&Kind::V1("cpuacct"), "cpuacct.usage")).map(|ns| ns / 1000)
+        } else {
             // v2 keeps `cpu.stat` even without the cpu controller.
-            None => read(self.dir(&Kind::V2), "cpu.stat").and_then(|t| field(&t, "usage_usec")),
+            read(&Kind::V2, "cpu.stat").and_then(|t| field(&t, "usage_usec"))
         };
-        let tasks = number(read(self.controller_dir(Controller::Pids), "pids.current")).or_else(|| {
+        let tasks = number(read(&holder(Controller::Pids), "pids.current")).or_else(|| {
             // No pids controller: count the threads v2 lists.
-            let threads = read(self.dir(&Kind::V2), "cgroup.threads")?;
+            let threads = read(&Kind::V2, "cgroup.threads")?;
             Some(threads.lines().count() as u64)
         });
         Usage {

@@ -54,6 +54,8 @@ fn run() -> i32 {
             check(dir)
         }
         Some(Sub::Boot(args)) => {
+            // Nothing the caller left open reaches the container.
+            sys::process::close_inherited();
             // A detached machine's log is a file of its own: worth its lines.
             let level = if args.detach {
                 LevelFilter::INFO

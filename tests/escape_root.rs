@@ -265,3 +265,40 @@ fn privileged_without_a_writable_devices_cgroup_says_so_root() {
         .collect();
     assert_eq!(warnings.len(), 1, "{err}");
 }
+
+#[test]
+fn pid1_keeps_nothing_its_caller_left_open_root() {
+    // A descriptor the caller of `tend boot` left open (here a host file at
+    // fd 7) would be PID 1's too: it is a clone of the launcher.
+    use std::os::unix::process::CommandExt;
+    let demo = Demo::new("escape-fds");
+    let host = std::fs::File::open("/etc/hostname").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&host);
+    let mut cmd = demo.boot("escfds", &["--", "/bin/sleep", "600"]);
+    // SAFETY: dup2 is async-signal-safe; `raw` stays open until the spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = Machine {
+        name: "escfds".into(),
+        child,
+    };
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", m.pid1()))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    assert!(!links.iter().any(|l| l == "/etc/hostname"), "{links:?}");
+}

@@ -71,6 +71,17 @@ pub fn startup() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// Closes every descriptor above stderr that this process was started
+/// with: `tend boot`'s PID 1 is a clone of the launcher, and whatever the
+/// caller left open (a pipe, a socket, a directory of the host) would be
+/// open in the container, as systemd-nspawn also refuses. Call it first,
+/// before tend opens anything of its own.
+pub fn close_inherited() {
+    // SAFETY: close_range takes integers and only closes descriptors;
+    // nothing of ours is open yet above stderr.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
 /// What one drain of `waitpid` found.
 #[derive(Debug, Default)]
 pub struct Reaped {

@@ -69,6 +69,14 @@ fn every_probe_is_refused_by_default_root() {
         }
     }
 
+    // PID 1 runs the host's binary: root inside can neither read its path
+    // nor open it, nor read PID 1's environment or descriptors.
+    let (_, out, _) = m.sh(
+        "readlink /proc/1/exe || echo no-exe; head -c 1 /proc/1/exe >/dev/null 2>&1 || echo no-open; \
+         cat /proc/1/environ >/dev/null 2>&1 || echo no-environ; ls /proc/1/fd >/dev/null 2>&1 || echo no-fds",
+    );
+    assert_eq!(out, "no-exe\nno-open\nno-environ\nno-fds\n");
+
     // Made by root inside: the tree's owner's, the bind's owner's on the host.
     let (code, _, err) = m.sh("touch /escape-made /shared/escape-made");
     assert_eq!(code, 0, "{err}");

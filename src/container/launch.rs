@@ -475,6 +475,13 @@ fn child_main(
     }
     drop((go, report));
     hide_host_paths(o);
+    // PID 1 runs the host's tend binary: from inside, /proc/1/exe would
+    // name it and open it (as runc's /proc/self/exe could be, CVE-2019-5736).
+    // Entering the user namespace already cleared the flag (its credentials
+    // changed); this keeps it so whatever the credentials do.
+    if let Err(e) = process::set_not_dumpable() {
+        tracing::warn!("cannot hide PID 1's /proc entries: {}", crate::sys::describe(&e));
+    }
     let options = runtime::init::Options {
         // With `-- CMD` and no `--units`, UNITS_INSIDE does not exist: no units.
         units: o.units_inside().unwrap_or_else(|| UNITS_INSIDE.into()),

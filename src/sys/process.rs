@@ -188,6 +188,20 @@ pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
     }
 }
 
+/// Makes this process not dumpable: no core file, and only a holder of
+/// CAP_SYS_PTRACE where it was made (the host, for a machine's PID 1) may
+/// ptrace it or open its `/proc/PID/exe`, `environ`, `mem` and fds. A
+/// process it execs is dumpable again (execve resets it).
+pub fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes an integer, no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The pids of every descendant of `root` (not `root` itself), read from
 /// `/proc`. Fails when `/proc` is not the procfs of our own PID namespace,
 /// since its pids would then name other processes.

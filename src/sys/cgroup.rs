@@ -721,7 +721,7 @@ impl Cgroup {
         let Some(dir) = self.main_dir() else {
             return Vec::new();
         };
-        let text = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        let text = read_small(&dir.join("cgroup.procs")).unwrap_or_default();
         text.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
@@ -730,7 +730,7 @@ impl Cgroup {
     /// An empty v2 cgroup is left alone (see [`Cgroup::was_killed`]).
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         if let (libc::SIGKILL, Some(dir)) = (signal, self.dir(&Kind::V2)) {
-            let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            let events = read_small(&dir.join("cgroup.events")).unwrap_or_default();
             if events.lines().any(|l| l == "populated 0") {
                 return Ok(());
             }

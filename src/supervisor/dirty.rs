@@ -113,6 +113,7 @@ impl Dirty {
 impl<U: Definition> Supervisor<U> {
     /// `name`'s state may have changed.
     pub(super) fn touch(&mut self, name: &str) {
+        self.retime(name);
         if !self.dirty.all && !self.dirty.touched.contains(name) {
             self.dirty.touched.insert(name.to_string());
         }
@@ -123,6 +124,7 @@ impl<U: Definition> Supervisor<U> {
 
     /// The set of services or a unit changed: look at everything again.
     pub(super) fn touch_all(&mut self) {
+        self.retime_all();
         let dirty = &mut self.dirty;
         dirty.all = true;
         dirty.recount_all = true;

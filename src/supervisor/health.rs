@@ -81,7 +81,7 @@ impl Tracker {
         }
     }
 
-    fn deadline(&self) -> Instant {
+    pub(super) fn deadline(&self) -> Instant {
         match self.next {
             Next::Probe(at) | Next::Answer(at) => at,
         }
@@ -173,15 +173,6 @@ impl<U: Definition> Supervisor<U> {
         }
     }
 
-    /// The next probe or probe timeout due, while running.
-    pub(super) fn health_deadline(&self) -> Option<Instant> {
-        if self.mode != Mode::Running {
-            return None;
-        }
-        let trackers = self.services.values().filter_map(|s| s.health.tracker.as_ref());
-        trackers.map(Tracker::deadline).min()
-    }
-
     /// Sends the probes that are due; fails the ones unanswered in time.
     pub(super) fn health_timer(&mut self, now: Instant) {
         if self.mode != Mode::Running {
@@ -254,6 +245,8 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn tracker(&mut self, name: &str) -> Option<&mut Tracker> {
+        // Its deadline may move.
+        self.retime(name);
         self.services.get_mut(name)?.health.tracker.as_mut()
     }
 }

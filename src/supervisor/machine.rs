@@ -44,6 +44,8 @@ pub struct Supervisor<U = ServiceConfig> {
     pub(super) told_status: String,
     /// What to look at again after an event (see `dirty.rs`).
     pub(super) dirty: Dirty,
+    /// Pids and deadlines by service (see `timers.rs`).
+    pub(super) timers: super::timers::Timers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,7 @@ impl<U: Definition> Supervisor<U> {
             told_ready: false,
             told_status: String::new(),
             dirty: Dirty::new(),
+            timers: super::timers::Timers::new(),
         }
     }
 
@@ -161,15 +164,7 @@ impl<U: Definition> Supervisor<U> {
             Mode::Done => return None,
             Mode::Created | Mode::Running => None,
         };
-        let runs = self.services.values().filter_map(|s| s.next_run.map(|run| run.at));
-        let runs = runs.filter(|_| self.mode == Mode::Running);
-        self.services
-            .values()
-            .filter_map(|s| s.phase.deadline())
-            .chain(global)
-            .chain(runs)
-            .chain(self.health_deadline())
-            .min()
+        self.earliest_timer().into_iter().chain(global).min()
     }
 
     /// The definition a service runs with now (for an `Action::Spawn` or
@@ -333,8 +328,7 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn reaped(&mut self, pid: i32, status: ExitStatus, now: Instant) {
-        let owner = self.services.values().find(|s| s.phase.pid() == Some(pid));
-        match owner.map(|s| s.name.clone()) {
+        match self.owner_of(pid) {
             Some(name) => self.route(&name, Input::Exited(status), now),
             None => tracing::debug!(pid, %status, "reaped a process no service owns"),
         }
@@ -347,13 +341,7 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn timer(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .services
-            .values()
-            .filter(|s| s.phase.deadline().is_some_and(|at| at <= now))
-            .map(|s| s.name.clone())
-            .collect();
-        for name in due {
+        for name in self.phase_due(now) {
             self.route(&name, Input::Timer, now);
         }
         self.run_schedules(now);
@@ -430,5 +418,6 @@ impl<U: Definition> Supervisor<U> {
                 }
             }
         }
+        self.refresh_timers();
     }
 }

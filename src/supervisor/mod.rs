@@ -124,6 +124,7 @@ mod runs;
 pub mod schedule;
 mod service;
 mod shutdown;
+mod timers;
 mod types;
 pub mod zone;
 

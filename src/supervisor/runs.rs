@@ -51,7 +51,9 @@ impl<U: Definition> Supervisor<U> {
             };
             let unit = service.unit.clone().filter(|_| service.schedule_on);
             let Some(schedule) = unit.as_ref().and_then(|u| u.config().schedule.as_ref()) else {
-                service.next_run = None;
+                if service.next_run.take().is_some() {
+                    self.retime(&name);
+                }
                 continue;
             };
             if service.next_run.is_some() {
@@ -63,6 +65,7 @@ impl<U: Definition> Supervisor<U> {
                 let at = now.checked_add(Duration::from_millis(u64::try_from(wait).ok()?))?;
                 Some(NextRun { at, wall })
             });
+            self.retime(&name);
         }
     }
 
@@ -84,12 +87,14 @@ impl<U: Definition> Supervisor<U> {
             };
             let Some(run) = service.next_run.take() else { continue };
             service.last_due = Some(run.wall);
-            match service.phase {
-                Phase::Exited | Phase::Failed(_) => {
+            let down = matches!(service.phase, Phase::Exited | Phase::Failed(_));
+            self.retime(&name);
+            match down {
+                true => {
                     tracing::info!("{name}: run due at {}", Utc(run.wall));
                     self.route(&name, Input::Start, now);
                 }
-                _ => tracing::info!(
+                false => tracing::info!(
                     "{name}: run due at {} skipped: the previous run is still going",
                     Utc(run.wall)
                 ),

@@ -169,6 +169,7 @@ impl Harness {
                 out.push(action);
             }
             self.sup.check_bookkeeping();
+            self.sup.check_timers();
             if spawns.is_empty() {
                 return out;
             }

@@ -123,11 +123,11 @@ impl Tracker {
 
 /// How early a probe may go out: 1/64 of its interval, at most 250ms.
 fn slack(interval: Duration) -> Duration {
-    interval
-        .checked_div(64)
-        .unwrap_or_default()
-        .min(Duration::from_millis(250))
+    interval.checked_div(64).unwrap_or_default().min(MAX_SLACK)
 }
+
+/// The most a probe is sent early, to share a wake-up.
+const MAX_SLACK: Duration = Duration::from_millis(250);
 
 /// `now + by`, or `now` should the clock overflow (an absurd interval).
 fn after(now: Instant, by: Duration) -> Instant {
@@ -178,12 +178,15 @@ impl<U: Definition> Supervisor<U> {
         if self.mode != Mode::Running {
             return;
         }
-        let due: Vec<(String, Next, Duration)> = self
-            .services
-            .values()
-            .filter_map(|s| Some((s.name.clone(), s.health.tracker.as_ref()?)))
-            .filter(|(_, t)| t.due(now))
-            .map(|(name, t)| (name, t.next, t.policy.timeout))
+        // Those due within the slack too: `Tracker::due` decides.
+        let candidates = self.due(super::timers::Kind::Health, after(now, MAX_SLACK));
+        let due: Vec<(String, Next, Duration)> = candidates
+            .into_iter()
+            .filter_map(|name| {
+                let tracker = self.services.get(&name)?.health.tracker.as_ref()?;
+                let (next, timeout) = (tracker.next, tracker.policy.timeout);
+                tracker.due(now).then_some((name, next, timeout))
+            })
             .collect();
         for (name, next, timeout) in due {
             match next {

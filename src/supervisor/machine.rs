@@ -341,7 +341,7 @@ impl<U: Definition> Supervisor<U> {
     }
 
     fn timer(&mut self, now: Instant) {
-        for name in self.phase_due(now) {
+        for name in self.due(super::timers::Kind::Phase, now) {
             self.route(&name, Input::Timer, now);
         }
         self.run_schedules(now);

@@ -75,12 +75,7 @@ impl<U: Definition> Supervisor<U> {
         if self.mode != Mode::Running {
             return;
         }
-        let due: Vec<String> = self
-            .services
-            .values()
-            .filter(|s| s.next_run.is_some_and(|run| run.at <= now))
-            .map(|s| s.name.clone())
-            .collect();
+        let due = self.due(super::timers::Kind::Run, now);
         for name in due {
             let Some(service) = self.services.get_mut(&name) else {
                 continue;

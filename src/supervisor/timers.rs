@@ -115,10 +115,11 @@ impl<U: Definition> Supervisor<U> {
             .map(|(at, _, _)| *at)
     }
 
-    /// The services whose phase deadline has come.
-    pub(super) fn phase_due(&self, now: Instant) -> Vec<String> {
-        let due = self.timers.due.iter().take_while(|(at, _, _)| *at <= now);
-        due.filter(|(_, kind, _)| *kind == Kind::Phase)
+    /// The services with a deadline of `kind` at or before `until`.
+    pub(super) fn due(&mut self, kind: Kind, until: Instant) -> Vec<String> {
+        self.refresh_timers();
+        let due = self.timers.due.iter().take_while(|(at, _, _)| *at <= until);
+        due.filter(|(_, k, _)| *k == kind)
             .map(|(_, _, name)| name.clone())
             .collect()
     }

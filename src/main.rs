@@ -27,6 +27,21 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     std::process::exit(run());
 }
 
+// glibc's `assert` (in its own start-up code, malloc, ...) calls this. The
+// static binary links tend's version instead of glibc's, which pulls in
+// wide-character printf and gettext; the line printed is the same.
+#[cfg(all(not(test), target_feature = "crt-static", target_env = "gnu"))]
+#[no_mangle]
+unsafe extern "C" fn __assert_fail(
+    assertion: *const libc::c_char,
+    file: *const libc::c_char,
+    line: libc::c_uint,
+    function: *const libc::c_char,
+) -> ! {
+    // SAFETY: glibc passes NUL-terminated strings (or a null function).
+    unsafe { sys::process::assertion_failed(assertion, file, line, function) }
+}
+
 fn run() -> i32 {
     // Installed as `tendctl`, tend is its control client.
     let argv0 = std::env::args_os().next().unwrap_or_default();

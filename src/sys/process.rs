@@ -71,6 +71,72 @@ pub fn startup() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// glibc's own `assert` failed (the static binary's `__assert_fail`, see
+/// main.rs): the line glibc prints, `PROG: FILE:LINE: FUNCTION: Assertion
+/// `EXPR' failed.`, written in one `write(2)` from the stack (the heap may
+/// be what failed), then abort as glibc does. glibc's own version formats
+/// through wide-character `printf` and gettext: 30 KiB of the static
+/// binary for a line tend, which never sets a locale, prints untranslated
+/// anyway.
+///
+/// # Safety
+/// Each pointer is null or a NUL-terminated string (glibc's `assert`
+/// passes string literals and `__func__`).
+pub unsafe fn assertion_failed(
+    assertion: *const libc::c_char,
+    file: *const libc::c_char,
+    line: libc::c_uint,
+    function: *const libc::c_char,
+) -> ! {
+    extern "C" {
+        static __progname: *const libc::c_char;
+    }
+    let text = |p: *const libc::c_char| -> &[u8] {
+        match p.is_null() {
+            true => b"",
+            // SAFETY: non-null and NUL-terminated, as the caller promises.
+            false => unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes(),
+        }
+    };
+    // SAFETY: glibc sets `__progname` before main and never frees it.
+    let program = text(unsafe { __progname });
+    let mut line_text = [0u8; 10];
+    let mut at = line_text.len();
+    let mut n = line;
+    loop {
+        at -= 1;
+        line_text[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let function = text(function);
+    let parts: [&[u8]; 11] = [
+        program,
+        if program.is_empty() { b"" } else { b": " },
+        text(file),
+        b":",
+        &line_text[at..],
+        b": ",
+        function,
+        if function.is_empty() { b"" } else { b": " },
+        b"Assertion `",
+        text(assertion),
+        b"' failed.\n",
+    ];
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    for part in parts {
+        let n = part.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&part[..n]);
+        len += n;
+    }
+    // SAFETY: writes `len` initialised bytes of a local buffer to fd 2.
+    unsafe { libc::write(2, buf.as_ptr().cast(), len) };
+    std::process::abort()
+}
+
 /// What one drain of `waitpid` found.
 #[derive(Debug, Default)]
 pub struct Reaped {

@@ -46,7 +46,8 @@ fn run() -> i32 {
     // Installed as `tendctl`, tend is its control client.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
-        return tend::ctl::command::run(&tend::ctl::args::TendCtl::parse().ctl);
+        let fast = tend::ctl::args::parse_status("tendctl", std::env::args_os().skip(1));
+        return tend::ctl::command::run(&fast.unwrap_or_else(|| tend::ctl::args::TendCtl::parse().ctl));
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = ctl_fast(&args) {
@@ -114,6 +115,9 @@ fn ctl_fast(args: &[std::ffi::OsString]) -> Option<i32> {
     use clap::FromArgMatches;
     if args.get(1).map_or(true, |arg| arg != "ctl") {
         return None;
+    }
+    if let Some(ctl) = tend::ctl::args::parse_status("tend ctl", args.iter().skip(2).cloned()) {
+        return Some(tend::ctl::command::run(&ctl));
     }
     let mut command = tend::ctl::args::TendCtl::command();
     let argv = std::iter::once("tend ctl".into()).chain(args.iter().skip(2).cloned());

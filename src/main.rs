@@ -10,7 +10,7 @@ use tend::cli::{Cli, InitArgs, Sub};
 use tend::entrypoint::Settings;
 use tend::{logging, runtime, sys};
 use tracing::info;
-use tracing_subscriber::filter::LevelFilter;
+use tracing::level_filters::LevelFilter;
 
 // tend's own C `main`, not Rust's runtime start-up: that start-up reads the
 // main thread's stack bounds with pthread_getattr_np, which links glibc's

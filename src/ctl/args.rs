@@ -56,8 +56,13 @@ pub struct StatusArgs {
 /// not take (other commands, help, version, every error): the caller then
 /// parses it with the whole tree, so what it prints stays the same.
 pub fn parse_status(bin: &'static str, args: impl Iterator<Item = OsString>) -> Option<CtlArgs> {
-    let mut command =
-        Target::augment_args(Command::new(bin)).subcommand(StatusArgs::augment_args(Command::new("status")));
+    // No help flags to build: `--help` is then an error here, and the
+    // whole tree prints the help.
+    let status = StatusArgs::augment_args(Command::new("status")).disable_help_flag(true);
+    let mut command = Target::augment_args(Command::new(bin))
+        .disable_help_flag(true)
+        .disable_help_subcommand(true)
+        .subcommand(status);
     let matches = command.try_get_matches_from_mut(std::iter::once(OsString::from(bin)).chain(args));
     // The client exits soon: freeing the command is wasted work.
     std::mem::forget(command);

@@ -56,6 +56,11 @@ pub struct StatusArgs {
 /// not take (other commands, help, version, every error): the caller then
 /// parses it with the whole tree, so what it prints stays the same.
 pub fn parse_status(bin: &'static str, args: impl Iterator<Item = OsString>) -> Option<CtlArgs> {
+    // Other commands are not worth a failed parse (clap builds its error).
+    let args: Vec<OsString> = args.collect();
+    if !args.iter().any(|a| a == "status") {
+        return None;
+    }
     // No help flags to build: `--help` is then an error here, and the
     // whole tree prints the help.
     let status = StatusArgs::augment_args(Command::new("status")).disable_help_flag(true);

@@ -298,6 +298,64 @@ pub fn descendants_in(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
 mod tests {
     use super::*;
 
+    /// What a child writes to stderr before it is killed by SIGABRT.
+    fn aborted_with(act: unsafe fn()) -> String {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child calls only async-signal-safe functions (dup2,
+        // write, abort) before it dies.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: fds of this process; `act` aborts.
+                unsafe {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&write), 2);
+                    act();
+                    libc::_exit(0)
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(write);
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut text).unwrap();
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert!(
+                    matches!(
+                        status,
+                        nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::SIGABRT, _)
+                    ),
+                    "{status:?}"
+                );
+                text
+            }
+        }
+    }
+
+    /// tend's `__assert_fail` (the static binary's) prints the line of
+    /// glibc's own (this test binary's), then aborts as it does.
+    #[test]
+    fn a_failed_glibc_assertion_prints_glibcs_line_and_aborts() {
+        extern "C" {
+            fn __assert_fail(
+                a: *const libc::c_char,
+                f: *const libc::c_char,
+                l: libc::c_uint,
+                func: *const libc::c_char,
+            ) -> !;
+        }
+        unsafe fn glibcs() {
+            // SAFETY: NUL-terminated literals.
+            unsafe { __assert_fail(c"x > 0".as_ptr(), c"a.c".as_ptr(), 42, c"main".as_ptr()) }
+        }
+        unsafe fn ours() {
+            // SAFETY: NUL-terminated literals.
+            unsafe { assertion_failed(c"x > 0".as_ptr(), c"a.c".as_ptr(), 42, c"main".as_ptr()) }
+        }
+        let program = std::env::current_exe().unwrap();
+        let program = program.file_name().unwrap().to_str().unwrap().to_string();
+        let expected = format!("{program}: a.c:42: main: Assertion `x > 0' failed.\n");
+        assert_eq!(aborted_with(glibcs), expected);
+        assert_eq!(aborted_with(ours), expected);
+    }
+
     #[test]
     fn stat_with_odd_command_names() {
         let stat = "42 (a b) c)) S 7 42 42 0 -1 4194560 0 0";

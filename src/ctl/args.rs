@@ -69,9 +69,10 @@ pub fn parse_status(bin: &'static str, args: impl Iterator<Item = OsString>) -> 
         .disable_help_subcommand(true)
         .subcommand(status);
     let matches = command.try_get_matches_from_mut(std::iter::once(OsString::from(bin)).chain(args));
-    // The client exits soon: freeing the command is wasted work.
+    // The client exits soon: freeing the command and the matches is
+    // wasted work.
     std::mem::forget(command);
-    let matches = matches.ok()?;
+    let matches = std::mem::ManuallyDrop::new(matches.ok()?);
     let (name, sub) = matches.subcommand()?;
     if name != "status" {
         return None;

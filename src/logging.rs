@@ -3,15 +3,13 @@
 //! journald gets native messages (priority, fields) through a socket of
 //! tend's own that never blocks (see `journal`).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 use std::os::fd::AsFd;
 
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::{span, Event, Level, Metadata, Subscriber};
 
 mod journal;
 
@@ -53,26 +51,50 @@ pub fn init(level: LevelFilter) {
 /// As [`init`]; in the journal, every line also carries
 /// `TEND_MACHINE=machine` (`journalctl TEND_MACHINE=NAME`).
 pub fn init_for(level: LevelFilter, machine: Option<&str>) {
-    let registry = tracing_subscriber::registry().with(level);
     let journal = stderr_is_journal()
         .then(|| journal::Journal::connect(machine).ok())
         .flatten();
-    let installed = match journal {
-        Some(journal) => tracing::subscriber::set_global_default(registry.with(journal)),
-        None => tracing::subscriber::set_global_default(registry.with(stderr_layer())),
-    };
     // Only fails if a logger is already installed; keep that one.
-    drop(installed);
+    drop(tracing::subscriber::set_global_default(Logger { level, journal }));
 }
 
-fn stderr_layer<S>() -> impl tracing_subscriber::Layer<S>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    tracing_subscriber::fmt::layer()
-        .event_format(Plain)
-        // Straight to stderr, or through the init loop's queue once it started.
-        .with_writer(|| crate::runtime::output::LogWriter)
+/// tend's subscriber: every event at or above the level is one line, to
+/// journald or to stderr. tend opens no spans, so none is kept (a span
+/// gets a placeholder id).
+struct Logger {
+    level: LevelFilter,
+    journal: Option<journal::Journal>,
+}
+
+impl Subscriber for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.level
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.level)
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        match &self.journal {
+            Some(journal) => journal.event(event),
+            // Straight to stderr, or through the init loop's queue once it
+            // started; one write per line.
+            None => drop(crate::runtime::output::LogWriter.write_all(plain(event).as_bytes())),
+        }
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
 }
 
 /// systemd sets `JOURNAL_STREAM=DEV:INODE` for the stream it connected to
@@ -88,31 +110,87 @@ fn stderr_is_journal() -> bool {
 }
 
 /// `tend: message`, `tend: warning: message`: the shape of a Unix tool's
-/// diagnostics, which also reads well between a service's lines.
-struct Plain;
+/// diagnostics, which also reads well between a service's lines. Other
+/// fields follow the message as ` name=value` (the value's `Debug`).
+fn plain(event: &Event<'_>) -> String {
+    let level = match *event.metadata().level() {
+        Level::ERROR => "error: ",
+        Level::WARN => "warning: ",
+        Level::DEBUG => "debug: ",
+        Level::TRACE => "trace: ",
+        Level::INFO => "",
+    };
+    let mut line = Line(format!("tend: {level}"), true);
+    event.record(&mut line);
+    line.0.push('\n');
+    line.0
+}
 
-impl<S, N> FormatEvent<S, N> for Plain
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let level = match *event.metadata().level() {
-            Level::ERROR => "error: ",
-            Level::WARN => "warning: ",
-            Level::DEBUG => "debug: ",
-            Level::TRACE => "trace: ",
-            Level::INFO => "",
+/// The line so far, and whether no field is in it yet.
+struct Line(String, bool);
+
+impl Visit for Line {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.record_debug(field, &format_args!("{value}")),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !std::mem::take(&mut self.1) {
+            self.0.push(' ');
+        }
+        let _ = match field.name() {
+            "message" => write!(self.0, "{value:?}"),
+            name => write!(self.0, "{}={value:?}", name.strip_prefix("r#").unwrap_or(name)),
         };
-        write!(writer, "tend: {level}")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_name_the_level_then_the_message_then_the_fields() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let logger = Catch(seen);
+        tracing::subscriber::with_default(logger, || {
+            let name = "web";
+            tracing::warn!(service = name, ok = true, "{name} is down");
+            tracing::info!(service = %name, "plain");
+            tracing::error!(input = ?Some(3), "x");
+        });
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "tend: warning: web is down service=\"web\" ok=true\n",
+                "tend: plain service=web\n",
+                "tend: error: x input=Some(3)\n",
+            ]
+        );
+    }
+
+    /// Lines as `Logger` writes them, kept.
+    struct Catch(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Subscriber for Catch {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            self.0.lock().unwrap().push(plain(event));
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
 
     #[test]
     fn levels_and_verbosity() {

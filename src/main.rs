@@ -10,7 +10,7 @@ use tend::cli::{Cli, InitArgs, Sub};
 use tend::entrypoint::Settings;
 use tend::{logging, runtime, sys};
 use tracing::info;
-use tracing_subscriber::filter::LevelFilter;
+use tracing::level_filters::LevelFilter;
 
 // tend's own C `main`, not Rust's runtime start-up: that start-up reads the
 // main thread's stack bounds with pthread_getattr_np, which links glibc's
@@ -27,11 +27,27 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     std::process::exit(run());
 }
 
+// glibc's `assert` (in its own start-up code, malloc, ...) calls this. The
+// static binary links tend's version instead of glibc's, which pulls in
+// wide-character printf and gettext; the line printed is the same.
+#[cfg(all(not(test), target_feature = "crt-static", target_env = "gnu"))]
+#[no_mangle]
+unsafe extern "C" fn __assert_fail(
+    assertion: *const libc::c_char,
+    file: *const libc::c_char,
+    line: libc::c_uint,
+    function: *const libc::c_char,
+) -> ! {
+    // SAFETY: glibc passes NUL-terminated strings (or a null function).
+    unsafe { sys::process::assertion_failed(assertion, file, line, function) }
+}
+
 fn run() -> i32 {
     // Installed as `tendctl`, tend is its control client.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
-        return tend::ctl::command::run(&tend::ctl::args::TendCtl::parse().ctl);
+        let fast = tend::ctl::args::parse_status("tendctl", std::env::args_os().skip(1));
+        return tend::ctl::command::run(&fast.unwrap_or_else(|| tend::ctl::args::TendCtl::parse().ctl));
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = ctl_fast(&args) {
@@ -101,6 +117,9 @@ fn ctl_fast(args: &[std::ffi::OsString]) -> Option<i32> {
     use clap::FromArgMatches;
     if args.get(1).map_or(true, |arg| arg != "ctl") {
         return None;
+    }
+    if let Some(ctl) = tend::ctl::args::parse_status("tend ctl", args.iter().skip(2).cloned()) {
+        return Some(tend::ctl::command::run(&ctl));
     }
     let mut command = tend::ctl::args::TendCtl::command();
     let argv = std::iter::once("tend ctl".into()).chain(args.iter().skip(2).cloned());

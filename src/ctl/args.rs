@@ -1,16 +1,28 @@
 //! `tend ctl` and `tendctl` on the command line: the clap types the client
 //! is driven by.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Command, FromArgMatches, Parser, Subcommand};
 
 use super::protocol::WaitFor;
 
 /// `tend ctl`: talk to a running `tend init` over its control socket.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
+    #[command(flatten)]
+    pub to: Target,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+// Which tend to talk to, and how to print: the options of every command.
+// (No doc comment: clap would take it as the about of `tend ctl`.)
+#[derive(Debug, Args)]
+pub struct Target {
     /// The control socket [default: as `tend init` chooses it: $TEND_SOCKET, else
     /// /run/tend/ctl.sock, else $XDG_RUNTIME_DIR/tend/ctl.sock or /tmp/tend-UID/ctl.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "pid", global = true)]
@@ -29,9 +41,46 @@ pub struct CtlArgs {
     /// Print the replies as JSON, one object per line.
     #[arg(long, global = true)]
     pub json: bool,
+}
 
-    #[command(subcommand)]
-    pub command: CtlCommand,
+// `tend ctl status [NAMES]...` (its about is the variant's doc comment).
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub names: Vec<String>,
+}
+
+/// `[OPTIONS] status [NAMES]...` parsed by a command that has the status
+/// command alone, built from the same definitions: building every ctl
+/// command (each with its copy of the global options) was most of a
+/// status client's start-up. `None` for any line that smaller command does
+/// not take (other commands, help, version, every error): the caller then
+/// parses it with the whole tree, so what it prints stays the same.
+pub fn parse_status(bin: &'static str, args: impl Iterator<Item = OsString>) -> Option<CtlArgs> {
+    // Other commands are not worth a failed parse (clap builds its error).
+    let args: Vec<OsString> = args.collect();
+    if !args.iter().any(|a| a == "status") {
+        return None;
+    }
+    // No help flags to build: `--help` is then an error here, and the
+    // whole tree prints the help.
+    let status = StatusArgs::augment_args(Command::new("status")).disable_help_flag(true);
+    let mut command = Target::augment_args(Command::new(bin))
+        .disable_help_flag(true)
+        .disable_help_subcommand(true)
+        .subcommand(status);
+    let matches = command.try_get_matches_from_mut(std::iter::once(OsString::from(bin)).chain(args));
+    // The client exits soon: freeing the command and the matches is
+    // wasted work.
+    std::mem::forget(command);
+    let matches = std::mem::ManuallyDrop::new(matches.ok()?);
+    let (name, sub) = matches.subcommand()?;
+    if name != "status" {
+        return None;
+    }
+    Some(CtlArgs {
+        to: Target::from_arg_matches(&matches).ok()?,
+        command: CtlCommand::Status(StatusArgs::from_arg_matches(sub).ok()?),
+    })
 }
 
 /// `tendctl ...`: the same as `tend ctl ...`.
@@ -45,7 +94,7 @@ pub struct TendCtl {
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// One line per service: name, state, pid, uptime, restarts, last exit.
-    Status { names: Vec<String> },
+    Status(StatusArgs),
     /// Start a service and wait until it is up (or failed).
     Start {
         name: String,
@@ -127,4 +176,60 @@ pub enum CtlCommand {
 
 fn parse_wait_for(text: &str) -> Result<WaitFor, String> {
     text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(line: &[&str]) -> Option<String> {
+        let argv = std::iter::once("tendctl").chain(line.iter().copied());
+        TendCtl::try_parse_from(argv).ok().map(|t| format!("{:?}", t.ctl))
+    }
+
+    fn fast(line: &[&str]) -> Option<String> {
+        parse_status("tendctl", line.iter().map(OsString::from)).map(|c| format!("{c:?}"))
+    }
+
+    #[test]
+    fn the_status_parse_takes_what_the_whole_tree_takes_and_the_same() {
+        let taken: &[&[&str]] = &[
+            &["status"],
+            &["status", "a", "b"],
+            &["--socket", "/s", "status"],
+            &["--socket=/s", "--json", "status", "a"],
+            &["status", "--json", "a", "--socket", "/s"],
+            &["--pid", "7", "status", "--", "-x"],
+            &["-M", "web", "status", "help"],
+            &["status", ""],
+        ];
+        for line in taken {
+            assert!(fast(line).is_some(), "{line:?}");
+            assert_eq!(fast(line), full(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_status_parse_leaves_everything_else_to_the_whole_tree() {
+        let left: &[&[&str]] = &[
+            &[],
+            &["ping"],
+            &["stat"],
+            &["help", "status"],
+            &["status", "--help"],
+            &["-h"],
+            &["--version"],
+            &["-V", "status"],
+            &["status", "--bogus"],
+            &["--socket", "/s", "--pid", "1", "status"],
+            &["--pid", "1", "-M", "x", "status"],
+            &["--json", "--json", "status"],
+            &["--socket", "status"],
+            &["--pid", "abc", "status"],
+            &["exec", "--", "status"],
+        ];
+        for line in left {
+            assert_eq!(fast(line), None, "{line:?}");
+        }
+    }
 }

@@ -119,7 +119,9 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
-            let mut buf = [0u8; 64 * 1024];
+            // Small: each page of it is a page fault at the first read, and
+            // the framer gathers a longer reply over several reads.
+            let mut buf = [0u8; 8 * 1024];
             let mut fds = Vec::new();
             let n = match fdpass::recv(&self.stream, &mut buf, &mut fds, false) {
                 Ok(n) => n,

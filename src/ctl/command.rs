@@ -12,7 +12,7 @@ use super::tty;
 
 /// Runs the command; the exit code. Failures print one line on stderr.
 pub fn run(args: &CtlArgs) -> i32 {
-    let path = match (&args.socket, args.pid, &args.machine) {
+    let path = match (&args.to.socket, args.to.pid, &args.to.machine) {
         (Some(path), _, _) => path.clone(),
         (None, Some(pid), _) => client::socket_of_pid(pid),
         (None, None, Some(name)) => crate::registry::socket_path(&crate::registry::dir(), name),
@@ -37,9 +37,9 @@ pub fn run(args: &CtlArgs) -> i32 {
 }
 
 fn dispatch(c: &mut Client, args: &CtlArgs) -> Result<i32, ClientError> {
-    let json = args.json;
+    let json = args.to.json;
     let op = match &args.command {
-        CtlCommand::Status { names } => return status(c, names, json),
+        CtlCommand::Status(s) => return status(c, &s.names, json),
         CtlCommand::Exec {
             tty: true,
             user,

@@ -369,7 +369,34 @@ fn check_durations(op: &Op) -> Result<(), FrameError> {
 
 /// Parses one reply line (without its newline).
 pub fn parse_reply(line: &[u8]) -> Result<Reply, FrameError> {
+    if let Some(reply) = parse_status_reply(line) {
+        return Ok(reply);
+    }
     serde_json::from_slice(line).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A status reply as tend writes it (`ok` and `kind` first) read in one
+/// pass: `Reply`'s flattened, tagged body is read through serde's buffered
+/// `Content`, a third of a `tend ctl status` client's work. `None` for any
+/// other line, which [`parse_reply`] then reads in full.
+fn parse_status_reply(line: &[u8]) -> Option<Reply> {
+    // The same fields as `Reply` with `Body::Status`; others are skipped,
+    // as there.
+    #[derive(Deserialize)]
+    struct StatusLine {
+        ok: bool,
+        kind: String,
+        services: Vec<ServiceInfo>,
+    }
+    if !line.starts_with(br#"{"ok":true,"kind":"status","#) {
+        return None;
+    }
+    let status: StatusLine = serde_json::from_slice(line).ok()?;
+    (status.ok && status.kind == "status").then(|| {
+        Reply::ok(Body::Status {
+            services: status.services,
+        })
+    })
 }
 
 /// Splits a byte stream into lines of at most `limit` bytes: [`MAX_FRAME`]

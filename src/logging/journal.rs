@@ -14,8 +14,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::Context;
+use tracing::{Event, Level};
 
 /// journald's socket for native messages (sd_journal_send(3)).
 const SOCKET: &str = "/run/systemd/journal/socket";
@@ -72,8 +71,9 @@ impl Journal {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for Journal {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+impl Journal {
+    /// One event as one message.
+    pub fn event(&self, event: &Event<'_>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
         self.send(*event.metadata().level(), &fields.message, &fields.others);

@@ -82,6 +82,72 @@ pub fn close_inherited() {
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
 }
 
+/// glibc's own `assert` failed (the static binary's `__assert_fail`, see
+/// main.rs): the line glibc prints, `PROG: FILE:LINE: FUNCTION: Assertion
+/// `EXPR' failed.`, written in one `write(2)` from the stack (the heap may
+/// be what failed), then abort as glibc does. glibc's own version formats
+/// through wide-character `printf` and gettext: 30 KiB of the static
+/// binary for a line tend, which never sets a locale, prints untranslated
+/// anyway.
+///
+/// # Safety
+/// Each pointer is null or a NUL-terminated string (glibc's `assert`
+/// passes string literals and `__func__`).
+pub unsafe fn assertion_failed(
+    assertion: *const libc::c_char,
+    file: *const libc::c_char,
+    line: libc::c_uint,
+    function: *const libc::c_char,
+) -> ! {
+    extern "C" {
+        static __progname: *const libc::c_char;
+    }
+    let text = |p: *const libc::c_char| -> &[u8] {
+        match p.is_null() {
+            true => b"",
+            // SAFETY: non-null and NUL-terminated, as the caller promises.
+            false => unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes(),
+        }
+    };
+    // SAFETY: glibc sets `__progname` before main and never frees it.
+    let program = text(unsafe { __progname });
+    let mut line_text = [0u8; 10];
+    let mut at = line_text.len();
+    let mut n = line;
+    loop {
+        at -= 1;
+        line_text[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let function = text(function);
+    let parts: [&[u8]; 11] = [
+        program,
+        if program.is_empty() { b"" } else { b": " },
+        text(file),
+        b":",
+        &line_text[at..],
+        b": ",
+        function,
+        if function.is_empty() { b"" } else { b": " },
+        b"Assertion `",
+        text(assertion),
+        b"' failed.\n",
+    ];
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    for part in parts {
+        let n = part.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&part[..n]);
+        len += n;
+    }
+    // SAFETY: writes `len` initialised bytes of a local buffer to fd 2.
+    unsafe { libc::write(2, buf.as_ptr().cast(), len) };
+    std::process::abort()
+}
+
 /// What one drain of `waitpid` found.
 #[derive(Debug, Default)]
 pub struct Reaped {
@@ -256,6 +322,64 @@ pub fn descendants_in(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a child writes to stderr before it is killed by SIGABRT.
+    fn aborted_with(act: unsafe fn()) -> String {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child calls only async-signal-safe functions (dup2,
+        // write, abort) before it dies.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: fds of this process; `act` aborts.
+                unsafe {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&write), 2);
+                    act();
+                    libc::_exit(0)
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(write);
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut text).unwrap();
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert!(
+                    matches!(
+                        status,
+                        nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::SIGABRT, _)
+                    ),
+                    "{status:?}"
+                );
+                text
+            }
+        }
+    }
+
+    /// tend's `__assert_fail` (the static binary's) prints the line of
+    /// glibc's own (this test binary's), then aborts as it does.
+    #[test]
+    fn a_failed_glibc_assertion_prints_glibcs_line_and_aborts() {
+        extern "C" {
+            fn __assert_fail(
+                a: *const libc::c_char,
+                f: *const libc::c_char,
+                l: libc::c_uint,
+                func: *const libc::c_char,
+            ) -> !;
+        }
+        unsafe fn glibcs() {
+            // SAFETY: NUL-terminated literals.
+            unsafe { __assert_fail(c"x > 0".as_ptr(), c"a.c".as_ptr(), 42, c"main".as_ptr()) }
+        }
+        unsafe fn ours() {
+            // SAFETY: NUL-terminated literals.
+            unsafe { assertion_failed(c"x > 0".as_ptr(), c"a.c".as_ptr(), 42, c"main".as_ptr()) }
+        }
+        let program = std::env::current_exe().unwrap();
+        let program = program.file_name().unwrap().to_str().unwrap().to_string();
+        let expected = format!("{program}: a.c:42: main: Assertion `x > 0' failed.\n");
+        assert_eq!(aborted_with(glibcs), expected);
+        assert_eq!(aborted_with(ours), expected);
+    }
 
     #[test]
     fn stat_with_odd_command_names() {

@@ -238,3 +238,27 @@ fn a_wait_timeout_past_the_longest_duration_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_status_reply_reads_the_same_by_the_short_way() {
+    let lines: &[&[u8]] = &[
+        br#"{"ok":true,"kind":"status","services":[]}"#,
+        br#"{"ok":true,"kind":"status","services":[{"name":"a","state":"ready","pid":2,"since_ms":5,"restarts":0,"tasks":1,"new":"x"}],"more":1}"#,
+        br#"{"ok":true,"kind":"status","services":[{"name":"a","state":"exited","since_ms":5,"restarts":3,"last_exit":"exited with code 1","health":"unhealthy","oom_kills":1,"memory_bytes":9,"cpu_usec":7,"next_run_ms":1}]}"#,
+    ];
+    for line in lines {
+        let full: Reply = serde_json::from_slice(line).unwrap();
+        assert_eq!(super::parse_status_reply(line).as_ref(), Some(&full));
+    }
+    // Other lines, and status lines in another order, go the long way.
+    let others: &[&[u8]] = &[
+        br#"{"kind":"status","ok":true,"services":[]}"#,
+        br#"{"ok":true,"kind":"status","services":[{"name":"a"}]}"#,
+        br#"{"ok":true,"kind":"pong"}"#,
+    ];
+    for line in others {
+        assert_eq!(super::parse_status_reply(line), None);
+    }
+    assert!(parse_reply(others[0]).is_ok());
+    assert!(parse_reply(others[1]).is_err());
+}

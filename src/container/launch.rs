@@ -312,6 +312,10 @@ fn start(
         .and_then(|bound| {
             let devices = super::devices::restrict(o, &token, child, bound.v2_root())?;
             network.attach(&net_target(o, child))?;
+            // A fault test: the child numbers its steps after ours.
+            if let Some(steps) = network.fault_steps() {
+                crate::sys::fault::tell(&go, steps).map_err(userns::Error::Go)?;
+            }
             Ok((bound, devices))
         });
     let (bound, devices) = match prepared {
@@ -434,7 +438,7 @@ fn child_main(
         return 1;
     }
     leave_job_control(o);
-    if let Err(e) = setup(o) {
+    if let Err(e) = setup(o, &go) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
@@ -507,11 +511,14 @@ fn hide_host_paths(o: &BootOptions) {
 }
 
 /// Everything between the clone and PID 1's loop, in order.
-fn setup(o: &BootOptions) -> Result<(), SetupError> {
+fn setup(o: &BootOptions, go: &OwnedFd) -> Result<(), SetupError> {
     userns::enter(o)?;
     // Read before `environment` clears the variables; inert unless a test
-    // sets it (see `sys::fault`).
+    // sets it (see `sys::fault`): then numbered after the launcher's.
     let mut fault = Fault::from_env();
+    if fault.armed() {
+        fault.steps = crate::sys::fault::told(go).map_err(userns::Error::Go)?;
+    }
     let mut sys = Faulty {
         inner: &mut Real,
         fault: &mut fault,

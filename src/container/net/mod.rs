@@ -20,6 +20,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use crate::sys::fault::Fault;
 use apply::{Real, System};
 use lease::{Lease, Shared};
 use plan::{Link, Place, Step};
@@ -69,6 +70,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write {}", .path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("--net-pool {pool} overlaps the host's route to {route} on {iface}")]
     PoolOverlap { pool: Cidr, route: Cidr, iface: String },
     #[error("--net-pool {0} has no free address left")]
@@ -112,6 +119,9 @@ pub struct Network {
     /// The child that deletes the veth pair and closes the socket last.
     lingering: Option<crate::sys::netlink::Lingering>,
     name: String,
+    /// `TEND_TEST_FAULT`: the launcher's steps counted (see
+    /// [`crate::sys::fault`]).
+    fault: Fault,
 }
 
 impl std::fmt::Debug for Network {
@@ -143,6 +153,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         nft: None,
         lingering: None,
         name: o.name.clone(),
+        fault: Fault::from_env(),
     };
     sweep_stale(&network.dir);
     match &o.net {
@@ -178,7 +189,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NeedsRoot(if o.net == Net::Veth { "veth" } else { "bridge" }));
     }
-    network.lease = Some(take_lease(&network.dir, o)?);
+    network.lease = Some(take_lease(&network.dir, o, &mut network.fault)?);
     Ok(network)
 }
 
@@ -202,7 +213,7 @@ fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 /// Under the lock: the stale leases of dead launchers cleaned, the checks,
 /// then the first free slot written down as this machine's.
-fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
+fn take_lease(dir: &Path, o: &BootOptions, fault: &mut Fault) -> Result<Lease, Error> {
     let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
     let mut sys = Real::host();
@@ -240,7 +251,14 @@ fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
         host_if: types::host_ifname(&o.name),
         publish: o.publish.clone(),
     };
-    lease::write(dir, &lease).map_err(registry_error(dir))?;
+    fault
+        .step()
+        .map_err(io::Error::from)
+        .and_then(|()| lease::write(dir, &lease))
+        .map_err(|source| Error::Record {
+            path: lease::lease_path(dir, &lease.name),
+            source,
+        })?;
     Ok(lease)
 }
 
@@ -357,6 +375,12 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
 }
 
 impl Network {
+    /// With `TEND_TEST_FAULT` set: how many steps the launcher counted,
+    /// for the child to number its own after them.
+    pub fn fault_steps(&self) -> Option<u64> {
+        self.fault.armed().then_some(self.fault.steps)
+    }
+
     /// The container's address, when it has one from the pool.
     pub fn address(&self) -> Option<Ipv4Addr> {
         self.lease.as_ref().map(Lease::address)
@@ -380,7 +404,11 @@ impl Network {
         let _lock = lease::lock(dir).map_err(registry_error(dir))?;
         let netns = target.netns.display().to_string();
         let mut sys = Real::container(target.netns.clone());
-        let result = build(dir, lease, &netns, &mut sys);
+        let mut counted = apply::Faulty {
+            inner: &mut sys,
+            fault: &mut self.fault,
+        };
+        let result = build(dir, lease, &netns, &mut counted);
         self.nft = sys.take_nft();
         if result.is_ok() {
             // Now, while the container sets up: its end then forks nothing.
@@ -408,7 +436,7 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
                 forward_was: sys.read_sysctl(plan::IP_FORWARD)?,
                 bridges: Vec::new(),
             };
-            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            write_shared(dir, &shared, sys)?;
             apply::apply(sys, &plan::forwarding(&shared))?;
             shared
         }
@@ -417,7 +445,7 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
         if !check_bridge(bridge)?.1 {
             // Recorded first: a failure half-way still removes it.
             shared.bridges.push(bridge.clone());
-            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            write_shared(dir, &shared, sys)?;
             apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
         }
     }
@@ -432,6 +460,17 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
     sys.links(Place::Container, &plan::links(&inside))
         .and_then(|()| sys.table(&rules))
         .inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+}
+
+/// The shared file written, a step of its own (see [`apply::Faulty`]).
+fn write_shared(dir: &Path, shared: &Shared, sys: &mut dyn System) -> Result<(), Error> {
+    sys.step()
+        .map_err(io::Error::from)
+        .and_then(|()| lease::write_shared(dir, shared))
+        .map_err(|source| Error::Record {
+            path: lease::shared_path(dir, shared.netns),
+            source,
+        })
 }
 
 /// The link operations that take a machine's links down.

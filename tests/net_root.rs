@@ -201,6 +201,14 @@ await b-checks grep -qx "done b" "$W/log"
 kill -TERM $BOOTA; wait $BOOTA
 check bridge-stays-with-b ip link show tend0
 kill -TERM $BOOTB; wait $BOOTB
+# The bridge is gone with its last machine (deleted by the launcher's
+# child, which the launcher awaits): nothing left, and at once the same
+# name boots on a new bridge of the same name, twice.
+check bridge-gone-with-b test "$before" = "$(state)"
+"$T" boot "$R" --name net-br-b --net bridge -- true
+check same-name-at-once test $? = 0
+"$T" boot "$R" --name net-br-b --net bridge -- true
+check same-name-again test $? = 0
 after=$(state)
 check nothing-left test "$before" = "$after"
 [ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
@@ -215,6 +223,9 @@ check nothing-left test "$before" = "$after"
             "b-reaches-a",
             "addresses-differ",
             "bridge-stays-with-b",
+            "bridge-gone-with-b",
+            "same-name-at-once",
+            "same-name-again",
             "nothing-left",
         ],
     );

@@ -421,29 +421,32 @@ impl Socket {
         Ok(Socket { fd, seq: 0 })
     }
 
-    /// Until the kernel tells of link `index`'s removal (or it is gone
-    /// already); ETIMEDOUT past the socket's limit.
-    fn await_deleted(&mut self, index: u32) -> io::Result<()> {
+    /// Until the kernel tells of the removal of every link of `indices`
+    /// (or they are gone already); ETIMEDOUT past the socket's limit.
+    fn await_deleted(&mut self, indices: &[u32]) -> io::Result<()> {
         let mut probe = Socket::open()?;
-        match probe.call(get_index(index)) {
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-            _ => {}
-        }
+        let mut left: Vec<u32> = indices.to_vec();
+        let mut ask = |left: &mut Vec<u32>| {
+            left.retain(
+                |&index| !matches!(probe.call(get_index(index)), Err(e) if e.raw_os_error() == Some(libc::ENODEV)),
+            )
+        };
+        ask(&mut left);
         let mut buf = vec![0u8; 32 * 1024];
-        loop {
+        while !left.is_empty() {
             let n = match nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
                 // Events were lost: ask instead.
-                Err(nix::errno::Errno::ENOBUFS) => match probe.call(get_index(index)) {
-                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-                    _ => continue,
-                },
+                Err(nix::errno::Errno::ENOBUFS) => {
+                    ask(&mut left);
+                    continue;
+                }
                 Err(e) => return Err(timed_out(e)),
             };
-            if deleted(buf.get(..n).unwrap_or_default(), index) {
-                return Ok(());
-            }
+            let got = buf.get(..n).unwrap_or_default();
+            left.retain(|&index| !deleted(got, index));
         }
+        Ok(())
     }
 
     /// A socket in the network namespace `netns`: this thread steps in,
@@ -499,19 +502,30 @@ impl Socket {
 
 /// Leaves to a child what would make this process wait for an RCU grace
 /// period in the kernel (several milliseconds, more under load): deleting
-/// link `delete` (unregistering a device waits for one after it is gone
-/// from view) and the last close of `keep` (closing an nf_tables socket
-/// after a transaction waits for its release). Returns once the link is
-/// gone from this namespace (the kernel's RTM_DELLINK, at most `limit`
-/// later); the child goes on until its waits are over, and nobody waits
-/// for it.
-pub fn linger(delete: Option<u32>, keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
-    if delete.is_none() && keep.is_empty() {
+/// link `delete`, then the links of `also` (unregistering a device waits
+/// for one after it is gone from view), and the last close of `keep`
+/// (closing an nf_tables socket after a transaction waits for its
+/// release). Returns once the links are gone from this namespace (the
+/// kernel's RTM_DELLINK, at most `limit` later); the child goes on until
+/// its waits are over, and nobody waits for it.
+pub fn linger(delete: Option<u32>, also: &[u32], keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
+    if delete.is_none() && also.is_empty() && keep.is_empty() {
         return Ok(());
     }
     let lingering = Lingering::start(delete, &keep.iter().collect::<Vec<_>>())?;
     drop(keep);
-    lingering.finish(limit)
+    lingering.finish(also, limit)
+}
+
+/// At most this many links are handed to a lingering child at its end
+/// (the bridges its machine was the last on): more are deleted in place.
+pub const LINGER_MORE: usize = 8;
+
+/// Sets the link index of a finished RTM_DELLINK request.
+fn set_index(request: &mut [u8], index: u32) {
+    if let Some(field) = request.get_mut(NLMSG_HDRLEN + 4..NLMSG_HDRLEN + 8) {
+        field.copy_from_slice(&index.to_ne_bytes());
+    }
 }
 
 /// The child of [`linger`], started early (forking costs the end nothing
@@ -526,14 +540,13 @@ pub struct Lingering {
 
 impl Lingering {
     pub fn start(delete: Option<u32>, keep: &[&OwnedFd]) -> io::Result<Lingering> {
-        let request = match delete {
-            Some(index) => Some((Socket::open()?, delete_index(index).finish(1)?)),
-            None => None,
-        };
+        // Made here: the child only fills in an index and sends.
+        let socket = Socket::open()?;
+        let mut request = delete_index(0).finish(1)?;
         let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let mut mine: Vec<i32> = keep.iter().map(|fd| fd.as_raw_fd()).collect();
         mine.push(go_r.as_raw_fd());
-        mine.extend(request.as_ref().map(|(s, _)| s.fd.as_raw_fd()));
+        mine.push(socket.fd.as_raw_fd());
         mine.sort_unstable();
         match super::ns::clone_into(0)? {
             super::ns::Forked::Child => {
@@ -546,10 +559,23 @@ impl Lingering {
                     // SAFETY: signal(2) with SIG_DFL installs no code of ours.
                     unsafe { libc::signal(signal, libc::SIG_DFL) };
                 }
-                let mut byte = [0u8; 1];
-                let _ = nix::unistd::read(&go_r, &mut byte);
-                if let Some((socket, bytes)) = &request {
-                    let _ = nixsock::send(socket.fd.as_raw_fd(), bytes, MsgFlags::empty());
+                // The word: the indices of more links to delete, then the
+                // end of the pipe (or the launcher's end).
+                let mut more = [0u8; 4 * LINGER_MORE];
+                let mut got = 0;
+                while let Some(free) = more.get_mut(got..).filter(|f| !f.is_empty()) {
+                    match nix::unistd::read(&go_r, free) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+                let also = more.get(..got).unwrap_or_default().chunks_exact(4);
+                let indices = delete
+                    .into_iter()
+                    .chain(also.filter_map(|c| Some(u32::from_ne_bytes(c.try_into().ok()?))));
+                for index in indices {
+                    set_index(&mut request, index);
+                    let _ = nixsock::send(socket.fd.as_raw_fd(), &request, MsgFlags::empty());
                 }
                 // SAFETY: _exit takes an integer and never returns; the
                 // kernel closes what is left, the last of `keep` among them.
@@ -560,16 +586,25 @@ impl Lingering {
     }
 
     /// Lets the child go (close this process's copies of what it keeps
-    /// first), and returns once its link is gone from view.
-    pub fn finish(self, limit: std::time::Duration) -> io::Result<()> {
+    /// first), with the links of `also` to delete after its own (the first
+    /// [`LINGER_MORE`]; the caller deletes any more), and returns once
+    /// they are all gone from view.
+    pub fn finish(self, also: &[u32], limit: std::time::Duration) -> io::Result<()> {
+        let also = also.get(..LINGER_MORE).unwrap_or(also);
+        let gone: Vec<u32> = self.delete.into_iter().chain(also.iter().copied()).collect();
         // Listening before the child deletes: the event cannot be missed.
-        let watch = match self.delete {
-            Some(index) => Some((Socket::listen_links(limit)?, index)),
-            None => None,
+        let watch = match gone.is_empty() {
+            false => Some(Socket::listen_links(limit)?),
+            true => None,
         };
+        let word: Vec<u8> = also.iter().flat_map(|i| i.to_ne_bytes()).collect();
+        if !word.is_empty() {
+            // A pipe takes these few bytes at once (PIPE_BUF).
+            nix::unistd::write(&self.go, &word)?;
+        }
         drop(self.go);
         match watch {
-            Some((mut socket, index)) => socket.await_deleted(index),
+            Some(mut socket) => socket.await_deleted(&gone),
             None => Ok(()),
         }
     }

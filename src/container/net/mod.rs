@@ -341,16 +341,25 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
         lease::remove(dir, &l.name);
     }
     if !stale.is_empty() {
-        reconcile(dir, netns, sys);
+        let unused = reconcile(dir, netns, sys);
+        remove_bridges(sys, &unused);
+    }
+}
+
+/// Deletes bridges tend made, here and now.
+fn remove_bridges(sys: &mut dyn System, bridges: &[String]) {
+    for bridge in bridges {
+        apply::undo(sys, &plan::undo(&plan::bridge(bridge, DEFAULT_POOL)));
     }
 }
 
 /// The shared part made to fit the live leases of this namespace: the
-/// table rewritten, bridges tend made and nobody uses removed, and with
-/// the last machine gone, forwarding as it was.
-fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
+/// table rewritten, and with the last machine gone, forwarding as it was.
+/// Returns the bridges tend made that nobody uses any more, forgotten in
+/// the registry: the caller deletes them (see [`remove_bridges`]).
+fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) -> Vec<String> {
     let Some(mut shared) = lease::read_shared(dir, netns) else {
-        return;
+        return Vec::new();
     };
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
     let unused: Vec<String> = shared
@@ -362,9 +371,6 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
     if let Err(e) = sys.table(&plan::ruleset(&leases, &shared)) {
         tracing::warn!("{}", crate::sys::chain(&e));
     }
-    for bridge in &unused {
-        apply::undo(sys, &plan::undo(&plan::bridge(bridge, DEFAULT_POOL)));
-    }
     shared.bridges.retain(|b| !unused.contains(b));
     if leases.is_empty() {
         apply::undo(sys, &plan::undo(&plan::forwarding(&shared)));
@@ -372,6 +378,7 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
     } else if let Err(e) = lease::write_shared(dir, &shared) {
         tracing::warn!("cannot write the shared network state: {e}");
     }
+    unused
 }
 
 impl Network {
@@ -418,7 +425,8 @@ impl Network {
         }
         if result.is_err() {
             lease::remove(dir, &lease.name);
-            reconcile(dir, lease.netns, &mut sys);
+            let unused = reconcile(dir, lease.netns, &mut sys);
+            remove_bridges(&mut sys, &unused);
             self.lease = None;
         }
         result
@@ -500,21 +508,26 @@ impl Drop for Network {
         let _lock = lease::lock(dir);
         let mut sys = Real::host_with(self.nft.take());
         lease::remove(dir, &lease.name);
-        reconcile(dir, lease.netns, &mut sys);
-        // The pair's deletion and the last close of the table's socket
-        // each wait for the kernel's RCU grace period: a child does them,
-        // and this returns once the pair is gone from view.
+        let unused = reconcile(dir, lease.netns, &mut sys);
+        // The deletions of the pair and of a bridge it was the last on,
+        // and the last close of the table's socket, each wait for the
+        // kernel's RCU grace period: a child does them, and this returns
+        // once the links are gone from view (so the same names can be
+        // made again at once), under the registry's lock.
+        let (handed, more) = unused.split_at(unused.len().min(crate::sys::netlink::LINGER_MORE));
+        remove_bridges(&mut sys, more);
+        let bridges: Vec<u32> = handed.iter().filter_map(|b| sys.host_index(b)).collect();
         let keep: Vec<_> = sys.take_nft().into_iter().collect();
         let done = match self.lingering.take() {
             // It holds its own copy of the socket, and knows the pair.
             Some(lingering) => {
                 drop(keep);
-                lingering.finish(LINGER_LIMIT)
+                lingering.finish(&bridges, LINGER_LIMIT)
             }
             None => {
                 // Often the kernel removed the pair already, with the namespace.
                 let pair = sys.host_index(&lease.host_if);
-                crate::sys::netlink::linger(pair, keep, LINGER_LIMIT)
+                crate::sys::netlink::linger(pair, &bridges, keep, LINGER_LIMIT)
             }
         };
         if let Err(e) = done {
@@ -522,6 +535,12 @@ impl Drop for Network {
             if crate::sys::ns::link_exists(&lease.host_if) {
                 let _ = sys.links(Place::Host, &undo_links(&lease));
             }
+            let left: Vec<String> = handed
+                .iter()
+                .filter(|b| crate::sys::ns::link_exists(b))
+                .cloned()
+                .collect();
+            remove_bridges(&mut sys, &left);
         }
     }
 }

@@ -570,12 +570,29 @@ impl Lingering {
                     }
                 }
                 let also = more.get(..got).unwrap_or_default().chunks_exact(4);
-                let indices = delete
+                let all = delete
                     .into_iter()
                     .chain(also.filter_map(|c| Some(u32::from_ne_bytes(c.try_into().ok()?))));
-                for index in indices {
+                let mut indices = [0u32; 1 + LINGER_MORE];
+                let mut count = 0;
+                for (slot, index) in indices.iter_mut().zip(all) {
+                    *slot = index;
+                    count += 1;
+                }
+                for (n, &index) in indices.iter().take(count).enumerate() {
+                    // All but the last in a process of their own: a
+                    // deletion waits for the kernel long after its link is
+                    // gone from view, and the next need not wait for it.
+                    let forked = (n + 1 < count).then(|| super::ns::clone_into(0).ok()).flatten();
+                    if let Some(super::ns::Forked::Parent { .. }) = forked {
+                        continue;
+                    }
                     set_index(&mut request, index);
                     let _ = nixsock::send(socket.fd.as_raw_fd(), &request, MsgFlags::empty());
+                    if let Some(super::ns::Forked::Child) = forked {
+                        // SAFETY: as below.
+                        unsafe { libc::_exit(0) }
+                    }
                 }
                 // SAFETY: _exit takes an integer and never returns; the
                 // kernel closes what is left, the last of `keep` among them.

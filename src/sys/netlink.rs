@@ -725,6 +725,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lingering_deletion_takes_its_index_in_place() {
+        let mut request = delete_index(0).finish(1).unwrap();
+        set_index(&mut request, 42);
+        assert_eq!(request, delete_index(42).finish(1).unwrap());
+        set_index(&mut request[..20], 7);
+        assert_eq!(request, delete_index(42).finish(1).unwrap(), "a short buffer is left alone");
+    }
+
+    #[test]
     fn a_link_event_tells_which_link_went() {
         let gone = Request::bare(RTM_DELLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();
         let added = Request::bare(RTM_NEWLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();

@@ -369,9 +369,11 @@ impl Drop for NetNs {
 }
 
 /// Every step of a rootful boot with `--net veth` and published ports
-/// (one to 127.0.0.1: the `route_localnet` sysctl), then of one with
-/// `--net bridge` (which makes the bridge), each in a network namespace of
-/// the test's: the launcher's network steps are counted with the child's.
+/// (one to 127.0.0.1: the `route_localnet` sysctl), of one with `--net
+/// bridge` (which makes the bridge), of one joining a bridge another
+/// machine holds, and of a `--privileged` one, each in a network namespace
+/// of the test's: the launcher's network steps are counted with the
+/// child's.
 #[test]
 fn every_network_step_fails_cleanly_root() {
     let dir = TempDir::new("fault-net");
@@ -392,6 +394,9 @@ fn every_network_step_fails_cleanly_root() {
         ),
         ("bridge", &["--net", "bridge"][..]),
         ("shared", &["--net", "bridge", "--publish", "8080:80"][..]),
+        // No user namespace: the network is the child's own namespace,
+        // not one the launcher holds.
+        ("privileged", &["--privileged", "--net", "veth"][..]),
     ] {
         let netns = NetNs::new();
         let empty = netns.state();

@@ -730,7 +730,11 @@ mod tests {
         set_index(&mut request, 42);
         assert_eq!(request, delete_index(42).finish(1).unwrap());
         set_index(&mut request[..20], 7);
-        assert_eq!(request, delete_index(42).finish(1).unwrap(), "a short buffer is left alone");
+        assert_eq!(
+            request,
+            delete_index(42).finish(1).unwrap(),
+            "a short buffer is left alone"
+        );
     }
 
     #[test]

@@ -513,7 +513,11 @@ impl Drop for Network {
         // and the last close of the table's socket, each wait for the
         // kernel's RCU grace period: a child does them, and this returns
         // once the links are gone from view (so the same names can be
-        // made again at once), under the registry's lock.
+        // made again at once), under the registry's lock. Only after the
+        // table and forwarding above: both take the kernel's rtnl lock,
+        // and whoever releases it next while a deletion is pending
+        // finishes that unregistration, waiting for the device's last
+        // references (up to a second, seen when the child went first).
         let (handed, more) = unused.split_at(unused.len().min(crate::sys::netlink::LINGER_MORE));
         remove_bridges(&mut sys, more);
         let bridges: Vec<u32> = handed.iter().filter_map(|b| sys.host_index(b)).collect();

@@ -133,6 +133,7 @@ gw=$(ip route | awk "/default/ { print \$3 }")
 check container-reaches-host sh -c "wget -q -O- http://$gw:8000/ | grep -q host-page"
 check outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
 check hairpin sh -c "wget -q -O- http://$gw:8080/ | grep -q \"page of web\""
+check loopback-up sh -c "wget -q -O- http://127.0.0.1/ | grep -q \"page of web\""
 '
 "$T" boot "$R" --name net-veth --hostname web --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
 await listed has_addr net-veth
@@ -164,6 +165,7 @@ check nothing-left test "$before" = "$after"
             "container-reaches-host",
             "outside-sees-the-host",
             "hairpin",
+            "loopback-up",
             "address-in-pool",
             "hosts-line",
             "resolv-conf",

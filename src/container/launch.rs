@@ -524,7 +524,10 @@ fn setup(o: &BootOptions, go: &OwnedFd) -> Result<(), SetupError> {
         fault: &mut fault,
     };
     apply::apply(&mut sys, &plan::plan(o))?;
-    if o.net.is_new() {
+    // A network the launcher makes (veth, bridge) has loopback brought up
+    // with the rest, before the second "go": here it would wait on the
+    // launcher's requests in the kernel.
+    if o.net.is_new() && !matches!(o.net, Net::Veth | Net::Bridge(_)) {
         fault
             .step()
             .map_err(std::io::Error::from)

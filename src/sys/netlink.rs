@@ -45,6 +45,7 @@ const IFA_LOCAL: u16 = 2;
 const RTA_GATEWAY: u16 = 5;
 
 const IFF_UP: u32 = 0x1;
+const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
@@ -245,7 +246,9 @@ pub fn get_index(index: u32) -> Request {
     Request::new(RTM_GETLINK, 0, &ifinfomsg(index, 0, 0))
 }
 
-/// Whether a datagram of link events tells of link `index`'s removal.
+/// Whether a datagram of link events tells of link `index`'s removal:
+/// an RTM_DELLINK of family AF_UNSPEC (a bridge's of family AF_BRIDGE
+/// tells only that the link left it as a port).
 fn deleted(datagram: &[u8], index: u32) -> bool {
     let mut at = 0usize;
     while let (Some(len), Some(kind)) = (u32_at(datagram, at), u16_at(datagram, at + 4)) {
@@ -253,7 +256,8 @@ fn deleted(datagram: &[u8], index: u32) -> bool {
         if len < NLMSG_HDRLEN {
             return false;
         }
-        if kind == RTM_DELLINK && u32_at(datagram, at + NLMSG_HDRLEN + 4) == Some(index) {
+        let family = datagram.get(at + NLMSG_HDRLEN).copied();
+        if kind == RTM_DELLINK && family == Some(AF_UNSPEC) && u32_at(datagram, at + NLMSG_HDRLEN + 4) == Some(index) {
             return true;
         }
         at = at.saturating_add((len + 3) & !3);
@@ -746,6 +750,15 @@ mod tests {
         assert!(deleted(&both, 9));
         assert!(!deleted(&both, 8) && !deleted(&added, 9));
         assert!(!deleted(&gone[..20], 9), "cut short");
+        // A bridge tells of each port it loses (its own RTM_DELLINK, of
+        // family AF_BRIDGE): the port is still there.
+        let mut port = ifinfomsg(9, 0, 0);
+        port[0] = 7; // AF_BRIDGE
+        let unplugged = Request::bare(RTM_DELLINK, 0, &port).finish(0).unwrap();
+        assert!(!deleted(&unplugged, 9));
+        let mut then_gone = unplugged.clone();
+        then_gone.extend_from_slice(&gone);
+        assert!(deleted(&then_gone, 9));
     }
 
     #[test]

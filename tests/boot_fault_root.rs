@@ -4,6 +4,9 @@
 //! the test's paths, the registry, the sockets, the processes and the
 //! cgroups. The steps are counted by the boot itself, so steps added later
 //! are walked too. Needs root; the rootless walk runs as a user it creates.
+//! The network walks (`--net veth --publish`, `--net bridge`) boot in a
+//! network namespace the test makes, and check it too: its links,
+//! addresses, routes, nftables ruleset and forwarding as before.
 
 mod common;
 
@@ -45,12 +48,16 @@ struct HostState {
     registry: Vec<String>,
     /// Processes whose command line names the test's directory.
     processes: Vec<String>,
-    /// Cgroups below the boots' own, and processes in it.
+    /// Cgroups below the boots' own, and processes in it; the machine's
+    /// `tend-boot-NAME-*` in the v1 hierarchies (made where the test
+    /// runs there).
     cgroups: Vec<String>,
+    /// The test's network namespace, when the boots run in one.
+    network: Vec<String>,
 }
 
 impl HostState {
-    fn now(dir: &Path, registry: &Path, name: &str, cgroup: &Cgroup) -> HostState {
+    fn now(dir: &Path, registry: &Path, name: &str, cgroup: &Cgroup, network: &dyn Fn() -> Vec<String>) -> HostState {
         let dir_text = dir.display().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
@@ -92,14 +99,60 @@ impl HostState {
                     .lines()
                     .map(|p| format!("pid {p}")),
             )
+            .chain(v1_cgroups(name))
             .collect();
         HostState {
             mounts,
             registry,
             processes,
             cgroups,
+            network: network(),
         }
     }
+
+    /// The state once the processes a boot leaves to end on their own have
+    /// ended (the child that sits out the kernel's wait after deleting a
+    /// veth pair), or after [`LIMIT`]; the rest is taken at once.
+    fn settled(
+        before: &HostState,
+        dir: &Path,
+        registry: &Path,
+        name: &str,
+        cgroup: &Cgroup,
+        network: &dyn Fn() -> Vec<String>,
+    ) -> HostState {
+        let now = HostState::now(dir, registry, name, cgroup, network);
+        let deadline = std::time::Instant::now() + LIMIT;
+        let mut last = HostState::now(dir, registry, name, cgroup, &Vec::new);
+        while (last.processes != before.processes || last.cgroups != before.cgroups)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            last = HostState::now(dir, registry, name, cgroup, &Vec::new);
+        }
+        HostState {
+            processes: last.processes,
+            cgroups: last.cgroups,
+            ..now
+        }
+    }
+}
+
+/// The machine's cgroups in the v1 hierarchies (`--memory`, or the
+/// devices cgroup where v2 takes no device program).
+fn v1_cgroups(name: &str) -> Vec<String> {
+    let prefix = format!("tend-boot-{name}-");
+    ["memory", "pids", "cpu", "devices"]
+        .iter()
+        .flat_map(|h| {
+            std::fs::read_dir(format!("/sys/fs/cgroup/{h}"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.rsplit('/').next().is_some_and(|f| f.starts_with(&prefix)))
+        .collect()
 }
 
 /// A cgroup v2 of the test's own that each boot starts in: what its PID 1
@@ -108,10 +161,10 @@ impl HostState {
 struct Cgroup(PathBuf, std::ffi::CString);
 
 impl Cgroup {
-    fn new() -> Cgroup {
+    fn new(tag: &str) -> Cgroup {
         let path = cgroup2_mount()
             .expect("a cgroup2 hierarchy")
-            .join(format!("boot-fault-test-{}", std::process::id()));
+            .join(format!("boot-fault-test-{tag}-{}", std::process::id()));
         std::fs::create_dir(&path).unwrap();
         let procs = std::ffi::CString::new(path.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap();
         Cgroup(path, procs)
@@ -162,11 +215,19 @@ fn boot(cmd: &mut Command, fault: &str, cgroup: &Cgroup) -> (i32, String) {
 /// Fails each step in turn until the boot says the fault came after its
 /// last step (the count may shrink once: a mount point made by the first
 /// boot is there for the next); `dir` holds everything of the test.
-fn walk(make: &dyn Fn() -> Command, dir: &Path, registry: &Path, name: &str) {
-    let cgroup = Cgroup::new();
-    let before = HostState::now(dir, registry, name, &cgroup);
-    assert!(before.registry.is_empty() && before.processes.is_empty(), "{before:?}");
+/// Returns the error lines, one a step.
+fn walk(
+    make: &dyn Fn() -> Command,
+    dir: &Path,
+    registry: &Path,
+    name: &str,
+    network: &dyn Fn() -> Vec<String>,
+) -> Vec<String> {
+    let cgroup = Cgroup::new(name);
+    let before = HostState::now(dir, registry, name, &cgroup, network);
+    assert!(before.registry.is_empty(), "{before:?}");
     let mut n = 1;
+    let mut errors = Vec::new();
     loop {
         let (errno, text) = ERRNOS[n % ERRNOS.len()];
         let (code, err) = boot(&mut make(), &format!("{n}:{errno}"), &cgroup);
@@ -184,17 +245,19 @@ fn walk(make: &dyn Fn() -> Command, dir: &Path, registry: &Path, name: &str) {
             lines[0].starts_with("tend: cannot ") && lines[0].ends_with(&format!(": {text}")),
             "step {n}: names the step and the cause: {err}"
         );
-        let after = HostState::now(dir, registry, name, &cgroup);
+        errors.push(lines[0].to_string());
+        let after = HostState::settled(&before, dir, registry, name, &cgroup, network);
         assert_eq!(after, before, "step {n} ({err}) left something on the host");
         n += 1;
         assert!(n < 10_000, "the steps never end");
     }
     assert_eq!(
-        HostState::now(dir, registry, name, &cgroup),
+        HostState::settled(&before, dir, registry, name, &cgroup, network),
         before,
         "after the full boot"
     );
     eprintln!("{name}: walked {} steps", n - 1);
+    errors
 }
 
 /// One test for the three walks, in turn: a full boot of one (counting its
@@ -219,6 +282,9 @@ fn rootful() {
                 "--name",
                 &name,
                 "--privileged",
+                // Its cgroups: the bounds' in v2 and v1, the device program.
+                "--memory",
+                "64M",
                 "--hostname",
                 "box",
                 "--read-only",
@@ -230,7 +296,7 @@ fn rootful() {
             .args(["--", "/bin/true"]);
         cmd
     };
-    walk(&make, &dir.0, Path::new("/run/tend/machines"), &name);
+    walk(&make, &dir.0, Path::new("/run/tend/machines"), &name, &Vec::new);
 }
 
 fn in_a_user_namespace() {
@@ -244,7 +310,7 @@ fn in_a_user_namespace() {
             .args(["--name", &name, "--", "/bin/true"]);
         cmd
     };
-    walk(&make, &dir.0, Path::new("/run/tend/machines"), &name);
+    walk(&make, &dir.0, Path::new("/run/tend/machines"), &name, &Vec::new);
 }
 
 fn rootless() {
@@ -267,6 +333,173 @@ fn rootless() {
             .args(["--", "/bin/true"]);
         cmd
     };
-    walk(&make, &dir.0, &runtime.join("tend/machines"), name);
+    walk(&make, &dir.0, &runtime.join("tend/machines"), name, &Vec::new);
     drop(dir);
+}
+
+/// A network namespace of the test's own, held by a sleeping process: the
+/// boots and the checks enter it (`nsenter -n`), the host's is untouched.
+struct NetNs(std::process::Child);
+
+impl NetNs {
+    fn new() -> NetNs {
+        let holder = Command::new("unshare")
+            .args(["-n", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let netns = NetNs(holder);
+        let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let path = format!("/proc/{}/ns/net", netns.0.id());
+        await_true("the test's network namespace", LIMIT, || {
+            std::fs::read_link(&path).is_ok_and(|l| l != own)
+        });
+        let up = output(netns.command("ip").args(["link", "set", "lo", "up"]));
+        assert!(up.status.success(), "{up:?}");
+        netns
+    }
+
+    /// `program` run in the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.0.id().to_string(), "-n", "--", program]);
+        cmd
+    }
+
+    /// Its links, IPv4 addresses, routes, nftables ruleset and forwarding,
+    /// and the registry's shared file of the namespace (`net-INODE.json`).
+    fn state(&self) -> Vec<String> {
+        let script = "ip -o link | sed 's/^[0-9]*: //'; ip -o -4 addr | sed 's/^[0-9]*: //'; \
+                      ip route; nft list ruleset; cat /proc/sys/net/ipv4/ip_forward";
+        let out = output(self.command("sh").args(["-c", script]));
+        assert!(out.status.success(), "{out:?}");
+        let inode =
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(format!("/proc/{}/ns/net", self.0.id())).unwrap());
+        let shared = Path::new("/run/tend/machines").join(format!("net-{inode}.json"));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .chain(shared.exists().then(|| format!("{} exists", shared.display())))
+            .collect()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every step of a rootful boot with `--net veth` and published ports
+/// (one to 127.0.0.1: the `route_localnet` sysctl), of one with `--net
+/// bridge` (which makes the bridge), of one joining a bridge another
+/// machine holds, and of a `--privileged` one, each in a network namespace
+/// of the test's: the launcher's network steps are counted with the
+/// child's.
+#[test]
+fn every_network_step_fails_cleanly_root() {
+    let dir = TempDir::new("fault-net");
+    // Out of other users' reach, as a rootfs should be (no warning).
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    build(&dir.path("rootfs"), None);
+    for (tag, net) in [
+        (
+            "veth",
+            &[
+                "--net",
+                "veth",
+                "--publish",
+                "8080:80",
+                "--publish",
+                "127.0.0.1:5353:53/udp",
+            ][..],
+        ),
+        ("bridge", &["--net", "bridge"][..]),
+        ("shared", &["--net", "bridge", "--publish", "8080:80"][..]),
+        // No user namespace: the network is the child's own namespace,
+        // not one the launcher holds.
+        ("privileged", &["--privileged", "--net", "veth"][..]),
+    ] {
+        let netns = NetNs::new();
+        let empty = netns.state();
+        assert!(empty.iter().all(|l| !l.contains("tend")), "{empty:?}");
+        // "shared": a machine on the bridge already, which must keep it,
+        // its rules and forwarding whichever step of the second fails.
+        let resident = (tag == "shared").then(|| Resident::boot(&netns, &dir.path("rootfs")));
+        let name = format!("fault-{tag}-{}", std::process::id());
+        let make = || {
+            let mut cmd = netns.command(&tend().display().to_string());
+            cmd.arg("boot")
+                .arg(dir.path("rootfs"))
+                .args(["--name", &name])
+                .args(net)
+                .args(["--", "/bin/true"]);
+            cmd
+        };
+        let errors = walk(&make, &dir.0, Path::new("/run/tend/machines"), &name, &|| netns.state());
+        // The launcher's steps, in order, before the child's first.
+        let mut want = vec![format!("cannot write /run/tend/machines/{name}.net")];
+        if tag != "shared" {
+            want.extend([
+                "cannot write /run/tend/machines/net-".into(),
+                "cannot set /proc/sys/net/ipv4/ip_forward".into(),
+            ]);
+        }
+        if tag == "bridge" {
+            want.extend([
+                "cannot link add tend0 type bridge on the host".into(),
+                "cannot addr add 10.231.0.1/16 dev tend0 on the host".into(),
+            ]);
+        }
+        want.extend([
+            "cannot link add ve-fault-".into(),
+            "cannot route add default via ".into(),
+            "cannot write nftables table inet tend".into(),
+            "cannot make the mount tree private".into(),
+        ]);
+        let mut at = errors.iter();
+        for line in &want {
+            assert!(
+                at.any(|e| e.starts_with(&format!("tend: {line}"))),
+                "{tag}: no step {line:?} (in order) among {errors:#?}"
+            );
+        }
+        drop(resident);
+        assert_eq!(netns.state(), empty, "{tag}: the namespace as it was");
+    }
+}
+
+/// A machine that stays up on the bridge (`sleep`) until dropped.
+struct Resident(std::process::Child, String);
+
+impl Resident {
+    fn boot(netns: &NetNs, rootfs: &Path) -> Resident {
+        let name = format!("fault-resident-{}", std::process::id());
+        let child = netns
+            .command(&tend().display().to_string())
+            .arg("boot")
+            .arg(rootfs)
+            .args(["--name", &name, "--net", "bridge", "--", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let entry = Path::new("/run/tend/machines").join(format!("{name}.json"));
+        await_true("the resident machine", LIMIT, || entry.exists());
+        // The bridge's carrier follows its port's a moment later (the
+        // kernel's link watch): the state to compare is the one after.
+        await_true("the bridge up", LIMIT, || {
+            let out = output(netns.command("ip").args(["-o", "link", "show", "tend0"]));
+            String::from_utf8_lossy(&out.stdout).contains("state UP")
+        });
+        Resident(child, name)
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        send(self.0.id(), libc::SIGTERM);
+        let code = exit_code_within(&mut self.0, LIMIT);
+        assert!(code == 0 || code == 143, "{}: {code}", self.1);
+    }
 }

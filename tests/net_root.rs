@@ -133,6 +133,7 @@ gw=$(ip route | awk "/default/ { print \$3 }")
 check container-reaches-host sh -c "wget -q -O- http://$gw:8000/ | grep -q host-page"
 check outside-sees-the-host sh -c "wget -q -O- http://192.0.2.2/cgi-bin/ip | grep -q \"192.0.2.1]\""
 check hairpin sh -c "wget -q -O- http://$gw:8080/ | grep -q \"page of web\""
+check loopback-up sh -c "wget -q -O- http://127.0.0.1/ | grep -q \"page of web\""
 '
 "$T" boot "$R" --name net-veth --hostname web --net veth --publish 8080:80 -- sh /web.sh & BOOT=$!
 await listed has_addr net-veth
@@ -164,6 +165,7 @@ check nothing-left test "$before" = "$after"
             "container-reaches-host",
             "outside-sees-the-host",
             "hairpin",
+            "loopback-up",
             "address-in-pool",
             "hosts-line",
             "resolv-conf",
@@ -201,6 +203,14 @@ await b-checks grep -qx "done b" "$W/log"
 kill -TERM $BOOTA; wait $BOOTA
 check bridge-stays-with-b ip link show tend0
 kill -TERM $BOOTB; wait $BOOTB
+# The bridge is gone with its last machine (deleted by the launcher's
+# child, which the launcher awaits): nothing left, and at once the same
+# name boots on a new bridge of the same name, twice.
+check bridge-gone-with-b test "$before" = "$(state)"
+"$T" boot "$R" --name net-br-b --net bridge -- true
+check same-name-at-once test $? = 0
+"$T" boot "$R" --name net-br-b --net bridge -- true
+check same-name-again test $? = 0
 after=$(state)
 check nothing-left test "$before" = "$after"
 [ "$before" = "$after" ] || diff <(echo "$before") <(echo "$after")
@@ -215,6 +225,9 @@ check nothing-left test "$before" = "$after"
             "b-reaches-a",
             "addresses-differ",
             "bridge-stays-with-b",
+            "bridge-gone-with-b",
+            "same-name-at-once",
+            "same-name-again",
             "nothing-left",
         ],
     );

@@ -34,6 +34,11 @@ impl Bound {
         self.roots.as_ref()?.v2_dir()
     }
 
+    /// Whether the machine has a cgroup of its bounds.
+    pub fn exists(&self) -> bool {
+        self.machine.is_some()
+    }
+
     /// The machine's v2 cgroup, open, for PID 1 to be cloned into.
     pub fn v2_machine(&self) -> Option<BorrowedFd<'_>> {
         self.machine.as_ref()?.v2_dir()

@@ -11,6 +11,7 @@ use super::bound::{self, Bound};
 use super::devices;
 use super::options::BootOptions;
 use crate::sys::devcgroup::Devices;
+use crate::sys::fault::Fault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +21,14 @@ pub enum Error {
     Devices(#[from] devices::Error),
     #[error("cannot open the machine's cgroup")]
     Open(#[source] std::io::Error),
+    #[error("cannot {0}")]
+    Step(&'static str, #[source] std::io::Error),
+}
+
+/// One step of a fault test (see [`crate::sys::fault`]): `what` fails when
+/// it is the chosen one.
+fn step(fault: &mut Fault, what: &'static str) -> Result<(), Error> {
+    fault.step().map_err(|errno| Error::Step(what, errno.into()))
 }
 
 pub struct MachineCgroups {
@@ -31,9 +40,20 @@ pub struct MachineCgroups {
 }
 
 impl MachineCgroups {
-    /// The cgroups `o` asks for, named `tend-TOKEN` in each hierarchy.
-    pub fn make(o: &BootOptions, token: &str) -> Result<MachineCgroups, Error> {
+    /// The cgroups `o` asks for, named `tend-TOKEN` in each hierarchy;
+    /// each made with a step of `fault`.
+    pub fn make(o: &BootOptions, token: &str, fault: &mut Fault) -> Result<MachineCgroups, Error> {
+        if !o.resources.is_empty() {
+            step(fault, "create the machine's cgroup")?;
+        }
         let bound = bound::bound(&o.resources, token)?;
+        if !o.resources.is_empty() {
+            // Made and bounded: what a failure here tries is their removal.
+            step(fault, "bound the machine")?;
+        }
+        if o.privileged {
+            step(fault, "restrict the machine's devices")?;
+        }
         let devices = devices::restrict(o, token, bound.v2_root())?;
         let devices_v2 = match devices.as_ref().and_then(Devices::open_v2_machine) {
             Some(open) => Some(open.map_err(Error::Open)?),
@@ -57,7 +77,10 @@ impl MachineCgroups {
 
     /// Moves PID 1 (host pid `child`) into the cgroups it is not in yet:
     /// the v1 ones, and the v2 one unless the clone put it there.
-    pub fn join(&self, child: i32, in_v2: bool) -> Result<(), Error> {
+    pub fn join(&self, child: i32, in_v2: bool, fault: &mut Fault) -> Result<(), Error> {
+        if self.bound.exists() || self.devices.is_some() {
+            step(fault, "put the machine in its cgroups")?;
+        }
         self.bound.join(child, in_v2)?;
         if let Some(devices) = &self.devices {
             if !(in_v2 && self.devices_v2.is_some()) {

@@ -248,7 +248,7 @@ fn run_container(
     // PID 1 starts in its v2 cgroup: moving it later would wait for an RCU
     // grace period (about 10 ms here).
     let token = format!("boot-{}-{}", o.name, std::process::id());
-    let cgroups = MachineCgroups::make(o, &token)?;
+    let cgroups = MachineCgroups::make(o, &token, network.fault())?;
     let flags = namespaces::clone_flags(o);
     let cloned = match cgroups.v2_dir() {
         Some(dir) => clone_into_cgroup(flags, dir),
@@ -334,9 +334,16 @@ fn start(
     // only tend's own setup until then.
     userns::let_go(o, &go)?;
     let prepared = cgroups
-        .join(child, in_v2)
+        .join(child, in_v2, network.fault())
         .map_err(Error::from)
-        .and_then(|()| Ok(network.attach(&net_target(o, child))?));
+        .and_then(|()| {
+            network.attach(&net_target(o, child))?;
+            // A fault test: the child numbers its steps after ours.
+            if let Some(steps) = network.fault_steps() {
+                crate::sys::fault::tell(&go, steps).map_err(userns::Error::Go)?;
+            }
+            Ok(())
+        });
     if let Err(e) = prepared {
         // A child whose setup failed meanwhile is gone (and cannot join a
         // cgroup): its report says why. Killed, not reaped (the caller
@@ -453,7 +460,7 @@ fn child_main(
         return 1;
     }
     leave_job_control(o);
-    if let Err(e) = setup(o) {
+    if let Err(e) = setup(o, &go) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
@@ -534,17 +541,23 @@ fn hide_host_paths(o: &BootOptions) {
 }
 
 /// Everything between the clone and PID 1's loop, in order.
-fn setup(o: &BootOptions) -> Result<(), SetupError> {
+fn setup(o: &BootOptions, go: &OwnedFd) -> Result<(), SetupError> {
     userns::enter(o)?;
     // Read before `environment` clears the variables; inert unless a test
-    // sets it (see `sys::fault`).
+    // sets it (see `sys::fault`): then numbered after the launcher's.
     let mut fault = Fault::from_env();
+    if fault.armed() {
+        fault.steps = crate::sys::fault::told(go).map_err(userns::Error::Go)?;
+    }
     let mut sys = Faulty {
         inner: &mut Real,
         fault: &mut fault,
     };
     apply::apply(&mut sys, &plan::plan(o))?;
-    if o.net.is_new() {
+    // A network the launcher makes (veth, bridge) has loopback brought up
+    // with the rest, before the second "go": here it would wait on the
+    // launcher's requests in the kernel.
+    if o.net.is_new() && !matches!(o.net, Net::Veth | Net::Bridge(_)) {
         fault
             .step()
             .map_err(std::io::Error::from)

@@ -12,7 +12,23 @@
 //! A new step of the setup is covered when it goes through [`Sys`] (a new
 //! method must be added to [`Faulty`] too: the compiler says so) or calls
 //! [`Fault::step`] first, as bringing up loopback does.
+//!
+//! How the steps are numbered: the launcher's come first, the child's
+//! after. The launcher counts writing the machine's lease and making the
+//! machine's cgroups (before the clone: made, bounded, devices restricted;
+//! after it: joined, `container::cgroups`) and each change its network
+//! makes (the registry's shared file,
+//! the sysctls, every link request, the table: see
+//! `container::net::apply::Faulty`), 1 to L. Once its network is made it
+//! tells the child L over their "go" channel ([`tell`]); the child waits
+//! for that number before its first counted step ([`told`]) and counts its
+//! own from L + 1. Only when the variable is set: then the child mounts
+//! after the network is made instead of meanwhile, so every N names the
+//! same step in every run. A failed launcher step kills the child before
+//! it counted anything. Undoing is never counted: it runs after the
+//! failure, and its own failures are not reported.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -52,6 +68,12 @@ impl Fault {
         }
     }
 
+    /// Whether a fault was asked for (then the launcher and the child
+    /// exchange the launcher's count, see [`tell`]).
+    pub fn armed(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// One more step: `Err` when it is the one to fail.
     pub fn step(&mut self) -> Result<(), Errno> {
         self.steps = self.steps.saturating_add(1);
@@ -67,6 +89,31 @@ impl Fault {
         let (n, _) = self.target?;
         (n > self.steps).then(|| format!("{VARIABLE}: step {n} not reached: the setup has {} steps", self.steps))
     }
+}
+
+/// The launcher: its step count to the child, on their "go" channel.
+pub fn tell(go: impl AsFd, steps: u64) -> std::io::Result<()> {
+    let bytes = steps.to_ne_bytes();
+    let mut sent = 0;
+    while sent < bytes.len() {
+        sent += super::fdpass::send(&go, &bytes[sent..], &[])?;
+    }
+    Ok(())
+}
+
+/// The child: the launcher's step count, read exactly (the channel is a
+/// stream: the next "go" stays unread).
+pub fn told(go: impl AsFd) -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    let mut got = 0;
+    while got < bytes.len() {
+        let mut fds = Vec::new();
+        match super::fdpass::recv(&go, &mut bytes[got..], &mut fds, false)? {
+            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            n => got += n,
+        }
+    }
+    Ok(u64::from_ne_bytes(bytes))
 }
 
 /// `N:ERRNO`, N ≥ 1, ERRNO a number or a name (`EIO`).

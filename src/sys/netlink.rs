@@ -45,6 +45,7 @@ const IFA_LOCAL: u16 = 2;
 const RTA_GATEWAY: u16 = 5;
 
 const IFF_UP: u32 = 0x1;
+const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
@@ -245,7 +246,9 @@ pub fn get_index(index: u32) -> Request {
     Request::new(RTM_GETLINK, 0, &ifinfomsg(index, 0, 0))
 }
 
-/// Whether a datagram of link events tells of link `index`'s removal.
+/// Whether a datagram of link events tells of link `index`'s removal:
+/// an RTM_DELLINK of family AF_UNSPEC (a bridge's of family AF_BRIDGE
+/// tells only that the link left it as a port).
 fn deleted(datagram: &[u8], index: u32) -> bool {
     let mut at = 0usize;
     while let (Some(len), Some(kind)) = (u32_at(datagram, at), u16_at(datagram, at + 4)) {
@@ -253,7 +256,8 @@ fn deleted(datagram: &[u8], index: u32) -> bool {
         if len < NLMSG_HDRLEN {
             return false;
         }
-        if kind == RTM_DELLINK && u32_at(datagram, at + NLMSG_HDRLEN + 4) == Some(index) {
+        let family = datagram.get(at + NLMSG_HDRLEN).copied();
+        if kind == RTM_DELLINK && family == Some(AF_UNSPEC) && u32_at(datagram, at + NLMSG_HDRLEN + 4) == Some(index) {
             return true;
         }
         at = at.saturating_add((len + 3) & !3);
@@ -421,29 +425,32 @@ impl Socket {
         Ok(Socket { fd, seq: 0 })
     }
 
-    /// Until the kernel tells of link `index`'s removal (or it is gone
-    /// already); ETIMEDOUT past the socket's limit.
-    fn await_deleted(&mut self, index: u32) -> io::Result<()> {
+    /// Until the kernel tells of the removal of every link of `indices`
+    /// (or they are gone already); ETIMEDOUT past the socket's limit.
+    fn await_deleted(&mut self, indices: &[u32]) -> io::Result<()> {
         let mut probe = Socket::open()?;
-        match probe.call(get_index(index)) {
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-            _ => {}
-        }
+        let mut left: Vec<u32> = indices.to_vec();
+        let mut ask = |left: &mut Vec<u32>| {
+            left.retain(
+                |&index| !matches!(probe.call(get_index(index)), Err(e) if e.raw_os_error() == Some(libc::ENODEV)),
+            )
+        };
+        ask(&mut left);
         let mut buf = vec![0u8; 32 * 1024];
-        loop {
+        while !left.is_empty() {
             let n = match nixsock::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
                 // Events were lost: ask instead.
-                Err(nix::errno::Errno::ENOBUFS) => match probe.call(get_index(index)) {
-                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-                    _ => continue,
-                },
+                Err(nix::errno::Errno::ENOBUFS) => {
+                    ask(&mut left);
+                    continue;
+                }
                 Err(e) => return Err(timed_out(e)),
             };
-            if deleted(buf.get(..n).unwrap_or_default(), index) {
-                return Ok(());
-            }
+            let got = buf.get(..n).unwrap_or_default();
+            left.retain(|&index| !deleted(got, index));
         }
+        Ok(())
     }
 
     /// A socket in the network namespace `netns`: this thread steps in,
@@ -499,19 +506,30 @@ impl Socket {
 
 /// Leaves to a child what would make this process wait for an RCU grace
 /// period in the kernel (several milliseconds, more under load): deleting
-/// link `delete` (unregistering a device waits for one after it is gone
-/// from view) and the last close of `keep` (closing an nf_tables socket
-/// after a transaction waits for its release). Returns once the link is
-/// gone from this namespace (the kernel's RTM_DELLINK, at most `limit`
-/// later); the child goes on until its waits are over, and nobody waits
-/// for it.
-pub fn linger(delete: Option<u32>, keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
-    if delete.is_none() && keep.is_empty() {
+/// link `delete`, then the links of `also` (unregistering a device waits
+/// for one after it is gone from view), and the last close of `keep`
+/// (closing an nf_tables socket after a transaction waits for its
+/// release). Returns once the links are gone from this namespace (the
+/// kernel's RTM_DELLINK, at most `limit` later); the child goes on until
+/// its waits are over, and nobody waits for it.
+pub fn linger(delete: Option<u32>, also: &[u32], keep: Vec<OwnedFd>, limit: std::time::Duration) -> io::Result<()> {
+    if delete.is_none() && also.is_empty() && keep.is_empty() {
         return Ok(());
     }
     let lingering = Lingering::start(delete, &keep.iter().collect::<Vec<_>>())?;
     drop(keep);
-    lingering.finish(limit)
+    lingering.finish(also, limit)
+}
+
+/// At most this many links are handed to a lingering child at its end
+/// (the bridges its machine was the last on): more are deleted in place.
+pub const LINGER_MORE: usize = 8;
+
+/// Sets the link index of a finished RTM_DELLINK request.
+fn set_index(request: &mut [u8], index: u32) {
+    if let Some(field) = request.get_mut(NLMSG_HDRLEN + 4..NLMSG_HDRLEN + 8) {
+        field.copy_from_slice(&index.to_ne_bytes());
+    }
 }
 
 /// The child of [`linger`], started early (forking costs the end nothing
@@ -526,14 +544,13 @@ pub struct Lingering {
 
 impl Lingering {
     pub fn start(delete: Option<u32>, keep: &[&OwnedFd]) -> io::Result<Lingering> {
-        let request = match delete {
-            Some(index) => Some((Socket::open()?, delete_index(index).finish(1)?)),
-            None => None,
-        };
+        // Made here: the child only fills in an index and sends.
+        let socket = Socket::open()?;
+        let mut request = delete_index(0).finish(1)?;
         let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let mut mine: Vec<i32> = keep.iter().map(|fd| fd.as_raw_fd()).collect();
         mine.push(go_r.as_raw_fd());
-        mine.extend(request.as_ref().map(|(s, _)| s.fd.as_raw_fd()));
+        mine.push(socket.fd.as_raw_fd());
         mine.sort_unstable();
         match super::ns::clone_into(0)? {
             super::ns::Forked::Child => {
@@ -546,10 +563,40 @@ impl Lingering {
                     // SAFETY: signal(2) with SIG_DFL installs no code of ours.
                     unsafe { libc::signal(signal, libc::SIG_DFL) };
                 }
-                let mut byte = [0u8; 1];
-                let _ = nix::unistd::read(&go_r, &mut byte);
-                if let Some((socket, bytes)) = &request {
-                    let _ = nixsock::send(socket.fd.as_raw_fd(), bytes, MsgFlags::empty());
+                // The word: the indices of more links to delete, then the
+                // end of the pipe (or the launcher's end).
+                let mut more = [0u8; 4 * LINGER_MORE];
+                let mut got = 0;
+                while let Some(free) = more.get_mut(got..).filter(|f| !f.is_empty()) {
+                    match nix::unistd::read(&go_r, free) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+                let also = more.get(..got).unwrap_or_default().chunks_exact(4);
+                let all = delete
+                    .into_iter()
+                    .chain(also.filter_map(|c| Some(u32::from_ne_bytes(c.try_into().ok()?))));
+                let mut indices = [0u32; 1 + LINGER_MORE];
+                let mut count = 0;
+                for (slot, index) in indices.iter_mut().zip(all) {
+                    *slot = index;
+                    count += 1;
+                }
+                for (n, &index) in indices.iter().take(count).enumerate() {
+                    // All but the last in a process of their own: a
+                    // deletion waits for the kernel long after its link is
+                    // gone from view, and the next need not wait for it.
+                    let forked = (n + 1 < count).then(|| super::ns::clone_into(0).ok()).flatten();
+                    if let Some(super::ns::Forked::Parent { .. }) = forked {
+                        continue;
+                    }
+                    set_index(&mut request, index);
+                    let _ = nixsock::send(socket.fd.as_raw_fd(), &request, MsgFlags::empty());
+                    if let Some(super::ns::Forked::Child) = forked {
+                        // SAFETY: as below.
+                        unsafe { libc::_exit(0) }
+                    }
                 }
                 // SAFETY: _exit takes an integer and never returns; the
                 // kernel closes what is left, the last of `keep` among them.
@@ -560,16 +607,25 @@ impl Lingering {
     }
 
     /// Lets the child go (close this process's copies of what it keeps
-    /// first), and returns once its link is gone from view.
-    pub fn finish(self, limit: std::time::Duration) -> io::Result<()> {
+    /// first), with the links of `also` to delete after its own (the first
+    /// [`LINGER_MORE`]; the caller deletes any more), and returns once
+    /// they are all gone from view.
+    pub fn finish(self, also: &[u32], limit: std::time::Duration) -> io::Result<()> {
+        let also = also.get(..LINGER_MORE).unwrap_or(also);
+        let gone: Vec<u32> = self.delete.into_iter().chain(also.iter().copied()).collect();
         // Listening before the child deletes: the event cannot be missed.
-        let watch = match self.delete {
-            Some(index) => Some((Socket::listen_links(limit)?, index)),
-            None => None,
+        let watch = match gone.is_empty() {
+            false => Some(Socket::listen_links(limit)?),
+            true => None,
         };
+        let word: Vec<u8> = also.iter().flat_map(|i| i.to_ne_bytes()).collect();
+        if !word.is_empty() {
+            // A pipe takes these few bytes at once (PIPE_BUF).
+            nix::unistd::write(&self.go, &word)?;
+        }
         drop(self.go);
         match watch {
-            Some((mut socket, index)) => socket.await_deleted(index),
+            Some(mut socket) => socket.await_deleted(&gone),
             None => Ok(()),
         }
     }
@@ -673,6 +729,19 @@ mod tests {
     }
 
     #[test]
+    fn a_lingering_deletion_takes_its_index_in_place() {
+        let mut request = delete_index(0).finish(1).unwrap();
+        set_index(&mut request, 42);
+        assert_eq!(request, delete_index(42).finish(1).unwrap());
+        set_index(&mut request[..20], 7);
+        assert_eq!(
+            request,
+            delete_index(42).finish(1).unwrap(),
+            "a short buffer is left alone"
+        );
+    }
+
+    #[test]
     fn a_link_event_tells_which_link_went() {
         let gone = Request::bare(RTM_DELLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();
         let added = Request::bare(RTM_NEWLINK, 0, &ifinfomsg(9, 0, 0)).finish(0).unwrap();
@@ -681,6 +750,15 @@ mod tests {
         assert!(deleted(&both, 9));
         assert!(!deleted(&both, 8) && !deleted(&added, 9));
         assert!(!deleted(&gone[..20], 9), "cut short");
+        // A bridge tells of each port it loses (its own RTM_DELLINK, of
+        // family AF_BRIDGE): the port is still there.
+        let mut port = ifinfomsg(9, 0, 0);
+        port[0] = 7; // AF_BRIDGE
+        let unplugged = Request::bare(RTM_DELLINK, 0, &port).finish(0).unwrap();
+        assert!(!deleted(&unplugged, 9));
+        let mut then_gone = unplugged.clone();
+        then_gone.extend_from_slice(&gone);
+        assert!(deleted(&then_gone, 9));
     }
 
     #[test]

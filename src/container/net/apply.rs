@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::plan::{Action, Link, Match, Place, Rule, Step, Table, Verdict};
 use super::Error;
+use crate::sys::fault::Fault;
 use crate::sys::netlink::{self as nl, Socket};
 use crate::sys::nftables::{self as nft, Expr};
 
@@ -25,6 +26,59 @@ pub trait System {
     /// Makes tend's table what `table` says (one transaction: all of it
     /// or nothing), on the host.
     fn table(&mut self, table: &Table) -> Result<(), Error>;
+    /// A change made outside (a file of the registry) counted as a step
+    /// of a fault test ([`Faulty`]); nothing elsewhere.
+    fn step(&mut self) -> Result<(), nix::errno::Errno> {
+        Ok(())
+    }
+}
+
+/// A [`System`] that counts each change (every link request, sysctl
+/// written, the table) as a step of `fault` and fails the chosen one
+/// before it reaches `inner` (see [`crate::sys::fault`]); reads are no
+/// steps.
+pub struct Faulty<'a> {
+    pub inner: &'a mut dyn System,
+    pub fault: &'a mut Fault,
+}
+
+impl System for Faulty<'_> {
+    fn links(&mut self, place: Place, links: &[Link]) -> Result<(), Error> {
+        // One at a time: those before the failed one are made, as they
+        // would be had the kernel refused it.
+        for link in links {
+            self.fault.step().map_err(|errno| Error::Link {
+                place,
+                step: link.to_string(),
+                source: errno.into(),
+            })?;
+            self.inner.links(place, std::slice::from_ref(link))?;
+        }
+        Ok(())
+    }
+
+    fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        self.fault.step().map_err(|errno| Error::Sysctl {
+            path: Path::new("/proc/sys").join(key),
+            source: errno.into(),
+        })?;
+        self.inner.sysctl(key, value)
+    }
+
+    fn read_sysctl(&mut self, key: &str) -> Result<String, Error> {
+        self.inner.read_sysctl(key)
+    }
+
+    fn table(&mut self, table: &Table) -> Result<(), Error> {
+        self.fault
+            .step()
+            .map_err(|errno| Error::Table { source: errno.into() })?;
+        self.inner.table(table)
+    }
+
+    fn step(&mut self) -> Result<(), nix::errno::Errno> {
+        self.fault.step()
+    }
 }
 
 /// Applies `steps` one by one; on failure, undoes the ones applied in

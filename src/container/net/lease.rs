@@ -109,7 +109,7 @@ pub fn lease_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.net"))
 }
 
-fn shared_path(dir: &Path, netns: u64) -> PathBuf {
+pub fn shared_path(dir: &Path, netns: u64) -> PathBuf {
     dir.join(format!("net-{netns}.json"))
 }
 

@@ -20,6 +20,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use crate::sys::fault::Fault;
 use apply::{Real, System};
 use lease::{Lease, Shared};
 use plan::{Link, Place, Step};
@@ -69,6 +70,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write {}", .path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("--net-pool {pool} overlaps the host's route to {route} on {iface}")]
     PoolOverlap { pool: Cidr, route: Cidr, iface: String },
     #[error("--net-pool {0} has no free address left")]
@@ -112,6 +119,9 @@ pub struct Network {
     /// The child that deletes the veth pair and closes the socket last.
     lingering: Option<crate::sys::netlink::Lingering>,
     name: String,
+    /// `TEND_TEST_FAULT`: the launcher's steps counted (see
+    /// [`crate::sys::fault`]).
+    fault: Fault,
 }
 
 impl std::fmt::Debug for Network {
@@ -143,6 +153,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
         nft: None,
         lingering: None,
         name: o.name.clone(),
+        fault: Fault::from_env(),
     };
     sweep_stale(&network.dir);
     match &o.net {
@@ -178,7 +189,7 @@ pub fn prepare(o: &BootOptions) -> Result<Network, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NeedsRoot(if o.net == Net::Veth { "veth" } else { "bridge" }));
     }
-    network.lease = Some(take_lease(&network.dir, o)?);
+    network.lease = Some(take_lease(&network.dir, o, &mut network.fault)?);
     Ok(network)
 }
 
@@ -202,7 +213,7 @@ fn registry_error(dir: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 /// Under the lock: the stale leases of dead launchers cleaned, the checks,
 /// then the first free slot written down as this machine's.
-fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
+fn take_lease(dir: &Path, o: &BootOptions, fault: &mut Fault) -> Result<Lease, Error> {
     let netns = crate::sys::ns::netns_id().map_err(registry_error(dir))?;
     let _lock = lease::lock(dir).map_err(registry_error(dir))?;
     let mut sys = Real::host();
@@ -240,7 +251,14 @@ fn take_lease(dir: &Path, o: &BootOptions) -> Result<Lease, Error> {
         host_if: types::host_ifname(&o.name),
         publish: o.publish.clone(),
     };
-    lease::write(dir, &lease).map_err(registry_error(dir))?;
+    fault
+        .step()
+        .map_err(io::Error::from)
+        .and_then(|()| lease::write(dir, &lease))
+        .map_err(|source| Error::Record {
+            path: lease::lease_path(dir, &lease.name),
+            source,
+        })?;
     Ok(lease)
 }
 
@@ -323,16 +341,25 @@ fn sweep(dir: &Path, netns: u64, sys: &mut dyn System) {
         lease::remove(dir, &l.name);
     }
     if !stale.is_empty() {
-        reconcile(dir, netns, sys);
+        let unused = reconcile(dir, netns, sys);
+        remove_bridges(sys, &unused);
+    }
+}
+
+/// Deletes bridges tend made, here and now.
+fn remove_bridges(sys: &mut dyn System, bridges: &[String]) {
+    for bridge in bridges {
+        apply::undo(sys, &plan::undo(&plan::bridge(bridge, DEFAULT_POOL)));
     }
 }
 
 /// The shared part made to fit the live leases of this namespace: the
-/// table rewritten, bridges tend made and nobody uses removed, and with
-/// the last machine gone, forwarding as it was.
-fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
+/// table rewritten, and with the last machine gone, forwarding as it was.
+/// Returns the bridges tend made that nobody uses any more, forgotten in
+/// the registry: the caller deletes them (see [`remove_bridges`]).
+fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) -> Vec<String> {
     let Some(mut shared) = lease::read_shared(dir, netns) else {
-        return;
+        return Vec::new();
     };
     let leases: Vec<Lease> = lease::all(dir).into_iter().filter(|l| l.netns == netns).collect();
     let unused: Vec<String> = shared
@@ -344,9 +371,6 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
     if let Err(e) = sys.table(&plan::ruleset(&leases, &shared)) {
         tracing::warn!("{}", crate::sys::chain(&e));
     }
-    for bridge in &unused {
-        apply::undo(sys, &plan::undo(&plan::bridge(bridge, DEFAULT_POOL)));
-    }
     shared.bridges.retain(|b| !unused.contains(b));
     if leases.is_empty() {
         apply::undo(sys, &plan::undo(&plan::forwarding(&shared)));
@@ -354,9 +378,22 @@ fn reconcile(dir: &Path, netns: u64, sys: &mut dyn System) {
     } else if let Err(e) = lease::write_shared(dir, &shared) {
         tracing::warn!("cannot write the shared network state: {e}");
     }
+    unused
 }
 
 impl Network {
+    /// With `TEND_TEST_FAULT` set: how many steps the launcher counted,
+    /// for the child to number its own after them.
+    pub fn fault_steps(&self) -> Option<u64> {
+        self.fault.armed().then_some(self.fault.steps)
+    }
+
+    /// The launcher's step counter, for its other steps (the machine's
+    /// cgroups) to be counted with the network's.
+    pub fn fault(&mut self) -> &mut Fault {
+        &mut self.fault
+    }
+
     /// The container's address, when it has one from the pool.
     pub fn address(&self) -> Option<Ipv4Addr> {
         self.lease.as_ref().map(Lease::address)
@@ -380,7 +417,11 @@ impl Network {
         let _lock = lease::lock(dir).map_err(registry_error(dir))?;
         let netns = target.netns.display().to_string();
         let mut sys = Real::container(target.netns.clone());
-        let result = build(dir, lease, &netns, &mut sys);
+        let mut counted = apply::Faulty {
+            inner: &mut sys,
+            fault: &mut self.fault,
+        };
+        let result = build(dir, lease, &netns, &mut counted);
         self.nft = sys.take_nft();
         if result.is_ok() {
             // Now, while the container sets up: its end then forks nothing.
@@ -390,7 +431,8 @@ impl Network {
         }
         if result.is_err() {
             lease::remove(dir, &lease.name);
-            reconcile(dir, lease.netns, &mut sys);
+            let unused = reconcile(dir, lease.netns, &mut sys);
+            remove_bridges(&mut sys, &unused);
             self.lease = None;
         }
         result
@@ -408,7 +450,7 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
                 forward_was: sys.read_sysctl(plan::IP_FORWARD)?,
                 bridges: Vec::new(),
             };
-            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            write_shared(dir, &shared, sys)?;
             apply::apply(sys, &plan::forwarding(&shared))?;
             shared
         }
@@ -417,7 +459,7 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
         if !check_bridge(bridge)?.1 {
             // Recorded first: a failure half-way still removes it.
             shared.bridges.push(bridge.clone());
-            lease::write_shared(dir, &shared).map_err(registry_error(dir))?;
+            write_shared(dir, &shared, sys)?;
             apply::apply(sys, &plan::bridge(bridge, lease.pool))?;
         }
     }
@@ -432,6 +474,17 @@ fn build(dir: &Path, lease: &Lease, netns: &str, sys: &mut dyn System) -> Result
     sys.links(Place::Container, &plan::links(&inside))
         .and_then(|()| sys.table(&rules))
         .inspect_err(|_| apply::undo(sys, &plan::undo(&host)))
+}
+
+/// The shared file written, a step of its own (see [`apply::Faulty`]).
+fn write_shared(dir: &Path, shared: &Shared, sys: &mut dyn System) -> Result<(), Error> {
+    sys.step()
+        .map_err(io::Error::from)
+        .and_then(|()| lease::write_shared(dir, shared))
+        .map_err(|source| Error::Record {
+            path: lease::shared_path(dir, shared.netns),
+            source,
+        })
 }
 
 /// The link operations that take a machine's links down.
@@ -461,21 +514,30 @@ impl Drop for Network {
         let _lock = lease::lock(dir);
         let mut sys = Real::host_with(self.nft.take());
         lease::remove(dir, &lease.name);
-        reconcile(dir, lease.netns, &mut sys);
-        // The pair's deletion and the last close of the table's socket
-        // each wait for the kernel's RCU grace period: a child does them,
-        // and this returns once the pair is gone from view.
+        let unused = reconcile(dir, lease.netns, &mut sys);
+        // The deletions of the pair and of a bridge it was the last on,
+        // and the last close of the table's socket, each wait for the
+        // kernel's RCU grace period: a child does them, and this returns
+        // once the links are gone from view (so the same names can be
+        // made again at once), under the registry's lock. Only after the
+        // table and forwarding above: both take the kernel's rtnl lock,
+        // and whoever releases it next while a deletion is pending
+        // finishes that unregistration, waiting for the device's last
+        // references (up to a second, seen when the child went first).
+        let (handed, more) = unused.split_at(unused.len().min(crate::sys::netlink::LINGER_MORE));
+        remove_bridges(&mut sys, more);
+        let bridges: Vec<u32> = handed.iter().filter_map(|b| sys.host_index(b)).collect();
         let keep: Vec<_> = sys.take_nft().into_iter().collect();
         let done = match self.lingering.take() {
             // It holds its own copy of the socket, and knows the pair.
             Some(lingering) => {
                 drop(keep);
-                lingering.finish(LINGER_LIMIT)
+                lingering.finish(&bridges, LINGER_LIMIT)
             }
             None => {
                 // Often the kernel removed the pair already, with the namespace.
                 let pair = sys.host_index(&lease.host_if);
-                crate::sys::netlink::linger(pair, keep, LINGER_LIMIT)
+                crate::sys::netlink::linger(pair, &bridges, keep, LINGER_LIMIT)
             }
         };
         if let Err(e) = done {
@@ -483,6 +545,12 @@ impl Drop for Network {
             if crate::sys::ns::link_exists(&lease.host_if) {
                 let _ = sys.links(Place::Host, &undo_links(&lease));
             }
+            let left: Vec<String> = handed
+                .iter()
+                .filter(|b| crate::sys::ns::link_exists(b))
+                .cloned()
+                .collect();
+            remove_bridges(&mut sys, &left);
         }
     }
 }

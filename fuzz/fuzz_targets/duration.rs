@@ -63,6 +63,7 @@ fn supervisor(d: &[Duration], moves: &[u8], now: Instant) {
             0 => Event::Exited {
                 pid,
                 status: ExitStatus::Code(1),
+                service: Some(name()),
             },
             1 => Event::Ready { name: name() },
             2 => Event::Stop { name: name() },

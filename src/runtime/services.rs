@@ -416,7 +416,11 @@ impl Services {
             }
         }
         info!("{name} (pid {pid}) {status}");
-        Some(Event::Exited { pid, status })
+        Some(Event::Exited {
+            pid,
+            status,
+            service: Some(name.to_string()),
+        })
     }
 
     /// A watched source is ready: read it; what it says for the supervisor.

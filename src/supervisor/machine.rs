@@ -263,7 +263,7 @@ impl<U: Definition> Supervisor<U> {
             (M::Done, event) => tracing::debug!(?event, "ignored after exit"),
             (_, E::Spawned { name, pid }) => self.route(&name, Input::Spawned(pid), now),
             (_, E::SpawnFailed { name, reason }) => self.route(&name, Input::SpawnFailed(reason), now),
-            (_, E::Exited { pid, status }) => self.reaped(pid, status, now),
+            (_, E::Exited { pid, status, service }) => self.reaped(pid, status, service, now),
             (_, E::Ready { name }) => self.route(&name, Input::Ready, now),
             (_, E::ReadyFailed { name, reason }) => self.route(&name, Input::ReadyFailed(reason), now),
             (_, E::Stopping { name }) => self.route(&name, Input::Announce, now),
@@ -327,8 +327,9 @@ impl<U: Definition> Supervisor<U> {
         }
     }
 
-    fn reaped(&mut self, pid: i32, status: ExitStatus, now: Instant) {
-        match self.owner_of(pid) {
+    fn reaped(&mut self, pid: i32, status: ExitStatus, service: Option<String>, now: Instant) {
+        let owned = |name: &String| self.services.get(name).is_some_and(|s| s.phase.pid() == Some(pid));
+        match service.filter(owned) {
             Some(name) => self.route(&name, Input::Exited(status), now),
             None => tracing::debug!(pid, %status, "reaped a process no service owns"),
         }

@@ -1,8 +1,8 @@
-//! Which services have a process of which pid, and when each next needs a
-//! timer, kept per changed service (as `dirty.rs` keeps the counts): an
-//! exit is matched to its service, and the loop's next wake-up found,
-//! without looking at every service. With thousands of services, those two
-//! passes were most of the supervisor's work per event.
+//! When each service next needs a timer, kept per changed service (as
+//! `dirty.rs` keeps the counts): the loop's next wake-up, and the services
+//! a timer concerns, are found without looking at every service. With
+//! thousands of services, those passes were most of the supervisor's work
+//! per event. (An exit needs no look-up: the loop names its service.)
 //!
 //! A service is looked at again when `touch` (every routed input) or a
 //! schedule or health change marks it, and all of them after `touch_all`;
@@ -32,9 +32,6 @@ pub(super) struct Timers {
     due: BTreeSet<(Instant, Kind, String)>,
     /// The entries of `due` of each service that has any.
     of: HashMap<String, Vec<(Instant, Kind)>>,
-    /// The service owning each pid; an entry may outlive its process (it
-    /// is checked against the service on use, and dropped at the reap).
-    pids: HashMap<i32, String>,
     /// Services to look at again; `all`: every one.
     stale: BTreeSet<String>,
     all: bool,
@@ -93,9 +90,6 @@ impl<U: Definition> Supervisor<U> {
         let Some(service) = self.services.get(&name) else {
             return;
         };
-        if let Some(pid) = service.phase.pid() {
-            timers.pids.insert(pid, name.clone());
-        }
         let now = deadlines(service);
         if now.is_empty() {
             return;
@@ -123,14 +117,6 @@ impl<U: Definition> Supervisor<U> {
             .map(|(_, _, name)| name.clone())
             .collect()
     }
-
-    /// The service whose process `pid` was, forgetting the pid.
-    pub(super) fn owner_of(&mut self, pid: i32) -> Option<String> {
-        self.refresh_timers();
-        let name = self.timers.pids.remove(&pid)?;
-        let service = self.services.get(&name)?;
-        (service.phase.pid() == Some(pid)).then_some(name)
-    }
 }
 
 #[cfg(test)]
@@ -144,9 +130,6 @@ impl<U: Definition> Supervisor<U> {
         for service in self.services.values() {
             for (at, kind) in deadlines(service) {
                 due.insert((at, kind, service.name.clone()));
-            }
-            if let Some(pid) = service.phase.pid() {
-                assert_eq!(self.timers.pids.get(&pid), Some(&service.name), "pid {pid}");
             }
         }
         assert_eq!(due, self.timers.due);

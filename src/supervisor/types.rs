@@ -16,8 +16,14 @@ pub enum Event {
     Spawned { name: String, pid: i32 },
     /// The loop could not spawn the service (answer to [`Action::Spawn`]).
     SpawnFailed { name: String, reason: String },
-    /// A child was reaped. Pids the supervisor does not know (orphans) are ignored.
-    Exited { pid: i32, status: ExitStatus },
+    /// A child was reaped: `service` is the one the loop started it for
+    /// (the loop keeps its processes by service), `None` for an orphan.
+    /// One whose pid is not that service's process is ignored.
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+        service: Option<String>,
+    },
     /// `READY=1` arrived, or the ready check passed.
     Ready { name: String },
     /// The ready check gave up.

@@ -146,6 +146,7 @@ fn nothing_changes_nothing_is_emitted() {
     h.send(Event::Exited {
         pid: 4242,
         status: ExitStatus::Code(1),
+        service: None,
     });
     assert_eq!(changes(&mut h), []);
 }
@@ -204,6 +205,7 @@ fn shutdown_changes_come_before_exit() {
             Event::Exited {
                 pid,
                 status: ExitStatus::Signal(TERM),
+                service: Some("a".into()),
             },
             h.now,
         )

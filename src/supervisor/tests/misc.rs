@@ -20,8 +20,16 @@ fn unknown_pids_are_ignored() {
     let orphan = Event::Exited {
         pid: 4242,
         status: ExitStatus::Code(1),
+        service: None,
     };
     assert_eq!(h.send(orphan), []);
+    // Named for a service whose process it is not: ignored too.
+    let stale = Event::Exited {
+        pid: 4242,
+        status: ExitStatus::Code(1),
+        service: Some("a".into()),
+    };
+    assert_eq!(h.send(stale), []);
     assert_eq!(h.sup.status(), before);
 }
 

@@ -131,7 +131,11 @@ impl Harness {
 
     pub fn exit(&mut self, name: &str, status: ExitStatus) -> Vec<Action> {
         let pid = self.get(name).pid.expect("service has a pid");
-        self.send(Event::Exited { pid, status })
+        self.send(Event::Exited {
+            pid,
+            status,
+            service: Some(name.into()),
+        })
     }
 
     pub fn ready(&mut self, name: &str) -> Vec<Action> {

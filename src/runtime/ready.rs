@@ -1,6 +1,8 @@
 //! Readiness checks of simple services (`ready = { tcp = ... }` or
-//! `{ exec = [...] }`): tried at start, then again every `RETRY` until one
-//! passes. The supervisor owns the timeout; this only tries.
+//! `{ exec = [...] }`): tried at start, then again until one passes, soon
+//! at first (a service is often ready a few milliseconds after the first
+//! try), then every `RETRY`. The supervisor owns the timeout; this only
+//! tries.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -14,13 +16,20 @@ use crate::sys::process;
 use crate::sys::spawn::{self, Spawn};
 use crate::unit::Ready;
 
-/// Pause between two tries. Only while a service is starting: an idle tend
-/// has no check running.
+/// The longest pause between two tries. Only while a service is starting:
+/// an idle tend has no check running.
 pub const RETRY: Duration = Duration::from_millis(100);
 
-/// When a failed check is tried again (at once if the clock would overflow).
-fn retry_at(now: Instant) -> Instant {
-    now.checked_add(RETRY).unwrap_or(now)
+/// The pause after the first failed try; it doubles up to [`RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(5);
+
+/// When a check that failed `failed` times is tried again (at once if the
+/// clock would overflow).
+fn retry_at(now: Instant, failed: u32) -> Instant {
+    let pause = FIRST_RETRY
+        .checked_mul(1 << failed.saturating_sub(1).min(8))
+        .map_or(RETRY, |p| p.min(RETRY));
+    now.checked_add(pause).unwrap_or(now)
 }
 
 /// A check in progress.
@@ -40,6 +49,8 @@ pub struct Checks {
     attempts: BTreeMap<String, Attempt>,
     /// What each unfinished check tries, for its next try.
     specs: BTreeMap<String, Ready>,
+    /// How many tries of each unfinished check failed.
+    failed: BTreeMap<String, u32>,
 }
 
 impl Checks {
@@ -52,23 +63,31 @@ impl Checks {
             Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
                 Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
                     Ok(()) => Attempt::Connecting(stream, token),
-                    Err(_) => Attempt::Waiting(retry_at(now)),
+                    Err(_) => self.wait(name, now),
                 },
-                Err(_) => Attempt::Waiting(retry_at(now)),
+                Err(_) => self.wait(name, now),
             },
             Ready::Exec { argv, .. } => match run(argv) {
                 Ok(pid) => Attempt::Running(pid),
                 Err(e) => {
                     debug!("{name}: ready check: {e}");
-                    Attempt::Waiting(retry_at(now))
+                    self.wait(name, now)
                 }
             },
         };
         self.attempts.insert(name.into(), attempt);
     }
 
+    /// One more failed try of `name`'s check: when to try again.
+    fn wait(&mut self, name: &str, now: Instant) -> Attempt {
+        let failed = self.failed.entry(name.into()).or_default();
+        *failed = failed.saturating_add(1);
+        Attempt::Waiting(retry_at(now, *failed))
+    }
+
     pub fn cancel(&mut self, name: &str, registry: &Registry) {
         self.specs.remove(name);
+        self.failed.remove(name);
         match self.attempts.remove(name) {
             Some(Attempt::Running(pid)) => {
                 let _ = process::kill(pid.saturating_neg(), libc::SIGKILL);
@@ -86,9 +105,11 @@ impl Checks {
         if status.success() {
             self.attempts.remove(&name);
             self.specs.remove(&name);
+            self.failed.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(retry_at(now)));
+        let waiting = self.wait(&name, now);
+        self.attempts.insert(name, waiting);
         Some(None)
     }
 
@@ -102,9 +123,11 @@ impl Checks {
         let _ = registry.deregister(&mut stream);
         if connected {
             self.specs.remove(&name);
+            self.failed.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        self.attempts.insert(name, Attempt::Waiting(retry_at(now)));
+        let waiting = self.wait(&name, now);
+        self.attempts.insert(name, waiting);
         Some(None)
     }
 
@@ -143,4 +166,17 @@ fn run(argv: &[OsString]) -> Result<i32, spawn::SpawnError> {
         ..Default::default()
     };
     spawn::spawn(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_is_tried_again_soon_then_every_retry() {
+        let now = Instant::now();
+        let pauses: Vec<u128> = (1..=8).map(|n| (retry_at(now, n) - now).as_millis()).collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 100, 100, 100]);
+        assert_eq!(retry_at(now, u32::MAX) - now, RETRY);
+    }
 }

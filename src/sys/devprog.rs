@@ -36,6 +36,8 @@ const MOV_K: u8 = 0xb7; // dst = imm
 const AND_K: u8 = 0x57; // dst &= imm
 const RSH_K: u8 = 0x77; // dst >>= imm
 const JNE_K: u8 = 0x55; // if dst != imm: pc += off
+const JLT_K: u8 = 0xa5; // if dst < imm (unsigned): pc += off
+const JGT_K: u8 = 0x25; // if dst > imm (unsigned): pc += off
 const EXIT: u8 = 0x95; // return r0
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
@@ -65,12 +67,24 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
     ];
     let type_check = p.len();
     p.push(insn(JNE_K, 3, 0, 0, DEVCG_DEV_CHAR)); // to the end: deny
-    for rule in rules {
+    for (rule, last) in ranges(rules) {
         let start = p.len();
-        let next = start + if rule.minor.is_some() { 7 } else { 6 };
-        p.push(insn(JNE_K, 4, 0, jump(start, next), rule.major as i32));
-        if let Some(minor) = rule.minor {
-            p.push(insn(JNE_K, 5, 0, jump(start + 1, next), minor as i32));
+        let checks = if rule.minor.is_some() || last != rule.major {
+            2
+        } else {
+            1
+        };
+        let next = start + checks + 5;
+        match rule.minor {
+            Some(minor) => {
+                p.push(insn(JNE_K, 4, 0, jump(start, next), rule.major as i32));
+                p.push(insn(JNE_K, 5, 0, jump(start + 1, next), minor as i32));
+            }
+            None if last != rule.major => {
+                p.push(insn(JLT_K, 4, 0, jump(start, next), rule.major as i32));
+                p.push(insn(JGT_K, 4, 0, jump(start + 1, next), last as i32));
+            }
+            None => p.push(insn(JNE_K, 4, 0, jump(start, next), rule.major as i32)),
         }
         p.push(insn(MOV_X, 0, 2, 0, 0)); // r0 = access
         p.push(insn(AND_K, 0, 0, 0, i32::from(!rule.access & 7))); // what the rule does not allow
@@ -84,6 +98,27 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
     p.push(insn(MOV_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
     p
+}
+
+/// `rules` with runs of whole majors (`c 136:* rw` to `c 143:* rw`, the
+/// ptys) as one rule and its last major: fewer instructions for the
+/// kernel to verify at every `--privileged` boot.
+fn ranges(rules: &[Rule]) -> Vec<(Rule, u32)> {
+    let mut out: Vec<(Rule, u32)> = Vec::new();
+    for rule in rules {
+        match out.last_mut() {
+            Some((first, last))
+                if rule.minor.is_none()
+                    && first.minor.is_none()
+                    && first.access == rule.access
+                    && last.checked_add(1) == Some(rule.major) =>
+            {
+                *last = rule.major;
+            }
+            _ => out.push((*rule, rule.major)),
+        }
+    }
+    out
 }
 
 /// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.
@@ -195,8 +230,14 @@ mod tests {
                 MOV_K => r[dst] = i.imm as i64 as u64,
                 AND_K => r[dst] &= i.imm as i64 as u64,
                 RSH_K => r[dst] >>= i.imm,
-                JNE_K => {
-                    if r[dst] != i.imm as i64 as u64 {
+                JNE_K | JLT_K | JGT_K => {
+                    let imm = i.imm as i64 as u64;
+                    let taken = match i.code {
+                        JNE_K => r[dst] != imm,
+                        JLT_K => r[dst] < imm,
+                        _ => r[dst] > imm,
+                    };
+                    if taken {
                         pc = (pc as i64 + i64::from(i.off)) as usize;
                     }
                 }
@@ -231,5 +272,33 @@ mod tests {
         assert_eq!(run(&p, block | read, 1, 3), 0, "a block device");
         assert_eq!(run(&p, block | read, 8, 0), 0);
         assert_eq!(run(&program(&[]), char | read, 1, 3), 0, "no rule, nothing");
+    }
+
+    #[test]
+    fn a_run_of_whole_majors_is_one_range() {
+        let pty = |major| Rule {
+            major,
+            minor: None,
+            access: 6,
+        };
+        let mut rules = vec![Rule {
+            major: 1,
+            minor: Some(3),
+            access: 7,
+        }];
+        rules.extend((136..=143).map(pty));
+        let p = program(&rules);
+        assert_eq!(p.len(), 7 + 7 + 7 + 2, "the prologue, /dev/null, one range, the denial");
+        let (mknod, read, write) = (1u32 << 16, 2u32 << 16, 4u32 << 16);
+        let char = 2u32;
+        for major in 136..=143 {
+            assert_eq!(run(&p, char | read | write, major, 9), 1, "pty major {major}");
+            assert_eq!(run(&p, char | mknod, major, 9), 0, "no mknod of a pty");
+        }
+        assert_eq!(run(&p, char | read, 135, 0), 0, "below the range");
+        assert_eq!(run(&p, char | read, 144, 0), 0, "above the range");
+        assert_eq!(run(&p, char | read | write, 1, 3), 1, "/dev/null");
+        let gap = [pty(136), pty(138)];
+        assert_eq!(ranges(&gap).len(), 2, "a gap ends a range");
     }
 }

@@ -31,6 +31,26 @@ pub fn clone_into(flags: libc::c_int) -> io::Result<Forked> {
     }
 }
 
+/// `struct clone_args` of clone3(2) up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// clone3's flag: start the child in the cgroup `CloneArgs::cgroup` names.
+pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// [`clone_into`], the child starting in the v2 cgroup whose directory
 /// is open as `cgroup` (`clone3` with `CLONE_INTO_CGROUP`): no move after
 /// the fact, which would wait for an RCU grace period. Whether it went in:
@@ -38,34 +58,23 @@ pub fn clone_into(flags: libc::c_int) -> io::Result<Forked> {
 /// the caller moves the child itself.
 pub fn clone_into_cgroup(flags: libc::c_int, cgroup: std::os::fd::BorrowedFd<'_>) -> io::Result<(Forked, bool)> {
     use std::os::fd::AsRawFd;
-    /// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
-    #[repr(C)]
-    #[derive(Default)]
-    struct Args {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let args = Args {
+    let args = CloneArgs {
         flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup.as_raw_fd() as u64,
-        ..Args::default()
+        ..CloneArgs::default()
     };
     // SAFETY: clone3 with no stack (and no CLONE_VM) behaves as fork, as
     // in `clone_into`: the child continues on a copy of this address space.
     // The kernel reads `args` (valid, of the size passed) and writes
     // nothing of ours: no tid or pidfd pointers are set.
-    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const Args, std::mem::size_of::<Args>()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match rc {
         0 => Ok((Forked::Child, true)),
         -1 => match io::Error::last_os_error().raw_os_error() {

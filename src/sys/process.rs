@@ -234,24 +234,12 @@ pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
 /// Makes orphaned descendants be reparented to us instead of to PID 1, so we
 /// can reap them when we are not PID 1 ourselves.
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag, no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    prctl_set(libc::PR_SET_CHILD_SUBREAPER, 1)
 }
 
 /// Asks the kernel to send us `signal` when our parent dies (tini's `-p`).
 pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number, no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    prctl_set(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong)
 }
 
 /// Makes this process not dumpable: no core file, and only a holder of
@@ -259,8 +247,14 @@ pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
 /// ptrace it or open its `/proc/PID/exe`, `environ`, `mem` and fds. A
 /// process it execs is dumpable again (execve resets it).
 pub fn set_not_dumpable() -> io::Result<()> {
-    // SAFETY: PR_SET_DUMPABLE takes an integer, no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+    prctl_set(libc::PR_SET_DUMPABLE, 0)
+}
+
+/// `prctl(option, value)` for an option that takes one integer.
+fn prctl_set(option: libc::c_int, value: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options passed here take an integer, no pointers; the
+    // unused arguments are zero.
+    let rc = unsafe { libc::prctl(option, value, 0, 0, 0) };
     if rc == 0 {
         Ok(())
     } else {

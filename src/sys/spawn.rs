@@ -362,24 +362,7 @@ mod clone3 {
 
     use super::{child_main, Child, Stack};
 
-    /// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
-    #[repr(C)]
-    #[derive(Default)]
-    struct Args {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    use super::super::ns::{CloneArgs as Args, CLONE_INTO_CGROUP};
 
     /// Set once the kernel (before 5.7) or a filter said it has no clone3.
     static MISSING: AtomicBool = AtomicBool::new(false);

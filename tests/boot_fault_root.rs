@@ -501,5 +501,14 @@ impl Drop for Resident {
         send(self.0.id(), libc::SIGTERM);
         let code = exit_code_within(&mut self.0, LIMIT);
         assert!(code == 0 || code == 143, "{}: {code}", self.1);
+        // The launcher's lingering child (it deletes the pair and the
+        // bridge) outlives it a little: gone before the next walk looks.
+        let named = format!("--name {} ", self.1);
+        await_true("the resident's lingering child gone", LIMIT, || {
+            !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&named)
+            })
+        });
     }
 }

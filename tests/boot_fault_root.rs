@@ -73,20 +73,7 @@ impl HostState {
                     .collect()
             })
             .unwrap_or_default();
-        let me = std::process::id().to_string();
-        let processes = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
-            .filter(|e| e.file_name().to_string_lossy() != me)
-            .filter_map(|e| {
-                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                cmdline
-                    .contains(&dir_text)
-                    .then(|| format!("{:?} {cmdline}", e.file_name()))
-            })
-            .collect();
+        let processes = processes_naming(&dir_text);
         // Made by the boot's PID 1 in its own cgroup: the test's, below.
         let cgroups = std::fs::read_dir(&cgroup.0)
             .unwrap()
@@ -136,6 +123,22 @@ impl HostState {
             ..now
         }
     }
+}
+
+/// Processes but this one whose command line holds `text`: "PID CMDLINE".
+fn processes_naming(text: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| e.file_name().to_string_lossy() != me)
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(text).then(|| format!("{:?} {cmdline}", e.file_name()))
+        })
+        .collect()
 }
 
 /// The machine's cgroups in the v1 hierarchies (`--memory`, or the
@@ -505,10 +508,7 @@ impl Drop for Resident {
         // bridge) outlives it a little: gone before the next walk looks.
         let named = format!("--name {} ", self.1);
         await_true("the resident's lingering child gone", LIMIT, || {
-            !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&named)
-            })
+            processes_naming(&named).is_empty()
         });
     }
 }

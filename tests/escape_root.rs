@@ -141,11 +141,8 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
     assert!(machine_cgroups("devices", "escpriv").is_empty(), "no v1 devices cgroup");
     // Made before the clone, but PID 1 keeps no descriptor of them: from
     // one, `openat(fd, "..")` would reach the cgroup holding the program.
-    let held: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", m.pid1()))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .map(|l| l.to_string_lossy().into_owned())
+    let held: Vec<String> = fd_targets(m.pid1())
+        .into_iter()
         .filter(|l| l.contains("cgroup"))
         .collect();
     assert_eq!(held, Vec::<String>::new(), "PID 1's descriptors of host cgroups");
@@ -302,11 +299,16 @@ fn pid1_keeps_nothing_its_caller_left_open_root() {
         name: "escfds".into(),
         child,
     };
-    let links: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", m.pid1()))
+    let links = fd_targets(m.pid1());
+    assert!(!links.iter().any(|l| l == "/etc/hostname"), "{links:?}");
+}
+
+/// What each open descriptor of process `pid` names.
+fn fd_targets(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
         .filter_map(|e| std::fs::read_link(e.path()).ok())
         .map(|l| l.to_string_lossy().into_owned())
-        .collect();
-    assert!(!links.iter().any(|l| l == "/etc/hostname"), "{links:?}");
+        .collect()
 }

@@ -278,11 +278,9 @@ impl Services {
 
     /// What a running service uses, read from its cgroup now.
     pub fn usage(&self, name: &str) -> Option<Usage> {
+        // A service has a cgroup only under tend's roots.
         let cgroup = self.procs.get(name)?.cgroup.as_ref()?;
-        Some(match &self.cgroups {
-            Some(cgroups) => cgroups.usage_of(cgroup),
-            None => cgroup.usage(),
-        })
+        Some(self.cgroups.as_ref()?.usage_of(cgroup))
     }
 
     /// The names of the services running now.

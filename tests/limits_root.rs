@@ -175,7 +175,13 @@ fn oom_kill_is_named_and_restarted_while_a_neighbour_runs_root() {
 #[test]
 fn pids_max_holds_a_fork_bomb_while_another_keeps_its_schedule_root() {
     let dir = TempDir::new("limits-pids");
-    let bomb = "command = \"for i in $(seq 200); do sleep 1000 & done; wait\"\npids-max = 50\n";
+    // It keeps forking when a fork fails (a shell's bomb would exit at the
+    // first "Cannot fork", leaving 49 tasks: the test then raced its exit).
+    let bomb = concat!(
+        "command = [\"python3\", \"-c\", \"import os, time\\nwhile True:\\n",
+        "    try:\\n        if os.fork() == 0:\\n            time.sleep(1000); os._exit(0)\\n",
+        "    except OSError:\\n        time.sleep(0.01)\\n\"]\npids-max = 50\n"
+    );
     let ticker = "command = \"sleep 0.1\"\nrestart = \"always\"\nrestart-delay = \"100ms\"\nstart-limit-burst = 1000\n";
     let mut launcher = start(&dir, &[("bomb", bomb), ("ticker", ticker)]);
     let tend = await_child(launcher.id());

@@ -304,7 +304,10 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
     // A copy in the test's directory, which stays reachable at its path when
     // /tmp is replaced (the build's own tend may live below /tmp).
     let bin = user_bin(dir);
-    let mut script = String::new();
+    // Its own /run, holding a socket a killed root tend left behind: a
+    // user must not be sent there (nor to the host's /run/tend), and its
+    // own network namespace, so that no host socket is listed as listening.
+    let mut script = String::from(STALE_ROOT_SOCKET);
     if private_tmp {
         let base = dir.0.file_name().unwrap().to_str().unwrap();
         let d = dir.0.display();
@@ -320,6 +323,7 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--mount",
+        "--net",
         "--pid",
         "--fork",
         "--mount-proc",
@@ -338,6 +342,11 @@ fn user_tend(dir: &TempDir, env: &[(&str, PathBuf)], private_tmp: bool) -> Child
     cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
     cmd.spawn().unwrap()
 }
+
+/// A private /run whose `tend/ctl.sock` is bound by root and listened on by
+/// no one, as a killed root tend leaves it.
+const STALE_ROOT_SOCKET: &str = "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/tend && \
+    python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"/run/tend/ctl.sock\")' && ";
 
 /// tend and its launcher, both killed on drop: setpriv's change of uid
 /// clears the parent-death signal that `unshare --kill-child` set.
@@ -358,7 +367,7 @@ impl Drop for UserTend {
 /// `tend ctl ARGS` as uid 1000 with `env`, in the mount namespace of `pid`.
 fn user_ctl(dir: &TempDir, pid: u32, env: &[(&str, PathBuf)], args: &[&str]) -> Output {
     let mut cmd = Command::new("nsenter");
-    cmd.args(["-t", &pid.to_string(), "-m", "--"])
+    cmd.args(["-t", &pid.to_string(), "-m", "-n", "--"])
         .args(["setpriv", "--reuid", USER, "--regid", USER, "--clear-groups", "--"])
         .arg(user_bin(dir))
         .arg("ctl")

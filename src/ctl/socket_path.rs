@@ -3,7 +3,7 @@
 //! they agree.
 //!
 //! 1. `$TEND_SOCKET`, when set and not empty.
-//! 2. `/run/tend/ctl.sock`, when `/run/tend` can be used: it holds a socket
+//! 2. `/run/tend/ctl.sock`, when `/run/tend` can be used: a tend listens
 //!    already, or we may write it (or create it in `/run`) and its file
 //!    system is not full.
 //! 3. Otherwise (a non-root container: `podman run --user 1000`) a place
@@ -90,16 +90,42 @@ pub fn resolve(create: bool) -> Result<PathBuf, Error> {
     }
 }
 
-/// `/run/tend` holds a socket we can reach, or we may write there: it is
-/// neither read-only nor full.
+/// We may write in `/run/tend` (it is neither read-only nor full), or a
+/// tend listens there. A socket file alone is not enough: one left by a
+/// killed tend would send a non-root user's server and client to a place
+/// neither can use.
 fn run_usable() -> bool {
     let dir = Path::new(DEFAULT_SOCKET).parent().unwrap_or(Path::new("/run"));
     let writable = |p: &Path| access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() && has_room(p);
     if dir.exists() {
-        std::fs::symlink_metadata(DEFAULT_SOCKET).is_ok() || writable(dir)
+        writable(dir) || listened(Path::new(DEFAULT_SOCKET))
     } else {
         dir.parent().is_some_and(writable)
     }
+}
+
+/// Someone listens on the socket at `path`. A socket we may not write
+/// refuses us before the kernel looks for a listener (EACCES either way):
+/// then the kernel's table of bound sockets tells.
+fn listened(path: &Path) -> bool {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => true,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+            std::fs::read_to_string("/proc/net/unix").is_ok_and(|table| listening_in(&table, path))
+        }
+        Err(_) => false,
+    }
+}
+
+/// `table` (`/proc/net/unix`) has a listening socket bound at `path`.
+fn listening_in(table: &str, path: &Path) -> bool {
+    // Flags 00010000 is __SO_ACCEPTCON: the socket listens.
+    const LISTENING: u32 = 0x10000;
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(3).and_then(|f| u32::from_str_radix(f, 16).ok());
+        fields.get(7).is_some_and(|p| Path::new(p) == path) && flags.is_some_and(|f| f & LISTENING != 0)
+    })
 }
 
 /// A new socket (and its directory) needs an inode and a block: a full
@@ -189,6 +215,21 @@ mod tests {
         assert_eq!(choose(&f), given(DEFAULT_SOCKET));
         f.tend_socket = Some("/x/s".into());
         assert_eq!(choose(&f), given("/x/s"));
+    }
+
+    #[test]
+    fn a_socket_counts_only_where_one_listens() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/tend/ctl.sock\n\
+            0000000000000000: 00000002 00000000 00000000 0001 01 4243 /run/other.sock\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 4244\n";
+        assert!(listening_in(table, Path::new("/run/tend/ctl.sock")));
+        assert!(
+            !listening_in(table, Path::new("/run/other.sock")),
+            "bound, not listening"
+        );
+        assert!(!listening_in(table, Path::new("/run/gone.sock")));
+        assert!(!listening_in("Num RefCount\n", Path::new("/run/tend/ctl.sock")));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! its own, and the terminal's foreground. An exec error comes back
 //! through the memory the child shares until it execs.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CStr, CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -262,9 +262,10 @@ fn with_slots(child: &mut Child) -> io::Result<i32> {
 /// recursion or buffers of its own.
 const STACK: usize = 64 * 1024;
 
-/// The child's stack: mapped for one spawn (not from the heap, where the
-/// pages it touches would stay in PID 1's memory), with a guard page
-/// below it.
+/// The child's stack: a mapping of its own (not from the heap), with a
+/// guard page below it. One is kept for the next spawn: unmapping it made
+/// the kernel flush the TLB of every CPU the child ran on, some 30 µs of
+/// each restart; the few pages the child touches stay in PID 1's memory.
 struct Stack {
     base: *mut libc::c_void,
 }
@@ -308,7 +309,15 @@ impl Drop for Stack {
 /// Clones the child, which runs `child_main` on its own stack in our
 /// memory; returns once it has exec'd or exited (`child.error` then set).
 fn clone_vfork(child: &mut Child, share_files: bool) -> io::Result<i32> {
-    let stack = Stack::map()?;
+    thread_local! {
+        static SPARE: std::cell::Cell<Option<Stack>> = const { std::cell::Cell::new(None) };
+    }
+    // Free again once we are back: CLONE_VFORK holds us until the child
+    // has exec'd (it then runs in memory of its own) or exited.
+    let stack = match SPARE.with(std::cell::Cell::take) {
+        Some(stack) => stack,
+        None => Stack::map()?,
+    };
     let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     if share_files {
         flags |= libc::CLONE_FILES;
@@ -349,7 +358,7 @@ fn clone_vfork(child: &mut Child, share_files: bool) -> io::Result<i32> {
     }
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    drop(stack);
+    SPARE.with(|spare| spare.set(Some(stack)));
     cloned
 }
 
@@ -678,22 +687,36 @@ const SH: &std::ffi::CStr = c"/bin/sh";
 
 impl Exec {
     fn new(argv: &[OsString], env: &[(OsString, OsString)], pid_name: Option<&str>) -> io::Result<Exec> {
-        // tend's own environment, then the command's variables over it, as
-        // std would; the pid variable last, over both.
-        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-        for (key, value) in env {
-            vars.retain(|(k, _)| k != key);
-            vars.push((key.clone(), value.clone()));
-        }
-        if let Some(name) = pid_name {
-            vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
-        }
+        // tend's own environment, then the command's variables over it (the
+        // last of a name wins), as std would; the pid variable last, over
+        // both. tend's own entries are not copied: the exec gets pointers
+        // to the C library's.
+        let set: Vec<&(OsString, OsString)> = env
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, _))| !env.iter().skip(i.saturating_add(1)).any(|(k, _)| k == key))
+            .map(|(_, var)| var)
+            .collect();
+        let replaced =
+            |key: &[u8]| set.iter().any(|(k, _)| k.as_bytes() == key) || pid_name.is_some_and(|n| n.as_bytes() == key);
+        let inherited: Vec<&CStr> = inherited_environment()
+            .into_iter()
+            .filter(|entry| !replaced(name_of(entry.to_bytes())))
+            .collect();
         let argv: Vec<CString> = argv.iter().map(|a| c_string(a.as_bytes())).collect::<Result<_, _>>()?;
         let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
-        let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes());
+        let path = match set.iter().find(|(k, _)| k == "PATH") {
+            Some((_, value)) => Some(value.as_bytes()),
+            None => inherited
+                .iter()
+                .find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
+        };
         let candidates = candidates(program, path)?;
-        let mut env: Vec<CString> = Vec::with_capacity(vars.len());
-        for (key, value) in &vars {
+        let mut env: Vec<CString> = Vec::with_capacity(set.len());
+        for (key, value) in &set {
+            if pid_name.is_some_and(|n| n.as_bytes() == key.as_bytes()) {
+                continue;
+            }
             env.push(c_string(&[key.as_bytes(), b"=", value.as_bytes()].concat())?);
         }
         let pid_entry = pid_name.map(|name| {
@@ -706,7 +729,8 @@ impl Exec {
         argv_ptrs.push(std::ptr::null());
         let mut sh_ptrs = vec![SH.as_ptr(), std::ptr::null()];
         sh_ptrs.extend(argv_ptrs.iter().skip(1));
-        let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
+        let every = inherited.iter().copied().chain(env.iter().map(CString::as_c_str));
+        let mut env_ptrs: Vec<_> = every.map(CStr::as_ptr).collect();
         if let Some((entry, _)) = &pid_entry {
             env_ptrs.push(entry.as_ptr().cast());
         }
@@ -773,6 +797,28 @@ fn candidates(program: &[u8], path: Option<&[u8]>) -> io::Result<Vec<CString>> {
             dir => c_string(&[dir, b"/", program].concat()),
         })
         .collect()
+}
+
+/// The name of an environment entry: what comes before its first `=`.
+fn name_of(entry: &[u8]) -> &[u8] {
+    entry.split(|b| *b == b'=').next().unwrap_or_default()
+}
+
+/// tend's own environment, as the C library keeps it (`NAME=value`).
+/// Valid until the environment is changed: PID 1 has one thread, and does
+/// not change it between this call and the exec that uses the entries.
+fn inherited_environment<'a>() -> Vec<&'a CStr> {
+    let mut entries = Vec::new();
+    // SAFETY: `environ` is the C library's NULL-terminated array of
+    // NUL-terminated strings; nothing changes it while we read (see above).
+    unsafe {
+        let mut next = libc::environ.cast_const();
+        while !next.is_null() && !(*next).is_null() {
+            entries.push(CStr::from_ptr(*next));
+            next = next.add(1);
+        }
+    }
+    entries
 }
 
 /// Writes `pid` in decimal after `NAME=` in `entry`, NUL-terminated.
@@ -849,4 +895,41 @@ pub fn dev_null() -> Option<OwnedFd> {
         .open("/dev/null")
         .ok()
         .map(OwnedFd::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The entries the exec would get, as text, without the final NULL.
+    fn environment(exec: &Exec) -> Vec<String> {
+        let entries = exec.env_ptrs.iter().take_while(|p| !p.is_null());
+        // SAFETY: each pointer is a NUL-terminated entry `exec` keeps alive.
+        let text = entries.map(|p| unsafe { CStr::from_ptr(*p) }.to_string_lossy().into_owned());
+        text.collect()
+    }
+
+    #[test]
+    fn the_commands_variables_over_tends_own_the_last_of_a_name_winning() {
+        let inherited: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+        let home = std::env::var("HOME").unwrap_or_default();
+        let set: Vec<(OsString, OsString)> = [("HOME", "/first"), ("TEND_SPAWN_TEST", "1"), ("HOME", "/last")]
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let exec = Exec::new(&["true".into()], &set, Some("HOME")).unwrap();
+        let env = environment(&exec);
+        // The pid variable goes last, over both (filled in by the child).
+        assert_eq!(env.last().map(String::as_str), Some("HOME="));
+        assert!(!env.iter().any(|e| e.starts_with("HOME=/")), "{home}: {env:?}");
+        let exec = Exec::new(&["true".into()], &set, None).unwrap();
+        let env = environment(&exec);
+        let homes: Vec<&String> = env.iter().filter(|e| e.starts_with("HOME=")).collect();
+        assert_eq!(homes, ["HOME=/last"]);
+        assert!(env.contains(&"TEND_SPAWN_TEST=1".to_string()));
+        for entry in inherited.iter().filter(|e| !e.starts_with("HOME=")) {
+            assert!(env.contains(entry), "{entry} inherited: {env:?}");
+        }
+        assert_eq!(env.len(), inherited.len() - usize::from(!home.is_empty()) + 2);
+    }
 }

@@ -27,7 +27,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
     let mut signals = crate::signal::forwarded();
     signals.extend([libc::SIGCHLD, libc::SIGPWR, crate::signal::halt()]);
     signals.extend(extra_signals);
-    let mut reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
+    let mut reactor = Reactor::signals_only(&signals).map_err(Error::Reactor)?;
     let spec = spawn::Spawn {
         argv,
         cwd,

@@ -39,10 +39,13 @@ fn set_of(signals: &[i32]) -> libc::sigset_t {
     }
 }
 
-/// A non-blocking signalfd for a set of signals, which it blocks.
+/// A signalfd for a set of signals, which it blocks.
 #[derive(Debug)]
 pub struct SignalFd {
     fd: OwnedFd,
+    /// Reads wait for a signal: for a loop with no other source, which
+    /// then sleeps in the read itself instead of in epoll and a read.
+    blocking: bool,
 }
 
 impl SignalFd {
@@ -51,6 +54,16 @@ impl SignalFd {
     /// the kernel reap children itself), and opens the signalfd that reads
     /// them.
     pub fn new(signals: &[i32]) -> io::Result<SignalFd> {
+        Self::open(signals, false)
+    }
+
+    /// The same, its first read of [`SignalFd::read_all`] waiting for a
+    /// signal.
+    pub fn blocking(signals: &[i32]) -> io::Result<SignalFd> {
+        Self::open(signals, true)
+    }
+
+    fn open(signals: &[i32], blocking: bool) -> io::Result<SignalFd> {
         change(libc::SIG_BLOCK, signals)?;
         for &sig in signals {
             // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an
@@ -64,23 +77,29 @@ impl SignalFd {
             }
         }
         let set = set_of(signals);
+        let flags = if blocking { 0 } else { libc::SFD_NONBLOCK };
         // SAFETY: reads the set we own; the new fd is ours alone.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        let fd = unsafe { libc::signalfd(-1, &set, flags | libc::SFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: signalfd just returned this fd, owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(SignalFd { fd })
+        Ok(SignalFd { fd, blocking })
     }
 
     /// Every pending signal, each once however often it came, read in
-    /// batches until none is left.
+    /// batches until none is left. A blocking one waits for the first.
     pub fn read_all(&self) -> io::Result<Vec<i32>> {
-        const BATCH: usize = 16;
+        // Standard signals pending at once are at most 31: one batch but
+        // for queued realtime ones.
+        const BATCH: usize = 32;
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         let mut received = Vec::new();
         loop {
+            if self.blocking && !received.is_empty() && !self.pending()? {
+                return Ok(received);
+            }
             // SAFETY: signalfd_siginfo is plain data; all zeros is valid.
             let mut infos: [libc::signalfd_siginfo; BATCH] = unsafe { std::mem::zeroed() };
             // SAFETY: the kernel writes at most the buffer's size into it.
@@ -103,6 +122,20 @@ impl SignalFd {
             if count < BATCH {
                 return Ok(received);
             }
+        }
+    }
+
+    /// Whether a read would find a signal now.
+    fn pending(&self) -> io::Result<bool> {
+        let mut fds = [libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one pollfd we own; a zero timeout never sleeps.
+        match unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } {
+            n if n >= 0 => Ok(n > 0),
+            _ => Err(io::Error::last_os_error()),
         }
     }
 }

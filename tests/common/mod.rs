@@ -119,10 +119,14 @@ pub fn send(pid: u32, signal: i32) {
 /// Waits until `pid` sleeps where tend's loop waits: in epoll_wait, or
 /// (`tend --`, whose only source is signals) in its signalfd's read.
 pub fn await_idle(pid: u32) {
-    await_true("the loop to sleep in epoll_wait or its signalfd", Duration::from_secs(20), || {
-        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
-            .is_ok_and(|w| w.contains("epoll_wait") || w.contains("signalfd_read"))
-    });
+    await_true(
+        "the loop to sleep in epoll_wait or its signalfd",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                .is_ok_and(|w| w.contains("epoll_wait") || w.contains("signalfd_read"))
+        },
+    );
 }
 
 /// Stops tend started by [`tend_as_pid1`] (`launcher` is unshare) the way a

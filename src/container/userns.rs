@@ -171,7 +171,8 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
         source,
     };
     std::fs::create_dir_all(dir).map_err(error)?;
-    let lock = std::fs::File::create(dir.join(".lock")).map_err(error)?;
+    // The directory itself is the lock: no file is left behind for it.
+    let lock = std::fs::File::open(dir).map_err(error)?;
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| error(std::io::Error::from(e)))?;
     let mut taken = Vec::new();
@@ -549,5 +550,20 @@ mod tests {
         std::fs::write(dir.join(format!("{}-10", free.start)), format!("{} dead\n", i32::MAX)).unwrap();
         assert!(claim(&dir, "e", Some(free)).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn released_claims_leave_nothing_in_the_directory() {
+        let dir = std::env::temp_dir().join(format!("tend-userns-empty-{}", std::process::id()));
+        let claims: Vec<_> = ["a", "b"].iter().map(|n| claim(&dir, n, None).unwrap()).collect();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        drop(claims);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -250,13 +250,11 @@ fn v1_writes(row: &Row, new: &Resources) -> Vec<Write> {
         files,
         value,
     };
+    // A v1 cgroup's `cpu.cfs_period_us` is the kernel's default, 100 ms,
+    // the period the quota is taken against: it is not written (each write
+    // of either file makes the kernel check every cgroup's bandwidth).
     match v1_value(row.key, new) {
         None => Vec::new(),
-        // The period first: the quota is taken against it.
-        Some(value) if row.key == Key::Cpus => vec![
-            write(&["cpu.cfs_period_us"], CPU_PERIOD_US.to_string()),
-            write(row.v1, value),
-        ],
         Some(value) => vec![write(row.v1, value)],
     }
 }
@@ -411,7 +409,6 @@ mod tests {
         let expected = [
             ("memory.limit_in_bytes", "67108864"),
             ("memory.memsw.limit_in_bytes", "83886080"),
-            ("cpu.cfs_period_us", "100000"),
             ("cpu.cfs_quota_us", "25000"),
             ("cpu.shares", "2048"),
             ("pids.max", "50"),

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -766,18 +766,30 @@ impl Cgroup {
         let Some(dir) = self.controller_dir(w.controller) else {
             return Err(format!("no cgroup of the {name} controller"));
         };
-        let file = w.files.iter().map(|f| dir.join(f)).find(|p| p.exists());
-        let Some(file) = file else {
-            return Err(format!("no {} in {}", w.files.join(" or "), dir.display()));
-        };
-        fs::write(&file, &w.value).map_err(|e| {
-            format!(
-                "cannot write {} to {}: {}",
-                w.value,
-                file.display(),
-                super::describe(&e)
-            )
-        })
+        // Written where the file is: the first of the names that exists
+        // (no look before the write, which would cost its own lookup).
+        for file in w.files.iter().map(|f| dir.join(f)) {
+            // No O_CREAT: a missing file must say ENOENT (cgroupfs answers
+            // a create with EACCES).
+            let written = fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|mut f| f.write_all(w.value.as_bytes()));
+            match written {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                done => {
+                    return done.map_err(|e| {
+                        format!(
+                            "cannot write {} to {}: {}",
+                            w.value,
+                            file.display(),
+                            super::describe(&e)
+                        )
+                    })
+                }
+            }
+        }
+        Err(format!("no {} in {}", w.files.join(" or "), dir.display()))
     }
 
     /// How many of its processes the kernel's OOM killer killed, ever:

@@ -91,11 +91,12 @@ fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
         return answer(conn, Err(task::no_such_unit(missing)));
     }
     let services = all
-        .iter()
+        .into_iter()
         .filter(|s| names.is_empty() || names.contains(&s.name))
         .map(|s| {
-            let mut info = task::info(s, now);
-            if let Some(usage) = host.usage(&s.name) {
+            let usage = host.usage(&s.name);
+            let mut info = task::into_info(s, now);
+            if let Some(usage) = usage {
                 (info.memory_bytes, info.cpu_usec, info.tasks) = (usage.memory, usage.cpu_usec, usage.tasks);
             }
             info

@@ -400,7 +400,8 @@ fn parse_status_reply(line: &[u8]) -> Option<Reply> {
     if !line.starts_with(br#"{"ok":true,"kind":"status","#) {
         return None;
     }
-    let status: StatusLine = serde_json::from_slice(line).ok()?;
+    // Checked as UTF-8 once, not string by string.
+    let status: StatusLine = serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
     (status.ok && status.kind == "status").then(|| {
         Reply::ok(Body::Status {
             services: status.services,

@@ -438,11 +438,12 @@ impl Cgroups {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
+            let joining = cgroup.joining.get_or_insert_with(Box::default);
             if root.kind == Kind::V2 {
-                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open_dir(&dir)?);
+                joining.v2_dir = Some(open_dir(&dir)?);
             } else {
                 let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-                cgroup.joining.get_or_insert_with(Box::default).procs.push(procs.into());
+                joining.procs.push(procs.into());
             }
         }
         Ok(cgroup)

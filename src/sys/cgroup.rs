@@ -394,9 +394,13 @@ impl Cgroups {
             if cgroup.joined & (1 << i) == 0 {
                 return None;
             }
+            // The lock is the directory, open (the first root of a mount,
+            // `cpu,cpuacct`, holds it).
             let dir = &self.roots.get(i)?.dir;
-            // The lock is the directory, open (the first root of a mount).
-            let lock = self.roots.iter().find(|r| r.dir == *dir)?._lock.as_ref()?;
+            let lock = match &self.roots.get(i)?._lock {
+                Some(lock) => lock,
+                None => self.roots.iter().find(|r| r.dir == *dir)?._lock.as_ref()?,
+            };
             read_beneath(lock.as_fd(), &cgroup.name, file, each)
         })
     }

@@ -90,18 +90,29 @@ fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
     if let Some(missing) = names.iter().find(|n| !all.iter().any(|s| &s.name == *n)) {
         return answer(conn, Err(task::no_such_unit(missing)));
     }
-    let services = all
-        .into_iter()
-        .filter(|s| names.is_empty() || names.contains(&s.name))
-        .map(|s| {
-            let usage = host.usage(&s.name);
-            let mut info = task::into_info(s, now);
-            if let Some(usage) = usage {
-                (info.memory_bytes, info.cpu_usec, info.tasks) = (usage.memory, usage.cpu_usec, usage.tasks);
+    // Every service: their usages in one pass, both lists in name order;
+    // some: a lookup each.
+    let mut usages = match names.is_empty() {
+        true => host.usages(),
+        false => Vec::new(),
+    }
+    .into_iter()
+    .peekable();
+    let mut services = Vec::with_capacity(all.len());
+    for s in all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)) {
+        let usage = match names.is_empty() {
+            true => {
+                while usages.next_if(|(name, _)| **name < *s.name).is_some() {}
+                usages.next_if(|(name, _)| **name == *s.name).map(|(_, usage)| usage)
             }
-            info
-        })
-        .collect();
+            false => host.usage(&s.name),
+        };
+        let mut info = task::into_info(s, now);
+        if let Some(usage) = usage {
+            (info.memory_bytes, info.cpu_usec, info.tasks) = (usage.memory, usage.cpu_usec, usage.tasks);
+        }
+        services.push(info);
+    }
     conn.send(&Reply::ok(Body::Status { services }));
 }
 

@@ -35,6 +35,11 @@ pub trait Host {
     fn usage(&self, _name: &str) -> Option<crate::sys::cgroup::Usage> {
         None
     }
+    /// The same for every running service, by name in `str` order (a
+    /// status of all takes them in one pass, not a lookup each).
+    fn usages(&self) -> Vec<(std::sync::Arc<str>, crate::sys::cgroup::Usage)> {
+        Vec::new()
+    }
 }
 
 /// A request that is not answered yet, or a stream.

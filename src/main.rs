@@ -46,7 +46,9 @@ fn run() -> i32 {
     // Installed as `tendctl`, tend is its control client.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "tendctl") {
-        let fast = tend::ctl::args::parse_status("tendctl", std::env::args_os().skip(1));
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let fast = tend::ctl::args::parse_status_plain(&args)
+            .or_else(|| tend::ctl::args::parse_status("tendctl", args.into_iter()));
         return tend::ctl::command::run(&fast.unwrap_or_else(|| tend::ctl::args::TendCtl::parse().ctl));
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -118,7 +120,9 @@ fn ctl_fast(args: &[std::ffi::OsString]) -> Option<i32> {
     if args.get(1).map_or(true, |arg| arg != "ctl") {
         return None;
     }
-    if let Some(ctl) = tend::ctl::args::parse_status("tend ctl", args.iter().skip(2).cloned()) {
+    let ctl = tend::ctl::args::parse_status_plain(args.get(2..).unwrap_or_default())
+        .or_else(|| tend::ctl::args::parse_status("tend ctl", args.iter().skip(2).cloned()));
+    if let Some(ctl) = ctl {
         return Some(tend::ctl::command::run(&ctl));
     }
     let mut command = tend::ctl::args::TendCtl::command();

@@ -83,6 +83,48 @@ pub fn parse_status(bin: &'static str, args: impl Iterator<Item = OsString>) -> 
     })
 }
 
+/// `[OPTIONS] status [NAMES]...` in its plain forms, read without clap:
+/// building even the status command alone was a third of what is left of
+/// a status client's instructions. It takes `--socket PATH` (or
+/// `--socket=PATH`), `--json` and names, each option at most once and
+/// anywhere after `ctl`, as clap does; anything else (another option, a
+/// value clap would refuse or read otherwise, `--`, a repeated option, a
+/// word that is not UTF-8) is `None`, and clap reads the line.
+pub fn parse_status_plain(args: &[OsString]) -> Option<CtlArgs> {
+    let (mut socket, mut json, mut status) = (None, false, false);
+    let mut names = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_str()?;
+        let value = match arg.split_once('=') {
+            Some(("--socket", value)) => Some(value),
+            Some(_) => return None,
+            None if arg == "--socket" => Some(args.next()?.to_str()?),
+            None => None,
+        };
+        match value {
+            // clap takes no empty path, and no value that looks like an
+            // option.
+            Some(path) if socket.is_some() || path.is_empty() || path.starts_with('-') => return None,
+            Some(path) => socket = Some(PathBuf::from(path)),
+            None if arg == "--json" && !json => json = true,
+            None if arg.starts_with('-') || arg.is_empty() => return None,
+            None if status => names.push(arg.to_string()),
+            None if arg == "status" => status = true,
+            None => return None,
+        }
+    }
+    status.then_some(CtlArgs {
+        to: Target {
+            socket,
+            pid: None,
+            machine: None,
+            json,
+        },
+        command: CtlCommand::Status(StatusArgs { names }),
+    })
+}
+
 /// `tendctl ...`: the same as `tend ctl ...`.
 #[derive(Debug, Parser)]
 #[command(name = "tendctl", version)]
@@ -207,6 +249,64 @@ mod tests {
             assert!(fast(line).is_some(), "{line:?}");
             assert_eq!(fast(line), full(line), "{line:?}");
         }
+    }
+
+    fn plain(line: &[&str]) -> Option<String> {
+        let args: Vec<OsString> = line.iter().map(OsString::from).collect();
+        parse_status_plain(&args).map(|c| format!("{c:?}"))
+    }
+
+    #[test]
+    fn the_plain_status_read_gives_what_clap_gives_or_leaves_it_to_clap() {
+        let taken: &[&[&str]] = &[
+            &["status"],
+            &["status", "a", "b"],
+            &["status", "status", "ping"],
+            &["--socket", "/s", "status"],
+            &["--socket=/s", "--json", "status", "a"],
+            &["status", "--json", "a", "--socket", "/s"],
+            &["status", "a", "--socket=/s=t", "b"],
+            &["--json", "status", "help"],
+        ];
+        for line in taken {
+            assert!(plain(line).is_some(), "{line:?}");
+            assert_eq!(plain(line), full(line), "{line:?}");
+        }
+        let left: &[&[&str]] = &[
+            &[],
+            &["ping"],
+            &["stat"],
+            &["a", "status"],
+            &["help", "status"],
+            &["status", "--help"],
+            &["status", "-h"],
+            &["-V", "status"],
+            &["status", "--bogus"],
+            &["status", "--json=true"],
+            &["status", "--"],
+            &["status", "--", "-x"],
+            &["status", "-"],
+            &["status", ""],
+            &["status", "a=b"],
+            &["--pid", "7", "status"],
+            &["-M", "web", "status"],
+            &["--socket", "/s", "--pid", "1", "status"],
+            &["--json", "--json", "status"],
+            &["--socket", "/s", "status", "--socket", "/t"],
+            &["--socket", "status"],
+            &["status", "--socket"],
+            &["status", "--socket", "--json"],
+            &["status", "--socket="],
+            &["status", "--socket", "-x"],
+            &["exec", "--", "status"],
+        ];
+        for line in left {
+            assert_eq!(plain(line), None, "{line:?}");
+        }
+        // Not UTF-8: clap's.
+        use std::os::unix::ffi::OsStringExt;
+        let odd = [OsString::from("status"), OsString::from_vec(vec![0xff])];
+        assert!(parse_status_plain(&odd).is_none());
     }
 
     #[test]

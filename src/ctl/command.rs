@@ -128,8 +128,9 @@ fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientErr
         out = String::from_utf8_lossy(&reply.to_line()).into_owned();
     } else {
         let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        out.reserve(services.len().saturating_mul(96));
         for s in services {
-            out.push_str(&status_line(s, width));
+            write_status_line(&mut out, s, width);
             out.push('\n');
         }
     }
@@ -147,52 +148,68 @@ fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientErr
 
 /// `web  ready  pid 42  up 3m 2s  restarts 1  last exited with code 1  healthy  (detail)`.
 pub fn status_line(s: &ServiceInfo, width: usize) -> String {
-    let pid = s.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "-".into());
-    let age = humantime::format_duration(Duration::from_secs(s.since_ms / 1000));
-    let mut line = format!(
-        "{:width$}  {:<8}  {:<9}  for {:<9}  restarts {}",
-        s.name,
-        s.state,
-        pid,
-        age.to_string(),
-        s.restarts
-    );
-    if let Some(exit) = &s.last_exit {
-        line.push_str(&format!("  last {exit}"));
-    }
-    if let Some(text) = &s.status_text {
-        line.push_str(&format!("  \"{text}\""));
-    }
-    if let Some(health) = &s.health {
-        line.push_str(&format!("  {health}"));
-    }
-    if let Some(detail) = &s.detail {
-        line.push_str(&format!("  ({detail})"));
-    }
-    if let Some(ms) = s.next_run_ms {
-        let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-        line.push_str(&format!("  next run {}", humantime::format_rfc3339_seconds(at)));
-    }
-    if s.oom_kills > 0 {
-        line.push_str(&format!("  oom-killed {}", s.oom_kills));
-    }
-    line.push_str(&usage(s));
+    let mut line = String::with_capacity(128);
+    write_status_line(&mut line, s, width);
     line
 }
 
-/// `  memory 12.5M  cpu 1.234s  tasks 3`, each where its cgroup tells.
-fn usage(s: &ServiceInfo) -> String {
-    let mut text = String::new();
+/// [`status_line`], written at the end of `out`: one buffer for all
+/// the lines of a status, no string made for each part of each line.
+fn write_status_line(out: &mut String, s: &ServiceInfo, width: usize) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{:width$}  {:<8}  ", s.name, s.state);
+    let at = out.len();
+    match s.pid {
+        Some(pid) => _ = write!(out, "pid {pid}"),
+        None => out.push('-'),
+    }
+    pad_from(out, at, 9);
+    out.push_str("  for ");
+    let at = out.len();
+    let _ = write!(
+        out,
+        "{}",
+        humantime::format_duration(Duration::from_secs(s.since_ms / 1000))
+    );
+    pad_from(out, at, 9);
+    let _ = write!(out, "  restarts {}", s.restarts);
+    if let Some(exit) = &s.last_exit {
+        let _ = write!(out, "  last {exit}");
+    }
+    if let Some(text) = &s.status_text {
+        let _ = write!(out, "  \"{text}\"");
+    }
+    if let Some(health) = &s.health {
+        let _ = write!(out, "  {health}");
+    }
+    if let Some(detail) = &s.detail {
+        let _ = write!(out, "  ({detail})");
+    }
+    if let Some(ms) = s.next_run_ms {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let _ = write!(out, "  next run {}", humantime::format_rfc3339_seconds(at));
+    }
+    if s.oom_kills > 0 {
+        let _ = write!(out, "  oom-killed {}", s.oom_kills);
+    }
+    // Memory, CPU time and tasks, each where its cgroup tells.
     if let Some(bytes) = s.memory_bytes {
-        text.push_str(&format!("  memory {:.1}M", bytes as f64 / 1_048_576.0));
+        let _ = write!(out, "  memory {:.1}M", bytes as f64 / 1_048_576.0);
     }
     if let Some(usec) = s.cpu_usec {
-        text.push_str(&format!("  cpu {:.3}s", usec as f64 / 1e6));
+        let _ = write!(out, "  cpu {:.3}s", usec as f64 / 1e6);
     }
     if let Some(tasks) = s.tasks {
-        text.push_str(&format!("  tasks {tasks}"));
+        let _ = write!(out, "  tasks {tasks}");
     }
-    text
+}
+
+/// Pads what `out` holds after byte `at` with spaces to `width`
+/// characters, as `{:<width$}` would.
+fn pad_from(out: &mut String, at: usize, width: usize) {
+    let written = out.get(at..).map_or(0, |s| s.chars().count());
+    out.extend(std::iter::repeat(' ').take(width.saturating_sub(written)));
 }
 
 /// `2026-11-30T09:58:03.123Z  web  stopping -> exited    -  last killed by SIGTERM  (stopped)`.
@@ -374,4 +391,72 @@ impl Forward {
 
 pub fn print_json(reply: &Reply) {
     let _ = std::io::stdout().write_all(&reply.to_line());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str) -> ServiceInfo {
+        ServiceInfo {
+            name: name.into(),
+            state: ServiceState::Ready,
+            pid: Some(42),
+            since_ms: 182_500,
+            restarts: 1,
+            last_exit: None,
+            status_text: None,
+            detail: None,
+            next_run_ms: None,
+            health: None,
+            oom_kills: 0,
+            memory_bytes: None,
+            cpu_usec: None,
+            tasks: None,
+        }
+    }
+
+    #[test]
+    fn status_lines_read_as_documented() {
+        let plain = info("web");
+        assert_eq!(
+            status_line(&plain, 6),
+            "web     ready  pid 42     for 3m 2s      restarts 1"
+        );
+        let full = ServiceInfo {
+            state: ServiceState::Failed,
+            pid: None,
+            since_ms: 999,
+            restarts: 12,
+            last_exit: Some("killed by the OOM killer (memory-max 64M)".into()),
+            status_text: Some("serving".into()),
+            health: Some(crate::supervisor::Health::Unhealthy),
+            detail: Some("start limit reached".into()),
+            next_run_ms: Some(1_764_496_683_000),
+            oom_kills: 2,
+            memory_bytes: Some(13_107_200),
+            cpu_usec: Some(1_234_567),
+            tasks: Some(3),
+            ..info("a-very-long-name")
+        };
+        assert_eq!(
+            status_line(&full, 3),
+            "a-very-long-name  failed  -          for 0s         restarts 12  \
+             last killed by the OOM killer (memory-max 64M)  \"serving\"  unhealthy  \
+             (start limit reached)  next run 2025-11-30T09:58:03Z  oom-killed 2  \
+             memory 12.5M  cpu 1.235s  tasks 3"
+        );
+        let long_pid = ServiceInfo {
+            pid: Some(4_194_304),
+            since_ms: 90_061_000,
+            memory_bytes: Some(0),
+            cpu_usec: Some(0),
+            tasks: Some(0),
+            ..info("x")
+        };
+        assert_eq!(
+            status_line(&long_pid, 1),
+            "x  ready  pid 4194304  for 1day 1h 1m 1s  restarts 1  memory 0.0M  cpu 0.000s  tasks 0"
+        );
+    }
 }

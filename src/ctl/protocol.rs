@@ -212,7 +212,16 @@ impl Reply {
 
     /// The line to send, newline included.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| br#"{"ok":false,"kind":"error"}"#.to_vec());
+        // A service is about 100 bytes: one allocation for a status of
+        // thousands, not a series of copies as it grows.
+        let size = match &self.body {
+            Body::Status { services } => services.len().saturating_mul(128).saturating_add(64),
+            _ => 128,
+        };
+        let mut line = Vec::with_capacity(size);
+        if serde_json::to_writer(&mut line, self).is_err() {
+            line = br#"{"ok":false,"kind":"error"}"#.to_vec();
+        }
         line.push(b'\n');
         line
     }
@@ -391,7 +400,8 @@ fn parse_status_reply(line: &[u8]) -> Option<Reply> {
     if !line.starts_with(br#"{"ok":true,"kind":"status","#) {
         return None;
     }
-    let status: StatusLine = serde_json::from_slice(line).ok()?;
+    // Checked as UTF-8 once, not string by string.
+    let status: StatusLine = serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
     (status.ok && status.kind == "status").then(|| {
         Reply::ok(Body::Status {
             services: status.services,

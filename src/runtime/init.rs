@@ -376,6 +376,10 @@ impl Host for Init {
         self.services.usage(name)
     }
 
+    fn usages(&self) -> Vec<(std::sync::Arc<str>, crate::sys::cgroup::Usage)> {
+        self.services.usages()
+    }
+
     fn own_log(&self, lines: usize) -> Option<std::io::Result<Vec<String>>> {
         let file = self.options.own_log.as_ref()?;
         Some(super::own_log::tail(file, lines))

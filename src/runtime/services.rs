@@ -283,6 +283,20 @@ impl Services {
         Some(self.cgroups.as_ref()?.usage_of(cgroup))
     }
 
+    /// What every running service uses, by name in `str` order.
+    pub fn usages(&self) -> Vec<(Arc<str>, Usage)> {
+        let Some(cgroups) = &self.cgroups else {
+            return Vec::new();
+        };
+        let with_cgroup = self
+            .procs
+            .iter()
+            .filter_map(|(name, proc)| Some((name, proc.cgroup.as_ref()?)));
+        with_cgroup
+            .map(|(name, cgroup)| (name.clone(), cgroups.usage_of(cgroup)))
+            .collect()
+    }
+
     /// The names of the services running now.
     pub fn running(&self) -> Vec<String> {
         self.procs.keys().map(|n| n.to_string()).collect()

@@ -197,7 +197,7 @@ impl<U: Definition> Supervisor<U> {
             detail: self.detail(service),
             enabled: service.config().enabled,
             stopped: service.stopped,
-            next_run: self.next_run_of(&service.name),
+            next_run: self.next_run_of(service),
             health: service.health.tracker.as_ref().map(|t| t.health),
         }
     }

@@ -14,7 +14,7 @@ use super::config::Definition;
 use super::machine::{Mode, Supervisor};
 use super::phase::{Input, Phase};
 use super::schedule::Utc;
-use super::service::NextRun;
+use super::service::{NextRun, Service};
 
 impl<U: Definition> Supervisor<U> {
     /// The wall clock reads `wall` at `now`. Without it no schedule runs;
@@ -98,11 +98,11 @@ impl<U: Definition> Supervisor<U> {
     }
 
     /// When a service's next scheduled run is due, on the wall clock.
-    pub(super) fn next_run_of(&self, name: &str) -> Option<SystemTime> {
+    pub(super) fn next_run_of(&self, service: &Service<U>) -> Option<SystemTime> {
         if self.mode != Mode::Running {
             return None;
         }
-        let run = self.services.get(name)?.next_run?;
+        let run = service.next_run?;
         UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(run.wall).ok()?))
     }
 }

@@ -14,7 +14,7 @@ use std::io::{self, Read, Seek, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,9 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
+    /// The CPU time and task count the last usage read found (see
+    /// [`Seen`]).
+    seen: AtomicU64,
 }
 
 /// Whether a service joins the hierarchy of `kind`. With v2 (which tracks
@@ -116,6 +119,39 @@ struct Joining {
     v2_dir: Option<OwnedFd>,
     procs: Vec<OwnedFd>,
 }
+
+/// The last usage read of a cgroup, packed in a `u64` (PID 1 keeps one a
+/// service): the low 32 bits of its CPU time in µs and its task count. A
+/// task starts (fork, clone) or ends only by running, which the CPU time
+/// counts, µs by µs: while that stays the same, the count does too, and
+/// `status` need not read a second file (`cgroup.threads` iterates every
+/// task; at 5000 services each file read is about 7 µs of PID 1's time).
+/// Only a process moved in or out by one outside the cgroup escapes this:
+/// its count shows once the service runs again.
+struct Seen;
+
+impl Seen {
+    /// Nothing seen yet: no CPU time matches it.
+    const NONE: u64 = u64::MAX;
+
+    fn pack(cpu_usec: u64, tasks: u64) -> u64 {
+        // A count of 2^32 - 1 tasks or more is not kept (none can be).
+        match u32::try_from(tasks) {
+            Ok(tasks) if tasks != u32::MAX => (cpu_usec & 0xffff_ffff) << 32 | u64::from(tasks),
+            _ => Seen::NONE,
+        }
+    }
+
+    /// The task count seen with this CPU time, if it was.
+    fn tasks_at(seen: u64, cpu_usec: u64) -> Option<u64> {
+        let tasks = seen & 0xffff_ffff;
+        (seen != Seen::NONE && tasks != 0xffff_ffff && seen >> 32 == cpu_usec & 0xffff_ffff).then_some(tasks)
+    }
+}
+
+/// Reads `file` of a cgroup in the hierarchy of `kind`, handing its text
+/// to the last argument in one piece or more; `None` where it cannot.
+type ReadFile<'a> = dyn FnMut(&Kind, &str, &mut dyn FnMut(&[u8])) -> Option<()> + 'a;
 
 /// What a service's cgroup says it uses; `None` where no file tells.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,6 +192,32 @@ fn read_all_small(mut file: File) -> Option<String> {
         text.extend_from_slice(buf.get(..n)?);
         if n < buf.len() {
             return String::from_utf8(text).ok();
+        }
+    }
+}
+
+/// `name/file` beneath the open directory `dir`, read in chunks (a short
+/// read is the end, as in [`read_all_small`]), each handed to `each`;
+/// nothing allocated: `status` reads a file or two for each of thousands
+/// of services.
+fn read_beneath(dir: std::os::fd::BorrowedFd<'_>, name: &str, file: &str, each: &mut dyn FnMut(&[u8])) -> Option<()> {
+    let mut path = [0u8; 256];
+    let len = name.len() + 1 + file.len();
+    let joined = path.get_mut(..len)?;
+    let (head, tail) = joined.split_at_mut(name.len());
+    head.copy_from_slice(name.as_bytes());
+    let (slash, rest) = tail.split_first_mut()?;
+    *slash = b'/';
+    rest.copy_from_slice(file.as_bytes());
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, &*joined, flags, nix::sys::stat::Mode::empty()).ok()?;
+    let mut file = File::from(fd);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        each(buf.get(..n)?);
+        if n < buf.len() {
+            return Some(());
         }
     }
 }
@@ -322,19 +384,24 @@ impl Cgroups {
     }
 
     /// What `cgroup` (one of these) uses, read through the roots' open
-    /// directories: `status` reads two files for each of thousands of
+    /// directories: `status` reads a file or two for each of thousands of
     /// services, and a walk of the whole path is most of each read.
     pub fn usage_of(&self, cgroup: &Cgroup) -> Usage {
-        cgroup.usage_with(|kind, file| {
-            // Only the hierarchies the service joined.
-            cgroup.dir(kind)?;
-            let root = self.roots.iter().find(|r| r.kind == *kind)?;
-            // The lock is the directory, open (the first root of a mount).
-            let lock = self.roots.iter().find(|r| r.dir == root.dir)?._lock.as_ref()?;
-            let path = Path::new(&*cgroup.name).join(file);
-            let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
-            let fd = nix::fcntl::openat(lock.as_fd(), &path, flags, nix::sys::stat::Mode::empty()).ok()?;
-            read_all_small(File::from(fd))
+        cgroup.usage_with(&mut |kind, file, each| {
+            // Only the hierarchies the service joined (its roots are ours,
+            // in our order).
+            let i = self.roots.iter().position(|r| r.kind == *kind)?;
+            if cgroup.joined & (1 << i) == 0 {
+                return None;
+            }
+            // The lock is the directory, open (the first root of a mount,
+            // `cpu,cpuacct`, holds it).
+            let dir = &self.roots.get(i)?.dir;
+            let lock = match &self.roots.get(i)?._lock {
+                Some(lock) => lock,
+                None => self.roots.iter().find(|r| r.dir == *dir)?._lock.as_ref()?,
+            };
+            read_beneath(lock.as_fd(), &cgroup.name, file, each)
         })
     }
 
@@ -356,6 +423,7 @@ impl Cgroups {
             joining: None,
             v2_controllers: self.v2_controllers.clone(),
             killed: AtomicBool::new(false),
+            seen: AtomicU64::new(Seen::NONE),
         };
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
         for (i, root) in self.roots.iter().enumerate().take(32) {
@@ -374,11 +442,12 @@ impl Cgroups {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
+            let joining = cgroup.joining.get_or_insert_with(Box::default);
             if root.kind == Kind::V2 {
-                cgroup.joining.get_or_insert_with(Box::default).v2_dir = Some(open_dir(&dir)?);
+                joining.v2_dir = Some(open_dir(&dir)?);
             } else {
                 let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-                cgroup.joining.get_or_insert_with(Box::default).procs.push(procs.into());
+                joining.procs.push(procs.into());
             }
         }
         Ok(cgroup)
@@ -613,6 +682,8 @@ impl Cgroup {
     /// reload added to a running service), moving its processes there.
     pub fn extend(&mut self, needs: &BTreeSet<Controller>) -> io::Result<()> {
         let has_v2 = self.roots.iter().any(|(k, _)| *k == Kind::V2);
+        // Its tasks may be counted elsewhere from now on (`pids.current`).
+        self.seen.store(Seen::NONE, Ordering::Relaxed);
         let pids = self.pids();
         for i in 0..self.roots.len().min(32) {
             let Some((kind, root)) = self.roots.get(i) else {
@@ -671,6 +742,7 @@ impl Cgroup {
             joining: None,
             v2_controllers: Arc::new(v2_controllers),
             killed: AtomicBool::new(false),
+            seen: AtomicU64::new(Seen::NONE),
         }
     }
 
@@ -809,13 +881,29 @@ impl Cgroup {
 
     /// What the cgroup says it uses, read now by path.
     pub fn usage(&self) -> Usage {
-        self.usage_with(|kind, file| read_small(&self.dir(kind)?.join(file)))
+        self.usage_with(&mut |kind, file, each| {
+            let text = read_small(&self.dir(kind)?.join(file))?;
+            each(text.as_bytes());
+            Some(())
+        })
     }
 
-    /// What the cgroup says it uses, `read(hierarchy, file)` giving each
-    /// file's text.
-    fn usage_with(&self, read: impl Fn(&Kind, &str) -> Option<String>) -> Usage {
-        let number = |text: Option<String>| text?.trim().parse::<u64>().ok();
+    /// What the cgroup says it uses, `read(hierarchy, file, each)` handing
+    /// each file's text to `each`, in one piece or more. The task count is
+    /// read again only when the CPU time moved (see [`Seen`]).
+    fn usage_with(&self, read: &mut ReadFile<'_>) -> Usage {
+        // The numbers are at the start of each file: its first piece.
+        let mut first = |kind: &Kind, file: &str, parse: &dyn Fn(&str) -> Option<u64>| {
+            let (mut value, mut started) = (None, false);
+            read(kind, file, &mut |piece| {
+                if !started {
+                    started = true;
+                    value = std::str::from_utf8(piece).ok().and_then(parse);
+                }
+            })?;
+            value
+        };
+        let number = |text: &str| text.trim().parse::<u64>().ok();
         let on_v2 = |c| self.v2_controllers.contains(&c);
         let holder = |c: Controller| if on_v2(c) { Kind::V2 } else { Kind::V1(c.v1_name()) };
         let memory_file = if on_v2(Controller::Memory) {
@@ -823,24 +911,46 @@ impl Cgroup {
         } else {
             "memory.usage_in_bytes"
         };
-        let joined = |kind: &Kind| self.dirs().any(|(k, _)| k == kind);
-        let memory = number(read(&holder(Controller::Memory), memory_file));
-        let cpu_usec = if joined(&Kind::V1("cpuacct")) {
-            number(read(&Kind::V1("cpuacct"), "cpuacct.usage")).map(|ns| ns / 1000)
+        let memory = first(&holder(Controller::Memory), memory_file, &number);
+        let cpu_usec = if self.joined_index(&Kind::V1("cpuacct")).is_some() {
+            first(&Kind::V1("cpuacct"), "cpuacct.usage", &number).map(|ns| ns / 1000)
         } else {
             // v2 keeps `cpu.stat` even without the cpu controller.
-            read(&Kind::V2, "cpu.stat").and_then(|t| field(&t, "usage_usec"))
+            first(&Kind::V2, "cpu.stat", &|t| field(t, "usage_usec"))
         };
-        let tasks = number(read(&holder(Controller::Pids), "pids.current")).or_else(|| {
+        let seen = self.seen.load(Ordering::Relaxed);
+        if let Some(tasks) = cpu_usec.and_then(|cpu| Seen::tasks_at(seen, cpu)) {
+            return Usage {
+                memory,
+                cpu_usec,
+                tasks: Some(tasks),
+            };
+        }
+        let tasks = first(&holder(Controller::Pids), "pids.current", &number).or_else(|| {
             // No pids controller: count the threads v2 lists.
-            let threads = read(&Kind::V2, "cgroup.threads")?;
-            Some(threads.lines().count() as u64)
+            let mut lines = 0u64;
+            read(&Kind::V2, "cgroup.threads", &mut |piece| {
+                lines += piece.iter().filter(|&&b| b == b'\n').count() as u64
+            })?;
+            Some(lines)
         });
+        let seen = match (cpu_usec, tasks) {
+            (Some(cpu), Some(tasks)) => Seen::pack(cpu, tasks),
+            _ => Seen::NONE,
+        };
+        self.seen.store(seen, Ordering::Relaxed);
         Usage {
             memory,
             cpu_usec,
             tasks,
         }
+    }
+
+    /// The position of `kind`'s hierarchy among the roots, when the
+    /// service joined it.
+    fn joined_index(&self, kind: &Kind) -> Option<usize> {
+        let i = self.roots.iter().position(|(k, _)| k == kind)?;
+        (i < 32 && self.joined & (1 << i) != 0).then_some(i)
     }
 
     /// Removes the cgroups; fails while processes remain.
@@ -1087,6 +1197,61 @@ mod tests {
         };
         assert_eq!(cgroup.usage(), usage);
         fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
+    fn tasks_are_counted_again_only_when_the_cpu_time_moved() {
+        // A hybrid host's v2 cgroup: no controllers, tasks from
+        // `cgroup.threads`.
+        let dir = v2_tree("seen").join("web");
+        fs::create_dir(&dir).unwrap();
+        let cgroup = Cgroup::at(vec![(Kind::V2, dir.clone())], BTreeSet::new());
+        let write = |cpu: u64, threads: &str| {
+            fs::write(dir.join("cpu.stat"), format!("usage_usec {cpu}\nuser_usec 1\n")).unwrap();
+            fs::write(dir.join("cgroup.threads"), threads).unwrap();
+        };
+        let tasks = || cgroup.usage().tasks;
+        write(1500, "7\n8\n");
+        assert_eq!(tasks(), Some(2));
+        // The same CPU time: nothing in it ran, so nothing forked or ended
+        // (only a move from outside changes the list unseen).
+        write(1500, "7\n8\n9\n");
+        assert_eq!(tasks(), Some(2));
+        write(1501, "7\n8\n9\n");
+        assert_eq!(tasks(), Some(3));
+        // A list longer than one read is handed over in pieces, in full.
+        let many: String = (1..=2000).map(|t| format!("{t}\n")).collect();
+        write(1600, &many);
+        assert_eq!(tasks(), Some(2000));
+        let parent = File::open(dir.parent().unwrap()).unwrap();
+        let (mut pieces, mut text) = (0, Vec::new());
+        let read = read_beneath(parent.as_fd(), "web", "cgroup.threads", &mut |piece| {
+            pieces += 1;
+            text.extend_from_slice(piece);
+        });
+        assert_eq!((read, pieces, text), (Some(()), 3, many.into_bytes()));
+        assert_eq!(read_beneath(parent.as_fd(), "web", "none", &mut |_| {}), None);
+        // Without a CPU time, the list is read every time.
+        fs::remove_file(dir.join("cpu.stat")).unwrap();
+        fs::write(dir.join("cgroup.threads"), "1\n").unwrap();
+        assert_eq!(
+            cgroup.usage(),
+            Usage {
+                memory: None,
+                cpu_usec: None,
+                tasks: Some(1)
+            }
+        );
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_seen_count_belongs_to_its_cpu_time() {
+        let seen = Seen::pack(1 << 40 | 77, 3);
+        assert_eq!(Seen::tasks_at(seen, 1 << 40 | 77), Some(3));
+        assert_eq!(Seen::tasks_at(seen, 78), None);
+        assert_eq!(Seen::tasks_at(Seen::NONE, u64::MAX), None);
+        assert_eq!(Seen::pack(5, u64::from(u32::MAX)), Seen::NONE);
     }
 
     #[test]

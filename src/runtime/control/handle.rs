@@ -2,6 +2,7 @@
 //! connections on after each change of state. Talks to the loop only
 //! through [`Host`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::Conn;
@@ -9,6 +10,7 @@ use super::exec;
 use super::task::{self, Host, Outcome, Task};
 use crate::ctl::protocol::{code, Body, Op, Reply};
 use crate::supervisor::{Change, Event, ServiceStatus};
+use crate::sys::cgroup::Usage;
 
 /// Answers `op`, or sets the connection's task to answer later. Returns the
 /// pid of a command started by `exec`.
@@ -90,18 +92,34 @@ fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
     if let Some(missing) = names.iter().find(|n| !all.iter().any(|s| &s.name == *n)) {
         return answer(conn, Err(task::no_such_unit(missing)));
     }
-    let services = all
-        .iter()
-        .filter(|s| names.is_empty() || names.contains(&s.name))
-        .map(|s| {
-            let mut info = task::info(s, now);
-            if let Some(usage) = host.usage(&s.name) {
-                (info.memory_bytes, info.cpu_usec, info.tasks) = (usage.memory, usage.cpu_usec, usage.tasks);
-            }
-            info
-        })
-        .collect();
+    // Every service: their usages in one pass; some: a lookup each.
+    let mut usage: Box<UsageOf<'_>> = match names.is_empty() {
+        true => Box::new(in_order(host.usages())),
+        false => Box::new(|name| host.usage(name)),
+    };
+    let mut services = Vec::with_capacity(all.len());
+    for s in all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)) {
+        let used = usage(&s.name);
+        let mut info = task::into_info(s, now);
+        if let Some(used) = used {
+            (info.memory_bytes, info.cpu_usec, info.tasks) = (used.memory, used.cpu_usec, used.tasks);
+        }
+        services.push(info);
+    }
     conn.send(&Reply::ok(Body::Status { services }));
+}
+
+/// A service's usage, by its name.
+type UsageOf<'a> = dyn FnMut(&str) -> Option<Usage> + 'a;
+
+/// The usage of each name asked for, from `usages` in name order, the
+/// names asked for in that order too: one pass over both.
+fn in_order(usages: Vec<(Arc<str>, Usage)>) -> impl FnMut(&str) -> Option<Usage> {
+    let mut usages = usages.into_iter().peekable();
+    move |name| {
+        while usages.next_if(|(of, _)| **of < *name).is_some() {}
+        usages.next_if(|(of, _)| **of == *name).map(|(_, usage)| usage)
+    }
 }
 
 /// A start, stop or restart; unless `no_block`, answered once the
@@ -298,5 +316,30 @@ fn follow(out: &mut Vec<Reply>, name: &str, seen: &mut u64, host: &dyn Host) {
             out.push(Reply::ok(Body::Log { line: line.clone() }));
         }
         *seen = ring.total();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usages_in_name_order_meet_their_services_in_one_pass() {
+        let used = |cpu| Usage {
+            memory: None,
+            cpu_usec: Some(cpu),
+            tasks: Some(1),
+        };
+        let usages = vec![("a".into(), used(1)), ("c".into(), used(3)), ("e".into(), used(5))];
+        let mut of = in_order(usages);
+        // "b" and "d" run without a cgroup; "f" is past the last.
+        let got: Vec<Option<u64>> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|name| of(name).and_then(|u| u.cpu_usec))
+            .collect();
+        assert_eq!(got, [Some(1), None, Some(3), None, Some(5), None]);
+        // Names that sort apart as `str` do (s10 before s2).
+        let mut of = in_order(vec![("s10".into(), used(10)), ("s2".into(), used(2))]);
+        assert_eq!((of("s10"), of("s2")), (Some(used(10)), Some(used(2))));
     }
 }

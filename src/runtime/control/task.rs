@@ -35,6 +35,11 @@ pub trait Host {
     fn usage(&self, _name: &str) -> Option<crate::sys::cgroup::Usage> {
         None
     }
+    /// The same for every running service, by name in `str` order (a
+    /// status of all takes them in one pass, not a lookup each).
+    fn usages(&self) -> Vec<(std::sync::Arc<str>, crate::sys::cgroup::Usage)> {
+        Vec::new()
+    }
 }
 
 /// A request that is not answered yet, or a stream.
@@ -159,15 +164,20 @@ pub fn no_such_unit(name: &str) -> (i32, String) {
 
 /// The wire form of one service's status.
 pub fn info(s: &ServiceStatus, now: Instant) -> ServiceInfo {
+    into_info(s.clone(), now)
+}
+
+/// [`info`], taking the status's strings (`status` of thousands).
+pub fn into_info(s: ServiceStatus, now: Instant) -> ServiceInfo {
     ServiceInfo {
-        name: s.name.clone(),
+        name: s.name,
         state: s.state,
         pid: s.pid,
         since_ms: now.saturating_duration_since(s.since).as_millis() as u64,
         restarts: s.restarts,
         last_exit: s.last_exit.map(|e| e.to_string()),
-        status_text: s.status_text.clone(),
-        detail: s.detail.clone(),
+        status_text: s.status_text,
+        detail: s.detail,
         next_run_ms: s
             .next_run
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())

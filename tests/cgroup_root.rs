@@ -132,3 +132,31 @@ fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
         assert!(!exists(&cgroups), "{} is left on the host", cgroups.display());
     }
 }
+
+/// A service is down when its main process is: what it left running in
+/// its cgroup is killed at that exit (as systemd's `KillMode=control-group`),
+/// and a service that left nothing is not signalled.
+#[test]
+fn leftovers_are_killed_when_the_main_process_exits_root() {
+    if cgroup2_mount().is_none() {
+        eprintln!("no cgroup2 hierarchy here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("cg-leftover");
+    let pidfile = dir.path("left.pid");
+    let leaves = format!(
+        "command = \"sleep 1000 & echo $! > {}; sleep 0.2\"\nrestart = \"no\"\n",
+        pidfile.display()
+    );
+    let mut launcher = start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]);
+    let (tend, cgroups) = tend_cgroup(&launcher, "a");
+    await_true("the leftover started", LIMIT, || pidfile.exists());
+    let log = || std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
+    await_true("the main process's exit", LIMIT, || log().contains("leaves (pid"));
+    let procs = cgroups.join("leaves/cgroup.procs");
+    await_true("the leftover killed", LIMIT, || {
+        std::fs::read_to_string(&procs).map_or(true, |t| t.trim().is_empty())
+    });
+    send(tend, libc::SIGTERM);
+    exit_code_within(&mut launcher, LIMIT);
+}

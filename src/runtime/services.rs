@@ -422,7 +422,14 @@ impl Services {
         if let Some(proc) = self.procs.remove(&name) {
             let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
             status = oom_status(&proc, memory_max, status);
-            let _ = proc.signal(libc::SIGKILL);
+            // Its leftovers killed, where it left any.
+            let empty = match (&self.cgroups, &proc.cgroup) {
+                (Some(cgroups), Some(cgroup)) => cgroups.is_empty(cgroup) == Some(true),
+                _ => false,
+            };
+            if !empty {
+                let _ = proc.signal(libc::SIGKILL);
+            }
             if proc.cgroup.as_ref().is_some_and(Cgroup::was_killed) {
                 self.killed.insert(name.to_string());
             }

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
 
 use crate::resources::{self, Controller, Layout, Resources, Support, Write};
 
@@ -394,15 +395,36 @@ impl Cgroups {
             if cgroup.joined & (1 << i) == 0 {
                 return None;
             }
-            // The lock is the directory, open (the first root of a mount,
-            // `cpu,cpuacct`, holds it).
-            let dir = &self.roots.get(i)?.dir;
-            let lock = match &self.roots.get(i)?._lock {
-                Some(lock) => lock,
-                None => self.roots.iter().find(|r| r.dir == *dir)?._lock.as_ref()?,
-            };
-            read_beneath(lock.as_fd(), &cgroup.name, file, each)
+            read_beneath(self.root_fd(i)?, &cgroup.name, file, each)
         })
+    }
+
+    /// Whether `cgroup` (one of these) holds no process now, as its v2
+    /// `cgroup.events` says, read beneath tend's open root (at every exit
+    /// of a service: a walk of the whole path was most of the read);
+    /// `None` where it cannot tell.
+    pub fn is_empty(&self, cgroup: &Cgroup) -> Option<bool> {
+        let i = self.roots.iter().position(|r| r.kind == Kind::V2)?;
+        if cgroup.joined & (1 << i) == 0 {
+            return None;
+        }
+        let mut empty = false;
+        read_beneath(self.root_fd(i)?, &cgroup.name, "cgroup.events", &mut |text| {
+            empty |= text.split(|b| *b == b'\n').any(|line| line == b"populated 0");
+        })?;
+        Some(empty)
+    }
+
+    /// Root `i`'s directory, open: its lock (the first root of a mount,
+    /// `cpu,cpuacct`, holds it). Services' cgroups are made and opened
+    /// beneath it, not by a walk of the whole path each time.
+    fn root_fd(&self, i: usize) -> Option<std::os::fd::BorrowedFd<'_>> {
+        let root = self.roots.get(i)?;
+        let lock = match &root._lock {
+            Some(lock) => lock,
+            None => self.roots.iter().find(|r| r.dir == root.dir)?._lock.as_ref()?,
+        };
+        Some(lock.as_fd())
     }
 
     /// tend's directory in the v2 hierarchy, when it has one.
@@ -437,17 +459,22 @@ impl Cgroups {
                 // A mount of two controllers (`cpu,cpuacct`): joined once.
                 continue;
             }
-            let dir = root.dir.join(&*service);
-            match fs::create_dir(&dir) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
+            let at = self
+                .root_fd(i)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            match nix::sys::stat::mkdirat(at, &*service, nix::sys::stat::Mode::from_bits_truncate(0o777)) {
+                Err(nix::errno::Errno::EEXIST) | Ok(()) => {}
+                Err(e) => return Err(e.into()),
             }
             let joining = cgroup.joining.get_or_insert_with(Box::default);
+            let cloexec = OFlag::O_CLOEXEC;
             if root.kind == Kind::V2 {
-                joining.v2_dir = Some(open_dir(&dir)?);
+                let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | cloexec;
+                joining.v2_dir = Some(nix::fcntl::openat(at, &*service, flags, Mode::empty())?);
             } else {
-                let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-                joining.procs.push(procs.into());
+                let procs = format!("{service}/cgroup.procs");
+                let fd = nix::fcntl::openat(at, procs.as_str(), OFlag::O_WRONLY | cloexec, Mode::empty())?;
+                joining.procs.push(fd);
             }
         }
         Ok(cgroup)

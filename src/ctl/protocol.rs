@@ -175,7 +175,8 @@ impl std::str::FromStr for WaitFor {
 
 /// One reply line: `{"ok":true,"kind":"status","services":[...]}`, or
 /// `{"ok":false,"kind":"error","error":"no service named x","code":4}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read by hand (`reply`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reply {
     pub ok: bool,
     #[serde(flatten)]
@@ -206,7 +207,7 @@ impl Reply {
 }
 
 /// What a reply says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Body {
     Error {
@@ -452,6 +453,7 @@ impl Framer {
     }
 }
 
+mod reply;
 mod request;
 #[cfg(test)]
 mod tests;

@@ -186,7 +186,7 @@ pub fn list(dir: &Path) -> Vec<Entry> {
         .filter_map(|p| read(&p))
         .filter(alive)
         .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::sorted::sort_by(&mut found, |a, b| a.name.cmp(&b.name));
     found
 }
 

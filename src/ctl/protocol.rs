@@ -330,8 +330,8 @@ impl FrameError {
 /// first, so a newer client gets "version" rather than "malformed".
 pub fn parse_request(line: &[u8]) -> Result<Request, FrameError> {
     let malformed = |e: serde_json::Error| FrameError::Malformed(e.to_string());
-    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(malformed)?;
-    match value.remove("v").as_ref().and_then(serde_json::Value::as_u64) {
+    let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(malformed)?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(VERSION) => {}
         Some(got) => return Err(FrameError::Version { got }),
         None => return Err(FrameError::Malformed("missing protocol version \"v\"".into())),

@@ -100,8 +100,16 @@ fn unknown_keys(
             _ => {}
         }
     }
-    for key in &unknown {
-        table.remove(key.as_str());
+    if !unknown.is_empty() {
+        // Rebuilt rather than removed from: `remove` would be a copy of
+        // the B-tree's rebalancing for this one map type.
+        let mut known = DeTable::new();
+        for (key, value) in std::mem::take(table) {
+            if !unknown.iter().any(|u| u == key.get_ref()) {
+                known.insert(key, value);
+            }
+        }
+        *table = known;
     }
     unknown
 }

@@ -12,14 +12,16 @@ use serde_json::{Map, Value};
 
 use super::{Exec, Group, Op, ServiceState, WaitFor};
 
-/// The operation of a request object (its `v` already taken out).
-pub fn op(mut object: Map<String, Value>) -> Result<Op, String> {
-    let tag = match object.remove("op") {
-        Some(Value::String(tag)) => tag,
-        Some(other) => return Err(invalid_type(&other, "variant identifier")),
+/// The operation of a request object (its `v` already checked).
+pub fn op(object: Map<String, Value>) -> Result<Op, String> {
+    let tag = match object.get("op") {
+        Some(Value::String(tag)) => tag.clone(),
+        Some(other) => return Err(invalid_type(other, "variant identifier")),
         None => return Err(missing("op")),
     };
-    let f = object;
+    // The op's own fields, in key order (not removed from the map: each
+    // map type's `remove` is its own copy of the B-tree's rebalancing).
+    let f: Fields = object.into_iter().filter(|(k, _)| k != "v" && k != "op").collect();
     Ok(match tag.as_str() {
         "ping" => none(f).map(|()| Op::Ping {})?,
         "version" => none(f).map(|()| Op::Version {})?,
@@ -108,12 +110,14 @@ pub fn op(mut object: Map<String, Value>) -> Result<Op, String> {
     })
 }
 
+type Fields = Vec<(String, Value)>;
+
 const OPS: &[&str] = &[
     "ping", "version", "status", "start", "stop", "restart", "signal", "logs", "reload", "shutdown", "wait", "health",
     "events", "exec", "kill",
 ];
 
-fn exec(f: Map<String, Value>) -> Result<Exec, String> {
+fn exec(f: Fields) -> Result<Exec, String> {
     let mut e = Exec::default();
     let mut argv = None;
     fields(f, &["argv", "user", "env", "cwd", "tty", "size"], |k, v| {
@@ -133,7 +137,7 @@ fn exec(f: Map<String, Value>) -> Result<Exec, String> {
 
 /// Each field in key order through `take`; a key not in `names` is refused.
 fn fields(
-    object: Map<String, Value>,
+    object: Fields,
     names: &[&str],
     mut take: impl FnMut(&str, Value) -> Result<(), String>,
 ) -> Result<(), String> {
@@ -147,9 +151,9 @@ fn fields(
 }
 
 /// An op without fields.
-fn none(object: Map<String, Value>) -> Result<(), String> {
-    match object.keys().next() {
-        Some(key) => Err(format!("unknown field `{key}`, there are no fields")),
+fn none(object: Fields) -> Result<(), String> {
+    match object.first() {
+        Some((key, _)) => Err(format!("unknown field `{key}`, there are no fields")),
         None => Ok(()),
     }
 }

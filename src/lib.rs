@@ -13,6 +13,7 @@ pub mod registry;
 pub mod resources;
 pub mod runtime;
 pub mod signal;
+pub mod sorted;
 pub mod supervisor;
 pub mod sys;
 pub mod unit;

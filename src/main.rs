@@ -206,7 +206,7 @@ fn boot(args: &tend::cli::BootArgs) -> i32 {
             ..Default::default()
         },
     };
-    let tty = nix::unistd::ttyname(std::io::stdin()).ok();
+    let tty = sys::pty::ttyname(std::io::stdin());
     let result = options::resolve(request, nix::unistd::geteuid().is_root(), tty)
         .map_err(|e| sys::chain(&e))
         .and_then(|o| launch::boot(o).map_err(|e| sys::chain(&e)));

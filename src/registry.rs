@@ -157,7 +157,8 @@ impl Drop for Reservation {
 }
 
 fn read(path: &Path) -> Option<Entry> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    // from_slice, as everywhere in tend: one copy of serde_json's reader.
+    serde_json::from_slice(std::fs::read_to_string(path).ok()?.as_bytes()).ok()
 }
 
 /// Whether the entry's launcher still runs.
@@ -186,7 +187,7 @@ pub fn list(dir: &Path) -> Vec<Entry> {
         .filter_map(|p| read(&p))
         .filter(alive)
         .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::sorted::sort_by(&mut found, |a, b| a.name.cmp(&b.name));
     found
 }
 

@@ -184,11 +184,7 @@ impl Resources {
 
     /// The controllers its keys need.
     pub fn controllers(&self) -> BTreeSet<Controller> {
-        TABLE
-            .iter()
-            .filter(|r| self.get(r.key).is_some())
-            .map(|r| r.controller)
-            .collect()
+        crate::sorted::set(TABLE.iter().filter(|r| self.get(r.key).is_some()).map(|r| r.controller))
     }
 
     /// The keys set that `layout` has no file for: ignored, with a warning.

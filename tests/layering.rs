@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["entrypoint"],
     &["registry"],
     &["sys"],
-    &["signal", "resources"],
+    &["signal", "resources", "sorted"],
 ];
 
 fn rank(module: &str) -> Option<usize> {

@@ -83,10 +83,7 @@ pub struct Error(String);
 
 /// The filter: the architecture guard, then seccompiler's program.
 pub fn program() -> Result<BpfProgram, Error> {
-    let rules = DENIED
-        .iter()
-        .map(|&(_, nr, _)| (nr, Vec::new()))
-        .collect::<BTreeMap<_, _>>();
+    let rules: BTreeMap<_, _> = crate::sorted::map(DENIED.iter().map(|&(_, nr, _)| (nr, Vec::new())));
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,

@@ -38,8 +38,9 @@ pub mod code {
     pub const VERSION: i32 = 6;
 }
 
-/// One request line: `{"v":1,"op":"status","names":["web"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One request line: `{"v":1,"op":"status","names":["web"]}` (read by
+/// [`parse_request`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Request {
     pub v: u32,
     #[serde(flatten)]
@@ -52,34 +53,29 @@ impl Request {
     }
 }
 
-/// What a client asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
-/// Variants without fields are written `Ping {}` so that unknown fields
-/// are refused for them too.
+/// What a client asks for. Written through serde; read by hand (`request`,
+/// which refuses unknown fields, for variants without fields too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     Ping {},
     Version {},
     /// Every service, or those named.
     Status {
-        #[serde(default)]
         names: Vec<String>,
     },
     /// Replies once the service is up (or failed), at once with `no_block`.
     Start {
         name: String,
-        #[serde(default)]
         no_block: bool,
     },
     /// Replies once the service is down, at once with `no_block`.
     Stop {
         name: String,
-        #[serde(default)]
         no_block: bool,
     },
     Restart {
         name: String,
-        #[serde(default)]
         no_block: bool,
     },
     /// `signal`: a name (`TERM`, `SIGHUP`, `RTMIN+3`) or a number.
@@ -90,11 +86,9 @@ pub enum Op {
     /// The last `lines` captured lines, then new ones as they come with
     /// `follow`; without `name`, tend's own log where it keeps one.
     Logs {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        #[serde(default)]
         lines: Option<usize>,
-        #[serde(default)]
         follow: bool,
     },
     Reload {},
@@ -104,7 +98,6 @@ pub enum Op {
         names: Vec<String>,
         #[serde(rename = "for")]
         state: WaitFor,
-        #[serde(default)]
         timeout_ms: Option<u64>,
     },
     Health {},
@@ -121,28 +114,22 @@ pub enum Op {
 
 /// `exec`: without `tty`, the request line carries the client's stdin,
 /// stdout and stderr (SCM_RIGHTS, in that order).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Exec {
     pub argv: Vec<String>,
-    #[serde(default)]
     pub user: Option<String>,
     /// `KEY=VALUE`, on top of tend's environment.
-    #[serde(default)]
     pub env: Vec<String>,
-    #[serde(default)]
     pub cwd: Option<String>,
-    #[serde(default)]
     pub tty: bool,
     /// The terminal size for `tty`: (rows, columns).
-    #[serde(default)]
     pub size: Option<(u16, u16)>,
 }
 
 /// What `wait` can wait for: any state word (see [`ServiceState`]), or
 /// `up`, `down` (and `stopped`, the same as `down`). `running` is met by a
 /// ready service too: a ready service runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum WaitFor {
     State(ServiceState),
@@ -150,7 +137,7 @@ pub enum WaitFor {
 }
 
 /// A group of states `wait` accepts under one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Group {
     /// Running or ready.
@@ -179,7 +166,7 @@ impl std::str::FromStr for WaitFor {
     type Err = String;
 
     fn from_str(word: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
+        request::wait_for(&serde_json::Value::String(word.to_string())).map_err(|_| {
             let states: Vec<String> = ServiceState::ALL.iter().map(ToString::to_string).collect();
             format!("unknown state {word:?} ({}; up, down, stopped)", states.join(", "))
         })
@@ -188,7 +175,8 @@ impl std::str::FromStr for WaitFor {
 
 /// One reply line: `{"ok":true,"kind":"status","services":[...]}`, or
 /// `{"ok":false,"kind":"error","error":"no service named x","code":4}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read by hand (`reply`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reply {
     pub ok: bool,
     #[serde(flatten)]
@@ -228,7 +216,7 @@ impl Reply {
 }
 
 /// What a reply says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Body {
     Error {
@@ -351,14 +339,13 @@ impl FrameError {
 /// first, so a newer client gets "version" rather than "malformed".
 pub fn parse_request(line: &[u8]) -> Result<Request, FrameError> {
     let malformed = |e: serde_json::Error| FrameError::Malformed(e.to_string());
-    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(malformed)?;
-    match value.remove("v").as_ref().and_then(serde_json::Value::as_u64) {
+    let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(malformed)?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(VERSION) => {}
         Some(got) => return Err(FrameError::Version { got }),
         None => return Err(FrameError::Malformed("missing protocol version \"v\"".into())),
     }
-    // `Op` alone, so that its `deny_unknown_fields` sees every other field.
-    let op = serde_json::from_value(serde_json::Value::Object(value)).map_err(malformed)?;
+    let op = request::op(value).map_err(FrameError::Malformed)?;
     check_durations(&op)?;
     Ok(Request::new(op))
 }
@@ -476,5 +463,7 @@ impl Framer {
     }
 }
 
+mod reply;
+mod request;
 #[cfg(test)]
 mod tests;

@@ -399,16 +399,12 @@ fn load(options: &Options) -> Loaded {
     for error in loaded.all_errors() {
         warn!("{error}");
     }
-    let mut invalid: BTreeMap<String, String> = loaded
-        .invalid
-        .iter()
-        .map(|(name, errors)| {
-            (
-                name.clone(),
-                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            )
-        })
-        .collect();
+    let mut invalid: BTreeMap<String, String> = crate::sorted::map(loaded.invalid.iter().map(|(name, errors)| {
+        (
+            name.clone(),
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+    }));
     let mut units = loaded.units;
     for unit in units.values_mut() {
         unit.service.on_failure.get_or_insert(options.on_failure);

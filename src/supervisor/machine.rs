@@ -72,10 +72,11 @@ impl<U: Definition> Supervisor<U> {
         now: Instant,
     ) -> Self {
         let (services, invalid) = split_cycles(services, invalid);
-        let mut all: BTreeMap<String, Service<U>> = services
-            .into_iter()
-            .map(|(name, unit)| (name.clone(), Service::new(&name, Rc::new(unit), now)))
-            .collect();
+        let mut all: BTreeMap<String, Service<U>> = crate::sorted::map(
+            services
+                .into_iter()
+                .map(|(name, unit)| (name.clone(), Service::new(&name, Rc::new(unit), now))),
+        );
         for (name, reason) in invalid {
             all.insert(name.clone(), Service::invalid(&name, reason, now));
         }

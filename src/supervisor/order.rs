@@ -23,10 +23,8 @@ pub(super) fn depends_on(config: &ServiceConfig, name: &str) -> bool {
 
 /// The services on a dependency cycle, each with the reason to show.
 pub(super) fn cycles<U: Definition>(services: &BTreeMap<String, U>) -> BTreeMap<String, String> {
-    let reach: BTreeMap<&str, BTreeSet<&str>> = services
-        .keys()
-        .map(|name| (name.as_str(), reachable(services, name)))
-        .collect();
+    let reach: BTreeMap<&str, BTreeSet<&str>> =
+        crate::sorted::map(services.keys().map(|name| (name.as_str(), reachable(services, name))));
     let mut found = BTreeMap::new();
     for (name, from_here) in &reach {
         if !from_here.contains(name) {

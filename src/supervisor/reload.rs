@@ -24,10 +24,7 @@ pub(super) fn split_cycles<U: Definition>(
     for (name, reason) in cycles(&services) {
         invalid.entry(name).or_insert(reason);
     }
-    let valid = services
-        .into_iter()
-        .filter(|(name, _)| !invalid.contains_key(name))
-        .collect();
+    let valid = crate::sorted::map(services.into_iter().filter(|(name, _)| !invalid.contains_key(name)));
     (valid, invalid)
 }
 

@@ -311,11 +311,8 @@ fn v2_offered(dir: &Path) -> BTreeSet<Controller> {
 
 /// The controllers of ours in a `cgroup.controllers` text.
 pub fn parse_controllers(text: &str) -> BTreeSet<Controller> {
-    let names: BTreeSet<&str> = text.split_whitespace().collect();
-    Controller::ALL
-        .into_iter()
-        .filter(|c| names.contains(c.v2_name()))
-        .collect()
+    let names: BTreeSet<&str> = crate::sorted::set(text.split_whitespace());
+    crate::sorted::set(Controller::ALL.into_iter().filter(|c| names.contains(c.v2_name())))
 }
 
 impl Cgroups {

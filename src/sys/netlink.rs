@@ -551,7 +551,7 @@ impl Lingering {
         let mut mine: Vec<i32> = keep.iter().map(|fd| fd.as_raw_fd()).collect();
         mine.push(go_r.as_raw_fd());
         mine.push(socket.fd.as_raw_fd());
-        mine.sort_unstable();
+        crate::sorted::sort(&mut mine);
         match super::ns::clone_into(0)? {
             super::ns::Forked::Child => {
                 // Only async-signal-safe calls from here: none of the

@@ -87,17 +87,18 @@ fn many_mains(parsed: &mut Parsed) {
 /// Reports, on each valid unit in a cycle, the cycle starting from it.
 /// Returns the cycle of each such unit.
 fn cycles(parsed: &mut Parsed) -> BTreeMap<String, Vec<String>> {
-    let edges: BTreeMap<String, Vec<String>> = parsed
-        .iter()
-        .filter(|(_, entry)| is_valid(entry))
-        .filter_map(|(name, (c, _))| {
-            let deps = c.as_ref()?.deps.iter().map(|d| d.name.clone());
-            Some((
-                name.clone(),
-                deps.filter(|d| parsed.get(d).is_some_and(is_valid)).collect(),
-            ))
-        })
-        .collect();
+    let edges: BTreeMap<String, Vec<String>> = crate::sorted::map(
+        parsed
+            .iter()
+            .filter(|(_, entry)| is_valid(entry))
+            .filter_map(|(name, (c, _))| {
+                let deps = c.as_ref()?.deps.iter().map(|d| d.name.clone());
+                Some((
+                    name.clone(),
+                    deps.filter(|d| parsed.get(d).is_some_and(is_valid)).collect(),
+                ))
+            }),
+    );
     let mut found = BTreeMap::new();
     for name in edges.keys() {
         let Some(path) = cycle_from(name, &edges) else {
@@ -157,11 +158,12 @@ fn path_back(start: &str, last: &str, parent: &BTreeMap<&str, &str>) -> Vec<Stri
 /// as invalid the units that require an invalid one, and so on. A unit in
 /// the same cycle is not reported again.
 fn requires_invalid(parsed: &mut Parsed, in_cycles: &BTreeMap<String, Vec<String>>) {
-    let mut bad: BTreeSet<String> = parsed
-        .iter()
-        .filter(|(_, entry)| !is_valid(entry))
-        .map(|(name, _)| name.clone())
-        .collect();
+    let mut bad: BTreeSet<String> = crate::sorted::set(
+        parsed
+            .iter()
+            .filter(|(_, entry)| !is_valid(entry))
+            .map(|(name, _)| name.clone()),
+    );
     loop {
         let newly: Vec<String> = parsed
             .iter()

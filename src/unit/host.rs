@@ -205,16 +205,15 @@ fn current_ceilings() -> Ceilings {
     if privileged {
         let nr_open = fs::read_to_string("/proc/sys/fs/nr_open").ok();
         let nr_open = nr_open.and_then(|t| t.trim().parse().ok());
-        return Ceilings(nr_open.map(|n| (Resource::Nofile, n)).into_iter().collect());
+        return Ceilings(crate::sorted::map(nr_open.map(|n| (Resource::Nofile, n))));
     }
     let hard = |r: Resource| nix::sys::resource::getrlimit(r.to_nix()).ok().map(|(_, h)| h);
-    Ceilings(
+    Ceilings(crate::sorted::map(
         Resource::ALL
             .into_iter()
             .filter_map(|r| Some((r, hard(r)?)))
-            .filter(|&(_, h)| h != INFINITY)
-            .collect(),
-    )
+            .filter(|&(_, h)| h != INFINITY),
+    ))
 }
 
 /// The effective capability set from the text of `/proc/self/status`.

@@ -26,7 +26,7 @@ impl Loaded {
     /// Every error, ordered by file and position.
     pub fn all_errors(&self) -> Vec<&UnitError> {
         let mut all: Vec<_> = self.errors.iter().chain(self.invalid.values().flatten()).collect();
-        all.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
+        crate::sorted::sort_by(&mut all, |a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
         all
     }
 
@@ -48,7 +48,7 @@ pub fn load_dir(dir: &Path, env: &dyn Host) -> Loaded {
         Err(e) => return dir_error(dir, crate::sys::describe(&e)),
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    paths.sort();
+    crate::sorted::sort(&mut paths);
     let mut loaded = Loaded::default();
     let mut parsed = Parsed::new();
     for path in paths.iter().filter(|p| is_unit_file(p)) {
@@ -153,7 +153,7 @@ pub fn load_texts(files: &[(&str, &str)], env: &dyn Host, dir: &Path) -> Loaded 
 
 /// Sorts by position; problems of other files (env files) come last.
 fn in_file_order(file: &Path, mut errors: Vec<UnitError>) -> Vec<UnitError> {
-    errors.sort_by_key(|e| (e.file != file, e.at));
+    crate::sorted::sort_by_key(&mut errors, |e| (e.file != file, e.at));
     errors
 }
 

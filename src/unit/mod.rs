@@ -8,6 +8,7 @@
 //! every file is gathered with its position; a broken unit never stops the
 //! others. The keys are documented in `units/README.md`.
 
+mod decode;
 mod deps;
 mod envfile;
 mod error;

@@ -8,10 +8,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use serde::Deserialize;
-use toml::de::{DeTable, DeValue, Deserializer};
-use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
+use super::decode;
 use super::error::{Problem, UnitError};
 use super::schema::{Keys, RawUnit, UNIT_KEYS};
 use super::suggest::{position, suggest};
@@ -46,28 +45,18 @@ pub fn parse(src: &Source) -> (Option<RawUnit>, Vec<UnitError>, Vec<String>) {
     }
     let mut errors = Vec::new();
     let mut bad = unknown_keys(src, table.get_mut(), &UNIT_KEYS, None, &mut errors);
+    let mut raw = RawUnit::default();
     for (key, value) in table.get_ref().iter() {
-        let mut one = DeTable::new();
-        one.insert(key.clone(), value.clone());
-        if let Err(e) = deserialize(one) {
-            errors.push(toml_error(src, &e, Some(key.get_ref())));
+        if let Err(e) = decode::field(&mut raw, key.get_ref(), value) {
+            let problem = Problem::Type {
+                key: key.get_ref().to_string(),
+                message: e.message,
+            };
+            errors.push(src.error(e.span, problem));
             bad.push(key.get_ref().to_string());
         }
     }
-    for key in &bad {
-        table.get_mut().remove(key.as_str());
-    }
-    match deserialize(table.into_inner()) {
-        Ok(raw) => (Some(raw), errors, bad),
-        Err(e) => {
-            errors.push(toml_error(src, &e, None));
-            (None, errors, bad)
-        }
-    }
-}
-
-fn deserialize(table: DeTable) -> Result<RawUnit, toml::de::Error> {
-    RawUnit::deserialize(Deserializer::from(Spanned::new(0..0, table)))
+    (Some(raw), errors, bad)
 }
 
 fn toml_error(src: &Source, e: &toml::de::Error, key: Option<&str>) -> UnitError {
@@ -111,8 +100,16 @@ fn unknown_keys(
             _ => {}
         }
     }
-    for key in &unknown {
-        table.remove(key.as_str());
+    if !unknown.is_empty() {
+        // Rebuilt rather than removed from: `remove` would be a copy of
+        // the B-tree's rebalancing for this one map type.
+        let mut known = DeTable::new();
+        for (key, value) in std::mem::take(table) {
+            if !unknown.iter().any(|u| u == key.get_ref()) {
+                known.insert(key, value);
+            }
+        }
+        *table = known;
     }
     unknown
 }

@@ -1,19 +1,17 @@
-//! The TOML schema of a unit file, as serde types: what is syntactically a
-//! unit. Every field is optional and keeps its span, so that validation can
+//! The TOML schema of a unit file: what is syntactically a unit (read by
+//! `decode`). Every field is optional and keeps its span, so that validation can
 //! point at the offending value; meaning is given in `validate`.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 /// A unit file as written. See `units/README.md` for each key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawUnit {
     pub description: Option<Spanned<String>>,
     pub command: Option<Spanned<RawCommand>>,
-    #[serde(rename = "type")]
+    /// `type`.
     pub service_type: Option<Spanned<String>>,
     pub ready: Option<Spanned<RawReady>>,
     pub ready_timeout: Option<Spanned<String>>,
@@ -64,7 +62,7 @@ const READY: Keys = Keys(&[("tcp", None), ("exec", None)]);
 const HEALTH: Keys = Keys(&[("tcp", None), ("http", None), ("exec", None)]);
 const STDIO: Keys = Keys(&[("file", None), ("max-size", None), ("max-files", None), ("tee", None)]);
 
-/// The keys of [`RawUnit`] (a test keeps the two in step), for unknown-key
+/// The keys of [`RawUnit`] (a test keeps the two in step; `decode` reads them), for unknown-key
 /// messages with suggestions. `env` and `limits` are checked in validation.
 pub const UNIT_KEYS: Keys = Keys(&[
     ("description", None),
@@ -114,8 +112,7 @@ pub const UNIT_KEYS: Keys = Keys(&[
 
 /// A cgroup limit as written: a number, or text (`"512M"`, `"infinity"`);
 /// validation says which a key takes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "expected a number or a string")]
+#[derive(Debug, Clone)]
 pub enum RawAmount {
     Integer(i64),
     Float(f64),
@@ -123,27 +120,21 @@ pub enum RawAmount {
 }
 
 /// `command` (and `ready.exec`): an argv array, or a string for `/bin/sh -c`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected an array of strings (exec form) or a string (shell form)"
-)]
+#[derive(Debug, Clone)]
 pub enum RawCommand {
     Exec(Vec<String>),
     Shell(String),
 }
 
 /// `ready = { tcp = "IP:PORT" }` or `ready = { exec = [...] }`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawReady {
     pub tcp: Option<Spanned<String>>,
     pub exec: Option<Spanned<RawCommand>>,
 }
 
 /// `health = { tcp = "IP:PORT" }`, `{ http = "http://IP:PORT/path" }` or `{ exec = ... }`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawHealth {
     pub tcp: Option<Spanned<String>>,
     pub http: Option<Spanned<String>>,
@@ -151,16 +142,14 @@ pub struct RawHealth {
 }
 
 /// Users, groups and signals: by name or by number.
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "expected a name or a number")]
+#[derive(Debug)]
 pub enum NameOrNumber {
     Number(u64),
     Name(String),
 }
 
 /// Environment values: numbers and booleans are taken as their text.
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "expected a string, a number or a boolean")]
+#[derive(Debug)]
 pub enum EnvValue {
     String(String),
     Integer(i64),
@@ -178,22 +167,19 @@ impl EnvValue {
 }
 
 /// One `limits` entry: `N`, `"infinity"`, or `{ soft = .., hard = .. }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "expected a number, \"infinity\" or { soft = N, hard = M }")]
+#[derive(Debug)]
 pub enum RawLimit {
     Both(LimitValue),
     Pair(SoftHard),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct SoftHard {
     pub soft: LimitValue,
     pub hard: LimitValue,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum LimitValue {
     Number(u64),
     Word(String),
@@ -201,20 +187,16 @@ pub enum LimitValue {
 
 /// `stdout`/`stderr`: `"log"`, `"inherit"`, `"null"` or `{ file = "/path" }`
 /// (with `max-size`, `max-files`, `tee`).
-#[derive(Debug, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected \"log\", \"inherit\", \"null\" or { file = \"/path\", max-size = \"10M\", max-files = 5, tee = true }"
-)]
+#[derive(Debug)]
 pub enum RawStdio {
     Word(String),
     File(StdioFile),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug)]
 pub struct StdioFile {
-    // No span here: spans do not survive serde's untagged buffering.
+    // No spans inside: the value is located as a whole (serde's untagged
+    // buffering had none to give, and messages stay as they were).
     pub file: String,
     pub max_size: Option<Size>,
     pub max_files: Option<u32>,
@@ -222,8 +204,7 @@ pub struct StdioFile {
 }
 
 /// A size: bytes, or `"10M"` (K, M, G: powers of 1024).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Size {
     Bytes(u64),
     Text(String),

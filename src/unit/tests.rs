@@ -8,6 +8,7 @@ use super::load::check_text;
 use super::*;
 use crate::supervisor::{RestartPolicy, ServiceConfig, ServiceType};
 
+mod decode;
 mod load;
 mod supervision;
 

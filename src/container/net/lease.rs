@@ -122,14 +122,16 @@ pub fn all(dir: &Path) -> Vec<Lease> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "net"))
-        .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+        .filter_map(|p| serde_json::from_slice(std::fs::read_to_string(p).ok()?.as_bytes()).ok())
         .collect()
 }
 
 /// The address of machine `name`, for `tend list`.
 pub fn address(dir: &Path, name: &str) -> Option<Ipv4Addr> {
     let text = std::fs::read_to_string(lease_path(dir, name)).ok()?;
-    serde_json::from_str::<Lease>(&text).ok().map(|l| l.address())
+    serde_json::from_slice::<Lease>(text.as_bytes())
+        .ok()
+        .map(|l| l.address())
 }
 
 pub fn write(dir: &Path, lease: &Lease) -> io::Result<()> {
@@ -142,7 +144,7 @@ pub fn remove(dir: &Path, name: &str) {
 }
 
 pub fn read_shared(dir: &Path, netns: u64) -> Option<Shared> {
-    serde_json::from_str(&std::fs::read_to_string(shared_path(dir, netns)).ok()?).ok()
+    serde_json::from_slice(std::fs::read_to_string(shared_path(dir, netns)).ok()?.as_bytes()).ok()
 }
 
 pub fn write_shared(dir: &Path, shared: &Shared) -> io::Result<()> {

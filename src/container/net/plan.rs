@@ -359,7 +359,7 @@ pub fn ruleset(leases: &[Lease], shared: &Shared) -> Table {
         .iter()
         .map(|l| l.bridge.as_ref().unwrap_or(&l.host_if).clone())
         .collect();
-    ifs.sort();
+    crate::sorted::sort(&mut ifs);
     ifs.dedup();
     let mut dnat = Vec::new();
     for lease in leases {

@@ -77,7 +77,7 @@ pub fn hostfwd(p: &Publish) -> String {
 
 /// Why a reply of the API refuses the request; `None` when it took it.
 pub fn refusal(reply: &str) -> Option<String> {
-    let value: serde_json::Value = match serde_json::from_str(reply) {
+    let value: serde_json::Value = match serde_json::from_slice(reply.as_bytes()) {
         Ok(value) => value,
         Err(_) => return Some(format!("unexpected reply {reply:?}")),
     };

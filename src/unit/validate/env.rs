@@ -22,7 +22,7 @@ pub fn environment(
     let mut vars = env_file.map(|f| from_file(cx, f)).unwrap_or_default();
     let mut table: Vec<_> = env.into_iter().flatten().collect();
     // The table comes sorted by name; its spans give back the written order.
-    table.sort_by_key(|(k, _)| k.span().start);
+    crate::sorted::sort_by_key(&mut table, |(k, _)| k.span().start);
     for (key, value) in table {
         if !valid_name(key.get_ref()) {
             let name = key.get_ref().clone();

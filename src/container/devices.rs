@@ -150,24 +150,19 @@ impl Restriction {
                 path: program.dir.clone(),
                 source,
             });
-        match attached {
-            Ok(()) => {
-                if let Some(devices) = &self.devices {
-                    devices.sweep();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // PID 1 stays in the v2 cgroup without a program, removed
-                // with the machine; v1's decides its devices.
-                let v1 = v1(&program.token, &program.rules, Some(e))?;
-                if let Some(v1) = &v1 {
-                    v1.join(child).map_err(Error)?;
-                }
-                self.fallback = v1;
-                Ok(())
-            }
+        if let Some(devices) = &self.devices {
+            devices.sweep();
         }
+        if let Err(e) = attached {
+            // PID 1 stays in the v2 cgroup without a program, removed with
+            // the machine; v1's decides its devices.
+            let v1 = v1(&program.token, &program.rules, Some(e))?;
+            if let Some(v1) = &v1 {
+                v1.join(child).map_err(Error)?;
+            }
+            self.fallback = v1;
+        }
+        Ok(())
     }
 }
 

@@ -514,6 +514,12 @@ fn child_main(
     if !userns::await_go(&go) {
         return 1;
     }
+    // A launcher killed before this process asked for its death signal
+    // (a new task may first run after its parent has written the registry
+    // entry and been killed) sent none: nobody would stop this machine.
+    if !launcher_alive(&report) {
+        return 1;
+    }
     if o.privileged {
         // In its devices cgroup since the clone (or moved there during the
         // setup), but its cgroup namespace was made from the launcher's: a
@@ -556,6 +562,18 @@ fn child_main(
             eprintln!("tend: {}", crate::sys::chain(&e));
             1
         }
+    }
+}
+
+/// Whether the launcher still reads `report`, the child's end of their
+/// pipe: once no reader is left, the write end polls as POLLERR.
+fn launcher_alive(report: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(report.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => !fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLERR)),
+        Err(_) => true,
     }
 }
 

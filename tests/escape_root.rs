@@ -258,6 +258,79 @@ fn privileged_without_cgroup_v2_gets_a_devices_cgroup_root() {
 }
 
 #[test]
+fn pid1_dies_with_a_launcher_killed_before_it_asked_root() {
+    // PID 1 asks for SIGKILL at its launcher's death first thing, but a new
+    // task may first run after its launcher has written the registry entry
+    // and been killed: then no signal comes. strace holds that first
+    // prctl back 2 s while the launcher is killed; PID 1 must end anyway.
+    let demo = Demo::new("escape-orphan");
+    let boot = demo.boot("escorphan", &["--privileged", "--", "/bin/sleep", "600"]);
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=prctl"])
+        .args(["-e", "inject=prctl:delay_enter=2000000:when=1"])
+        .arg(boot.get_program())
+        .args(boot.get_args())
+        .env_remove("TEND_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut strace = cmd.spawn().unwrap();
+    let (pid1, launcher) = await_entry("escorphan");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher as i32), nix::sys::signal::SIGKILL).unwrap();
+    await_true("PID 1 gone with its launcher", LIMIT, || {
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists()
+    });
+    strace.wait().unwrap();
+    // What the dead launcher could not remove: its entry, and its cgroup,
+    // which the next --privileged boot sweeps.
+    for ext in ["json", "sock"] {
+        let _ = std::fs::remove_file(format!("/run/tend/machines/escorphan.{ext}"));
+    }
+    let (code, out, err) = run(&mut demo.boot("escorphan2", &["--privileged", "--", "/bin/true"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(device_cgroups("escorphan"), Vec::<String>::new());
+}
+
+#[test]
+fn privileged_where_bpf_is_refused_joins_v1_devices_root() {
+    // The device program is attached after the clone, while PID 1 mounts
+    // its root: where bpf(2) is refused then (a seccomp filter here), PID 1
+    // is moved into v1's devices controller before it goes on, and the v2
+    // cgroup it was cloned into goes with the machine.
+    use std::os::unix::process::CommandExt;
+    let demo = Demo::new("escape-nobpf");
+    let disk = demo.rootfs().join("host-disk");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    let blk = nix::sys::stat::SFlag::S_IFBLK;
+    nix::sys::stat::mknod(&disk, blk, mode, nix::sys::stat::makedev(8, 0)).unwrap();
+    let filter = seccompiler::SeccompFilter::new(
+        [(libc::SYS_bpf, vec![])].into_iter().collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(libc::EPERM as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap();
+    let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+    let script = "head -c 1 /host-disk; echo open=$?; mknod /tmp/sda b 8 0; echo mknod=$?; \
+                  echo x >/dev/null && head -c 4 /dev/urandom | wc -c && exec 3<>/dev/ptmx && echo nodes-ok";
+    let mut cmd = demo.boot("escnobpf", &["--privileged", "--", "/bin/sh", "-c", script]);
+    // SAFETY: prctl and seccomp(2) only, on a program built before the fork.
+    unsafe {
+        cmd.pre_exec(move || seccompiler::apply_filter(&program).map_err(std::io::Error::other));
+    }
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "open=1\nmknod=1\n4\nnodes-ok\n", "{err}");
+    assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+    assert!(!err.contains("not restricted"), "{err}");
+    assert!(
+        machine_cgroups("devices", "escnobpf").is_empty(),
+        "removed with the machine"
+    );
+    assert!(device_cgroups("escnobpf").is_empty(), "removed with the machine");
+}
+
+#[test]
 fn privileged_without_a_writable_devices_cgroup_says_so_root() {
     // As tend in a container whose cgroups are read-only: one warning line.
     let demo = Demo::new("escape-ro");

@@ -67,10 +67,21 @@ const BIND: MsFlags = MsFlags::MS_BIND.union(MsFlags::MS_REC);
 
 /// Runs every step in order; stops at the first failure.
 pub fn apply(sys: &mut dyn Sys, steps: &[Step]) -> Result {
+    let mut masks = Masks::default();
     for step in steps {
-        one(sys, step)?;
+        match step {
+            Step::MaskPath(path) => mask(sys, path, &mut masks)?,
+            _ => one(sys, step)?,
+        }
     }
     Ok(())
+}
+
+/// The masks made so far: the first directory masked, whose empty
+/// read-only tmpfs the others share.
+#[derive(Default)]
+struct Masks {
+    dir: Option<PathBuf>,
 }
 
 fn one(sys: &mut dyn Sys, step: &Step) -> Result {
@@ -103,7 +114,7 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
                     source: os(e),
                 })
         }
-        Step::MaskPath(path) => mask(sys, path),
+        Step::MaskPath(path) => mask(sys, path, &mut Masks::default()),
         // Visible, but the kernel's knobs under it must not be turned.
         Step::ReadOnly(path) => {
             if sys.kind(path).is_none() {
@@ -237,13 +248,21 @@ fn one(sys: &mut dyn Sys, step: &Step) -> Result {
 }
 
 /// Hides a path of /proc or /sys; what does not exist needs no hiding.
-fn mask(sys: &mut dyn Sys, path: &Path) -> Result {
-    let result = match sys.kind(path) {
-        None => return Ok(()),
-        Some(Kind::File) => sys.mount(Some(Path::new("/dev/null")), path, None, MsFlags::MS_BIND, None),
-        Some(Kind::Dir) => {
+fn mask(sys: &mut dyn Sys, path: &Path, masks: &mut Masks) -> Result {
+    let result = match (sys.kind(path), &masks.dir) {
+        (None, _) => return Ok(()),
+        (Some(Kind::File), _) => sys.mount(Some(Path::new("/dev/null")), path, None, MsFlags::MS_BIND, None),
+        // A bind of the first: one file system to make, and to take down
+        // when the machine ends, rather than one for each (its read-only
+        // superblock keeps every bind of it read-only).
+        (Some(Kind::Dir), Some(first)) => sys.mount(Some(first), path, None, MsFlags::MS_BIND, None),
+        (Some(Kind::Dir), None) => {
             let flags = MsFlags::MS_RDONLY | SAFE;
-            sys.mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), flags, Some("size=0"))
+            let made = sys.mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), flags, Some("size=0"));
+            if made.is_ok() {
+                masks.dir = Some(path.to_path_buf());
+            }
+            made
         }
     };
     result.map_err(|e| Error::Mask {

@@ -2,7 +2,8 @@
 //! ([`super::bound`]) and, under `--privileged`, its devices
 //! ([`super::devices`]). PID 1 is cloned straight into their v2 cgroup (a
 //! move after the clone waits for an RCU grace period, milliseconds); the
-//! launcher joins it to the v1 ones, if any, before letting it go on. All
+//! launcher joins it to the v1 ones, if any, and attaches the device
+//! program (while PID 1 mounts its root) before letting it go on. All
 //! removed when dropped, once the machine has ended.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -33,7 +34,7 @@ fn step(fault: &mut Fault, what: &'static str) -> Result<(), Error> {
 
 pub struct MachineCgroups {
     // Declared first: dropped (removed) before the bounds.
-    devices: Option<Devices>,
+    devices: devices::Restriction,
     /// The devices' v2 cgroup, open for the clone.
     devices_v2: Option<OwnedFd>,
     bound: Bound,
@@ -55,7 +56,7 @@ impl MachineCgroups {
             step(fault, "restrict the machine's devices")?;
         }
         let devices = devices::restrict(o, token, bound.v2_root())?;
-        let devices_v2 = match devices.as_ref().and_then(Devices::open_v2_machine) {
+        let devices_v2 = match devices.devices.as_ref().and_then(Devices::open_v2_machine) {
             Some(open) => Some(open.map_err(Error::Open)?),
             None => None,
         };
@@ -76,17 +77,19 @@ impl MachineCgroups {
     }
 
     /// Moves PID 1 (host pid `child`) into the cgroups it is not in yet:
-    /// the v1 ones, and the v2 one unless the clone put it there.
-    pub fn join(&self, child: i32, in_v2: bool, fault: &mut Fault) -> Result<(), Error> {
-        if self.bound.exists() || self.devices.is_some() {
+    /// the v1 ones, and the v2 one unless the clone put it there; then
+    /// attaches the device program, while PID 1 mounts its root.
+    pub fn join(&mut self, child: i32, in_v2: bool, fault: &mut Fault) -> Result<(), Error> {
+        if self.bound.exists() || self.devices.devices.is_some() {
             step(fault, "put the machine in its cgroups")?;
         }
         self.bound.join(child, in_v2)?;
-        if let Some(devices) = &self.devices {
+        if let Some(devices) = &self.devices.devices {
             if !(in_v2 && self.devices_v2.is_some()) {
                 devices.join(child).map_err(devices::Error)?;
             }
         }
+        self.devices.finish(child)?;
         Ok(())
     }
 
@@ -95,7 +98,8 @@ impl MachineCgroups {
     /// [`crate::sys::cgroup::close_inherited`]).
     pub fn close_in_child(self) {
         let mut fds: Vec<RawFd> = self.bound.raw_fds();
-        fds.extend(self.devices.iter().map(Devices::raw_fd));
+        let devices = [&self.devices.devices, &self.devices.fallback];
+        fds.extend(devices.into_iter().flatten().map(Devices::raw_fd));
         fds.extend(self.devices_v2.iter().map(AsRawFd::as_raw_fd));
         crate::sys::cgroup::close_inherited(self, &fds);
     }

@@ -61,6 +61,8 @@ pub enum Error {
     Watch(#[source] std::io::Error),
     #[error(transparent)]
     Cgroups(#[from] super::cgroups::Error),
+    #[error("cannot bring up the loopback interface")]
+    Loopback(#[source] std::io::Error),
 }
 
 /// What can stop the child before PID 1's loop runs.
@@ -249,6 +251,15 @@ fn run_container(
     // grace period (about 10 ms here).
     let token = format!("boot-{}-{}", o.name, std::process::id());
     let cgroups = MachineCgroups::make(o, &token, network.fault())?;
+    // Nothing to write before the child may start its setup (no id maps
+    // of its own): its first "go" waits in the socket, and the child runs
+    // on from the clone without waiting to be woken.
+    if !userns::maps_after_clone(o) {
+        userns::go_on(&go_w)?;
+    }
+    // Decided here, once: after the clone the child may be root of a user
+    // namespace of its own.
+    let lo_by_launcher = loopback_by_launcher(o);
     let flags = namespaces::clone_flags(o);
     let cloned = match cgroups.v2_dir() {
         Some(dir) => clone_into_cgroup(flags, dir),
@@ -260,7 +271,11 @@ fn run_container(
             drop((report_r, go_w, up.take()));
             cgroups.close_in_child();
             let own_log = detached.map(Detached::into_child);
-            return Ok(child_main(o, go_r, report_w, machine, own_log));
+            let setup = Setup {
+                go: go_r,
+                lo_by_launcher,
+            };
+            return Ok(child_main(o, setup, report_w, machine, own_log));
         }
         (Forked::Parent { child }, in_v2) => (child, in_v2),
     };
@@ -271,6 +286,7 @@ fn run_container(
             pid: child,
             cgroups,
             in_v2,
+            lo_by_launcher,
         },
         go_w,
         report_r,
@@ -308,6 +324,24 @@ struct Child {
     pid: i32,
     cgroups: MachineCgroups,
     in_v2: bool,
+    /// Its loopback is the launcher's to bring up ([`loopback_by_launcher`]).
+    lo_by_launcher: bool,
+}
+
+/// Whether the launcher brings up the machine's new loopback, while PID 1
+/// mounts its root, rather than PID 1 after it (about 0.1 ms off the
+/// boot): a root launcher, which may enter the machine's network
+/// namespace. A network the launcher makes (veth, bridge) has it brought up
+/// with the rest.
+fn loopback_by_launcher(o: &BootOptions) -> bool {
+    o.net.is_new() && !matches!(o.net, Net::Veth | Net::Bridge(_)) && nix::unistd::geteuid().is_root()
+}
+
+/// What the child needs from the launcher for its setup: the channel of
+/// its "go"s, and whether its loopback is the launcher's to bring up.
+struct Setup {
+    go: OwnedFd,
+    lo_by_launcher: bool,
 }
 
 /// The launcher's half of the start: id maps, cgroups, the network,
@@ -322,11 +356,12 @@ fn start(
 ) -> Result<(Reactor, registry::Reservation, MachineCgroups), Error> {
     let Child {
         pid: child,
-        cgroups,
+        mut cgroups,
         in_v2,
+        lo_by_launcher,
     } = child;
     // Let the child go first: the rest runs while it sets up (two CPUs).
-    if o.userns && o.id_range.is_none() {
+    if userns::maps_after_clone(o) {
         namespaces::write_maps(child)?;
     }
     // The child mounts its root while its cgroups and network are made; it
@@ -337,7 +372,17 @@ fn start(
         .join(child, in_v2, network.fault())
         .map_err(Error::from)
         .and_then(|()| {
-            network.attach(&net_target(o, child))?;
+            let target = net_target(o, child);
+            network.attach(&target)?;
+            if lo_by_launcher {
+                network
+                    .fault()
+                    .step()
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| crate::sys::ns::open_ns_file(&target.netns))
+                    .and_then(|ns| crate::sys::ns::loopback_up_in(&ns))
+                    .map_err(Error::Loopback)?;
+            }
             // A fault test: the child numbers its steps after ours.
             if let Some(steps) = network.fault_steps() {
                 crate::sys::fault::tell(&go, steps).map_err(userns::Error::Go)?;
@@ -447,25 +492,32 @@ fn taken(status: &str, signal: i32) -> Option<bool> {
 /// through `report` (an error text, or nothing before closing it).
 fn child_main(
     o: &BootOptions,
-    go: OwnedFd,
+    setup_from: Setup,
     report: OwnedFd,
     machine: std::os::unix::net::UnixListener,
     own_log: Option<std::fs::File>,
 ) -> i32 {
     // Die with the launcher: nobody else would stop this machine.
     let _ = process::set_parent_death_signal(libc::SIGKILL);
+    let Setup { go, lo_by_launcher } = setup_from;
     // Wait until the launcher has written our id maps: before that, we are
     // nobody in our user namespace and may mount nothing.
     if !userns::await_go(&go) {
         return 1;
     }
     leave_job_control(o);
-    if let Err(e) = setup(o, &go) {
+    if let Err(e) = setup(o, &go, lo_by_launcher) {
         write_all(report, &crate::sys::chain(&e));
         return 1;
     }
     // The network and the cgroups the launcher made meanwhile are there.
     if !userns::await_go(&go) {
+        return 1;
+    }
+    // A launcher killed before this process asked for its death signal
+    // (a new task may first run after its parent has written the registry
+    // entry and been killed) sent none: nobody would stop this machine.
+    if !launcher_alive(&report) {
         return 1;
     }
     if o.privileged {
@@ -513,6 +565,18 @@ fn child_main(
     }
 }
 
+/// Whether the launcher still reads `report`, the child's end of their
+/// pipe: once no reader is left, the write end polls as POLLERR.
+fn launcher_alive(report: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(report.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => !fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLERR)),
+        Err(_) => true,
+    }
+}
+
 /// A machine's PID 1 leaves the launcher's session, so a terminal's Ctrl-C
 /// reaches only the launcher, which relays it once: one graceful shutdown,
 /// a second one forced. It stays only when its command will take the
@@ -541,7 +605,7 @@ fn hide_host_paths(o: &BootOptions) {
 }
 
 /// Everything between the clone and PID 1's loop, in order.
-fn setup(o: &BootOptions, go: &OwnedFd) -> Result<(), SetupError> {
+fn setup(o: &BootOptions, go: &OwnedFd, lo_by_launcher: bool) -> Result<(), SetupError> {
     userns::enter(o)?;
     // Read before `environment` clears the variables; inert unless a test
     // sets it (see `sys::fault`): then numbered after the launcher's.
@@ -556,8 +620,9 @@ fn setup(o: &BootOptions, go: &OwnedFd) -> Result<(), SetupError> {
     apply::apply(&mut sys, &plan::plan(o))?;
     // A network the launcher makes (veth, bridge) has loopback brought up
     // with the rest, before the second "go": here it would wait on the
-    // launcher's requests in the kernel.
-    if o.net.is_new() && !matches!(o.net, Net::Veth | Net::Bridge(_)) {
+    // launcher's requests in the kernel. A root launcher brings up a lone
+    // loopback too (see `loopback_by_launcher`).
+    if o.net.is_new() && !matches!(o.net, Net::Veth | Net::Bridge(_)) && !lo_by_launcher {
         fault
             .step()
             .map_err(std::io::Error::from)

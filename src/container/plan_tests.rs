@@ -200,6 +200,25 @@ fn masks_skip_what_does_not_exist() {
 }
 
 #[test]
+fn masked_directories_share_one_empty_file_system() {
+    let mut sys = Recorder::default();
+    sys.paths.insert("/r/proc/acpi".into(), Kind::Dir);
+    sys.paths.insert("/r/sys/firmware".into(), Kind::Dir);
+    let steps: Vec<Step> = MASKED
+        .iter()
+        .map(|p| Step::MaskPath(under(Path::new("/r"), Path::new(p))))
+        .collect();
+    apply(&mut sys, &steps).unwrap();
+    assert_eq!(
+        sys.calls,
+        [
+            "mount tmpfs /r/proc/acpi tmpfs rdonly|nosuid|nodev|noexec size=0",
+            "mount /r/proc/acpi /r/sys/firmware - bind",
+        ]
+    );
+}
+
+#[test]
 fn a_failed_step_names_itself_and_its_paths() {
     let mut o = options();
     o.binds = vec![Bind {

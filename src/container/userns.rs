@@ -401,11 +401,20 @@ pub fn channel() -> Result<(OwnedFd, OwnedFd), Error> {
     Ok((a.into(), b.into()))
 }
 
+/// Whether the launcher writes the child's id maps after the clone (its
+/// own user namespace): only then must the first "go" wait for the clone.
+pub fn maps_after_clone(o: &BootOptions) -> bool {
+    o.userns && o.id_range.is_none()
+}
+
 /// The launcher's half, once the child exists and its id maps are in
-/// place: "go", then the holder of the namespaces reaped. A second "go"
-/// ([`go_on`]) tells it that its network is made.
+/// place: "go" (unless sent before the clone, see [`maps_after_clone`]),
+/// then the holder of the namespaces reaped. A second "go" ([`go_on`])
+/// tells it that its network is made.
 pub fn let_go(o: &BootOptions, go: &OwnedFd) -> Result<(), super::launch::Error> {
-    go_on(go)?;
+    if maps_after_clone(o) {
+        go_on(go)?;
+    }
     if o.holder > 0 {
         let _ = crate::sys::process::wait_for(o.holder, false);
     }

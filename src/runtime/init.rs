@@ -136,7 +136,6 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     // From here on, tend's output never blocks the loop.
     super::output::start();
     init.supervisor.boot(now);
-    crate::sys::memory::shed_startup();
     let result = init.run();
     super::output::finish(OUTPUT_GRACE);
     result
@@ -150,6 +149,7 @@ const BURST: usize = 1024;
 
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
+        let mut started = false;
         loop {
             let exit = self.act()?;
             let changes = std::mem::take(&mut self.changes);
@@ -177,6 +177,11 @@ impl Init {
                 .flatten()
                 .min();
             super::output::settle(self.reactor.registry());
+            if !std::mem::replace(&mut started, true) {
+                // Once the first services are spawned (a booted machine's
+                // command runs meanwhile), before the first sleep.
+                crate::sys::memory::shed_startup();
+            }
             let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
             let now = Instant::now();
             self.supervisor.set_wall(now, self.clock.at(now));

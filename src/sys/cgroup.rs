@@ -244,16 +244,22 @@ pub fn find() -> Found {
     if !usual.iter().any(|p| Path::new(p).exists()) {
         return Found::default();
     }
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mountinfo = read_small(Path::new("/proc/self/mountinfo")).unwrap_or_default();
+    let own = read_small(Path::new("/proc/self/cgroup")).unwrap_or_default();
     locate(&mountinfo, &own)
+}
+
+/// [`find`]'s v2 cgroup only: the launcher of a `--privileged` machine,
+/// placing its device program, reads no v1 hierarchy.
+pub fn find_v2() -> Option<PathBuf> {
+    let mountinfo = read_small(Path::new("/proc/self/mountinfo"))?;
+    let own = read_small(Path::new("/proc/self/cgroup"))?;
+    locate_v2(&mountinfo, &own)
 }
 
 /// [`find`] on the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`.
 pub fn locate(mountinfo: &str, own: &str) -> Found {
-    let v2 = cgroup2_mount(mountinfo)
-        .zip(own_v2_path(own))
-        .map(|(mount, path)| mount.join(path.trim_start_matches('/')));
+    let v2 = locate_v2(mountinfo, own);
     let v1 = V1
         .iter()
         .filter_map(|&name| {
@@ -263,6 +269,13 @@ pub fn locate(mountinfo: &str, own: &str) -> Found {
         })
         .collect();
     Found { v2, v1 }
+}
+
+/// [`find_v2`] on the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`.
+fn locate_v2(mountinfo: &str, own: &str) -> Option<PathBuf> {
+    cgroup2_mount(mountinfo)
+        .zip(own_v2_path(own))
+        .map(|(mount, path)| mount.join(path.trim_start_matches('/')))
 }
 
 /// The controllers units may bound here: those v2 offers in tend's cgroup,
@@ -627,9 +640,19 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 /// Removes a cgroup and its children, deepest first; those still holding
 /// processes stay (rmdir refuses them). Whether it is gone.
 pub(super) fn remove_tree(dir: &Path) -> bool {
+    // Most have no child left (a machine's or a service's cgroup, its
+    // children removed first): one rmdir, without listing its files.
+    if remove_dir(dir) {
+        return true;
+    }
     for child in subdirs(dir) {
         remove_tree(&child);
     }
+    remove_dir(dir)
+}
+
+/// rmdir; whether `dir` is gone.
+fn remove_dir(dir: &Path) -> bool {
     match fs::remove_dir(dir) {
         Ok(()) => true,
         Err(e) => e.kind() == io::ErrorKind::NotFound,

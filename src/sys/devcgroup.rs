@@ -105,16 +105,34 @@ impl Devices {
         devices.make_machine()
     }
 
-    /// The same in the v2 hierarchy at `parent`: `rules` as a device
-    /// program ([`super::devprog`]) attached to `tend-TOKEN`.
-    pub fn create_v2(parent: &Path, token: &str, rules: &[Rule]) -> Result<Devices, Error> {
-        let mut devices = Devices::claim(parent, token)?;
-        devices.v2 = true;
-        super::devprog::attach(&devices.dir, rules).map_err(|source| Error::Program {
-            path: devices.dir.clone(),
-            source,
-        })?;
-        devices.make_machine()
+    /// The same in the v2 hierarchy at `parent`, without its device
+    /// program yet ([`super::devprog::attach`] on [`Devices::dir`]): the
+    /// launcher attaches it while the machine's PID 1, cloned into the
+    /// machine's cgroup, sets up its mounts. Earlier tends' `tend-*` are
+    /// left for [`Devices::sweep`], after.
+    pub fn claim_v2(parent: &Path, token: &str) -> Result<Devices, Error> {
+        let dir = parent.join(format!("{PREFIX}{token}"));
+        let lock = claim(&dir).ok_or_else(|| Error::Claim(dir.clone()))?;
+        Devices {
+            machine: dir.join("machine"),
+            dir,
+            v2: true,
+            _lock: lock,
+        }
+        .make_machine()
+    }
+
+    /// `tend-TOKEN`, where the rules (or the device program) apply.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes the `tend-*` cgroups beside this one that earlier tends
+    /// left (see [`super::cgroup::sweep`]).
+    pub fn sweep(&self) {
+        if let Some(parent) = self.dir.parent() {
+            sweep(parent, &self.dir);
+        }
     }
 
     /// `tend-TOKEN` in `parent`, locked, after sweeping those earlier
@@ -177,6 +195,8 @@ impl Drop for Devices {
     fn drop(&mut self) {
         let deadline = Instant::now() + EMPTY_WITHIN;
         kill_all(&self.machine);
+        // The machine's cgroup first (its parent's rmdir then lists nothing).
+        let _ = fs::remove_dir(&self.machine);
         // v1 has no events to wait on: the kernel lets go of a cgroup a
         // little after its last task exits (rmdir says EBUSY meanwhile).
         while !remove_tree(&self.dir) && Instant::now() < deadline {

@@ -115,6 +115,18 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// [`loopback_up`] in the network namespace `ns` (a machine's, by its
+/// launcher): this process steps in and back out.
+pub fn loopback_up_in(ns: &std::os::fd::OwnedFd) -> io::Result<()> {
+    let home = open_ns_file(std::path::Path::new("/proc/thread-self/ns/net"))?;
+    enter_netns(ns)?;
+    let up = loopback_up();
+    // Back home, whatever happened: root may always re-enter the namespace
+    // it came from.
+    enter_netns(&home)?;
+    up
+}
+
 /// A namespace file (`/proc/PID/ns/net`, or one `ip netns add` mounted).
 pub fn open_ns_file(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
     let file = std::fs::File::options()

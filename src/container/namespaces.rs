@@ -2,9 +2,11 @@
 //! namespace, writing the child's uid and gid maps from the launcher (only
 //! a process outside may write them, once the child exists).
 
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::sys::spawn::{self, Spawn};
 
 use super::options::BootOptions;
 
@@ -126,16 +128,19 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 fn run_tool(tool: &'static str, path: &Path, pid: i32, lines: &[[u32; 3]]) -> Result<(), Error> {
-    let mut cmd = Command::new(path);
-    cmd.arg(pid.to_string());
-    for line in lines {
-        cmd.args(line.iter().map(u32::to_string));
-    }
-    let out = cmd.output().map_err(|source| Error::Tool { tool, source })?;
-    if out.status.success() {
+    let mut argv: Vec<OsString> = vec![path.into(), pid.to_string().into()];
+    argv.extend(lines.iter().flatten().map(|n| n.to_string().into()));
+    let spec = Spawn {
+        argv: &argv,
+        stdin: spawn::dev_null(),
+        stdout: spawn::dev_null(),
+        ..Default::default()
+    };
+    let (status, stderr) = spawn::run_capturing_stderr(spec).map_err(|e| Error::Tool { tool, source: e.source })?;
+    if status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
     Err(Error::ToolFailed { tool, stderr })
 }
 

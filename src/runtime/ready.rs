@@ -43,52 +43,73 @@ enum Attempt {
     Waiting(Instant),
 }
 
-/// The checks of every starting service, by service name.
+/// The check of one starting service.
+#[derive(Debug)]
+struct Check {
+    /// What it tries, for its next try.
+    spec: Ready,
+    /// How many of its tries failed.
+    failed: u32,
+    attempt: Attempt,
+}
+
+impl Check {
+    /// One more failed try: it waits to be tried again.
+    fn failed_again(&mut self, now: Instant) {
+        self.failed = self.failed.saturating_add(1);
+        self.attempt = Attempt::Waiting(retry_at(now, self.failed));
+    }
+}
+
+/// The checks of every starting service, by service name (one map: each
+/// map type with a `remove` costs the binary its own copy of the B-tree's
+/// rebalancing code).
 #[derive(Debug, Default)]
 pub struct Checks {
-    attempts: BTreeMap<String, Attempt>,
-    /// What each unfinished check tries, for its next try.
-    specs: BTreeMap<String, Ready>,
-    /// How many tries of each unfinished check failed.
-    failed: BTreeMap<String, u32>,
+    checks: BTreeMap<String, Check>,
 }
 
 impl Checks {
     /// Starts (or retries) `name`'s check; `token` is free for a connect.
     pub fn start(&mut self, name: &str, check: &Ready, token: Token, now: Instant, registry: &Registry) {
-        if self.specs.get(name) != Some(check) {
-            self.specs.insert(name.into(), check.clone());
-        }
+        let mut failed = self.checks.get(name).map_or(0, |c| c.failed);
+        let mut wait = || {
+            failed = failed.saturating_add(1);
+            Attempt::Waiting(retry_at(now, failed))
+        };
         let attempt = match check {
             Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
                 Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
                     Ok(()) => Attempt::Connecting(stream, token),
-                    Err(_) => self.wait(name, now),
+                    Err(_) => wait(),
                 },
-                Err(_) => self.wait(name, now),
+                Err(_) => wait(),
             },
             Ready::Exec { argv, .. } => match run(argv) {
                 Ok(pid) => Attempt::Running(pid),
                 Err(e) => {
                     debug!("{name}: ready check: {e}");
-                    self.wait(name, now)
+                    wait()
                 }
             },
         };
-        self.attempts.insert(name.into(), attempt);
-    }
-
-    /// One more failed try of `name`'s check: when to try again.
-    fn wait(&mut self, name: &str, now: Instant) -> Attempt {
-        let failed = self.failed.entry(name.into()).or_default();
-        *failed = failed.saturating_add(1);
-        Attempt::Waiting(retry_at(now, *failed))
+        match self.checks.get_mut(name) {
+            Some(c) => {
+                if c.spec != *check {
+                    c.spec = check.clone();
+                }
+                c.failed = failed;
+                c.attempt = attempt;
+            }
+            None => {
+                let spec = check.clone();
+                self.checks.insert(name.into(), Check { spec, failed, attempt });
+            }
+        }
     }
 
     pub fn cancel(&mut self, name: &str, registry: &Registry) {
-        self.specs.remove(name);
-        self.failed.remove(name);
-        match self.attempts.remove(name) {
+        match self.checks.remove(name).map(|c| c.attempt) {
             Some(Attempt::Running(pid)) => {
                 let _ = process::kill(pid.saturating_neg(), libc::SIGKILL);
             }
@@ -103,53 +124,60 @@ impl Checks {
     pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Instant) -> Option<Option<Event>> {
         let name = self.find(|a| matches!(a, Attempt::Running(p) if *p == pid))?;
         if status.success() {
-            self.attempts.remove(&name);
-            self.specs.remove(&name);
-            self.failed.remove(&name);
+            self.checks.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        let waiting = self.wait(&name, now);
-        self.attempts.insert(name, waiting);
+        if let Some(check) = self.checks.get_mut(&name) {
+            check.failed_again(now);
+        }
         Some(None)
     }
 
     /// A ready token: `None` when it is no check's; else what it says.
     pub fn answered(&mut self, token: Token, now: Instant, registry: &Registry) -> Option<Option<Event>> {
         let name = self.find(|a| matches!(a, Attempt::Connecting(_, t) if *t == token))?;
-        let Some(Attempt::Connecting(mut stream, _)) = self.attempts.remove(&name) else {
+        let mut check = self.checks.remove(&name)?;
+        let Attempt::Connecting(stream, _) = &mut check.attempt else {
             return Some(None);
         };
         let connected = matches!(stream.take_error(), Ok(None)) && stream.peer_addr().is_ok();
-        let _ = registry.deregister(&mut stream);
+        let _ = registry.deregister(stream);
         if connected {
-            self.specs.remove(&name);
-            self.failed.remove(&name);
             return Some(Some(Event::Ready { name }));
         }
-        let waiting = self.wait(&name, now);
-        self.attempts.insert(name, waiting);
+        check.failed_again(now);
+        self.checks.insert(name, check);
         Some(None)
     }
 
     /// When a check is due to be tried again.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.attempts
+        self.checks
             .values()
-            .filter_map(|a| if let Attempt::Waiting(at) = a { Some(*at) } else { None })
+            .filter_map(|c| {
+                if let Attempt::Waiting(at) = c.attempt {
+                    Some(at)
+                } else {
+                    None
+                }
+            })
             .min()
     }
 
     /// The checks due to be tried again, each with what it tries.
     pub fn due(&self, now: Instant) -> Vec<(String, Ready)> {
-        self.attempts
+        self.checks
             .iter()
-            .filter(|(_, a)| matches!(a, Attempt::Waiting(at) if *at <= now))
-            .filter_map(|(n, _)| Some((n.clone(), self.specs.get(n)?.clone())))
+            .filter(|(_, c)| matches!(c.attempt, Attempt::Waiting(at) if at <= now))
+            .map(|(n, c)| (n.clone(), c.spec.clone()))
             .collect()
     }
 
     fn find(&self, which: impl Fn(&Attempt) -> bool) -> Option<String> {
-        self.attempts.iter().find(|(_, a)| which(a)).map(|(n, _)| n.clone())
+        self.checks
+            .iter()
+            .find(|(_, c)| which(&c.attempt))
+            .map(|(n, _)| n.clone())
     }
 }
 
@@ -178,5 +206,57 @@ mod tests {
         let pauses: Vec<u128> = (1..=8).map(|n| (retry_at(now, n) - now).as_millis()).collect();
         assert_eq!(pauses, [5, 10, 20, 40, 80, 100, 100, 100]);
         assert_eq!(retry_at(now, u32::MAX) - now, RETRY);
+    }
+
+    /// The pid of `name`'s running check command, reaped: what it
+    /// exited with.
+    fn reap(checks: &Checks, name: &str) -> (i32, ExitStatus) {
+        let Some(Attempt::Running(pid)) = checks.checks.get(name).map(|c| &c.attempt) else {
+            panic!("{name}: no check running: {checks:?}");
+        };
+        (*pid, process::wait_for(*pid, false).unwrap().unwrap())
+    }
+
+    #[test]
+    fn a_failing_check_keeps_its_spec_and_count_until_it_passes_or_is_cancelled() {
+        let poll = mio::Poll::new().unwrap();
+        let (token, now) = (Token(7), Instant::now());
+        let spec = |program: &str| Ready::Exec {
+            argv: vec![program.into()],
+            program: program.into(),
+        };
+        let mut checks = Checks::default();
+        checks.start("a", &spec("false"), token, now, poll.registry());
+        let (pid, status) = reap(&checks, "a");
+        assert_eq!(checks.exited(pid, status, now), Some(None));
+        assert_eq!(checks.exited(pid.saturating_add(1_000_000), status, now), None);
+        assert_eq!(checks.next_deadline(), Some(now + FIRST_RETRY));
+        assert_eq!(checks.due(now), []);
+        let due = checks.due(now + FIRST_RETRY);
+        assert_eq!(due, [("a".to_string(), spec("false"))]);
+        checks.start("a", &due[0].1, token, now, poll.registry());
+        let (pid, status) = reap(&checks, "a");
+        assert_eq!(checks.exited(pid, status, now), Some(None));
+        assert_eq!(
+            checks.next_deadline(),
+            Some(now + FIRST_RETRY * 2),
+            "the second failure waits longer"
+        );
+        // A new spec for the same service keeps its count of failures.
+        checks.start("a", &spec("/nonexistent/check"), token, now, poll.registry());
+        assert_eq!(
+            checks.next_deadline(),
+            Some(now + FIRST_RETRY * 4),
+            "a check that cannot start waits"
+        );
+        checks.start("a", &spec("true"), token, now, poll.registry());
+        let (pid, status) = reap(&checks, "a");
+        let ready = Event::Ready { name: "a".into() };
+        assert_eq!(checks.exited(pid, status, now), Some(Some(ready)));
+        assert_eq!((checks.next_deadline(), checks.checks.len()), (None, 0));
+        checks.start("b", &spec("/nonexistent/check"), token, now, poll.registry());
+        assert_eq!(checks.next_deadline(), Some(now + FIRST_RETRY));
+        checks.cancel("b", poll.registry());
+        assert_eq!((checks.next_deadline(), checks.checks.len()), (None, 0));
     }
 }

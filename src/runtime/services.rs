@@ -209,6 +209,7 @@ impl Services {
             clone_into_cgroup,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
+            pass: Vec::new(),
         };
         let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
         let mut cgroup = cgroup;

@@ -141,52 +141,10 @@ pub fn enter_netns(ns: &std::os::fd::OwnedFd) -> io::Result<()> {
     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
-/// `cmd` will run in the network namespace `ns`.
-pub fn enter_netns_on_exec(cmd: &mut std::process::Command, ns: std::os::fd::OwnedFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only
-    // setns(2), a plain syscall (async-signal-safe); `ns` is moved in and
-    // stays open until the command is dropped (its copy in the child is
-    // closed on exec).
-    unsafe {
-        cmd.pre_exec(move || enter_netns(&ns));
-    }
-}
-
 /// The inode of this process's network namespace: which host it is.
 pub fn netns_id() -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/net").map(|m| m.ino())
-}
-
-/// `cmd` will get each `(fd, number)` at that descriptor number (inherited
-/// across exec), e.g. a namespace for a helper to open as /proc/self/fd/N.
-/// At most four; targets below 64. No allocation after the fork.
-pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<(std::os::fd::OwnedFd, i32)>) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only fcntl
-    // and dup2, async-signal-safe syscalls, on descriptors it owns (moved
-    // in, open until the command is dropped). Copies go above every target
-    // first, so that one target never overwrites a source not yet placed.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut placed = [(-1, -1); 4];
-            for (slot, (fd, target)) in placed.iter_mut().zip(&fds) {
-                let copy = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 64);
-                if copy < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                *slot = (copy, *target);
-            }
-            for (copy, target) in placed.iter().filter(|(c, _)| *c >= 0) {
-                if libc::dup2(*copy, *target) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Whether this network namespace has an interface `name`: SIOCGIFINDEX

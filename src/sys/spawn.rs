@@ -23,6 +23,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
+use super::ExitStatus;
+
 /// How to start one command.
 #[derive(Debug, Default)]
 pub struct Spawn<'a> {
@@ -70,6 +72,11 @@ pub struct Spawn<'a> {
     /// child of `tend -- CMD`, as tini does); otherwise the child gets
     /// exactly 0, 1 and 2.
     pub keep_inherited_fds: bool,
+    /// Descriptors the child gets at given numbers, open across exec:
+    /// `(fd, number)`, both from 3 up (a namespace that a helper opens as
+    /// /proc/self/fd/N). Such a child gets a copy of tend's table: the
+    /// slots would keep none of these.
+    pub pass: Vec<(RawFd, i32)>,
 }
 
 /// Who a child runs as.
@@ -142,10 +149,11 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
             join_v2: false,
             cgroup_procs: spec.cgroup_procs,
             close_fds: !spec.keep_inherited_fds,
+            pass: spec.pass,
         },
         error: 0,
     };
-    let pid = if spec.keep_inherited_fds {
+    let pid = if spec.keep_inherited_fds || !child.setup.pass.is_empty() {
         clone_vfork(&mut child, false)
     } else {
         with_slots(&mut child)
@@ -157,6 +165,43 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
         return Err(error(io::Error::from_raw_os_error(child.error)));
     }
     Ok(pid)
+}
+
+/// Runs the command to its end (this thread waits): how it ended.
+pub fn run(spec: Spawn) -> Result<ExitStatus, SpawnError> {
+    let program = spec.argv.first().cloned().unwrap_or_default();
+    let pid = spawn(spec)?;
+    wait(pid, &program)
+}
+
+/// Runs the command to its end with its stderr read through a pipe (in
+/// place of `spec.stderr`): how it ended, and what it wrote there.
+pub fn run_capturing_stderr(mut spec: Spawn) -> Result<(ExitStatus, Vec<u8>), SpawnError> {
+    let program = spec.argv.first().cloned().unwrap_or_default();
+    let error = |source| SpawnError {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| error(e.into()))?;
+    spec.stderr = Some(write);
+    // `spec`, with our write end, is gone once spawned: the read below
+    // ends when the command and what it left running close theirs.
+    let pid = spawn(spec)?;
+    let mut text = Vec::new();
+    let read = io::Read::read_to_end(&mut std::fs::File::from(read), &mut text);
+    let status = wait(pid, &program)?;
+    read.map_err(error)?;
+    Ok((status, text))
+}
+
+/// Waits for the child `pid` that runs `program` to end.
+fn wait(pid: i32, program: &std::ffi::OsStr) -> Result<ExitStatus, SpawnError> {
+    let ended = super::process::wait_for(pid, false)
+        .and_then(|status| status.ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD)));
+    ended.map_err(|source| SpawnError {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })
 }
 
 /// Everything the child needs, prepared before the clone so that it
@@ -525,6 +570,9 @@ struct ChildSetup {
     join_v2: bool,
     cgroup_procs: Vec<RawFd>,
     close_fds: bool,
+    /// As `Spawn::pass`; the child overwrites the descriptors with its
+    /// copies of them (the parent only frees the vector).
+    pass: Vec<(RawFd, i32)>,
 }
 
 /// The `RLIMIT_NOFILE` tend was started with, before `raise_nofile_limit`.
@@ -586,7 +634,7 @@ impl ChildSetup {
     }
 
     /// Runs in the child between clone and exec. Async-signal-safe only.
-    fn apply(&self) -> io::Result<()> {
+    fn apply(&mut self) -> io::Result<()> {
         // SAFETY: (for the block) plain syscalls on integers, on memory
         // owned by `self` (alive until exec), and on stack data.
         unsafe {
@@ -628,6 +676,7 @@ impl ChildSetup {
             if self.close_fds {
                 close_inherited_fds();
             }
+            place(&mut self.pass)?;
             // Dispositions before the mask: a signal unblocked while tend's
             // handler is still installed would run it here, in the child.
             for sig in 1..=libc::SIGRTMAX() {
@@ -663,6 +712,29 @@ unsafe fn close_inherited_fds() {
     for fd in 3..top {
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
     }
+}
+
+/// Puts each passed descriptor at its number, open across exec. Copies go
+/// above every number first, so that placing one never overwrites a
+/// source not yet placed; the copies close at exec. Async-signal-safe.
+///
+/// # Safety
+/// Plain syscalls on integers.
+unsafe fn place(pass: &mut [(RawFd, i32)]) -> io::Result<()> {
+    let above = pass
+        .iter()
+        .map(|&(_, number)| number)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    for (fd, _) in pass.iter_mut() {
+        *fd = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, above);
+        check(*fd)?;
+    }
+    for &(copy, number) in pass.iter() {
+        check(libc::dup2(copy, number))?;
+    }
+    Ok(())
 }
 
 /// What `execvp` with the command's whole environment does, prepared
@@ -931,5 +1003,53 @@ mod tests {
             assert!(env.contains(entry), "{entry} inherited: {env:?}");
         }
         assert_eq!(env.len(), inherited.len() - usize::from(!home.is_empty()) + 2);
+    }
+
+    #[test]
+    fn a_run_gives_the_status_and_what_the_command_wrote_to_stderr() {
+        let argv: Vec<OsString> = ["sh", "-c", "echo out; echo oops >&2; exit 3"].map(Into::into).to_vec();
+        let spec = Spawn {
+            argv: &argv,
+            stdout: dev_null(),
+            ..Default::default()
+        };
+        let (status, err) = run_capturing_stderr(spec).unwrap();
+        assert_eq!((status, err.as_slice()), (ExitStatus::Code(3), &b"oops\n"[..]));
+        let argv: Vec<OsString> = vec!["/nonexistent/tool".into()];
+        let e = run(Spawn {
+            argv: &argv,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!((e.program.as_str(), e.exit_code()), ("/nonexistent/tool", 127));
+    }
+
+    #[test]
+    fn passed_descriptors_are_at_their_numbers_and_nothing_else_is_open() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let null = dev_null().unwrap();
+        // Each goes to the other's number: placed one by one, the first
+        // would overwrite the second's source.
+        let (pipe_at, null_at) = (null.as_raw_fd(), write.as_raw_fd());
+        // bash: dash takes single-digit descriptors only. `; true`: ls runs
+        // in a child of the shell, and lists the shell's descriptors.
+        let script = format!("readlink /proc/$$/fd/{null_at} >&{pipe_at}; ls /proc/$$/fd >&{pipe_at}; true");
+        let argv: Vec<OsString> = ["bash", "-c", &script].map(Into::into).to_vec();
+        let spec = Spawn {
+            argv: &argv,
+            stdin: dev_null(),
+            stdout: dev_null(),
+            pass: vec![(write.as_raw_fd(), pipe_at), (null.as_raw_fd(), null_at)],
+            ..Default::default()
+        };
+        assert_eq!(run(spec).unwrap(), ExitStatus::Code(0));
+        drop(write);
+        let mut text = String::new();
+        io::Read::read_to_string(&mut std::fs::File::from(read), &mut text).unwrap();
+        let mut want: Vec<String> = [0, 1, 2, pipe_at, null_at].iter().map(i32::to_string).collect();
+        want.sort();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("/dev/null"));
+        assert_eq!(lines.collect::<Vec<_>>(), want);
     }
 }

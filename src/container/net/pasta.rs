@@ -7,8 +7,11 @@
 //! in the registry (`NAME.pasta`) to stop it with the machine, or at the
 //! next boot when the launcher was killed.
 
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use crate::sys::spawn::{self, Spawn};
 
 use super::apply::find_tool;
 use super::types::{Proto, Publish};
@@ -88,16 +91,23 @@ pub fn start(
     let fds = usermode::ns_fds("pasta", target, userns)?;
     let pidfile = dir.join(format!("{name}.pasta-pid"));
     let (errfile, err) = ErrFile::create(dir, name, "pasta")?;
-    let mut cmd = Command::new(tool);
-    cmd.args(args(publish, userns, nix::unistd::geteuid().as_raw()))
-        .arg("--pid")
-        .arg(&pidfile)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err);
-    crate::sys::ns::pass_fds(&mut cmd, fds);
+    let mut argv: Vec<OsString> = vec![tool.into()];
+    argv.extend(
+        args(publish, userns, nix::unistd::geteuid().as_raw())
+            .into_iter()
+            .map(OsString::from),
+    );
+    argv.extend(["--pid".into(), pidfile.clone().into()]);
+    let spec = Spawn {
+        argv: &argv,
+        stdin: spawn::dev_null(),
+        stdout: spawn::dev_null(),
+        stderr: Some(err.into()),
+        pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
+        ..Default::default()
+    };
     // pasta forks into the background once the interface is up.
-    let status = cmd.status().map_err(io);
+    let status = spawn::run(spec).map_err(|e| io(e.source));
     let pid = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());

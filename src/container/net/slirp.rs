@@ -13,11 +13,13 @@
 //! kernel does after a SIGKILL: nothing to sweep but the API socket of a
 //! launcher killed while it published.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use crate::sys::spawn::{self, Spawn};
 
 use super::apply::find_tool;
 use super::types::Publish;
@@ -99,7 +101,8 @@ pub fn check() -> Result<PathBuf, Error> {
 /// A running slirp4netns, ended by [`stop`].
 #[derive(Debug)]
 pub struct Slirp {
-    child: Child,
+    /// Our child, not reaped until [`stop`].
+    pid: i32,
     /// Its `--exit-fd`'s other end: closing it ends slirp4netns.
     exit: OwnedFd,
 }
@@ -126,17 +129,21 @@ pub fn start(dir: &Path, name: &str, target: &Target, publish: &[Publish], usern
         let _ = std::fs::remove_file(api);
     }
     let (errfile, err) = ErrFile::create(dir, name, TOOL)?;
-    let mut cmd = Command::new(tool);
-    cmd.args(args(api.as_deref(), userns))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err);
-    crate::sys::ns::pass_fds(&mut cmd, fds);
-    let child = cmd.spawn().map_err(io);
-    // Our copies of its ends go with the command: the ready pipe then
-    // reads its end when slirp4netns dies before it is ready.
-    drop(cmd);
-    let slirp = Slirp { child: child?, exit };
+    let mut argv: Vec<OsString> = vec![tool.into()];
+    argv.extend(args(api.as_deref(), userns).into_iter().map(OsString::from));
+    let spec = Spawn {
+        argv: &argv,
+        stdin: spawn::dev_null(),
+        stdout: spawn::dev_null(),
+        stderr: Some(err.into()),
+        pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
+        ..Default::default()
+    };
+    let pid = spawn::spawn(spec).map_err(|e| io(e.source));
+    // Our copies of its ends go now: the ready pipe then reads its end
+    // when slirp4netns dies before it is ready.
+    drop(fds);
+    let slirp = Slirp { pid: pid?, exit };
     let started = if await_ready(ready_r) {
         api.as_deref().map_or(Ok(()), |api| forward(api, publish))
     } else {
@@ -196,14 +203,11 @@ fn request(api: &Path, text: &str) -> std::io::Result<String> {
 /// Ends slirp4netns and reaps it: the exit pipe closed, and a SIGTERM
 /// (the launcher must not hang on a slirp4netns that missed the pipe).
 pub fn stop(slirp: Slirp) {
-    let Slirp { mut child, exit } = slirp;
+    let Slirp { pid, exit } = slirp;
     drop(exit);
     // Still our unreaped child: the pid cannot be another process's.
-    let pid = i32::try_from(child.id()).unwrap_or(0);
-    if pid > 0 {
-        let _ = crate::sys::process::kill(pid, libc::SIGTERM);
-    }
-    let _ = child.wait();
+    let _ = crate::sys::process::kill(pid, libc::SIGTERM);
+    let _ = crate::sys::process::wait_for(pid, false);
 }
 
 /// Removes the API sockets of launchers that died (`NAME.PID.slirp`).

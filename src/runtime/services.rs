@@ -180,7 +180,7 @@ impl Services {
             ),
             None => None,
         };
-        let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills);
+        let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills_before_start);
         let old = self.applied.get(name).copied().unwrap_or_default();
         self.limit(name, cgroup.as_ref(), &old, &unit.resources);
         let stdout = self.output(unit, &shared, &unit.stdout, false, registry)?;

@@ -119,6 +119,8 @@ fn joins(kind: &Kind, has_v2: bool, needs: &BTreeSet<Controller>) -> bool {
 struct Joining {
     v2_dir: Option<OwnedFd>,
     procs: Vec<OwnedFd>,
+    /// Every directory of it was made just now: nothing has run in it.
+    made: bool,
 }
 
 /// The last usage read of a cgroup, packed in a `u64` (PID 1 keeps one a
@@ -472,11 +474,14 @@ impl Cgroups {
             let at = self
                 .root_fd(i)
                 .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-            match nix::sys::stat::mkdirat(at, &*service, nix::sys::stat::Mode::from_bits_truncate(0o777)) {
-                Err(nix::errno::Errno::EEXIST) | Ok(()) => {}
+            let made = match nix::sys::stat::mkdirat(at, &*service, nix::sys::stat::Mode::from_bits_truncate(0o777)) {
+                Ok(()) => true,
+                Err(nix::errno::Errno::EEXIST) => false,
                 Err(e) => return Err(e.into()),
-            }
+            };
+            let first = cgroup.joining.is_none();
             let joining = cgroup.joining.get_or_insert_with(Box::default);
+            joining.made = made && (first || joining.made);
             let cloexec = OFlag::O_CLOEXEC;
             if root.kind == Kind::V2 {
                 let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | cloexec;
@@ -909,6 +914,15 @@ impl Cgroup {
             }
         }
         Err(format!("no {} in {}", w.files.join(" or "), dir.display()))
+    }
+
+    /// [`Cgroup::oom_kills`] before its process starts: none in cgroups
+    /// made just now, with no read (a service with limits joins several).
+    pub fn oom_kills_before_start(&self) -> u64 {
+        match &self.joining {
+            Some(joining) if joining.made => 0,
+            _ => self.oom_kills(),
+        }
     }
 
     /// How many of its processes the kernel's OOM killer killed, ever:

@@ -148,8 +148,8 @@ fn leftovers_are_killed_when_the_main_process_exits_root() {
         "command = \"sleep 1000 & echo $! > {}; sleep 0.2\"\nrestart = \"no\"\n",
         pidfile.display()
     );
-    let mut launcher = start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]);
-    let (tend, cgroups) = tend_cgroup(&launcher, "a");
+    let mut launcher = StopOnDrop(start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]));
+    let (tend, cgroups) = tend_cgroup(&launcher.0, "a");
     await_true("the leftover started", LIMIT, || pidfile.exists());
     let log = || std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
     await_true("the main process's exit", LIMIT, || log().contains("leaves (pid"));
@@ -158,5 +158,5 @@ fn leftovers_are_killed_when_the_main_process_exits_root() {
         std::fs::read_to_string(&procs).map_or(true, |t| t.trim().is_empty())
     });
     send(tend, libc::SIGTERM);
-    exit_code_within(&mut launcher, LIMIT);
+    exit_code_within(&mut launcher.0, LIMIT);
 }

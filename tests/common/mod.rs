@@ -147,6 +147,16 @@ pub fn stop_pid1(launcher: &mut Child, limit: Duration) {
     let _ = launcher.wait();
 }
 
+/// A [`tend_as_pid1`] launcher stopped as [`stop_pid1`] does however the
+/// test ends: a failed assertion leaves no tend running.
+pub struct StopOnDrop(pub Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        stop_pid1(&mut self.0, Duration::from_secs(10));
+    }
+}
+
 /// Where the cgroup2 hierarchy is mounted, from this process's mountinfo.
 pub fn cgroup2_mount() -> Option<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -150,6 +150,29 @@ fn a_notify_service_that_stops_sending_watchdog_is_restarted_root() {
     assert!(log.contains("daemon: stopping (watchdog timeout"), "{log}");
 }
 
+/// `WATCHDOG_USEC=` from the service itself: a unit without a watchdog
+/// gets one for that run, and the service is stopped when it falls silent.
+#[test]
+fn a_service_that_sets_its_own_watchdog_interval_is_held_to_it_root() {
+    let s = Setup::new("watchdog-usec");
+    let runs = s.p("runs");
+    let script =
+        format!("echo run >> {runs}; systemd-notify --ready; systemd-notify WATCHDOG_USEC=300000; exec sleep 1000");
+    s.unit(
+        "daemon",
+        &format!("type = \"notify\"\ncommand = \"{script}\"\nrestart = \"no\"\n"),
+    );
+    let tend = s.init(&[]);
+    let pid1 = await_child(tend.id());
+    await_true("its watchdog's stop", LIMIT, || {
+        s.log().contains("daemon: stopping (watchdog timeout")
+    });
+    send(pid1, libc::SIGTERM);
+    let (_, log) = s.finish(tend);
+    assert!(log.contains("no WATCHDOG=1 within 300ms"), "{log}");
+    assert_eq!(s.lines("runs"), ["run"], "{log}");
+}
+
 #[test]
 fn a_schedule_of_every_minute_runs_at_the_minute_boundary_root() {
     let s = Setup::new("schedule");

@@ -134,7 +134,7 @@ impl Watch {
             }
             Notice::Status(_) | Notice::Stopping => {}
             // tend's own PID 1 sends none of these.
-            Notice::Watchdog | Notice::WatchdogTrigger | Notice::ExtendTimeout(_) => {}
+            Notice::Watchdog | Notice::WatchdogTrigger | Notice::ExtendTimeout(_) | Notice::WatchdogUsec(_) => {}
         }
     }
 }

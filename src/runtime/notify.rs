@@ -21,6 +21,8 @@ pub enum Notice {
     WatchdogTrigger,
     /// `EXTEND_TIMEOUT_USEC=N`.
     ExtendTimeout(Duration),
+    /// `WATCHDOG_USEC=N`: the watchdog's interval, for this run.
+    WatchdogUsec(Duration),
 }
 
 /// Parses a datagram: newline-separated `KEY=VALUE` assignments. Unknown
@@ -39,6 +41,10 @@ pub fn parse(datagram: &[u8]) -> Vec<Notice> {
                 .parse()
                 .ok()
                 .map(|n| Notice::ExtendTimeout(Duration::from_micros(n))),
+            ("WATCHDOG_USEC", usec) => usec
+                .parse()
+                .ok()
+                .map(|n| Notice::WatchdogUsec(Duration::from_micros(n))),
             _ => None,
         })
         .collect()
@@ -200,6 +206,14 @@ mod tests {
             [
                 Notice::WatchdogTrigger,
                 Notice::ExtendTimeout(Duration::from_millis(1500))
+            ]
+        );
+        let got = parse(b"WATCHDOG_USEC=250000\nWATCHDOG_USEC=-1\nWATCHDOG_USEC=0");
+        assert_eq!(
+            got,
+            [
+                Notice::WatchdogUsec(Duration::from_millis(250)),
+                Notice::WatchdogUsec(Duration::ZERO)
             ]
         );
         assert!(parse(b"\xff\xfe garbage").is_empty());

@@ -664,6 +664,7 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
                 Notice::Watchdog => Event::Watchdog { name },
                 Notice::WatchdogTrigger => Event::WatchdogTrigger { name },
                 Notice::ExtendTimeout(by) => Event::ExtendTimeout { name, by },
+                Notice::WatchdogUsec(every) => Event::WatchdogInterval { name, every },
             });
         }
     }

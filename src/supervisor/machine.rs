@@ -273,6 +273,7 @@ impl<U: Definition> Supervisor<U> {
             (_, E::Watchdog { name }) => self.route(&name, Input::Watchdog, now),
             (_, E::WatchdogTrigger { name }) => self.route(&name, Input::WatchdogTrigger, now),
             (_, E::ExtendTimeout { name, by }) => self.route(&name, Input::Extend(by), now),
+            (_, E::WatchdogInterval { name, every }) => self.route(&name, Input::WatchdogInterval(every), now),
             (_, E::Status { name, text }) => self.status_text(&name, text),
             (_, E::Timer) => self.timer(now),
             (M::ShuttingDown { .. }, E::Shutdown) => self.escalate(now),

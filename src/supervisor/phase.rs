@@ -138,6 +138,8 @@ pub(super) enum Input {
     WatchdogTrigger,
     /// `EXTEND_TIMEOUT_USEC=`.
     Extend(Duration),
+    /// `WATCHDOG_USEC=`.
+    WatchdogInterval(Duration),
     Exited(ExitStatus),
     Stop(Then),
     /// Second shutdown request: kill without waiting.

@@ -50,6 +50,9 @@ pub(super) struct Service<U> {
     up_since: Option<Instant>,
     /// Liveness, tracked while up (`health.rs`).
     pub health: Slot,
+    /// The watchdog's interval the service set for its current run
+    /// (`WATCHDOG_USEC=`; zero: off), over the unit's.
+    watchdog_override: Option<Duration>,
 }
 
 /// When a scheduled run is due: on the loop's clock, and on the wall clock.
@@ -110,6 +113,7 @@ impl<U: Definition> Service<U> {
             limit: StartLimit::default(),
             up_since: None,
             health: Slot::default(),
+            watchdog_override: None,
         }
     }
 
@@ -148,6 +152,7 @@ impl<U: Definition> Service<U> {
             (P::Up { ready: true, .. }, I::Timer) if due => self.watchdog_expired(cx),
             (P::Up { ready: true, .. }, I::Watchdog) => self.pet(now),
             (P::Up { .. }, I::WatchdogTrigger) => self.watchdog_failed("watchdog triggered".into(), cx),
+            (P::Up { .. }, I::WatchdogInterval(every)) => self.watchdog_interval(every, now),
             (P::Up { .. } | P::Stopping { .. }, I::Extend(by)) => self.extend(by, now),
             (P::Up { .. }, I::Announce) => self.announce(now),
             (P::Up { since, .. }, I::Exited(status)) => self.exited(status, since, cx),
@@ -219,6 +224,8 @@ impl<U: Definition> Service<U> {
     }
 
     fn spawned(&mut self, pid: i32, cx: &mut Cx) {
+        // A new run starts with the unit's watchdog.
+        self.watchdog_override = None;
         if self.has_check() {
             self.push(cx, |name| Action::StartReadyCheck { name });
         }
@@ -257,7 +264,24 @@ impl<U: Definition> Service<U> {
     }
 
     fn watchdog_deadline(&self, now: Instant) -> Option<Instant> {
-        self.config().watchdog.and_then(|every| now.checked_add(every))
+        self.watchdog().and_then(|every| now.checked_add(every))
+    }
+
+    /// The watchdog's interval in force: the service's own for this run,
+    /// else the unit's; `None`: no watchdog.
+    fn watchdog(&self) -> Option<Duration> {
+        self.watchdog_override
+            .or(self.config().watchdog)
+            .filter(|every| !every.is_zero())
+    }
+
+    /// `WATCHDOG_USEC=`: the interval for the rest of this run, starting
+    /// over now once the service is ready (as systemd's).
+    fn watchdog_interval(&mut self, every: Duration, now: Instant) {
+        self.watchdog_override = Some(every);
+        if let Phase::Up { ready: true, .. } = self.phase {
+            self.pet(now);
+        }
     }
 
     /// `WATCHDOG=1`: the watchdog starts over.
@@ -269,7 +293,7 @@ impl<U: Definition> Service<U> {
     }
 
     fn watchdog_expired(&mut self, cx: &mut Cx) {
-        let every = self.config().watchdog.unwrap_or_default();
+        let every = self.watchdog().unwrap_or_default();
         let every = humantime::format_duration(every);
         self.watchdog_failed(format!("watchdog timeout: no WATCHDOG=1 within {every}"), cx);
     }

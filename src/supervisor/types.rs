@@ -40,6 +40,9 @@ pub enum Event {
     /// `EXTEND_TIMEOUT_USEC=` arrived: the current start, stop or watchdog
     /// deadline is moved to at least this long from now.
     ExtendTimeout { name: String, by: std::time::Duration },
+    /// `WATCHDOG_USEC=` arrived: the watchdog's interval for the rest of
+    /// this run (zero turns it off), the deadline starting over.
+    WatchdogInterval { name: String, every: std::time::Duration },
     /// [`Supervisor::next_deadline`](super::Supervisor::next_deadline) was reached.
     Timer,
     /// Operator: start (also clears a failed service's start limit).

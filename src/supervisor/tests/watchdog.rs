@@ -142,3 +142,57 @@ fn without_a_watchdog_a_ready_service_has_no_deadline() {
     h.send(extend("d", secs(5)));
     assert_eq!(h.due_in(), None);
 }
+
+fn interval(name: &str, every: Duration) -> Event {
+    Event::WatchdogInterval {
+        name: name.into(),
+        every,
+    }
+}
+
+#[test]
+fn watchdog_usec_sets_the_interval_for_this_run_only() {
+    let config = ServiceConfig {
+        restart_delay: ms(100),
+        ..watched(secs(30))
+    };
+    let mut h = Harness::booted(vec![("d", config)]);
+    // Set before ready: it applies once the watchdog starts.
+    h.send(interval("d", secs(10)));
+    assert_eq!(h.due_in(), None);
+    h.ready("d");
+    assert_eq!(h.due_in(), Some(secs(10)));
+    h.advance(secs(4));
+    // Set while running: the deadline starts over with the new interval.
+    h.send(interval("d", secs(2)));
+    assert_eq!(h.due_in(), Some(secs(2)));
+    h.send(watchdog("d"));
+    assert_eq!(h.due_in(), Some(secs(2)));
+    assert_eq!(core(h.advance(secs(2))), [signal("d", ABRT)]);
+    h.exit("d", ExitStatus::Signal(ABRT));
+    assert_eq!(h.detail("d"), "restart pending");
+    assert_eq!(core(h.advance(ms(100))), [spawn("d")]);
+    // The next run has the unit's interval again.
+    h.ready("d");
+    assert_eq!(h.due_in(), Some(secs(30)));
+}
+
+#[test]
+fn watchdog_usec_zero_turns_it_off_even_without_one_in_the_unit() {
+    let mut h = Harness::booted(vec![("d", watched(secs(30)))]);
+    h.ready("d");
+    h.send(interval("d", Duration::ZERO));
+    assert_eq!(h.due_in(), None);
+    assert_eq!(core(h.advance(secs(3600))), []);
+    assert_eq!(h.state("d"), ServiceState::Ready);
+    // A unit without a watchdog gets one when the service asks.
+    let plain = ServiceConfig {
+        service_type: ServiceType::Notify,
+        ..ServiceConfig::default()
+    };
+    let mut h = Harness::booted(vec![("p", plain)]);
+    h.ready("p");
+    assert_eq!(h.due_in(), None);
+    h.send(interval("p", secs(5)));
+    assert_eq!(h.due_in(), Some(secs(5)));
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -38,13 +38,13 @@ impl Setup {
     }
 
     /// `tend init --units DIR --socket PATH ARGS...` as PID 1; its output
-    /// goes to `tend.out` and `tend.log`.
-    fn init(&self, args: &[&str]) -> Child {
+    /// goes to `tend.out` and `tend.log`; stopped however the test ends.
+    fn init(&self, args: &[&str]) -> StopOnDrop {
         self.init_at(args, None)
     }
 
     /// As `init`, with tend's wall clock starting at `wall` (Unix seconds).
-    fn init_at(&self, args: &[&str], wall: Option<u64>) -> Child {
+    fn init_at(&self, args: &[&str], wall: Option<u64>) -> StopOnDrop {
         let (units, socket) = (self.p("units"), self.p("ctl.sock"));
         let mut all = vec!["init", "--units", &units, "--socket", &socket];
         all.extend(args);
@@ -55,7 +55,7 @@ impl Setup {
         let out = std::fs::File::create(self.path("tend.out")).unwrap();
         let log = std::fs::File::create(self.path("tend.log")).unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(log);
-        cmd.spawn().unwrap()
+        StopOnDrop(cmd.spawn().unwrap())
     }
 
     fn log(&self) -> String {
@@ -75,8 +75,8 @@ impl Setup {
     }
 
     /// Waits for tend to exit: (code, its log).
-    fn finish(&self, mut child: Child) -> (i32, String) {
-        let code = exit_code_within(&mut child, LIMIT);
+    fn finish(&self, mut tend: StopOnDrop) -> (i32, String) {
+        let code = exit_code_within(&mut tend.0, LIMIT);
         (code, self.log())
     }
 }
@@ -144,7 +144,7 @@ fn a_notify_service_that_stops_sending_watchdog_is_restarted_root() {
         let lines = s.lines("runs");
         (lines.len() >= 3).then_some(lines)
     });
-    send(await_child(tend.id()), libc::SIGTERM);
+    send(await_child(tend.0.id()), libc::SIGTERM);
     let (_, log) = s.finish(tend);
     assert_eq!(lines[..3], ["run 500000", "pinged", "run 500000"], "{log}");
     assert!(log.contains("daemon: stopping (watchdog timeout"), "{log}");
@@ -163,7 +163,7 @@ fn a_service_that_sets_its_own_watchdog_interval_is_held_to_it_root() {
         &format!("type = \"notify\"\ncommand = \"{script}\"\nrestart = \"no\"\n"),
     );
     let tend = s.init(&[]);
-    let pid1 = await_child(tend.id());
+    let pid1 = await_child(tend.0.id());
     await_true("its watchdog's stop", LIMIT, || {
         s.log().contains("daemon: stopping (watchdog timeout")
     });
@@ -194,7 +194,7 @@ fn a_schedule_of_every_minute_runs_at_the_minute_boundary_root() {
     let second = format!("next run {}", at(boundary + 60));
     await_true(&second, LIMIT, || s.status().contains(&second));
     await_true("the run", LIMIT, || s.lines("runs") == ["ran"]);
-    send(await_child(tend.id()), libc::SIGTERM);
+    send(await_child(tend.0.id()), libc::SIGTERM);
     let (code, log) = s.finish(tend);
     assert_eq!(code, 0, "{log}");
     assert_eq!(s.lines("runs"), ["ran"], "one run only\n{log}");

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,16 +101,6 @@ fn shut_down(name: &str) {
             .iter()
             .all(|ext| !machine_file(name, ext).exists())
     });
-}
-
-/// A launcher killed when the test fails half-way (its container dies with it).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A detached machine shut down when the test fails half-way.

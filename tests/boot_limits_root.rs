@@ -55,9 +55,9 @@ fn read(dir: &Path, file: &str) -> String {
 }
 
 /// Kills the boot however the test ends.
-struct KillOnDrop(std::process::Child);
+struct TermOnDrop(std::process::Child);
 
-impl Drop for KillOnDrop {
+impl Drop for TermOnDrop {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
             // SAFETY: kill takes plain integers.
@@ -93,7 +93,7 @@ fn boot_memory_cpus_pids_bound_the_whole_machine_root() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut boot = KillOnDrop(child);
+    let mut boot = TermOnDrop(child);
     let pid1 = pid1_of(&name);
     let alloc = PathBuf::from(format!("/proc/{pid1}/root/run/alloc"));
     await_true("the allocation to end", LIMIT, || {

@@ -526,17 +526,6 @@ fn controlled_from_the_host_with_ctl_machine_root() {
     assert_eq!(mountinfo(), before);
 }
 
-/// A launcher killed when the test fails half-way (its container dies with
-/// it: PID 1 has SIGKILL as its parent-death signal).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn rootless_machine_is_controlled_by_its_user_root() {
     let rl = Rootless::new("rootless-ctl");

@@ -151,16 +151,6 @@ fn tini_kill_process_group_reaches_a_grandchild_root() {
     assert_eq!(exit_code_within(unshare, LIMIT), 143);
 }
 
-/// Kills the process when a failed assertion unwinds the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn pid1_named_init_ignores_arguments_meant_for_another_init_root() {
     // As `systemd-nspawn -b -- single` or a kernel would start /sbin/init.

@@ -147,6 +147,17 @@ pub fn stop_pid1(launcher: &mut Child, limit: Duration) {
     let _ = launcher.wait();
 }
 
+/// A process killed (and reaped) however the test ends: a launcher whose
+/// container dies with it, or any child a failed assertion would leave.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A [`tend_as_pid1`] launcher stopped as [`stop_pid1`] does however the
 /// test ends: a failed assertion leaves no tend running.
 pub struct StopOnDrop(pub Child);

@@ -86,7 +86,7 @@ impl HostState {
                     .lines()
                     .map(|p| format!("pid {p}")),
             )
-            .chain(v1_cgroups(name))
+            .chain(machine_cgroups(&["memory", "pids", "cpu", "devices"], name))
             .collect();
         HostState {
             mounts,
@@ -138,23 +138,6 @@ fn processes_naming(text: &str) -> Vec<String> {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             cmdline.contains(text).then(|| format!("{:?} {cmdline}", e.file_name()))
         })
-        .collect()
-}
-
-/// The machine's cgroups in the v1 hierarchies (`--memory`, or the
-/// devices cgroup where v2 takes no device program).
-fn v1_cgroups(name: &str) -> Vec<String> {
-    let prefix = format!("tend-boot-{name}-");
-    ["memory", "pids", "cpu", "devices"]
-        .iter()
-        .flat_map(|h| {
-            std::fs::read_dir(format!("/sys/fs/cgroup/{h}"))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|e| e.path().display().to_string())
-        .filter(|p| p.rsplit('/').next().is_some_and(|f| f.starts_with(&prefix)))
         .collect()
 }
 

@@ -147,6 +147,24 @@ pub fn stop_pid1(launcher: &mut Child, limit: Duration) {
     let _ = launcher.wait();
 }
 
+/// The cgroups machine `name`'s launcher made (`tend-boot-NAME-*`) in
+/// these hierarchies under /sys/fs/cgroup (`unified` for v2 on a hybrid
+/// host), as full paths.
+pub fn machine_cgroups(hierarchies: &[&str], name: &str) -> Vec<String> {
+    let prefix = format!("tend-boot-{name}-");
+    hierarchies
+        .iter()
+        .flat_map(|h| {
+            std::fs::read_dir(format!("/sys/fs/cgroup/{h}"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
 /// A process killed (and reaped) however the test ends: a launcher whose
 /// container dies with it, or any child a failed assertion would leave.
 pub struct KillOnDrop(pub Child);

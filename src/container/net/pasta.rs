@@ -7,11 +7,9 @@
 //! in the registry (`NAME.pasta`) to stop it with the machine, or at the
 //! next boot when the launcher was killed.
 
-use std::ffi::OsString;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::sys::spawn::{self, Spawn};
+use crate::sys::spawn;
 
 use super::apply::find_tool;
 use super::types::{Proto, Publish};
@@ -91,23 +89,10 @@ pub fn start(
     let fds = usermode::ns_fds("pasta", target, userns)?;
     let pidfile = dir.join(format!("{name}.pasta-pid"));
     let (errfile, err) = ErrFile::create(dir, name, "pasta")?;
-    let mut argv: Vec<OsString> = vec![tool.into()];
-    argv.extend(
-        args(publish, userns, nix::unistd::geteuid().as_raw())
-            .into_iter()
-            .map(OsString::from),
-    );
+    let mut argv = usermode::argv(tool, args(publish, userns, nix::unistd::geteuid().as_raw()));
     argv.extend(["--pid".into(), pidfile.clone().into()]);
-    let spec = Spawn {
-        argv: &argv,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
-        stderr: Some(err.into()),
-        pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
-        ..Default::default()
-    };
     // pasta forks into the background once the interface is up.
-    let status = spawn::run(spec).map_err(|e| io(e.source));
+    let status = spawn::run(usermode::spawn_spec(&argv, err, &fds)).map_err(|e| io(e.source));
     let pid = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());

@@ -13,13 +13,12 @@
 //! kernel does after a SIGKILL: nothing to sweep but the API socket of a
 //! launcher killed while it published.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::sys::spawn::{self, Spawn};
+use crate::sys::spawn;
 
 use super::apply::find_tool;
 use super::types::Publish;
@@ -129,17 +128,8 @@ pub fn start(dir: &Path, name: &str, target: &Target, publish: &[Publish], usern
         let _ = std::fs::remove_file(api);
     }
     let (errfile, err) = ErrFile::create(dir, name, TOOL)?;
-    let mut argv: Vec<OsString> = vec![tool.into()];
-    argv.extend(args(api.as_deref(), userns).into_iter().map(OsString::from));
-    let spec = Spawn {
-        argv: &argv,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
-        stderr: Some(err.into()),
-        pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
-        ..Default::default()
-    };
-    let pid = spawn::spawn(spec).map_err(|e| io(e.source));
+    let argv = usermode::argv(tool, args(api.as_deref(), userns));
+    let pid = spawn::spawn(usermode::spawn_spec(&argv, err, &fds)).map_err(|e| io(e.source));
     // Our copies of its ends go now: the ready pipe then reads its end
     // when slirp4netns dies before it is ready.
     drop(fds);

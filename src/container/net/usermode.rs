@@ -4,11 +4,13 @@
 //! its capabilities), and the tool's stderr kept in a file of the registry
 //! for the one line an error shows.
 
+use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{Error, Target};
+use crate::sys::spawn::{self, Spawn};
 
 /// Where the tool finds the container's user and network namespaces.
 pub const USERNS_FD: i32 = 3;
@@ -28,6 +30,26 @@ pub fn ns_fds(tool: &'static str, target: &Target, userns: bool) -> Result<Vec<(
         fds.push((crate::sys::ns::open_ns_file(&target.userns).map_err(io)?, USERNS_FD));
     }
     Ok(fds)
+}
+
+/// The tool at `tool` with `args`, as a command line.
+pub fn argv(tool: PathBuf, args: Vec<String>) -> Vec<OsString> {
+    let mut argv = vec![tool.into_os_string()];
+    argv.extend(args.into_iter().map(OsString::from));
+    argv
+}
+
+/// How a tool starts: no input, its output dropped, its stderr into `err`
+/// (see [`ErrFile`]), and `fds` at their numbers.
+pub fn spawn_spec<'a>(argv: &'a [OsString], err: File, fds: &[(OwnedFd, i32)]) -> Spawn<'a> {
+    Spawn {
+        argv,
+        stdin: spawn::dev_null(),
+        stdout: spawn::dev_null(),
+        stderr: Some(err.into()),
+        pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
+        ..Default::default()
+    }
 }
 
 /// A tool's stderr, in `DIR/NAME.TOOL-err` while it starts: a file, not a

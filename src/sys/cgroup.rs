@@ -183,24 +183,25 @@ pub fn close_inherited<T>(value: T, fds: &[RawFd]) {
 /// hint (cgroup files say 0), and a short read is the end: a kernfs file
 /// fills the buffer while it has more to give.
 fn read_small(path: &Path) -> Option<String> {
-    read_all_small(File::open(path).ok()?)
+    let mut text = Vec::new();
+    read_chunks(File::open(path).ok()?, &mut |piece| text.extend_from_slice(piece))?;
+    String::from_utf8(text).ok()
 }
 
-/// [`read_small`] of an open file.
-fn read_all_small(mut file: File) -> Option<String> {
+/// An open cgroup file read through a stack buffer, each piece handed to
+/// `each`; a short read is the end.
+fn read_chunks(mut file: File, each: &mut dyn FnMut(&[u8])) -> Option<()> {
     let mut buf = [0u8; 4096];
-    let mut text = Vec::new();
     loop {
         let n = file.read(&mut buf).ok()?;
-        text.extend_from_slice(buf.get(..n)?);
+        each(buf.get(..n)?);
         if n < buf.len() {
-            return String::from_utf8(text).ok();
+            return Some(());
         }
     }
 }
 
-/// `name/file` beneath the open directory `dir`, read in chunks (a short
-/// read is the end, as in [`read_all_small`]), each handed to `each`;
+/// `name/file` beneath the open directory `dir`, read by [`read_chunks`];
 /// nothing allocated: `status` reads a file or two for each of thousands
 /// of services.
 fn read_beneath(dir: std::os::fd::BorrowedFd<'_>, name: &str, file: &str, each: &mut dyn FnMut(&[u8])) -> Option<()> {
@@ -212,17 +213,8 @@ fn read_beneath(dir: std::os::fd::BorrowedFd<'_>, name: &str, file: &str, each: 
     let (slash, rest) = tail.split_first_mut()?;
     *slash = b'/';
     rest.copy_from_slice(file.as_bytes());
-    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(dir, &*joined, flags, nix::sys::stat::Mode::empty()).ok()?;
-    let mut file = File::from(fd);
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        each(buf.get(..n)?);
-        if n < buf.len() {
-            return Some(());
-        }
-    }
+    let fd = nix::fcntl::openat(dir, &*joined, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    read_chunks(File::from(fd), each)
 }
 
 /// A cgroup's directory, open for `clone3`'s `CLONE_INTO_CGROUP` (which

@@ -188,6 +188,11 @@ fn read_small(path: &Path) -> Option<String> {
     String::from_utf8(text).ok()
 }
 
+/// `cgroup.events` says no process is in the cgroup (or below it).
+fn unpopulated(events: &[u8]) -> bool {
+    events.split(|b| *b == b'\n').any(|line| line == b"populated 0")
+}
+
 /// An open cgroup file read through a stack buffer, each piece handed to
 /// `each`; a short read is the end.
 fn read_chunks(mut file: File, each: &mut dyn FnMut(&[u8])) -> Option<()> {
@@ -414,7 +419,7 @@ impl Cgroups {
         }
         let mut empty = false;
         read_beneath(self.root_fd(i)?, &cgroup.name, "cgroup.events", &mut |text| {
-            empty |= text.split(|b| *b == b'\n').any(|line| line == b"populated 0");
+            empty |= unpopulated(text);
         })?;
         Some(empty)
     }
@@ -666,7 +671,7 @@ fn await_empty(dir: &Path, deadline: Instant) {
     loop {
         let mut text = String::new();
         let read = events.rewind().and_then(|()| events.read_to_string(&mut text));
-        if read.is_err() || text.lines().any(|l| l == "populated 0") {
+        if read.is_err() || unpopulated(text.as_bytes()) {
             return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -847,7 +852,7 @@ impl Cgroup {
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         if let (libc::SIGKILL, Some(dir)) = (signal, self.dir(&Kind::V2)) {
             let events = read_small(&dir.join("cgroup.events")).unwrap_or_default();
-            if events.lines().any(|l| l == "populated 0") {
+            if unpopulated(events.as_bytes()) {
                 return Ok(());
             }
             if fs::write(dir.join("cgroup.kill"), "1").is_ok() {

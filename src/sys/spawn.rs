@@ -119,10 +119,7 @@ impl SpawnError {
 /// Starts the command and returns its pid. The caller reaps it.
 pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
-    let error = |source| SpawnError {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    };
+    let error = |source| failed(&program, source);
     if program.is_empty() {
         return Err(error(io::Error::from_raw_os_error(libc::ENOENT)));
     }
@@ -178,10 +175,7 @@ pub fn run(spec: Spawn) -> Result<ExitStatus, SpawnError> {
 /// place of `spec.stderr`): how it ended, and what it wrote there.
 pub fn run_capturing_stderr(mut spec: Spawn) -> Result<(ExitStatus, Vec<u8>), SpawnError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
-    let error = |source| SpawnError {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    };
+    let error = |source| failed(&program, source);
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| error(e.into()))?;
     spec.stderr = Some(write);
     // `spec`, with our write end, is gone once spawned: the read below
@@ -198,10 +192,15 @@ pub fn run_capturing_stderr(mut spec: Spawn) -> Result<(ExitStatus, Vec<u8>), Sp
 fn wait(pid: i32, program: &std::ffi::OsStr) -> Result<ExitStatus, SpawnError> {
     let ended = super::process::wait_for(pid, false)
         .and_then(|status| status.ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD)));
-    ended.map_err(|source| SpawnError {
+    ended.map_err(|source| failed(program, source))
+}
+
+/// `program` failed to run, or to be waited for.
+fn failed(program: &std::ffi::OsStr, source: io::Error) -> SpawnError {
+    SpawnError {
         program: program.to_string_lossy().into_owned(),
         source,
-    })
+    }
 }
 
 /// Everything the child needs, prepared before the clone so that it

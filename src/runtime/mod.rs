@@ -52,10 +52,6 @@ pub struct Reactor {
     poll: Poll,
     events: Events,
     signals: SignalSource,
-    /// Nothing but signals is ever registered (`tend --`): without a
-    /// deadline, the loop sleeps in the signalfd's read, one system call a
-    /// wake-up as tini's `sigtimedwait` (an orphan storm wakes it for each).
-    signals_only: bool,
 }
 
 impl Reactor {
@@ -63,25 +59,23 @@ impl Reactor {
     /// Call before starting children, so no SIGCHLD or forwarded signal can
     /// be missed; children start with an empty mask (`sys::spawn`).
     pub fn new(signals: &[i32]) -> io::Result<Self> {
+        Self::with_fd(SignalFd::new(signals)?)
+    }
+
+    /// The same for a loop whose only sources are signals and deadlines
+    /// (`tend --`; nothing may be registered with it): without a deadline,
+    /// it sleeps in the signalfd's read, one system call a wake-up as
+    /// tini's `sigtimedwait` (an orphan storm wakes it for each).
+    pub fn signals_only(signals: &[i32]) -> io::Result<Self> {
+        Self::with_fd(SignalFd::blocking(signals)?)
+    }
+
+    fn with_fd(fd: SignalFd) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let fd = SignalFd::new(signals)?;
         let raw = fd.as_raw_fd();
         poll.registry()
             .register(&mut SourceFd(&raw), SIGNALS, Interest::READABLE)?;
         Ok(Self::with(poll, SignalSource::Fd(fd)))
-    }
-
-    /// The same for a loop whose only sources are signals and deadlines:
-    /// nothing may be registered with it.
-    pub fn signals_only(signals: &[i32]) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let fd = SignalFd::blocking(signals)?;
-        let raw = fd.as_raw_fd();
-        poll.registry()
-            .register(&mut SourceFd(&raw), SIGNALS, Interest::READABLE)?;
-        let mut reactor = Self::with(poll, SignalSource::Fd(fd));
-        reactor.signals_only = true;
-        Ok(reactor)
     }
 
     /// Installs handlers for `signals` and unblocks them (a launcher may
@@ -99,7 +93,6 @@ impl Reactor {
             poll,
             events: Events::with_capacity(64),
             signals,
-            signals_only: false,
         }
     }
 
@@ -112,11 +105,13 @@ impl Reactor {
     /// passes; `None` sleeps without a timeout, so an idle tend costs no
     /// wake-up.
     pub fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
-        if let (true, None, SignalSource::Fd(fd)) = (self.signals_only, deadline, &self.signals) {
-            return Ok(Wake {
-                signals: fd.read_all()?,
-                ready: Vec::new(),
-            });
+        if let (None, SignalSource::Fd(fd)) = (deadline, &self.signals) {
+            if fd.waits() {
+                return Ok(Wake {
+                    signals: fd.read_all()?,
+                    ready: Vec::new(),
+                });
+            }
         }
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match self.poll.poll(&mut self.events, timeout) {

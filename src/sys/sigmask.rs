@@ -125,6 +125,11 @@ impl SignalFd {
         }
     }
 
+    /// Whether its first read waits for a signal ([`SignalFd::blocking`]).
+    pub fn waits(&self) -> bool {
+        self.blocking
+    }
+
     /// Whether a read would find a signal now.
     fn pending(&self) -> io::Result<bool> {
         let mut fds = [libc::pollfd {

@@ -36,16 +36,22 @@ fn start_with(dir: &TempDir, tag: &str, units: &[(&str, &str)], extra: &[&str]) 
 }
 
 /// tend's host pid and the host path of its own cgroup directory, found
-/// from the service `name` once it runs.
-fn tend_cgroup(launcher: &Child, name: &str) -> (u32, PathBuf) {
+/// from the service `name` once it runs; a failure shows what tend's
+/// children are in and tend's log (`tag`'s, in `dir`).
+fn tend_cgroup(launcher: &Child, name: &str, dir: &TempDir, tag: &str) -> (u32, PathBuf) {
     let tend = await_child(launcher.id());
-    let service = await_some(&format!("{name} in its cgroup"), LIMIT, || {
-        children(tend)
-            .into_iter()
-            .filter_map(cgroup_of)
-            .find(|c| c.file_name().is_some_and(|n| n == name))
-    });
-    (tend, service.parent().unwrap().to_path_buf())
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let cgroups: Vec<PathBuf> = children(tend).into_iter().filter_map(cgroup_of).collect();
+        if let Some(service) = cgroups.iter().find(|c| c.file_name().is_some_and(|n| n == name)) {
+            return (tend, service.parent().unwrap().to_path_buf());
+        }
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.path(&format!("{tag}.log"))).unwrap_or_default();
+            panic!("no child of tend in a cgroup named {name} within {LIMIT:?}; its children are in {cgroups:?}; tend's log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn exists(path: &Path) -> bool {
@@ -66,7 +72,7 @@ fn exit_removes_every_cgroup_it_made_root() {
     let stubborn = "command = \"trap '' TERM; sleep 1000 & exec sleep 1000\"\nstop-timeout = \"60s\"\n";
     let units = [("a", SLEEPER), ("b", stubborn)];
     let mut launcher = start_with(&dir, "units", &units, &["--shutdown-timeout", "300ms"]);
-    let (tend, cgroups) = tend_cgroup(&launcher, "a");
+    let (tend, cgroups) = tend_cgroup(&launcher, "a", &dir, "units");
     await_true("b's two processes", LIMIT, || {
         std::fs::read_to_string(cgroups.join("b/cgroup.procs")).is_ok_and(|t| t.lines().count() == 2)
     });
@@ -104,19 +110,19 @@ fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
     // A live tend whose oneshot has finished: its cgroup is empty.
     let oneshot = "command = \"true\"\ntype = \"oneshot\"\n";
     let mut live = start(&dir, "live", &[("a", SLEEPER), ("once", oneshot)]);
-    let (live_pid, live_cgroups) = tend_cgroup(&live, "a");
+    let (live_pid, live_cgroups) = tend_cgroup(&live, "a", &dir, "live");
     await_true("once's cgroup, empty", LIMIT, || {
         std::fs::read_to_string(live_cgroups.join("once/cgroup.procs")).is_ok_and(|t| t.is_empty())
     });
     // A tend killed: it could remove nothing.
     let mut killed = start(&dir, "killed", &[("a", SLEEPER)]);
-    let (killed_pid, killed_cgroups) = tend_cgroup(&killed, "a");
+    let (killed_pid, killed_cgroups) = tend_cgroup(&killed, "a", &dir, "killed");
     send(killed_pid, libc::SIGKILL);
     exit_code_within(&mut killed, LIMIT);
     // Its cgroups stay until a tend starts (the other test's may be first).
 
     let mut next = start(&dir, "next", &[("a", SLEEPER)]);
-    let (next_pid, next_cgroups) = tend_cgroup(&next, "a");
+    let (next_pid, next_cgroups) = tend_cgroup(&next, "a", &dir, "next");
     assert!(
         !exists(&killed_cgroups),
         "a killed tend's empty cgroups are removed at the next start"
@@ -149,7 +155,7 @@ fn leftovers_are_killed_when_the_main_process_exits_root() {
         pidfile.display()
     );
     let mut launcher = StopOnDrop(start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]));
-    let (tend, cgroups) = tend_cgroup(&launcher.0, "a");
+    let (tend, cgroups) = tend_cgroup(&launcher.0, "a", &dir, "units");
     await_true("the leftover started", LIMIT, || pidfile.exists());
     let log = || std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
     await_true("the main process's exit", LIMIT, || log().contains("leaves (pid"));

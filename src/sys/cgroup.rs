@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -590,27 +590,26 @@ pub(super) fn kill_all(dir: &Path) {
     }
 }
 
-/// Makes `root` and takes its lock. A starting tend may sweep it between
-/// the two steps (it is empty and not yet locked): only a directory still
-/// in place once locked counts, else it is made again.
+/// Makes `root` and takes its lock, holding its parent's lock shared
+/// meanwhile: a sweep holds that one alone, so it never finds a root made
+/// and not yet locked (which it would take for a dead tend's).
 pub(super) fn claim(root: &Path) -> Option<Flock<File>> {
-    for _ in 0..3 {
-        fs::create_dir_all(root).ok()?;
-        let dir = File::open(root).ok()?;
-        // Blocking: only a sweeping tend can hold it, and for a few rmdirs.
-        let lock = Flock::lock(dir, FlockArg::LockExclusive).ok()?;
-        let (held, there) = (lock.metadata().ok()?, fs::metadata(root));
-        if there.is_ok_and(|m| (m.dev(), m.ino()) == (held.dev(), held.ino())) {
-            return Some(lock);
-        }
-    }
-    None
+    let _parent = root.parent().and_then(|p| lock_dir(p, FlockArg::LockShared));
+    fs::create_dir_all(root).ok()?;
+    lock_dir(root, FlockArg::LockExclusiveNonblock)
+}
+
+/// `dir` open and locked (blocking ones wait only for a claim or a sweep:
+/// a few system calls).
+fn lock_dir(dir: &Path, how: FlockArg) -> Option<Flock<File>> {
+    Flock::lock(File::open(dir).ok()?, how).ok()
 }
 
 /// Removes, under `parent`, the `tend-*` directories whose lock can be
 /// taken (their tend is gone), with their empty cgroups; a live tend's
 /// holds its lock, and a cgroup still holding processes stays.
 pub(super) fn sweep(parent: &Path, own: &Path) {
+    let _parent = lock_dir(parent, FlockArg::LockExclusive);
     for dir in subdirs(parent) {
         let ours = dir
             .file_name()
@@ -619,8 +618,7 @@ pub(super) fn sweep(parent: &Path, own: &Path) {
         if !ours || dir == own {
             continue;
         }
-        let Ok(file) = File::open(&dir) else { continue };
-        if let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        if let Some(_lock) = lock_dir(&dir, FlockArg::LockExclusiveNonblock) {
             let _ = remove_tree(&dir);
             tracing::debug!("removed the cgroups an earlier tend left in {}", dir.display());
         }

@@ -175,6 +175,10 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
     forget();
     let mut m = demo.start("escsweep", &["--privileged", "--", "/bin/sleep", "600"]);
     let pid1 = m.pid1();
+    // The other tests' boots would sweep it as soon as it is empty: until
+    // it is seen left, hold their sweeps off (a sweep takes the lock of
+    // the cgroup the `tend-*` are in alone, a tend's claim shares it).
+    let sweeps_held = hold_sweeps("/sys/fs/cgroup/unified");
     m.child.kill().unwrap();
     m.child.wait().unwrap();
     // What the dead launcher could not remove.
@@ -188,10 +192,18 @@ fn privileged_reaches_only_the_nodes_of_dev_root() {
     await_true("the cgroup empty", LIMIT, || {
         std::fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
     });
+    drop(sweeps_held);
     let (code, out, err) = run(&mut demo.boot("escsweep2", &["--privileged", "--", "/bin/true"]));
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(device_cgroups("escsweep"), Vec::<String>::new());
     assert_eq!(device_cgroups("escsweep2"), Vec::<String>::new());
+}
+
+/// `dir`'s lock, shared: no tend sweeps the `tend-*` in it while it is
+/// held.
+fn hold_sweeps(dir: &str) -> nix::fcntl::Flock<std::fs::File> {
+    let file = std::fs::File::open(dir).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).unwrap()
 }
 
 /// `tend boot ROOTFS --name NAME ARGS...` in a mount namespace of its own

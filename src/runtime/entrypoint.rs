@@ -46,44 +46,49 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
         let deadline = machine.next_deadline();
         let received = reactor.wait(deadline).map_err(Error::Wait)?.signals;
         let now = Instant::now();
-        for event in events(received, deadline, now) {
-            if let Event::Exited { pid, status } = event {
-                if pid == child {
-                    info!("{program} (pid {child}) {status}");
-                }
+        // Events go to the machine as they are read (a storm's wake-up
+        // allocates nothing); those after its exit are not looked at.
+        let mut exit = None;
+        let mut feed = |event: Event| {
+            if exit.is_none() {
+                exit = handle(&mut machine, event, now, child, &program);
             }
-            for action in machine.handle(event, now) {
-                if let Some(code) = execute(action) {
-                    return Ok(code);
-                }
+        };
+        for sig in received {
+            if sig != libc::SIGCHLD {
+                feed(Event::Signal(sig));
+                continue;
             }
+            let mut reaped = 0usize;
+            let none_left = process::reap_each(&mut |pid, status| {
+                reaped += 1;
+                feed(Event::Exited { pid, status });
+            });
+            if reaped > 0 {
+                debug!("reaped {reaped} processes");
+            }
+            if none_left {
+                feed(Event::NoChildren);
+            }
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            feed(Event::Timer);
+        }
+        if let Some(code) = exit {
+            return Ok(code);
         }
     }
 }
 
-/// Turns what woke the loop into machine events; SIGCHLD means reaping.
-fn events(received: Vec<i32>, deadline: Option<Instant>, now: Instant) -> Vec<Event> {
-    let mut events = Vec::new();
-    for sig in received {
-        if sig != libc::SIGCHLD {
-            events.push(Event::Signal(sig));
-            continue;
-        }
-        let reaped = process::reap();
-        if !reaped.exited.is_empty() {
-            debug!("reaped {} processes", reaped.exited.len());
-        }
-        for (pid, status) in reaped.exited {
-            events.push(Event::Exited { pid, status });
-        }
-        if reaped.no_children {
-            events.push(Event::NoChildren);
+/// Hands one event to the machine and carries out what it decides; the
+/// exit code once it is time to exit.
+fn handle(machine: &mut Entrypoint, event: Event, now: Instant, child: i32, program: &str) -> Option<i32> {
+    if let Event::Exited { pid, status } = &event {
+        if *pid == child {
+            info!("{program} (pid {child}) {status}");
         }
     }
-    if deadline.is_some_and(|d| now >= d) {
-        events.push(Event::Timer);
-    }
-    events
+    machine.handle(event, now).into_iter().find_map(execute)
 }
 
 /// Carries out one action; returns the exit code when it is time to exit.

@@ -26,7 +26,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::sys::sigmask::SignalFd;
+use crate::sys::sigmask::{Received, SignalFd};
 
 const SIGNALS: Token = Token(0);
 
@@ -34,7 +34,7 @@ const SIGNALS: Token = Token(0);
 #[derive(Debug, Default)]
 pub struct Wake {
     /// Signals received, each once however often it came.
-    pub signals: Vec<i32>,
+    pub signals: Received,
     /// Other sources that became ready (readable, or writable for connects).
     pub ready: Vec<Token>,
 }
@@ -129,7 +129,7 @@ impl Reactor {
         }
         let signals = match &mut self.signals {
             SignalSource::Fd(fd) if signalled => fd.read_all()?,
-            SignalSource::Fd(_) => Vec::new(),
+            SignalSource::Fd(_) => Received::default(),
             SignalSource::Handlers(handled) => handled.pending().collect(),
         };
         Ok(Wake { signals, ready })

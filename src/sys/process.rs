@@ -158,27 +158,36 @@ pub struct Reaped {
 }
 
 /// Reaps every child that has ended, until none is left to reap now.
+pub fn reap() -> Reaped {
+    let mut exited = Vec::new();
+    let no_children = reap_each(&mut |pid, status| exited.push((pid, status)));
+    Reaped { exited, no_children }
+}
+
+/// The same, handing each to `each` (a storm's drain allocates nothing);
+/// whether no child is left at all (`ECHILD`).
 ///
 /// No cap on the loop: a zombie storm is drained in one go.
-pub fn reap() -> Reaped {
-    let mut reaped = Reaped::default();
+pub fn reap_each(each: &mut dyn FnMut(i32, ExitStatus)) -> bool {
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes one int through a valid pointer to a local.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid > 0 {
-            reaped.exited.extend(decode(status).map(|s| (pid, s)));
+            if let Some(ended) = decode(status) {
+                each(pid, ended);
+            }
             continue;
         }
         if pid == 0 {
-            return reaped;
+            return false;
         }
         match io::Error::last_os_error().raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::ECHILD) => reaped.no_children = true,
+            Some(libc::ECHILD) => return true,
             _ => tracing::warn!("waitpid: {}", io::Error::last_os_error()),
         }
-        return reaped;
+        return false;
     }
 }
 

@@ -39,6 +39,45 @@ fn set_of(signals: &[i32]) -> libc::sigset_t {
     }
 }
 
+/// Signals received, each once however often it came, handed out lowest
+/// first (the order the kernel hands standard signals out): a set of bits,
+/// so a wake-up allocates nothing for them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received(u64);
+
+impl Received {
+    pub fn add(&mut self, signal: i32) {
+        if (1..=64).contains(&signal) {
+            self.0 |= 1 << (signal - 1);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Iterator for Received {
+    type Item = i32;
+
+    fn next(&mut self) -> Option<i32> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(bit as i32 + 1)
+    }
+}
+
+impl FromIterator<i32> for Received {
+    fn from_iter<I: IntoIterator<Item = i32>>(signals: I) -> Received {
+        let mut received = Received::default();
+        signals.into_iter().for_each(|s| received.add(s));
+        received
+    }
+}
+
 /// A signalfd for a set of signals, which it blocks.
 #[derive(Debug)]
 pub struct SignalFd {
@@ -90,18 +129,17 @@ impl SignalFd {
 
     /// Every pending signal, each once however often it came, read in
     /// batches until none is left. A blocking one waits for the first.
-    pub fn read_all(&self) -> io::Result<Vec<i32>> {
+    pub fn read_all(&self) -> io::Result<Received> {
         // Standard signals pending at once are at most 31: one batch but
         // for queued realtime ones.
         const BATCH: usize = 32;
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let mut received = Vec::new();
+        let mut received = Received::default();
+        let mut infos = [std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit(); BATCH];
         loop {
             if self.blocking && !received.is_empty() && !self.pending()? {
                 return Ok(received);
             }
-            // SAFETY: signalfd_siginfo is plain data; all zeros is valid.
-            let mut infos: [libc::signalfd_siginfo; BATCH] = unsafe { std::mem::zeroed() };
             // SAFETY: the kernel writes at most the buffer's size into it.
             let n = unsafe { libc::read(self.fd.as_raw_fd(), infos.as_mut_ptr().cast(), size * BATCH) };
             if n < 0 {
@@ -114,10 +152,8 @@ impl SignalFd {
             }
             let count = n as usize / size;
             for info in &infos[..count] {
-                let sig = info.ssi_signo as i32;
-                if !received.contains(&sig) {
-                    received.push(sig);
-                }
+                // SAFETY: the read filled the first `count` entries.
+                received.add(unsafe { info.assume_init_ref() }.ssi_signo as i32);
             }
             if count < BATCH {
                 return Ok(received);
@@ -148,5 +184,17 @@ impl SignalFd {
 impl AsRawFd for SignalFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Received;
+
+    #[test]
+    fn received_signals_come_once_each_lowest_first() {
+        let received: Received = [17, 1, 17, 64, 0, 65, -3, 15].into_iter().collect();
+        assert_eq!(received.collect::<Vec<_>>(), [1, 15, 17, 64]);
+        assert!(Received::default().is_empty());
     }
 }

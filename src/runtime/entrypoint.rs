@@ -61,7 +61,7 @@ pub fn run(argv: &[OsString], cwd: Option<&Path>, settings: Settings, extra_sign
             }
             let mut reaped = 0usize;
             let none_left = process::reap_each(&mut |pid, status| {
-                reaped += 1;
+                reaped = reaped.saturating_add(1);
                 feed(Event::Exited { pid, status });
             });
             if reaped > 0 {

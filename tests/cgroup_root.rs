@@ -13,12 +13,13 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// `tend init` as PID 1 with these units; its log in the dir.
-fn start(dir: &TempDir, tag: &str, units: &[(&str, &str)]) -> Child {
+/// `tend init` as PID 1 with these units; its log in the dir. Stopped
+/// however the test ends: a failed assertion leaves no tend running.
+fn start(dir: &TempDir, tag: &str, units: &[(&str, &str)]) -> StopOnDrop {
     start_with(dir, tag, units, &[])
 }
 
-fn start_with(dir: &TempDir, tag: &str, units: &[(&str, &str)], extra: &[&str]) -> Child {
+fn start_with(dir: &TempDir, tag: &str, units: &[(&str, &str)], extra: &[&str]) -> StopOnDrop {
     let units_dir = dir.path(tag);
     std::fs::create_dir(&units_dir).unwrap();
     for (name, toml) in units {
@@ -27,12 +28,14 @@ fn start_with(dir: &TempDir, tag: &str, units: &[(&str, &str)], extra: &[&str]) 
     let log = std::fs::File::create(dir.path(&format!("{tag}.log"))).unwrap();
     let mut args = vec!["init", "--units", units_dir.to_str().unwrap(), "--no-socket"];
     args.extend(extra);
-    tend_as_pid1(&args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    StopOnDrop(
+        tend_as_pid1(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// tend's host pid and the host path of its own cgroup directory, found
@@ -72,12 +75,12 @@ fn exit_removes_every_cgroup_it_made_root() {
     let stubborn = "command = \"trap '' TERM; sleep 1000 & exec sleep 1000\"\nstop-timeout = \"60s\"\n";
     let units = [("a", SLEEPER), ("b", stubborn)];
     let mut launcher = start_with(&dir, "units", &units, &["--shutdown-timeout", "300ms"]);
-    let (tend, cgroups) = tend_cgroup(&launcher, "a", &dir, "units");
+    let (tend, cgroups) = tend_cgroup(&launcher.0, "a", &dir, "units");
     await_true("b's two processes", LIMIT, || {
         std::fs::read_to_string(cgroups.join("b/cgroup.procs")).is_ok_and(|t| t.lines().count() == 2)
     });
     send(tend, libc::SIGTERM);
-    exit_code_within(&mut launcher, LIMIT);
+    exit_code_within(&mut launcher.0, LIMIT);
     let log = std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();
     assert!(
         !exists(&cgroups),
@@ -110,19 +113,19 @@ fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
     // A live tend whose oneshot has finished: its cgroup is empty.
     let oneshot = "command = \"true\"\ntype = \"oneshot\"\n";
     let mut live = start(&dir, "live", &[("a", SLEEPER), ("once", oneshot)]);
-    let (live_pid, live_cgroups) = tend_cgroup(&live, "a", &dir, "live");
+    let (live_pid, live_cgroups) = tend_cgroup(&live.0, "a", &dir, "live");
     await_true("once's cgroup, empty", LIMIT, || {
         std::fs::read_to_string(live_cgroups.join("once/cgroup.procs")).is_ok_and(|t| t.is_empty())
     });
     // A tend killed: it could remove nothing.
     let mut killed = start(&dir, "killed", &[("a", SLEEPER)]);
-    let (killed_pid, killed_cgroups) = tend_cgroup(&killed, "a", &dir, "killed");
+    let (killed_pid, killed_cgroups) = tend_cgroup(&killed.0, "a", &dir, "killed");
     send(killed_pid, libc::SIGKILL);
-    exit_code_within(&mut killed, LIMIT);
+    exit_code_within(&mut killed.0, LIMIT);
     // Its cgroups stay until a tend starts (the other test's may be first).
 
     let mut next = start(&dir, "next", &[("a", SLEEPER)]);
-    let (next_pid, next_cgroups) = tend_cgroup(&next, "a", &dir, "next");
+    let (next_pid, next_cgroups) = tend_cgroup(&next.0, "a", &dir, "next");
     assert!(
         !exists(&killed_cgroups),
         "a killed tend's empty cgroups are removed at the next start"
@@ -132,7 +135,10 @@ fn start_removes_what_a_killed_tend_left_but_not_a_live_ones_root() {
         "a live tend's cgroups are kept, even empty ones"
     );
 
-    for (pid, launcher, cgroups) in [(live_pid, &mut live, live_cgroups), (next_pid, &mut next, next_cgroups)] {
+    for (pid, launcher, cgroups) in [
+        (live_pid, &mut live.0, live_cgroups),
+        (next_pid, &mut next.0, next_cgroups),
+    ] {
         send(pid, libc::SIGTERM);
         exit_code_within(launcher, LIMIT);
         assert!(!exists(&cgroups), "{} is left on the host", cgroups.display());
@@ -154,7 +160,7 @@ fn leftovers_are_killed_when_the_main_process_exits_root() {
         "command = \"sleep 1000 & echo $! > {}; sleep 0.2\"\nrestart = \"no\"\n",
         pidfile.display()
     );
-    let mut launcher = StopOnDrop(start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]));
+    let mut launcher = start(&dir, "units", &[("a", SLEEPER), ("leaves", &leaves)]);
     let (tend, cgroups) = tend_cgroup(&launcher.0, "a", &dir, "units");
     await_true("the leftover started", LIMIT, || pidfile.exists());
     let log = || std::fs::read_to_string(dir.path("units.log")).unwrap_or_default();

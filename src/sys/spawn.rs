@@ -64,9 +64,9 @@ pub struct Spawn<'a> {
     /// in (a cgroup once killed through `cgroup.kill`: the kernel, up to at
     /// least 6.18, kills at once what is cloned into it).
     pub clone_into_cgroup: bool,
-    /// Open `cgroup.procs` files (v1 hierarchies) the child writes itself
-    /// into before exec, so it never runs outside its cgroups (not even to
-    /// fork).
+    /// Open `tasks` files (v1 hierarchies) the child writes itself into
+    /// (`0`: its only thread) before exec, so it never runs outside its
+    /// cgroups (not even to fork).
     pub cgroup_procs: Vec<RawFd>,
     /// Pass on the descriptors beyond 0, 1 and 2 that tend inherited (the
     /// child of `tend -- CMD`, as tini does); otherwise the child gets
@@ -510,7 +510,7 @@ impl Child {
 
     fn prepare(&mut self) -> io::Result<()> {
         // Its cgroups first, while the table is still shared: the
-        // `cgroup.procs` descriptors are not kept below the slots.
+        // `tasks` descriptors are not kept below the slots.
         self.setup.join_cgroups()?;
         // SAFETY: (for the block) plain syscalls on integers and on
         // strings prepared before the clone.

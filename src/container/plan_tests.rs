@@ -180,15 +180,20 @@ fn applying_records_the_calls_in_order() {
     );
 }
 
+/// A step masking each of [`MASKED`] inside `root`.
+fn mask_steps(root: &str) -> Vec<Step> {
+    MASKED
+        .iter()
+        .map(|p| Step::MaskPath(under(Path::new(root), Path::new(p))))
+        .collect()
+}
+
 #[test]
 fn masks_skip_what_does_not_exist() {
     let mut sys = Recorder::default();
     sys.paths.insert("/r/proc/kcore".into(), Kind::File);
     sys.paths.insert("/r/proc/acpi".into(), Kind::Dir);
-    let steps: Vec<Step> = MASKED
-        .iter()
-        .map(|p| Step::MaskPath(under(Path::new("/r"), Path::new(p))))
-        .collect();
+    let steps = mask_steps("/r");
     apply(&mut sys, &steps).unwrap();
     assert_eq!(
         sys.calls,
@@ -204,10 +209,7 @@ fn masked_directories_share_one_empty_file_system() {
     let mut sys = Recorder::default();
     sys.paths.insert("/r/proc/acpi".into(), Kind::Dir);
     sys.paths.insert("/r/sys/firmware".into(), Kind::Dir);
-    let steps: Vec<Step> = MASKED
-        .iter()
-        .map(|p| Step::MaskPath(under(Path::new("/r"), Path::new(p))))
-        .collect();
+    let steps = mask_steps("/r");
     apply(&mut sys, &steps).unwrap();
     assert_eq!(
         sys.calls,

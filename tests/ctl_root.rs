@@ -185,6 +185,62 @@ fn every_command_round_trips_root() {
     assert_eq!(exit_code_within(&mut tend, LIMIT), 0);
 }
 
+/// A status of more services than a batch holds comes in batches that the
+/// client puts together: every service once, in name order. `--json` is
+/// one reply as before, and a request without `batched` gets one line.
+#[test]
+fn a_status_of_many_services_comes_in_batches_root() {
+    let names: Vec<String> = (0..600).map(|i| format!("s{i:03}")).collect();
+    let units: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), SLEEPER)).collect();
+    let t = Tend::start("batches", &units);
+    let running = |text: &str| text.lines().filter(|l| l.contains(" pid ")).count();
+    await_true("600 services running", LIMIT, || running(&t.ok(&["status"])) == 600);
+    let shown: Vec<String> = t
+        .ok(&["status"])
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(shown, names);
+
+    let json = t.ok(&["status", "--json"]);
+    assert_eq!(json.lines().count(), 1, "{json}");
+    let reply: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(reply["services"].as_array().map(Vec::len), Some(600));
+    assert!(reply.get("more").is_none(), "{json}");
+
+    // On the wire: 256 a batch, `more` on all but the last.
+    let batches = raw_lines(&t, r#"{"v":1,"op":"status","batched":true}"#, 3);
+    let sizes: Vec<(usize, bool)> = batches
+        .iter()
+        .map(|line| {
+            let reply: serde_json::Value = serde_json::from_str(line).unwrap();
+            let more = reply.get("more") == Some(&serde_json::Value::Bool(true));
+            (reply["services"].as_array().map_or(0, Vec::len), more)
+        })
+        .collect();
+    assert_eq!(sizes, [(256, true), (256, true), (88, false)]);
+    let one = raw_lines(&t, r#"{"v":1,"op":"status"}"#, 1);
+    let reply: serde_json::Value = serde_json::from_str(&one[0]).unwrap();
+    assert_eq!(reply["services"].as_array().map(Vec::len), Some(600));
+}
+
+/// The first `n` lines tend answers `request` with, on a connection of
+/// their own.
+fn raw_lines(t: &Tend, request: &str, n: usize) -> Vec<String> {
+    use std::io::BufRead;
+    let mut conn = UnixStream::connect(t.socket()).unwrap();
+    conn.set_read_timeout(Some(LIMIT)).unwrap();
+    conn.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    (0..n)
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            line
+        })
+        .collect()
+}
+
 #[test]
 fn start_stop_restart_wait_for_the_result_root() {
     let t = Tend::start(

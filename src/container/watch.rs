@@ -16,7 +16,6 @@ use mio::{Interest, Token};
 use super::launch::{Detached, Error};
 use super::options::BootOptions;
 use crate::ctl::client::Client;
-use crate::ctl::protocol::{Body, Op, Request};
 use crate::registry;
 use crate::runtime::notify::{self, Notice};
 use crate::runtime::own_log::LogFile;
@@ -144,10 +143,7 @@ fn failed_services(socket: &std::path::Path) -> Option<String> {
     let mut client = Client::connect(socket).ok()?;
     // PID 1 answers between two turns of its loop; never hang on it.
     client.stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let reply = client.call(&Request::new(Op::Status { names: Vec::new() })).ok()?;
-    let Body::Status { services } = reply.body else {
-        return None;
-    };
+    let services = client.status(&[]).ok()?;
     let failed: Vec<String> = services
         .iter()
         .filter(|s| s.state == crate::supervisor::ServiceState::Failed)

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use super::protocol::{self, code, Framer, Reply, Request};
+use super::protocol::{self, code, Body, Framer, Op, Reply, Request, ServiceInfo};
 use crate::sys::fdpass;
 
 /// Why talking to tend failed; each is one line for the user.
@@ -42,6 +42,14 @@ impl ClientError {
     }
 }
 
+/// A status reply's services, and whether more follow.
+fn status_of(reply: Reply) -> Result<(Vec<ServiceInfo>, bool), ClientError> {
+    match reply.body {
+        Body::Status { services, more } => Ok((services, more)),
+        _ => Err(ClientError::Protocol("expected a status reply".into())),
+    }
+}
+
 /// The socket of the tend whose PID 1 has host pid `pid`.
 pub fn socket_of_pid(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/root{}", super::socket_path::DEFAULT_SOCKET))
@@ -49,6 +57,8 @@ pub fn socket_of_pid(pid: u32) -> PathBuf {
 
 pub struct Client {
     pub stream: UnixStream,
+    /// Where it connected (to connect again).
+    path: PathBuf,
     framer: Framer,
     /// Fds received and not taken yet.
     fds: VecDeque<OwnedFd>,
@@ -68,6 +78,7 @@ impl Client {
         })?;
         Ok(Client {
             stream,
+            path: path.into(),
             // Replies may be longer than requests (see `MAX_REPLY`).
             framer: Framer::with_limit(protocol::MAX_REPLY),
             fds: VecDeque::new(),
@@ -152,6 +163,52 @@ impl Client {
     pub fn call(&mut self, request: &Request) -> Result<Reply, ClientError> {
         self.send(request, &[])?;
         self.reply()
+    }
+
+    /// The status of `names` (every service when empty), in the batches
+    /// tend sends as it reads them (see [`Body::Status`]); from a tend that
+    /// predates batches (it refuses the field and hangs up), asked again
+    /// on a new connection and read in one reply.
+    pub fn status(&mut self, names: &[String]) -> Result<Vec<ServiceInfo>, ClientError> {
+        let mut services = Vec::new();
+        self.status_batches(names, &mut |batch| services.extend(batch))?;
+        Ok(services)
+    }
+
+    /// [`Client::status`], each batch handed to `each` as it comes: the
+    /// caller works on one while tend reads the next.
+    pub fn status_batches(
+        &mut self,
+        names: &[String],
+        each: &mut dyn FnMut(Vec<ServiceInfo>),
+    ) -> Result<(), ClientError> {
+        let ask = |batched| {
+            Request::new(Op::Status {
+                names: names.to_vec(),
+                batched,
+            })
+        };
+        let mut more = match self.call(&ask(true)) {
+            Err(ClientError::Refused {
+                code: code::BAD_REQUEST,
+                message,
+            }) if message.contains("`batched`") => {
+                *self = Client::connect(&self.path)?;
+                each(status_of(self.call(&ask(false))?)?.0);
+                return Ok(());
+            }
+            reply => {
+                let (batch, more) = status_of(reply?)?;
+                each(batch);
+                more
+            }
+        };
+        while more {
+            let (batch, next) = status_of(self.reply()?)?;
+            each(batch);
+            more = next;
+        }
+        Ok(())
     }
 
     /// Whether bytes of a reply are held already (then reading goes on

@@ -119,26 +119,38 @@ fn single(c: &mut Client, op: Op, json: bool) -> Result<(), ClientError> {
 }
 
 fn status(c: &mut Client, names: &[String], json: bool) -> Result<i32, ClientError> {
-    let reply = c.call(&Request::new(Op::Status { names: names.to_vec() }))?;
-    let Body::Status { services } = &reply.body else {
-        return Err(ClientError::Protocol("expected a status reply".into()));
-    };
-    let mut out = String::new();
-    if json {
-        out = String::from_utf8_lossy(&reply.to_line()).into_owned();
-    } else {
-        let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        out.reserve(services.len().saturating_mul(96));
-        for s in services {
-            write_status_line(&mut out, s, width);
-            out.push('\n');
+    let up = |s: &ServiceInfo| matches!(s.state, ServiceState::Running | ServiceState::Ready);
+    let (out, down) = match json {
+        true => {
+            let services = c.status(names)?;
+            let down = !services.iter().all(up);
+            // One reply, as tend sends it unbatched.
+            (Reply::ok(Body::Status { services, more: false }).to_line(), down)
         }
-    }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+        false => {
+            // Each batch written as it comes, while tend reads the next;
+            // only the names, padded to the longest, wait for the last.
+            let (mut rows, mut rest, mut down) = (Vec::new(), String::new(), false);
+            c.status_batches(names, &mut |batch| {
+                for s in batch {
+                    down |= !up(&s);
+                    let at = rest.len();
+                    write_status_rest(&mut rest, &s);
+                    rows.push((s.name, at..rest.len()));
+                }
+            })?;
+            let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+            let mut out = String::with_capacity(rest.len() + rows.len().saturating_mul(width + 3));
+            for (name, part) in rows {
+                write_name(&mut out, &name, width);
+                out.push_str(rest.get(part).unwrap_or_default());
+                out.push('\n');
+            }
+            (out.into_bytes(), down)
+        }
+    };
+    let _ = std::io::stdout().write_all(&out);
     // As systemctl: naming a service that is not up is exit code 3.
-    let down = services
-        .iter()
-        .any(|s| !matches!(s.state, ServiceState::Running | ServiceState::Ready));
     Ok(if !names.is_empty() && down {
         code::NOT_RUNNING
     } else {
@@ -156,9 +168,21 @@ pub fn status_line(s: &ServiceInfo, width: usize) -> String {
 /// [`status_line`], written at the end of `out`: one buffer for all
 /// the lines of a status, no string made for each part of each line.
 fn write_status_line(out: &mut String, s: &ServiceInfo, width: usize) {
+    write_name(out, &s.name, width);
+    write_status_rest(out, s);
+}
+
+/// A status line's name, padded to `width`, and the gap after it.
+fn write_name(out: &mut String, name: &str, width: usize) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
-    let _ = write!(out, "{:width$}  {:<8}  ", s.name, s.state);
+    let _ = write!(out, "{name:width$}  ");
+}
+
+/// A status line after its name.
+fn write_status_rest(out: &mut String, s: &ServiceInfo) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{:<8}  ", s.state);
     let at = out.len();
     match s.pid {
         Some(pid) => _ = write!(out, "pid {pid}"),
@@ -265,9 +289,7 @@ fn stream(c: &mut Client, op: Op, json: bool) -> Result<i32, ClientError> {
     // Event lines align on the longest name known when the stream starts.
     let mut width = 0;
     if matches!(op, Op::Events {}) && !json {
-        if let Body::Status { services } = c.call(&Request::new(Op::Status { names: Vec::new() }))?.body {
-            width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        }
+        width = c.status(&[])?.iter().map(|s| s.name.len()).max().unwrap_or(0);
     }
     c.send(&Request::new(op), &[])?;
     let mut stdout = std::io::stdout();
@@ -421,7 +443,7 @@ mod tests {
         let plain = info("web");
         assert_eq!(
             status_line(&plain, 6),
-            "web     ready  pid 42     for 3m 2s      restarts 1"
+            "web     ready     pid 42     for 3m 2s      restarts 1"
         );
         let full = ServiceInfo {
             state: ServiceState::Failed,
@@ -441,7 +463,7 @@ mod tests {
         };
         assert_eq!(
             status_line(&full, 3),
-            "a-very-long-name  failed  -          for 0s         restarts 12  \
+            "a-very-long-name  failed    -          for 0s         restarts 12  \
              last killed by the OOM killer (memory-max 64M)  \"serving\"  unhealthy  \
              (start limit reached)  next run 2025-11-30T09:58:03Z  oom-killed 2  \
              memory 12.5M  cpu 1.235s  tasks 3"
@@ -456,7 +478,7 @@ mod tests {
         };
         assert_eq!(
             status_line(&long_pid, 1),
-            "x  ready  pid 4194304  for 1day 1h 1m 1s  restarts 1  memory 0.0M  cpu 0.000s  tasks 0"
+            "x  ready     pid 4194304  for 1day 1h 1m 1s  restarts 1  memory 0.0M  cpu 0.000s  tasks 0"
         );
     }
 }

@@ -60,9 +60,13 @@ impl Request {
 pub enum Op {
     Ping {},
     Version {},
-    /// Every service, or those named.
+    /// Every service, or those named. `batched`: the client reads the
+    /// status of every service in batches (see [`Body::Status`]); a server
+    /// that predates it refuses the field.
     Status {
         names: Vec<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        batched: bool,
     },
     /// Replies once the service is up (or failed), at once with `no_block`.
     Start {
@@ -203,7 +207,7 @@ impl Reply {
         // A service is about 100 bytes: one allocation for a status of
         // thousands, not a series of copies as it grows.
         let size = match &self.body {
-            Body::Status { services } => services.len().saturating_mul(128).saturating_add(64),
+            Body::Status { services, .. } => services.len().saturating_mul(128).saturating_add(64),
             _ => 128,
         };
         let mut line = Vec::with_capacity(size);
@@ -233,8 +237,13 @@ pub enum Body {
         version: String,
         protocol: u32,
     },
+    /// With `more`, another batch of the same status follows: the server
+    /// sends each as it is read, so the client reads one while the server
+    /// reads the next (only when the request asked for `batched`).
     Status {
         services: Vec<ServiceInfo>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     Health {
         healthy: bool,
@@ -383,6 +392,8 @@ fn parse_status_reply(line: &[u8]) -> Option<Reply> {
         ok: bool,
         kind: String,
         services: Vec<ServiceInfo>,
+        #[serde(default)]
+        more: bool,
     }
     if !line.starts_with(br#"{"ok":true,"kind":"status","#) {
         return None;
@@ -392,6 +403,7 @@ fn parse_status_reply(line: &[u8]) -> Option<Reply> {
     (status.ok && status.kind == "status").then(|| {
         Reply::ok(Body::Status {
             services: status.services,
+            more: status.more,
         })
     })
 }

@@ -309,18 +309,15 @@ impl Services {
         Some(self.cgroups.as_ref()?.usage_of(cgroup))
     }
 
-    /// What every running service uses, by name in `str` order.
-    pub fn usages(&self) -> Vec<(Arc<str>, Usage)> {
-        let Some(cgroups) = &self.cgroups else {
-            return Vec::new();
-        };
+    /// What every running service uses, by name in `str` order, each
+    /// read as it is taken.
+    pub fn usages(&self) -> impl Iterator<Item = (Arc<str>, Usage)> + '_ {
+        let cgroups = self.cgroups.as_ref();
         let with_cgroup = self
             .procs
             .iter()
-            .filter_map(|(name, running)| Some((name, running.proc.cgroup.as_ref()?)));
-        with_cgroup
-            .map(|(name, cgroup)| (name.clone(), cgroups.usage_of(cgroup)))
-            .collect()
+            .filter_map(move |(name, running)| Some((name, cgroups?, running.proc.cgroup.as_ref()?)));
+        with_cgroup.map(|(name, cgroups, cgroup)| (name.clone(), cgroups.usage_of(cgroup)))
     }
 
     /// The names of the services running now.

@@ -126,7 +126,8 @@ impl ServiceState {
 impl fmt::Display for ServiceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(word)) => f.write_str(&word),
+            // `pad`: a width asked for (`tend ctl status`'s column) holds.
+            Ok(serde_json::Value::String(word)) => f.pad(&word),
             // Unreachable for a unit variant; never an Err (`to_string` would panic).
             _ => write!(f, "{self:?}"),
         }

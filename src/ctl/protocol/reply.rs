@@ -161,9 +161,14 @@ fn body(fields: Fields) -> Result<Body, String> {
             }
         }
         4 => {
-            let [list] = record(f, ["services"], [|v| services(v).map(drop)])?;
+            let [list, more] = record(
+                f,
+                ["services", "more"],
+                [|v| services(v).map(drop), |v| boolean(v).map(drop)],
+            )?;
             Body::Status {
                 services: required(list, "services", services)?,
+                more: more.as_ref().map(boolean).transpose()?.unwrap_or(false),
             }
         }
         5 => {

@@ -30,12 +30,15 @@ pub fn op(object: Map<String, Value>) -> Result<Op, String> {
         "health" => none(f).map(|()| Op::Health {})?,
         "events" => none(f).map(|()| Op::Events {})?,
         "status" => {
-            let mut names = Vec::new();
-            fields(f, &["names"], |_, v| {
-                names = strings(v)?;
+            let (mut names, mut batched) = (Vec::new(), false);
+            fields(f, &["names", "batched"], |k, v| {
+                match k {
+                    "names" => names = strings(v)?,
+                    _ => batched = boolean(v)?,
+                }
                 Ok(())
             })?;
-            Op::Status { names }
+            Op::Status { names, batched }
         }
         "start" | "stop" | "restart" => {
             let (mut name, mut no_block) = (None, false);

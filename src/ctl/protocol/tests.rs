@@ -10,12 +10,23 @@ fn requests_on_the_wire() {
     assert_eq!(
         parse(r#"{"v":1,"op":"status","names":["web","db"]}"#),
         Ok(Request::new(Op::Status {
-            names: vec!["web".into(), "db".into()]
+            names: vec!["web".into(), "db".into()],
+            batched: false
         }))
     );
     assert_eq!(
         parse(r#"{"v":1,"op":"status"}"#),
-        Ok(Request::new(Op::Status { names: vec![] }))
+        Ok(Request::new(Op::Status {
+            names: vec![],
+            batched: false
+        }))
+    );
+    assert_eq!(
+        parse(r#"{"v":1,"op":"status","batched":true}"#),
+        Ok(Request::new(Op::Status {
+            names: vec![],
+            batched: true
+        }))
     );
     assert_eq!(
         parse(r#"{"op":"start","name":"web","v":1}"#),
@@ -124,9 +135,24 @@ fn replies_on_the_wire() {
             cpu_usec: Some(1500),
             tasks: Some(3),
         }],
+        more: false,
     });
     let line = reply.to_line();
+    assert!(!String::from_utf8_lossy(&line).contains("more"));
     assert_eq!(parse_reply(&line[..line.len() - 1]), Ok(reply));
+    // A batch that more follow, by the fast path and by the full reader.
+    let batch = Reply::ok(Body::Status {
+        services: Vec::new(),
+        more: true,
+    });
+    let line = batch.to_line();
+    assert_eq!(
+        String::from_utf8(line.clone()).unwrap(),
+        "{\"ok\":true,\"kind\":\"status\",\"services\":[],\"more\":true}\n"
+    );
+    assert_eq!(parse_reply(&line[..line.len() - 1]), Ok(batch.clone()));
+    let reordered = br#"{"kind":"status","more":true,"ok":true,"services":[]}"#;
+    assert_eq!(parse_reply(reordered), Ok(batch));
 }
 
 #[test]
@@ -243,7 +269,8 @@ fn a_wait_timeout_past_the_longest_duration_is_refused() {
 fn a_status_reply_reads_the_same_by_the_short_way() {
     let lines: &[&[u8]] = &[
         br#"{"ok":true,"kind":"status","services":[]}"#,
-        br#"{"ok":true,"kind":"status","services":[{"name":"a","state":"ready","pid":2,"since_ms":5,"restarts":0,"tasks":1,"new":"x"}],"more":1}"#,
+        br#"{"ok":true,"kind":"status","services":[{"name":"a","state":"ready","pid":2,"since_ms":5,"restarts":0,"tasks":1,"new":"x"}],"extra":1}"#,
+        br#"{"ok":true,"kind":"status","services":[],"more":true}"#,
         br#"{"ok":true,"kind":"status","services":[{"name":"a","state":"exited","since_ms":5,"restarts":3,"last_exit":"exited with code 1","health":"unhealthy","oom_kills":1,"memory_bytes":9,"cpu_usec":7,"next_run_ms":1}]}"#,
     ];
     for line in lines {

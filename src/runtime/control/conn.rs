@@ -28,6 +28,8 @@ struct Chunk {
     bytes: Vec<u8>,
     sent: usize,
     fds: Vec<OwnedFd>,
+    /// The next chunk is more of the same reply (a batched `status`).
+    more: bool,
 }
 
 pub struct Conn {
@@ -73,6 +75,15 @@ impl Conn {
         self.send_with(reply, Vec::new());
     }
 
+    /// Queues a part of a reply that the next one continues: counted with
+    /// it as the reply being sent, not as replies piling up.
+    pub fn send_more(&mut self, reply: &Reply) {
+        self.send_with(reply, Vec::new());
+        if let Some(last) = self.out.back_mut() {
+            last.more = true;
+        }
+    }
+
     /// Queues a reply with fds attached (`SCM_RIGHTS`); ours are closed once sent.
     pub fn send_with(&mut self, reply: &Reply, fds: Vec<OwnedFd>) {
         let mut bytes = reply.to_line();
@@ -85,7 +96,12 @@ impl Conn {
             bytes = Reply::error(code::FAILED, error).to_line();
         }
         self.queued = self.queued.saturating_add(bytes.len());
-        self.out.push_back(Chunk { bytes, sent: 0, fds });
+        self.out.push_back(Chunk {
+            bytes,
+            sent: 0,
+            fds,
+            more: false,
+        });
     }
 
     /// Queues an error reply and closes after it.
@@ -147,7 +163,13 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        let sending = self.out.front().map_or(0, |c| c.bytes.len().saturating_sub(c.sent));
+        let mut sending = 0usize;
+        for chunk in &self.out {
+            sending = sending.saturating_add(chunk.bytes.len().saturating_sub(chunk.sent));
+            if !chunk.more {
+                break;
+            }
+        }
         if self.queued.saturating_sub(sending) > MAX_OUTPUT {
             return Err(io::Error::other("the client does not read its replies"));
         }
@@ -179,5 +201,27 @@ mod tests {
             line: "x".repeat(MAX_REPLY / 2),
         }));
         assert!(conn.out[1].bytes.len() > MAX_REPLY / 2);
+    }
+
+    #[test]
+    fn the_batches_of_one_reply_are_not_taken_for_replies_piling_up() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut conn = Conn::new(ours);
+        let batch = Reply::ok(Body::Log {
+            line: "x".repeat(MAX_OUTPUT / 4),
+        });
+        for _ in 0..8 {
+            conn.send_more(&batch);
+        }
+        conn.send(&batch);
+        assert!(
+            conn.flush().is_ok(),
+            "nine batches of one reply are the reply being sent"
+        );
+        // Replies behind them still count.
+        for _ in 0..5 {
+            conn.send(&batch);
+        }
+        assert!(conn.flush().is_err());
     }
 }

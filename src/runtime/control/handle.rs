@@ -21,7 +21,7 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: crate::ctl::protocol::VERSION,
         })),
-        Op::Status { names } => status(conn, host, &names, now),
+        Op::Status { names, batched } => status(conn, host, &names, batched, now),
         Op::Start { name, no_block } => operate(conn, host, Event::Start { name: name.clone() }, no_block, name),
         Op::Restart { name, no_block } => operate(conn, host, Event::Restart { name: name.clone() }, no_block, name),
         Op::Stop { name, no_block } => operate(conn, host, Event::Stop { name: name.clone() }, no_block, name),
@@ -86,8 +86,13 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
     None
 }
 
-/// Each service's status, with what its cgroup says it uses, read now.
-fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
+/// Services in a batch of a batched `status` (see `Body::Status`): at
+/// 5000, the first is on its way after a twentieth of the reads.
+const BATCH: usize = 256;
+
+/// Each service's status, with what its cgroup says it uses, read now;
+/// `batched`, each batch sent as soon as it is read.
+fn status(conn: &mut Conn, host: &dyn Host, names: &[String], batched: bool, now: Instant) {
     let all = host.status();
     if let Some(missing) = names.iter().find(|n| !all.iter().any(|s| &s.name == *n)) {
         return answer(conn, Err(task::no_such_unit(missing)));
@@ -97,16 +102,30 @@ fn status(conn: &mut Conn, host: &dyn Host, names: &[String], now: Instant) {
         true => Box::new(in_order(host.usages())),
         false => Box::new(|name| host.usage(name)),
     };
-    let mut services = Vec::with_capacity(all.len());
-    for s in all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)) {
+    let batch = if batched { BATCH } else { usize::MAX };
+    let mut services = Vec::with_capacity(all.len().min(batch));
+    let mut rest = all
+        .into_iter()
+        .filter(|s| names.is_empty() || names.contains(&s.name))
+        .peekable();
+    while let Some(s) = rest.next() {
         let used = usage(&s.name);
         let mut info = task::into_info(s, now);
         if let Some(used) = used {
             (info.memory_bytes, info.cpu_usec, info.tasks) = (used.memory, used.cpu_usec, used.tasks);
         }
         services.push(info);
+        if services.len() == batch && rest.peek().is_some() {
+            let services = std::mem::replace(&mut services, Vec::with_capacity(batch));
+            conn.send_more(&Reply::ok(Body::Status { services, more: true }));
+            // Out now, for the client to read while the next is read; a
+            // client that is gone or does not read is dropped after.
+            if conn.flush().is_err() {
+                return;
+            }
+        }
     }
-    conn.send(&Reply::ok(Body::Status { services }));
+    conn.send(&Reply::ok(Body::Status { services, more: false }));
 }
 
 /// A service's usage, by its name.
@@ -114,11 +133,15 @@ type UsageOf<'a> = dyn FnMut(&str) -> Option<Usage> + 'a;
 
 /// The usage of each name asked for, from `usages` in name order, the
 /// names asked for in that order too: one pass over both.
-fn in_order(usages: Vec<(Arc<str>, Usage)>) -> impl FnMut(&str) -> Option<Usage> {
-    let mut usages = usages.into_iter().peekable();
-    move |name| {
-        while usages.next_if(|(of, _)| **of < *name).is_some() {}
-        usages.next_if(|(of, _)| **of == *name).map(|(_, usage)| usage)
+fn in_order<'a>(usages: impl Iterator<Item = (Arc<str>, Usage)> + 'a) -> impl FnMut(&str) -> Option<Usage> + 'a {
+    let mut usages = usages.peekable();
+    // One comparison a step (5000 services: 2% of a status).
+    move |name| loop {
+        match usages.peek().map(|(of, _)| (**of).cmp(name)) {
+            Some(std::cmp::Ordering::Less) => drop(usages.next()),
+            Some(std::cmp::Ordering::Equal) => return usages.next().map(|(_, usage)| usage),
+            _ => return None,
+        }
     }
 }
 
@@ -331,7 +354,7 @@ mod tests {
             tasks: Some(1),
         };
         let usages = vec![("a".into(), used(1)), ("c".into(), used(3)), ("e".into(), used(5))];
-        let mut of = in_order(usages);
+        let mut of = in_order(usages.into_iter());
         // "b" and "d" run without a cgroup; "f" is past the last.
         let got: Vec<Option<u64>> = ["a", "b", "c", "d", "e", "f"]
             .iter()
@@ -339,7 +362,7 @@ mod tests {
             .collect();
         assert_eq!(got, [Some(1), None, Some(3), None, Some(5), None]);
         // Names that sort apart as `str` do (s10 before s2).
-        let mut of = in_order(vec![("s10".into(), used(10)), ("s2".into(), used(2))]);
+        let mut of = in_order([("s10".into(), used(10)), ("s2".into(), used(2))].into_iter());
         assert_eq!((of("s10"), of("s2")), (Some(used(10)), Some(used(2))));
     }
 }

@@ -37,10 +37,15 @@ pub trait Host {
     }
     /// The same for every running service, by name in `str` order (a
     /// status of all takes them in one pass, not a lookup each).
-    fn usages(&self) -> Vec<(std::sync::Arc<str>, crate::sys::cgroup::Usage)> {
-        Vec::new()
+    fn usages(&self) -> Usages<'_> {
+        Box::new(std::iter::empty())
     }
 }
+
+/// Every running service's usage, by name in `str` order, each read from
+/// its cgroup as it is taken (a batched status sends the first batch
+/// before the last is read).
+pub type Usages<'a> = Box<dyn Iterator<Item = (std::sync::Arc<str>, crate::sys::cgroup::Usage)> + 'a>;
 
 /// A request that is not answered yet, or a stream.
 #[derive(Debug)]

@@ -1,0 +1,50 @@
+//! `tend ctl` against a control socket the test plays: what the client
+//! does with a tend of another version. No root needed.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+use std::thread;
+
+use common::*;
+
+/// A tend from before batched `status` replies refuses the field and hangs
+/// up (as its request reader refused any unknown field); the client asks
+/// again without it and shows the one reply.
+#[test]
+fn status_asks_a_tend_without_batches_again_without_them() {
+    let dir = TempDir::new("ctl-client");
+    let socket = dir.path("ctl.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let server = thread::spawn(move || {
+        let mut asked = Vec::new();
+        let answers = [
+            "{\"ok\":false,\"kind\":\"error\",\"error\":\"unknown field `batched`, expected `names`\",\"code\":2}\n",
+            "{\"ok\":true,\"kind\":\"status\",\"services\":[{\"name\":\"web\",\"state\":\"ready\",\"pid\":7,\"since_ms\":5120,\"restarts\":0}]}\n",
+        ];
+        for answer in answers {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(conn.try_clone().unwrap()).read_line(&mut line).unwrap();
+            asked.push(line);
+            conn.write_all(answer.as_bytes()).unwrap();
+        }
+        asked
+    });
+    let out = output(
+        Command::new(tend())
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("status"),
+    );
+    let asked = server.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(asked[0].contains("\"batched\":true"), "{asked:?}");
+    assert!(!asked[1].contains("batched"), "{asked:?}");
+    assert!(stdout.starts_with("web  ready     pid 7"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}

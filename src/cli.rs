@@ -30,7 +30,7 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct LogArgs {
     /// Log level: error, warn, info, debug, trace (default: warn; also `TEND_LOG`).
     #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]

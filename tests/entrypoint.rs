@@ -33,6 +33,30 @@ fn usage_errors_exit_2_and_start_nothing() {
     assert!(!marker.exists(), "a usage error started the command");
 }
 
+/// `tend boot` reads its own arguments without tend's whole command line;
+/// what that short way does not take (help, errors, tend's flags after
+/// `boot`) still gets clap's usual answer, naming `tend boot`.
+#[test]
+fn boot_usage_errors_and_help_are_the_usual_ones() {
+    let out = output(&mut tend_cmd(&["boot", "--bogus", "/nonexistent"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: unexpected argument '--bogus'"), "{stderr}");
+    assert!(stderr.contains("Usage: tend boot [OPTIONS] <ROOTFS>"), "{stderr}");
+    let out = output(&mut tend_cmd(&["boot", "--help"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Isolation: root inside is not root outside"),
+        "{stdout}"
+    );
+    // A global flag after `boot`: parsed, then the rootfs is refused.
+    let out = output(&mut tend_cmd(&["boot", "-v", "/nonexistent", "--", "true"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent"), "{stderr}");
+}
+
 #[test]
 fn a_duration_too_long_is_a_usage_error_naming_the_option() {
     let out = output(&mut tend_cmd(&["--grace", "18446744073709551615s", "--", "true"]));

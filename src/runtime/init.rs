@@ -152,6 +152,11 @@ impl Init {
         let mut started = false;
         loop {
             let exit = self.act()?;
+            // What the manager is owed, once a turn (STOPPING=1 too, before
+            // an exit), without waiting.
+            if let Some(manager) = &mut self.manager {
+                manager.flush(self.reactor.registry());
+            }
             let changes = std::mem::take(&mut self.changes);
             self.with_ctl(|ctl, init| ctl.settle(init, &changes, Instant::now()));
             drop(changes);
@@ -160,10 +165,6 @@ impl Init {
                 crate::sys::memory::trim_heap();
             }
             if let Some(code) = exit {
-                // A last try, without waiting, for a STOPPING=1 still owed.
-                if let Some(manager) = &mut self.manager {
-                    manager.flush(self.reactor.registry());
-                }
                 if let Some(ctl) = &mut self.ctl {
                     ctl.close();
                 }
@@ -328,7 +329,7 @@ impl Init {
 
     fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {
         if let Some(manager) = &mut self.manager {
-            manager.send(ready, status, stopping, self.reactor.registry());
+            manager.owe(ready, status, stopping);
         }
     }
 

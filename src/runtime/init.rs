@@ -330,6 +330,11 @@ impl Init {
     fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {
         if let Some(manager) = &mut self.manager {
             manager.owe(ready, status, stopping);
+            // READY=1 and STOPPING=1 at once; a summary alone waits for the
+            // turn's end, merged with the turn's later ones.
+            if ready || stopping {
+                manager.flush(self.reactor.registry());
+            }
         }
     }
 

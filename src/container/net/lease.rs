@@ -115,12 +115,13 @@ pub fn shared_path(dir: &Path, netns: u64) -> PathBuf {
 
 /// Every lease in `dir`, live or stale.
 pub fn all(dir: &Path) -> Vec<Lease> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.path())
+    in_listing(&super::listing(dir))
+}
+
+/// The leases among the files of a directory's listing.
+pub fn in_listing(paths: &[PathBuf]) -> Vec<Lease> {
+    paths
+        .iter()
         .filter(|p| p.extension().is_some_and(|x| x == "net"))
         .filter_map(|p| serde_json::from_slice(std::fs::read_to_string(p).ok()?.as_bytes()).ok())
         .collect()

@@ -314,14 +314,24 @@ fn check_port(p: &Publish, leases: &[Lease]) -> Result<(), Error> {
 /// when there are such leases, to keep a boot without them cheap) their
 /// links and rules in this namespace.
 fn sweep_stale(dir: &Path) {
-    pasta::sweep(dir);
-    slirp::sweep(dir);
+    // One listing for the three kinds (each boot pays for it).
+    let listing = listing(dir);
+    pasta::sweep(&listing);
+    slirp::sweep(&listing);
     let Ok(netns) = crate::sys::ns::netns_id() else { return };
-    if !lease::all(dir).iter().any(|l| stale_here(l, netns)) {
+    if !lease::in_listing(&listing).iter().any(|l| stale_here(l, netns)) {
         return;
     }
     let Ok(_lock) = lease::lock(dir) else { return };
     sweep(dir, netns, &mut Real::host());
+}
+
+/// The paths of the files in `dir`; none where it cannot be read.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A lease of a dead launcher in this namespace. One of another namespace

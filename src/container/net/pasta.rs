@@ -121,14 +121,14 @@ pub fn stop(pasta: Pasta) {
     let _ = std::fs::remove_file(&pasta.record);
 }
 
-/// Stops the pastas of launchers that died (`NAME.pasta`: launcher, pasta).
-pub fn sweep(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for path in entries.flatten().map(|e| e.path()) {
+/// Stops the pastas of launchers that died (`NAME.pasta`: launcher, pasta),
+/// found in the registry directory's `listing`.
+pub fn sweep(listing: &[std::path::PathBuf]) {
+    for path in listing {
         if path.extension().map_or(true, |x| x != "pasta") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         let mut words = text.split_whitespace().map(|w| w.parse::<i32>().ok());
         if let (Some(Some(launcher)), Some(Some(pid))) = (words.next(), words.next()) {
             if launcher > 0 && Path::new(&format!("/proc/{launcher}")).exists() {
@@ -136,7 +136,7 @@ pub fn sweep(dir: &Path) {
             }
             kill(pid);
         }
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -200,10 +200,10 @@ pub fn stop(slirp: Slirp) {
     let _ = crate::sys::process::wait_for(pid, false);
 }
 
-/// Removes the API sockets of launchers that died (`NAME.PID.slirp`).
-pub fn sweep(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for path in entries.flatten().map(|e| e.path()) {
+/// Removes the API sockets of launchers that died (`NAME.PID.slirp`),
+/// found in the registry directory's `listing`.
+pub fn sweep(listing: &[std::path::PathBuf]) {
+    for path in listing {
         if path.extension().map_or(true, |x| x != "slirp") {
             continue;
         }
@@ -212,7 +212,7 @@ pub fn sweep(dir: &Path) {
             .and_then(|s| Path::new(s).extension())
             .and_then(|pid| pid.to_str()?.parse::<u32>().ok());
         if launcher.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -268,7 +268,7 @@ mod tests {
         for f in [&live, &dead, &other] {
             std::fs::write(f, "").unwrap();
         }
-        sweep(&dir);
+        sweep(&super::super::listing(&dir));
         assert!(live.exists() && !dead.exists() && other.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -205,7 +205,7 @@ pub fn table(entries: &[Entry], now: u64, usage: &[Usage]) -> String {
     for (i, e) in entries.iter().enumerate() {
         let up = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(e.started)));
         let (memory, tasks) = usage.get(i).copied().flatten().unwrap_or_default();
-        let memory = memory.map_or("-".into(), |b| format!("{:.1}M", b as f64 / 1_048_576.0));
+        let memory = memory.map_or("-".into(), crate::resources::show_used);
         let tasks = tasks.map_or("-".into(), |t| t.to_string());
         let address = e.address.map_or_else(|| "-".to_string(), |a| a.to_string());
         let ids = e.userns.map_or("-".to_string(), |r| r.to_string());

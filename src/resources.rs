@@ -332,6 +332,11 @@ pub fn cpus_quota(cpus: f64) -> Result<u64, String> {
     Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
 }
 
+/// Memory in use, as `tend ctl status` and `tend list` show it: `12.5M`.
+pub fn show_used(bytes: u64) -> String {
+    format!("{:.1}M", bytes as f64 / 1_048_576.0)
+}
+
 /// A size for messages: `64M`, `1536K`, `infinity`, else bytes.
 pub fn show_size(bytes: u64) -> String {
     if bytes == MAX {
@@ -361,6 +366,7 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("-1M").is_err());
         assert!(parse_size("1.2.3M").is_err());
+        assert_eq!(show_used(13 << 19), "6.5M");
         assert_eq!(show_size(64 << 20), "64M");
         assert_eq!(show_size(1536 << 20), "1536M");
         assert_eq!(show_size(1000), "1000");

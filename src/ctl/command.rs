@@ -219,7 +219,7 @@ fn write_status_rest(out: &mut String, s: &ServiceInfo) {
     }
     // Memory, CPU time and tasks, each where its cgroup tells.
     if let Some(bytes) = s.memory_bytes {
-        let _ = write!(out, "  memory {:.1}M", bytes as f64 / 1_048_576.0);
+        let _ = write!(out, "  memory {}", crate::resources::show_used(bytes));
     }
     if let Some(usec) = s.cpu_usec {
         let _ = write!(out, "  cpu {:.3}s", usec as f64 / 1e6);

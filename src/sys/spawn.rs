@@ -645,12 +645,16 @@ impl ChildSetup {
                     check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
                 }
             }
-            let foreground = libc::tcgetpgrp(0);
-            let ours = libc::getpgrp();
+            // Asked before the group changes, and only where it matters
+            // (two system calls of every service's spawn otherwise).
+            let had_terminal = self.new_group && self.take_terminal && {
+                let foreground = libc::tcgetpgrp(0);
+                foreground >= 0 && foreground == libc::getpgrp()
+            };
             if self.new_group && !self.new_session {
                 libc::setpgid(0, 0);
             }
-            if self.new_group && self.take_terminal && foreground >= 0 && foreground == ours {
+            if had_terminal {
                 // A background group may not change the foreground without
                 // ignoring SIGTTOU first; dispositions are reset just below.
                 set_disposition(libc::SIGTTOU, libc::SIG_IGN);

@@ -33,6 +33,27 @@ fn usage_errors_exit_2_and_start_nothing() {
     assert!(!marker.exists(), "a usage error started the command");
 }
 
+/// On a terminal, the command gets the foreground (as under tini): its
+/// process group is the terminal's, so Ctrl-C reaches it. `script` (Debian's
+/// bsdutils) gives tend a terminal of its own.
+#[test]
+fn the_command_takes_the_terminal_s_foreground() {
+    let inner = format!("{} -- sh -c 'cut -d\" \" -f5,8 /proc/$$/stat'", tend().display());
+    let out = output(
+        Command::new("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .env_remove("TEND_LOG"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let ids: Vec<&str> = stdout.trim().split_whitespace().collect();
+    assert_eq!(ids.len(), 2, "{stdout:?}");
+    assert_eq!(
+        ids[0], ids[1],
+        "process group against the terminal's foreground: {stdout:?}"
+    );
+}
+
 /// `tend boot` reads its own arguments without tend's whole command line;
 /// what that short way does not take (help, errors, tend's flags after
 /// `boot`) still gets clap's usual answer, naming `tend boot`.

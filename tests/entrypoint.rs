@@ -46,7 +46,7 @@ fn the_command_takes_the_terminal_s_foreground() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let ids: Vec<&str> = stdout.trim().split_whitespace().collect();
+    let ids: Vec<&str> = stdout.split_whitespace().collect();
     assert_eq!(ids.len(), 2, "{stdout:?}");
     assert_eq!(
         ids[0], ids[1],

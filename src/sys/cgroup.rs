@@ -220,12 +220,15 @@ fn read_beneath(dir: std::os::fd::BorrowedFd<'_>, name: &str, file: &str, each: 
     let (slash, rest) = tail.split_first_mut()?;
     *slash = b'/';
     rest.copy_from_slice(file.as_bytes());
-    let fd = nix::fcntl::openat(dir, &*joined, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
-    read_chunks(File::from(fd), each)
+    read_in(dir, &*joined, each)
 }
 
-/// `file` of the cgroup whose directory `dir` is, read by [`read_chunks`].
-fn read_in(dir: std::os::fd::BorrowedFd<'_>, file: &str, each: &mut dyn FnMut(&[u8])) -> Option<()> {
+/// `file` beneath the open directory `dir`, read by [`read_chunks`].
+fn read_in<P: ?Sized + nix::NixPath>(
+    dir: std::os::fd::BorrowedFd<'_>,
+    file: &P,
+    each: &mut dyn FnMut(&[u8]),
+) -> Option<()> {
     let fd = nix::fcntl::openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
     read_chunks(File::from(fd), each)
 }

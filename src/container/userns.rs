@@ -21,6 +21,8 @@
 //! /proc/sys read-write, or mount a fresh proc or sysfs to see past them.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::fcntl::Flock;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -144,9 +146,54 @@ pub struct Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // A cloned child holds a copy: only the launcher releases.
-        if std::process::id() == self.owner {
-            let _ = std::fs::remove_file(&self.path);
+        if std::process::id() != self.owner {
+            return;
         }
+        let _ = std::fs::remove_file(&self.path);
+        // The last claim takes the directory with it, under its lock (see
+        // `lock_dir`): nothing of tend's stays on the host.
+        if let Some(dir) = self.path.parent() {
+            if let Ok(_lock) = lock_existing(dir) {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// `dir`, made if missing, locked exclusively: the directory itself is the
+/// lock. The last release removes it under that lock, so a lock taken on a
+/// directory removed meanwhile is let go and taken on the one there now.
+fn lock_dir(dir: &Path) -> std::io::Result<Flock<std::fs::File>> {
+    let mut last = std::io::Error::from(std::io::ErrorKind::NotFound);
+    // Each round lost means another launcher's release came in between.
+    for _ in 0..16 {
+        std::fs::create_dir_all(dir)?;
+        match lock_existing(dir) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// `dir` locked exclusively, if it is still the directory at that path
+/// once locked (`NotFound` otherwise).
+fn lock_existing(dir: &Path) -> std::io::Result<Flock<std::fs::File>> {
+    let file = std::fs::File::open(dir)?;
+    let lock = Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+    match is_at(&lock, dir) {
+        true => Ok(lock),
+        false => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+    }
+}
+
+/// Whether `file` is the directory at `dir` now (not one removed since).
+fn is_at(file: &std::fs::File, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(dir)) {
+        (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+        _ => false,
     }
 }
 
@@ -170,11 +217,7 @@ pub fn claim(dir: &Path, name: &str, wanted: Option<Range>) -> Result<(Range, Cl
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(error)?;
-    // The directory itself is the lock: no file is left behind for it.
-    let lock = std::fs::File::open(dir).map_err(error)?;
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| error(std::io::Error::from(e)))?;
+    let _lock = lock_dir(dir).map_err(error)?;
     let mut taken = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(error)?.flatten() {
         let Some((range, pid, owner)) = read_claim(&entry.path()) else {
@@ -562,17 +605,42 @@ mod tests {
     }
 
     #[test]
-    fn released_claims_leave_nothing_in_the_directory() {
+    fn the_last_released_claim_takes_the_directory_with_it() {
         let dir = std::env::temp_dir().join(format!("tend-userns-empty-{}", std::process::id()));
-        let claims: Vec<_> = ["a", "b"].iter().map(|n| claim(&dir, n, None).unwrap()).collect();
+        let mut claims: Vec<_> = ["a", "b"].iter().map(|n| claim(&dir, n, None).unwrap()).collect();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        drop(claims.pop());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "one claim left: the directory stays"
+        );
         drop(claims);
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
+        assert!(!dir.exists(), "the last release removes the directory");
+        // A claim after that makes it again.
+        let again = claim(&dir, "c", None).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        drop(again);
+        assert!(!dir.exists());
+    }
+
+    /// A lock taken on a directory that the last release removed meanwhile
+    /// is not the directory at the path: it is let go and taken again.
+    #[test]
+    fn a_directory_removed_since_it_was_opened_is_not_the_one_there() {
+        let dir = std::env::temp_dir().join(format!("tend-userns-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opened = std::fs::File::open(&dir).unwrap();
+        assert!(is_at(&opened, &dir));
         std::fs::remove_dir(&dir).unwrap();
+        assert!(!is_at(&opened, &dir), "removed");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(!is_at(&opened, &dir), "another directory there now");
+        let lock = lock_dir(&dir).unwrap();
+        assert!(is_at(&lock, &dir));
+        drop(lock);
+        std::fs::remove_dir(&dir).unwrap();
+        let err = lock_existing(&dir).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     }
 }

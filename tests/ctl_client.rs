@@ -48,3 +48,34 @@ fn status_asks_a_tend_without_batches_again_without_them() {
     assert!(stdout.starts_with("web  ready     pid 7"), "{stdout}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
 }
+
+/// A socket that never ends its batches (`--pid` reaches a socket in the
+/// container's own tree, which root inside may replace): the client stops
+/// at the first empty batch that says more follow, with one line, instead
+/// of reading forever.
+#[test]
+fn endless_empty_batches_end_the_status_with_an_error() {
+    let dir = TempDir::new("ctl-client-endless");
+    let socket = dir.path("ctl.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(conn.try_clone().unwrap()).read_line(&mut line).unwrap();
+        let batch = b"{\"ok\":true,\"kind\":\"status\",\"services\":[],\"more\":true}\n";
+        // Until the client hangs up.
+        while conn.write_all(batch).is_ok() {}
+    });
+    let out = output(
+        Command::new(tend())
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("status"),
+    );
+    server.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("an empty batch"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -42,6 +42,10 @@ impl ClientError {
     }
 }
 
+/// The most services a batched status may bring: more than one reply of
+/// `MAX_REPLY` bytes could hold (a service takes over 32 bytes of JSON).
+const MAX_STATUS_SERVICES: usize = protocol::MAX_REPLY / 32;
+
 /// A status reply's services, and whether more follow.
 fn status_of(reply: Reply) -> Result<(Vec<ServiceInfo>, bool), ClientError> {
     match reply.body {
@@ -188,7 +192,7 @@ impl Client {
                 batched,
             })
         };
-        let mut more = match self.call(&ask(true)) {
+        let mut reply = match self.call(&ask(true)) {
             Err(ClientError::Refused {
                 code: code::BAD_REQUEST,
                 message,
@@ -197,18 +201,24 @@ impl Client {
                 each(status_of(self.call(&ask(false))?)?.0);
                 return Ok(());
             }
-            reply => {
-                let (batch, more) = status_of(reply?)?;
-                each(batch);
-                more
-            }
+            reply => reply?,
         };
-        while more {
-            let (batch, next) = status_of(self.reply()?)?;
+        // As bounded as one reply was (`MAX_REPLY`), whatever the socket
+        // answers: `--pid` reaches a socket in the container's own tree.
+        let mut left = MAX_STATUS_SERVICES;
+        loop {
+            let (batch, more) = status_of(reply)?;
+            if batch.len() > left || (more && batch.is_empty()) {
+                let why = format!("a status of more than {MAX_STATUS_SERVICES} services, or an empty batch");
+                return Err(ClientError::Protocol(why));
+            }
+            left -= batch.len();
             each(batch);
-            more = next;
+            if !more {
+                return Ok(());
+            }
+            reply = self.reply()?;
         }
-        Ok(())
     }
 
     /// Whether bytes of a reply are held already (then reading goes on

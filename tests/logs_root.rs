@@ -112,3 +112,27 @@ fn log_buffer_lines_bounds_what_ctl_logs_keeps_root() {
     let out = output(&mut cmd);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n7\nn8\nn9\n");
 }
+
+#[test]
+fn a_restarted_service_writes_to_the_same_pipe_and_its_unended_lines_stay_whole_root() {
+    // Each run says where its stdout goes and an unended line; the third
+    // stays up.
+    let script = "n=$(cat @DIR/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > @DIR/n; \
+                  p=$(readlink /proc/$$/fd/1); echo $p >> @DIR/pipes; printf half-$n; \
+                  [ $n -ge 3 ] && exec sleep 1000; exit 1";
+    let unit = format!("command = \"{script}\"\nrestart-delay = \"0s\"\n");
+    let tend = Tend::start("logs-restart", &[("svc", &unit)]);
+    tend.await_text("n", "3");
+    tend.await_text("tend.out", "svc: half-1\nsvc: half-2\n");
+    let pipes = tend.read("pipes");
+    let pipes: Vec<&str> = pipes.lines().collect();
+    assert_eq!(pipes.len(), 3, "{pipes:?}");
+    assert!(
+        pipes[0].starts_with("pipe:") && pipes.iter().all(|p| *p == pipes[0]),
+        "one pipe for every run: {pipes:?}"
+    );
+    assert!(
+        !tend.read("tend.out").contains("half-3"),
+        "the running one's line is not ended yet"
+    );
+}

@@ -132,8 +132,8 @@ fn run_tool(tool: &'static str, path: &Path, pid: i32, lines: &[[u32; 3]]) -> Re
     argv.extend(lines.iter().flatten().map(|n| n.to_string().into()));
     let spec = Spawn {
         argv: &argv,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
+        stdin: spawn::dev_null().map(Into::into),
+        stdout: spawn::dev_null().map(Into::into),
         ..Default::default()
     };
     let (status, stderr) = spawn::run_capturing_stderr(spec).map_err(|e| Error::Tool { tool, source: e.source })?;

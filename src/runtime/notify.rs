@@ -82,6 +82,9 @@ pub struct Upward {
     target: String,
     socket: Option<mio::net::UnixDatagram>,
     status: Option<String>,
+    /// The last `STATUS=` sent: the same again is not sent (a service
+    /// restarted at once leaves the summary as it was).
+    sent: Option<String>,
     ready: bool,
     stopping: bool,
     /// The socket is registered for WRITABLE with mio.
@@ -94,6 +97,7 @@ impl Upward {
             target,
             socket: None,
             status: None,
+            sent: None,
             ready: false,
             stopping: false,
             waiting: false,
@@ -105,7 +109,7 @@ impl Upward {
     /// services changes the summary 3000 times in one turn, and each
     /// datagram wakes the manager).
     pub fn owe(&mut self, ready: bool, status: &str, stopping: bool) {
-        self.status = Some(status.to_string());
+        self.status = (self.sent.as_deref() != Some(status)).then(|| status.to_string());
         self.ready |= ready;
         self.stopping |= stopping;
     }
@@ -121,7 +125,9 @@ impl Upward {
             .and_then(|socket| socket.send(message.as_bytes()));
         match result {
             Ok(_) => {
-                self.status = None;
+                if let Some(status) = self.status.take() {
+                    self.sent = Some(status);
+                }
                 self.ready = false;
                 self.stopping = false;
             }
@@ -260,6 +266,12 @@ mod tests {
         assert_eq!(up.message(), None);
         let n = manager.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STATUS=2 of 2 services up\nREADY=1\n");
+        // A restart within one turn leaves the summary as sent: nothing.
+        up.owe(false, "1 of 2 services up", false);
+        up.owe(false, "2 of 2 services up", false);
+        assert_eq!(up.message(), None);
+        up.owe(false, "1 of 2 services up", false);
+        assert_eq!(up.message().as_deref(), Some("STATUS=1 of 2 services up\n"));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! Before [`start`], and in every mode but the init loop, lines are written
 //! straight through, as any program does. Once started, each stream gets
-//! a descriptor of its own that cannot block, a bounded queue
-//! ([`QUEUE_BYTES`]) for what the reader has not taken yet, and the loop
-//! watches it for writability only while that queue is not empty. When the
-//! queue is full, whole lines are dropped and counted; once it has drained,
-//! one line says how many were lost.
+//! a descriptor of its own that cannot block and a bounded queue
+//! ([`QUEUE_BYTES`]): the lines of one turn of the loop go out together at
+//! its end (a restart's four lines in one write, not four), and what the
+//! reader has not taken stays queued while the loop watches the stream for
+//! writability. When the queue is full, whole lines are dropped and
+//! counted; once it has drained, one line says how many were lost.
 //!
 //! Why not `O_NONBLOCK` on fds 1 and 2: the flag belongs to the open file
 //! description, which tend shares with whoever gave it the stream (a
@@ -123,8 +124,9 @@ fn reopen(fd: BorrowedFd) -> Option<OwnedFd> {
     Some(file.into())
 }
 
-/// Writes `text` (whole lines) to `stream`: at once if it can, else queued,
-/// else dropped and counted. Never blocks once [`start`] ran.
+/// Writes `text` (whole lines) to `stream`: at the end of the loop's turn
+/// (see [`settle`]), or dropped and counted when the queue is full. Never
+/// blocks once [`start`] ran.
 pub fn write(stream: Stream, text: &[u8]) {
     let mut output = lock();
     let Some(sinks) = output.sinks.as_mut() else {
@@ -135,34 +137,39 @@ pub fn write(stream: Stream, text: &[u8]) {
         };
         return;
     };
-    let sink = &mut sinks[index(stream)];
+    // Where both streams meet (a terminal, a log collector), lines keep
+    // the order they were written in: what the other one holds goes first.
+    let [stdout, stderr] = sinks;
+    let (sink, other) = match stream {
+        Stream::Stdout => (stdout, stderr),
+        Stream::Stderr => (stderr, stdout),
+    };
+    if !other.queue.is_empty() && !other.watched {
+        other.flush();
+    }
     sink.push(text);
 }
 
-fn index(stream: Stream) -> usize {
-    match stream {
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-    }
-}
-
 impl Sink {
+    /// Queues `text` for the next flush; when the queue is full, writes
+    /// what the reader takes first, then queues the whole lines that fit
+    /// and drops the rest.
     fn push(&mut self, text: &[u8]) {
-        let mut rest = text;
-        if self.queue.is_empty() {
-            match self.send(text) {
-                Ok(n) => rest = text.get(n..).unwrap_or_default(),
-                Err(Errno::EAGAIN) => {}
-                Err(_) => return self.drop_lines(text),
-            }
+        let room = |queue: &VecDeque<u8>| QUEUE_BYTES.saturating_sub(queue.len());
+        if text.len() > room(&self.queue) && !self.watched {
+            self.flush();
         }
-        if rest.is_empty() {
-            return;
+        let room = room(&self.queue);
+        let kept = match text.len() <= room {
+            true => text.len(),
+            // Up to the last line's end within the room.
+            false => text[..room].iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1),
+        };
+        let (kept, dropped) = text.split_at(kept);
+        self.queue.extend(kept);
+        if !dropped.is_empty() {
+            self.drop_lines(dropped);
         }
-        if self.kind == Kind::Direct || self.queue.len().saturating_add(rest.len()) > QUEUE_BYTES {
-            return self.drop_lines(rest);
-        }
-        self.queue.extend(rest);
     }
 
     fn drop_lines(&mut self, text: &[u8]) {
@@ -332,6 +339,23 @@ mod tests {
         assert!(text.ends_with(&note), "{}", &text[text.len().saturating_sub(200)..]);
         let lines = text.lines().count() as u64;
         assert_eq!(lines + dropped, 2048 + 1, "every line was written whole or counted");
+    }
+
+    #[test]
+    fn a_turns_lines_wait_for_its_end_and_go_out_in_one_write() {
+        let (mut sink, read) = pipe_sink();
+        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+        sink.push(b"tend: a exited\n");
+        sink.push(b"tend: started a (pid 7)\n");
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            nix::unistd::read(&read, &mut buf),
+            Err(Errno::EAGAIN),
+            "held until the turn ends"
+        );
+        assert!(sink.flush());
+        let n = nix::unistd::read(&read, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"tend: a exited\ntend: started a (pid 7)\n");
     }
 
     #[test]

@@ -150,9 +150,9 @@ pub fn exec_spec<'a>(unit: &'a Unit, env: Vec<(std::ffi::OsString, std::ffi::OsS
         new_group: true,
         new_session: true,
         env,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
-        stderr: spawn::dev_null(),
+        stdin: spawn::dev_null().map(Into::into),
+        stdout: spawn::dev_null().map(Into::into),
+        stderr: spawn::dev_null().map(Into::into),
         ..Default::default()
     }
 }

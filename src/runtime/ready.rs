@@ -191,9 +191,9 @@ fn run(argv: &[OsString]) -> Result<i32, spawn::SpawnError> {
         argv,
         new_group: true,
         new_session: true,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
-        stderr: spawn::dev_null(),
+        stdin: spawn::dev_null().map(Into::into),
+        stdout: spawn::dev_null().map(Into::into),
+        stderr: spawn::dev_null().map(Into::into),
         ..Default::default()
     };
     spawn::spawn(spec)

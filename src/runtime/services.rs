@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,14 @@ struct Proc {
     /// Its cgroup's OOM kills when it started: more at its exit means the
     /// kernel killed for memory.
     oom_base: u64,
+    /// The tokens of its stdout and stderr pipes (see `Pipes`).
+    pipes: Pipes,
 }
+
+/// The tokens of a service's log pipes, stdout then stderr; 0 where the
+/// stream goes elsewhere (tokens start at 1). Two words, not two options:
+/// one record a service at 5000 services.
+type Pipes = [usize; 2];
 
 impl Running {
     /// Sends `signal` to everything the service started: its cgroup, or
@@ -64,10 +71,14 @@ impl Running {
 
 /// Something registered with the poller.
 enum Source {
+    /// A service's log pipe, kept across its runs: tend holds the write
+    /// end too, so a run's exit neither ends the pipe (no end-of-file
+    /// wake-up while the process dies) nor costs a new pipe at restart.
     Log {
         service: Arc<str>,
         stderr: bool,
         fd: OwnedFd,
+        write: OwnedFd,
         lines: Lines,
     },
     Notify {
@@ -103,10 +114,20 @@ pub struct Services {
     /// Services whose v2 cgroup was killed (`cgroup.kill`): made afresh
     /// at their next start (see `Cgroup::was_killed`).
     killed: BTreeSet<String>,
-    /// `/dev/null`, open for the services' stdin: each start takes a copy
-    /// (one call) instead of an open, which walks the path (4% of PID 1's
-    /// time over restarts, by profile).
+    /// `/dev/null`, open for the services' stdin: each start lends it
+    /// instead of an open, which walks the path (4% of PID 1's time over
+    /// restarts, by profile).
     null: Option<OwnedFd>,
+    /// The log pipes of services not running now, kept for their next run.
+    held: HashMap<Arc<str>, Pipes>,
+}
+
+/// Where one stream of a run goes, settled before the spawn lends it.
+enum Out {
+    Inherit,
+    Null,
+    File(OwnedFd),
+    Pipe(Token),
 }
 
 impl Services {
@@ -131,6 +152,7 @@ impl Services {
             full: BTreeSet::new(),
             killed: BTreeSet::new(),
             null: None,
+            held: HashMap::new(),
         }
     }
 
@@ -199,9 +221,30 @@ impl Services {
         let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills_before_start);
         let old = self.applied.get(name).copied().unwrap_or_default();
         self.limit(name, cgroup.as_ref(), &old, &unit.resources);
-        let stdout = self.output(unit, &shared, &unit.stdout, false, registry)?;
-        let stderr = self.output(unit, &shared, &unit.stderr, true, registry)?;
+        let held = self.held.remove(name).unwrap_or_default();
+        let stdout = self.output(unit, &shared, &unit.stdout, held[0], false, registry);
+        let stderr = self.output(unit, &shared, &unit.stderr, held[1], true, registry);
+        let pipes = [&stdout, &stderr].map(|out| match out {
+            Ok(Out::Pipe(Token(token))) => *token,
+            _ => 0,
+        });
+        // A start that fails keeps them for the next.
+        let keep = |services: &mut Services, reason: String| {
+            if pipes != [0, 0] {
+                services.held.insert(shared.clone(), pipes);
+            }
+            reason
+        };
+        let (stdout, stderr) = match (stdout, stderr) {
+            (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+            (Err(reason), _) | (_, Err(reason)) => return Err(keep(self, reason)),
+        };
         let is_main = name == MAIN;
+        if !is_main && self.null.is_none() {
+            // Opened at the first ask that finds it (a booted machine has
+            // it once its mounts are made).
+            self.null = spawn::dev_null();
+        }
         let spec = Spawn {
             argv: &unit.argv,
             cwd: unit.working_dir.as_deref(),
@@ -218,32 +261,44 @@ impl Services {
                 .iter()
                 .map(|(r, l)| (r.to_nix() as i32, l.soft, l.hard))
                 .collect(),
-            stdin: if is_main { None } else { self.dev_null() },
-            stdout,
-            stderr,
+            stdin: if is_main { None } else { self.lend(&Out::Null) },
+            stdout: self.lend(&stdout),
+            stderr: self.lend(&stderr),
             cgroup_dir: cgroup.as_ref().and_then(Cgroup::v2_dir_fd),
             clone_into_cgroup,
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_fds).unwrap_or_default(),
             keep_inherited_fds: false,
             pass: Vec::new(),
         };
-        let pid = spawn::spawn(spec).map_err(|e| e.to_string())?;
+        let pid = match spawn::spawn(spec) {
+            Ok(pid) => pid,
+            Err(e) => return Err(keep(self, e.to_string())),
+        };
         let mut cgroup = cgroup;
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
         }
-        let proc = Box::new(Proc { cgroup, oom_base });
+        let proc = Box::new(Proc {
+            cgroup,
+            oom_base,
+            pipes,
+        });
         self.procs.insert(shared, Running { pid, proc });
         Ok(pid)
     }
 
-    /// A copy of `/dev/null`, opened at the first ask that finds it (a
-    /// booted machine has it once its mounts are made).
-    fn dev_null(&mut self) -> Option<OwnedFd> {
-        if self.null.is_none() {
-            self.null = spawn::dev_null();
-        }
-        self.null.as_ref()?.try_clone().ok()
+    /// The descriptor a stream goes to, lent for the spawn.
+    fn lend<'a>(&'a self, out: &'a Out) -> Option<spawn::Stream<'a>> {
+        let fd = match out {
+            Out::Inherit => return None,
+            Out::Null => self.null.as_ref()?.as_fd(),
+            Out::File(file) => file.as_fd(),
+            Out::Pipe(token) => match self.sources.get(token)? {
+                Source::Log { write, .. } => write.as_fd(),
+                Source::Notify { .. } => return None,
+            },
+        };
+        Some(spawn::Stream::Kept(fd))
     }
 
     /// Takes a service's cgroup limits from `old` to `new`; what cannot be
@@ -332,9 +387,10 @@ impl Services {
         unit: &Unit,
         shared: &Arc<str>,
         to: &unit::Stdio,
+        held: usize,
         stderr: bool,
         registry: &Registry,
-    ) -> Result<Option<OwnedFd>, String> {
+    ) -> Result<Out, String> {
         let name = unit.name.as_str();
         let key = (name.to_string(), stderr);
         match to {
@@ -345,9 +401,19 @@ impl Services {
             }
             _ => drop(self.files.remove(&key)),
         }
+        let logged = matches!(to, unit::Stdio::Log | unit::Stdio::Rotated(_));
+        if held != 0 && !logged {
+            // Its output goes elsewhere now: the pipe of its last run goes.
+            self.close_pipe(Token(held), registry);
+        }
         match to {
-            unit::Stdio::Inherit => Ok(None),
-            unit::Stdio::Null => Ok(self.dev_null()),
+            unit::Stdio::Inherit => Ok(Out::Inherit),
+            unit::Stdio::Null => {
+                if self.null.is_none() {
+                    self.null = spawn::dev_null();
+                }
+                Ok(Out::Null)
+            }
             unit::Stdio::File(path) => {
                 let file = OpenOptions::new()
                     .append(true)
@@ -357,24 +423,9 @@ impl Services {
                     .open(path);
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
                 self.warn_if_full(name, path, &file);
-                Ok(Some(file.into()))
+                Ok(Out::File(file.into()))
             }
             unit::Stdio::Log | unit::Stdio::Rotated(_) => {
-                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                    .map_err(|e| format!("cannot create a pipe: {e}"))?;
-                // The service's end blocks, as a program expects of stdout.
-                let flags = nix::fcntl::OFlag::empty();
-                nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| format!("pipe: {e}"))?;
-                let lines = Lines::default();
-                self.register(
-                    Source::Log {
-                        service: shared.clone(),
-                        stderr,
-                        fd: read,
-                        lines,
-                    },
-                    registry,
-                );
                 // Made at the first line (most services say little) unless
                 // the unit keeps another number of lines.
                 let lines = unit.log_buffer_lines;
@@ -383,12 +434,27 @@ impl Services {
                     None if lines == unit::DEFAULT_LOG_BUFFER_LINES => {}
                     _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
                 }
-                Ok(Some(write))
+                if matches!(self.sources.get(&Token(held)), Some(Source::Log { .. })) {
+                    return Ok(Out::Pipe(Token(held)));
+                }
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?;
+                // The service's end blocks, as a program expects of stdout.
+                let flags = nix::fcntl::OFlag::empty();
+                nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| format!("pipe: {e}"))?;
+                let source = Source::Log {
+                    service: shared.clone(),
+                    stderr,
+                    fd: read,
+                    write,
+                    lines: Lines::default(),
+                };
+                Ok(Out::Pipe(self.register(source, registry)))
             }
         }
     }
 
-    fn register(&mut self, source: Source, registry: &Registry) {
+    fn register(&mut self, source: Source, registry: &Registry) -> Token {
         let token = Token(self.next_token);
         self.next_token = self.next_token.saturating_add(1);
         let result = match &source {
@@ -401,6 +467,32 @@ impl Services {
             warn!("cannot watch a source: {e}");
         }
         self.sources.insert(token, source);
+        token
+    }
+
+    /// A run's last output, read and told (with its last line, unended);
+    /// the pipe stays for the next run.
+    fn end_of_run(&mut self, pipes: Pipes, registry: &Registry) {
+        for token in pipes.into_iter().filter(|&t| t != 0) {
+            self.read_log(Token(token), true, registry);
+        }
+    }
+
+    /// Closes a log pipe, after what is left in it.
+    fn close_pipe(&mut self, token: Token, registry: &Registry) {
+        self.read_log(token, true, registry);
+        if let Some(source) = self.sources.remove(&token) {
+            deregister(&source, registry);
+        }
+    }
+
+    /// A reload removed the service (it has stopped): its pipes go.
+    pub fn forget(&mut self, name: &str, registry: &Registry) {
+        for token in self.held.remove(name).unwrap_or_default() {
+            if token != 0 {
+                self.close_pipe(Token(token), registry);
+            }
+        }
     }
 
     fn drop_sources(&mut self, name: &str, which: impl Fn(&Source) -> bool, registry: &Registry) {
@@ -429,7 +521,7 @@ impl Services {
 
     /// A reaped pid: the service whose process it was (its leftovers are
     /// killed: a service is down when its main process is), or a check.
-    pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Instant) -> Option<Event> {
+    pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Instant, registry: &Registry) -> Option<Event> {
         if let Some(answer) = self.checks.exited(pid, status, now) {
             return answer;
         }
@@ -443,6 +535,10 @@ impl Services {
         };
         let mut status = status;
         if let Some(running) = self.procs.remove(&name) {
+            if running.proc.pipes != [0, 0] {
+                self.end_of_run(running.proc.pipes, registry);
+                self.held.insert(name.clone(), running.proc.pipes);
+            }
             let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
             status = oom_status(&running.proc, memory_max, status);
             // Its leftovers killed, where it left any.
@@ -478,42 +574,52 @@ impl Services {
         };
         match source {
             Source::Log { .. } => {
-                self.read_log(token, registry);
+                self.read_log(token, false, registry);
                 Vec::new()
             }
             Source::Notify { service, socket } => read_notify(service, socket),
         }
     }
 
-    fn read_log(&mut self, token: Token, registry: &Registry) {
-        let Some(Source::Log {
-            service,
-            stderr,
-            fd,
-            lines,
-        }) = self.sources.get_mut(&token)
-        else {
-            return;
-        };
+    /// Reads what a log pipe holds, telling it a read at a time (a fast
+    /// writer is not gathered whole in memory); `flush`: the last line
+    /// too, unended (its run is over).
+    fn read_log(&mut self, token: Token, flush: bool, registry: &Registry) {
         let mut buf = [0u8; 8192];
-        let mut out = Vec::new();
-        let ended = loop {
-            match nix::unistd::read(&*fd, &mut buf) {
-                Ok(0) => break true,
-                Ok(n) => lines.feed(&buf[..n], &mut out),
-                Err(nix::errno::Errno::EAGAIN) => break false,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break true,
+        loop {
+            let Some(Source::Log {
+                service,
+                stderr,
+                fd,
+                lines,
+                ..
+            }) = self.sources.get_mut(&token)
+            else {
+                return;
+            };
+            let mut out = Vec::new();
+            let (more, ended) = match nix::unistd::read(&*fd, &mut buf) {
+                Ok(0) => (false, true),
+                Ok(n) => {
+                    lines.feed(buf.get(..n).unwrap_or_default(), &mut out);
+                    (true, false)
+                }
+                Err(nix::errno::Errno::EAGAIN) => (false, false),
+                Err(nix::errno::Errno::EINTR) => (true, false),
+                Err(_) => (false, true),
+            };
+            if ended || (flush && !more) {
+                out.extend(lines.finish());
             }
-        };
-        if ended {
-            out.extend(lines.finish());
-        }
-        let (service, stderr) = (service.clone(), *stderr);
-        self.print(&service, stderr, out);
-        if ended {
-            if let Some(source) = self.sources.remove(&token) {
-                deregister(&source, registry);
+            let (service, stderr) = (service.clone(), *stderr);
+            self.print(&service, stderr, out);
+            if ended {
+                if let Some(source) = self.sources.remove(&token) {
+                    deregister(&source, registry);
+                }
+            }
+            if !more {
+                return;
             }
         }
     }
@@ -689,8 +795,10 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
     }
 }
 
-/// The ids a service runs as; tend's own where the unit sets none.
+/// The ids a service runs as; tend's own where the unit sets none (asked
+/// once: they do not change, and each start would ask twice).
 fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
-    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    run_as.credentials(uid.as_raw(), gid.as_raw())
+    static OWN: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    let &(uid, gid) = OWN.get_or_init(|| (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+    run_as.credentials(uid, gid)
 }

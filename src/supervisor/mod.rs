@@ -34,7 +34,7 @@
 //! | Up       | any      | WatchdogTrigger   | as Timer (watchdog)                   |
 //! | Up, Stopping | any  | Extend            | deadline moved to at least now + N    |
 //! | Up       | any      | WatchdogInterval  | the interval for this run (0: off); the deadline starts over if ready |
-//! | Up       | any      | Exited            | oneshot 0: Exited; else restart policy: Delay / Exited / Failed |
+//! | Up       | any      | Exited            | oneshot 0: Exited; else restart policy: Delay (Waiting at once with no delay) / Exited / Failed |
 //! | Up       | any      | Stop, DepBroken   | Stopping, `Signal(stop_signal)`       |
 //! | Up       | any      | Announce          | Up, shown stopping                    |
 //! | Stopping | stopping | Timer (stop timeout), Kill | Stopping, `KillAll`          |

@@ -390,7 +390,17 @@ impl<U: Definition> Service<U> {
             return self.set(Phase::Failed(Failure::StartLimit), cx.now);
         }
         self.restarts = self.restarts.saturating_add(1);
-        self.set(Phase::Delay { until }, cx.now);
+        // No delay after an exit: start again in this same turn (a timer
+        // due now would cost the loop a round). Never after a failed
+        // start: each retry must go through the loop, or a spawn that
+        // keeps failing would hold it.
+        let at_once = delay.is_zero() && !matches!(failure, Failure::Start(_));
+        let phase = if at_once {
+            Phase::Waiting
+        } else {
+            Phase::Delay { until }
+        };
+        self.set(phase, cx.now);
     }
 
     fn stop(&mut self, then: Then, cx: &mut Cx) {

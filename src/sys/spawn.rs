@@ -18,7 +18,7 @@
 
 use std::ffi::{CStr, CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -52,9 +52,9 @@ pub struct Spawn<'a> {
     /// Resource limits to set: (resource, soft, hard).
     pub limits: Vec<(i32, u64, u64)>,
     /// Where the standard streams go; `None` inherits tend's.
-    pub stdin: Option<OwnedFd>,
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
+    pub stdin: Option<Stream<'a>>,
+    pub stdout: Option<Stream<'a>>,
+    pub stderr: Option<Stream<'a>>,
     /// The v2 cgroup's directory, open: the child starts in it (`clone3`
     /// with `CLONE_INTO_CGROUP`: no move, which waits for an RCU grace
     /// period when no other move came just before), or, where the kernel
@@ -112,6 +112,30 @@ impl SpawnError {
         match self.source.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
             _ => 126,
+        }
+    }
+}
+
+/// One standard stream of the child: a descriptor the spawn takes (closed
+/// once the child has its copy), or one the caller keeps (a service's log
+/// pipe, which outlives its runs).
+#[derive(Debug)]
+pub enum Stream<'a> {
+    Owned(OwnedFd),
+    Kept(BorrowedFd<'a>),
+}
+
+impl From<OwnedFd> for Stream<'_> {
+    fn from(fd: OwnedFd) -> Self {
+        Stream::Owned(fd)
+    }
+}
+
+impl AsRawFd for Stream<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Owned(fd) => fd.as_raw_fd(),
+            Stream::Kept(fd) => fd.as_raw_fd(),
         }
     }
 }
@@ -177,7 +201,7 @@ pub fn run_capturing_stderr(mut spec: Spawn) -> Result<(ExitStatus, Vec<u8>), Sp
     let program = spec.argv.first().cloned().unwrap_or_default();
     let error = |source| failed(&program, source);
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| error(e.into()))?;
-    spec.stderr = Some(write);
+    spec.stderr = Some(write.into());
     // `spec`, with our write end, is gone once spawned: the read below
     // ends when the command and what it left running close theirs.
     let pid = spawn(spec)?;
@@ -1013,7 +1037,7 @@ mod tests {
         let argv: Vec<OsString> = ["sh", "-c", "echo out; echo oops >&2; exit 3"].map(Into::into).to_vec();
         let spec = Spawn {
             argv: &argv,
-            stdout: dev_null(),
+            stdout: dev_null().map(Into::into),
             ..Default::default()
         };
         let (status, err) = run_capturing_stderr(spec).unwrap();
@@ -1040,8 +1064,8 @@ mod tests {
         let argv: Vec<OsString> = ["bash", "-c", &script].map(Into::into).to_vec();
         let spec = Spawn {
             argv: &argv,
-            stdin: dev_null(),
-            stdout: dev_null(),
+            stdin: dev_null().map(Into::into),
+            stdout: dev_null().map(Into::into),
             pass: vec![(write.as_raw_fd(), pipe_at), (null.as_raw_fd(), null_at)],
             ..Default::default()
         };

@@ -44,9 +44,9 @@ pub fn argv(tool: PathBuf, args: Vec<String>) -> Vec<OsString> {
 pub fn spawn_spec<'a>(argv: &'a [OsString], err: File, fds: &[(OwnedFd, i32)]) -> Spawn<'a> {
     Spawn {
         argv,
-        stdin: spawn::dev_null(),
-        stdout: spawn::dev_null(),
-        stderr: Some(err.into()),
+        stdin: spawn::dev_null().map(Into::into),
+        stdout: spawn::dev_null().map(Into::into),
+        stderr: Some(OwnedFd::from(err).into()),
         pass: fds.iter().map(|(fd, number)| (fd.as_raw_fd(), *number)).collect(),
         ..Default::default()
     }

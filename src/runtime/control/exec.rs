@@ -77,9 +77,9 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
         controlling_tty: request.tty,
         env,
         credentials,
-        stdin: Some(stdin),
-        stdout: Some(stdout),
-        stderr: Some(stderr),
+        stdin: Some(stdin.into()),
+        stdout: Some(stdout.into()),
+        stderr: Some(stderr.into()),
         ..Spawn::default()
     };
     let pid = spawn::spawn(spec).map_err(|e| (e.exit_code(), e.to_string()))?;

@@ -184,3 +184,28 @@ fn start_while_stopping_restarts_after_the_stop() {
     assert_eq!(core(h.send(Event::Start { name: "a".into() })), []);
     assert_eq!(core(h.exit("a", ExitStatus::Signal(TERM))), [spawn("a")]);
 }
+
+#[test]
+fn no_delay_restarts_in_the_same_turn_after_an_exit_but_not_after_a_failed_start() {
+    let config = ServiceConfig {
+        restart_delay: Duration::ZERO,
+        start_limit_burst: 100,
+        ..ServiceConfig::default()
+    };
+    let mut h = Harness::booted(vec![("a", config)]);
+    // An exit: the spawn follows at once, no timer.
+    assert_eq!(core(h.exit("a", ExitStatus::Code(1))), [spawn("a")]);
+    assert_eq!(h.get("a").restarts, 1);
+    // A failed start: the retry waits for a turn of the loop (a timer due
+    // now), so a spawn that keeps failing cannot hold it.
+    h.auto_spawn = false;
+    assert_eq!(core(h.exit("a", ExitStatus::Code(1))), [spawn("a")]);
+    let failed = Event::SpawnFailed {
+        name: "a".into(),
+        reason: "no such file".into(),
+    };
+    assert_eq!(core(h.send(failed)), []);
+    assert_eq!(h.due_in(), Some(Duration::ZERO));
+    assert_eq!(h.detail("a"), "restart pending");
+    assert_eq!(core(h.advance(Duration::ZERO)), [spawn("a")]);
+}

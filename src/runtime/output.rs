@@ -163,7 +163,10 @@ impl Sink {
         let kept = match text.len() <= room {
             true => text.len(),
             // Up to the last line's end within the room.
-            false => text[..room].iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1),
+            false => text
+                .get(..room)
+                .and_then(|head| head.iter().rposition(|b| *b == b'\n'))
+                .map_or(0, |at| at.saturating_add(1)),
         };
         let (kept, dropped) = text.split_at(kept);
         self.queue.extend(kept);

@@ -19,6 +19,11 @@ struct Tend {
 
 impl Tend {
     fn start(tag: &str, units: &[(&str, &str)]) -> Tend {
+        Tend::start_with(tag, units, None)
+    }
+
+    /// With `nofile`: under that `RLIMIT_NOFILE` (soft and hard).
+    fn start_with(tag: &str, units: &[(&str, &str)], nofile: Option<u32>) -> Tend {
         let dir = TempDir::new(tag);
         std::fs::create_dir(dir.path("units")).unwrap();
         for (name, toml) in units {
@@ -27,13 +32,21 @@ impl Tend {
         }
         let units = dir.path("units");
         let socket = dir.path("ctl.sock");
-        let mut cmd = tend_as_pid1(&[
+        let args = [
             "init",
             "--units",
             units.to_str().unwrap(),
             "--socket",
             socket.to_str().unwrap(),
-        ]);
+        ];
+        let mut cmd = tend_as_pid1(&args);
+        if let Some(n) = nofile {
+            let unshare = cmd.get_program().to_owned();
+            let rest: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+            cmd = Command::new("prlimit");
+            cmd.arg(format!("--nofile={n}:{n}")).arg("--").arg(unshare).args(rest);
+            cmd.env_remove("RUST_BACKTRACE").env_remove("TEND_LOG");
+        }
         let out = std::fs::File::create(dir.path("tend.out")).unwrap();
         let log = std::fs::File::create(dir.path("tend.log")).unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(log);
@@ -113,26 +126,49 @@ fn log_buffer_lines_bounds_what_ctl_logs_keeps_root() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n7\nn8\nn9\n");
 }
 
-#[test]
-fn a_restarted_service_writes_to_the_same_pipe_and_its_unended_lines_stay_whole_root() {
-    // Each run says where its stdout goes and an unended line; the third
-    // stays up.
+/// A service that fails twice, then stays up, each run saying where its
+/// stdout goes and writing an unended line; the pipes its runs had.
+fn three_runs(tag: &str, nofile: Option<u32>) -> (Tend, Vec<String>) {
     let script = "n=$(cat @DIR/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > @DIR/n; \
                   p=$(readlink /proc/$$/fd/1); echo $p >> @DIR/pipes; printf half-$n; \
                   [ $n -ge 3 ] && exec sleep 1000; exit 1";
     let unit = format!("command = \"{script}\"\nrestart-delay = \"0s\"\n");
-    let tend = Tend::start("logs-restart", &[("svc", &unit)]);
+    let tend = Tend::start_with(tag, &[("svc", &unit)], nofile);
     tend.await_text("n", "3");
     tend.await_text("tend.out", "svc: half-1\nsvc: half-2\n");
-    let pipes = tend.read("pipes");
-    let pipes: Vec<&str> = pipes.lines().collect();
-    assert_eq!(pipes.len(), 3, "{pipes:?}");
-    assert!(
-        pipes[0].starts_with("pipe:") && pipes.iter().all(|p| *p == pipes[0]),
-        "one pipe for every run: {pipes:?}"
-    );
     assert!(
         !tend.read("tend.out").contains("half-3"),
         "the running one's line is not ended yet"
+    );
+    let pipes: Vec<String> = tend.read("pipes").lines().map(String::from).collect();
+    assert!(
+        pipes.len() == 3 && pipes.iter().all(|p| p.starts_with("pipe:")),
+        "{pipes:?}"
+    );
+    (tend, pipes)
+}
+
+#[test]
+fn a_restarted_service_writes_to_the_same_pipe_and_its_unended_lines_stay_whole_root() {
+    let (_tend, pipes) = three_runs("logs-restart", None);
+    assert!(
+        pipes.iter().all(|p| *p == pipes[0]),
+        "one pipe for every run: {pipes:?}"
+    );
+}
+
+#[test]
+fn under_a_low_descriptor_limit_each_run_gets_a_new_pipe_root() {
+    // RLIMIT_NOFILE 40 leaves 40 - 20 - 16 = 4 descriptors for services:
+    // a kept pair of pipes (5) does not fit, a pipe a run (3) does.
+    let (tend, pipes) = three_runs("logs-restart-low", Some(40));
+    assert!(
+        pipes[0] != pipes[1] && pipes[1] != pipes[2],
+        "a new pipe each run: {pipes:?}"
+    );
+    assert!(
+        !tend.read("tend.log").contains("not started"),
+        "{}",
+        tend.read("tend.log")
     );
 }

@@ -108,8 +108,9 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
     let reactor = Reactor::new(&signals).map_err(Error::Reactor)?;
     let now = Instant::now();
     let clock = WallClock::from_env(now);
-    let (units, invalid) = load(&options);
-    let services = Services::new(random_token());
+    let (units, invalid, hold) = load(&options);
+    let mut services = Services::new(random_token());
+    services.hold_pipes(hold);
     let supervisor = Supervisor::new(units, invalid, options.shutdown_timeout, now);
     let mut ctl = options.socket.as_ref().and_then(|config| {
         Server::bind(config, reactor.registry())
@@ -344,7 +345,8 @@ impl Init {
     /// SIGHUP: read the units again; the supervisor diffs and acts.
     fn reload(&mut self, now: Instant) {
         info!("reloading units from {}", self.options.units.display());
-        let (services, invalid) = load(&self.options);
+        let (services, invalid, hold) = load(&self.options);
+        self.services.hold_pipes(hold);
         self.supervisor.reload(services, invalid, now);
         // Limits change in place, from the definitions the supervisor
         // now holds (a unit it restarts gets them at its new start).
@@ -400,8 +402,9 @@ impl Host for Init {
     }
 }
 
-/// The valid units, and the invalid ones' errors.
-type Loaded = (BTreeMap<String, Unit>, BTreeMap<String, String>);
+/// The valid units, the invalid ones' errors, and whether the services'
+/// log pipes are kept across their runs (see `fit_fds`).
+type Loaded = (BTreeMap<String, Unit>, BTreeMap<String, String>, bool);
 
 /// The units of the directory plus the main command, each invalid one
 /// logged with its message.
@@ -429,8 +432,8 @@ fn load(options: &Options) -> Loaded {
         }
         units.insert(MAIN.into(), main_unit(options));
     }
-    fit_fds(&mut units, &mut invalid, nofile_soft());
-    (units, invalid)
+    let hold = fit_fds(&mut units, &mut invalid, nofile_soft());
+    (units, invalid, hold)
 }
 
 /// Descriptors tend keeps for its own loop, beyond those of the services
@@ -443,12 +446,12 @@ fn nofile_soft() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
 }
 
-/// Descriptors PID 1 holds for a service: both ends of a pipe for each
-/// stream it logs (kept across runs), a notify socket, its cgroup's
-/// directory (counted on hosts without cgroups too: one a service to
-/// spare there; its v1 `tasks` files are open during the spawn only).
+/// Descriptors PID 1 holds for a service: a pipe for each stream it logs
+/// (both ends when kept across its runs: `hold`), a notify socket, its
+/// cgroup's directory (counted on hosts without cgroups too: one a service
+/// to spare there; its v1 `tasks` files are open during the spawn only).
 /// None for a disabled one: it does not start at boot.
-fn fds_of(unit: &Unit) -> u64 {
+fn fds_of(unit: &Unit, hold: bool) -> u64 {
     if !unit.service.enabled {
         return 0;
     }
@@ -457,21 +460,29 @@ fn fds_of(unit: &Unit) -> u64 {
         .filter(|s| matches!(s, unit::Stdio::Log | unit::Stdio::Rotated(_)));
     let notify = unit.service.service_type == crate::supervisor::ServiceType::Notify;
     (logged.count() as u64)
-        .saturating_mul(2)
+        .saturating_mul(if hold { 2 } else { 1 })
         .saturating_add(u64::from(notify))
         .saturating_add(1)
 }
 
 /// Services get what the control server leaves (it takes up to half the
-/// limit for clients) less tend's own: enabled units past that (the main
-/// service first, then by name) are refused as invalid, with one line
-/// giving the numbers, rather than failing their spawns one by one.
-fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) {
+/// limit for clients) less tend's own. Their log pipes are kept across
+/// their runs (a restart then makes no pipe, and a dying process wakes no
+/// one) when that fits; else made at each start. Enabled units past even
+/// that (the main service first, then by name) are refused as invalid,
+/// with one line giving the numbers, rather than failing their spawns one
+/// by one. Whether the pipes are kept.
+fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) -> bool {
     let conns = (soft / 2).min(control::server::MAX_CONNS as u64);
     let budget = soft.saturating_sub(conns).saturating_sub(OWN_FDS);
-    let need: u64 = units.values().map(fds_of).fold(0, u64::saturating_add);
+    let need = |hold: bool| units.values().map(|u| fds_of(u, hold)).fold(0, u64::saturating_add);
+    if need(true) <= budget {
+        return true;
+    }
+    let need = need(false);
+    debug!("RLIMIT_NOFILE {soft} leaves {budget} descriptors for services: their log pipes are made at each start");
     if need <= budget {
-        return;
+        return false;
     }
     let mut order: Vec<String> = units.keys().filter(|n| *n != MAIN).cloned().collect();
     if units.contains_key(MAIN) {
@@ -480,7 +491,7 @@ fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, St
     let mut used = 0u64;
     let mut refused = Vec::new();
     for name in order {
-        let fds = units.get(&name).map_or(0, fds_of);
+        let fds = units.get(&name).map_or(0, |u| fds_of(u, false));
         match used.saturating_add(fds) <= budget {
             true => used = used.saturating_add(fds),
             false => refused.push(name),
@@ -498,6 +509,7 @@ fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, St
         units.remove(&name);
         invalid.insert(name, reason.clone());
     }
+    false
 }
 
 /// `-- CMD` as a unit: not restarted, its exit is tend's exit.
@@ -553,12 +565,14 @@ mod tests {
 
     #[test]
     fn a_large_limit_leaves_services_all_but_the_clients_share() {
-        // 20000 - 4096 - 16 = 15888: 3177 services of 5 descriptors.
-        let mut all = units(3177);
+        // 20000 - 4096 - 16 = 15888: 3177 services of 5 descriptors (both
+        // ends of two pipes, kept), 5296 of 3 (the pipes made at each start).
         let mut invalid = BTreeMap::new();
-        fit_fds(&mut all, &mut invalid, 20000);
+        assert!(fit_fds(&mut units(3177), &mut invalid, 20000), "kept");
+        assert!(!fit_fds(&mut units(3178), &mut invalid, 20000), "made at each start");
+        assert!(!fit_fds(&mut units(5296), &mut invalid, 20000));
         assert_eq!(invalid.len(), 0);
-        let mut all = units(3178);
+        let mut all = units(5297);
         fit_fds(&mut all, &mut invalid, 20000);
         assert_eq!(invalid.len(), 1);
     }
@@ -570,17 +584,16 @@ mod tests {
             unit.service.enabled = false;
         }
         let mut invalid = BTreeMap::new();
-        fit_fds(&mut all, &mut invalid, 64);
+        assert!(fit_fds(&mut all, &mut invalid, 64));
         assert_eq!((all.len(), invalid.len()), (100, 0));
     }
 
     #[test]
     fn units_that_fit_the_descriptor_limit_are_left_alone() {
-        // 1024 - 512 - 16 = 496: 99 services of 5 descriptors.
-        let mut all = units(99);
+        let mut all = units(100);
         let mut invalid = BTreeMap::new();
         fit_fds(&mut all, &mut invalid, 1024);
-        assert_eq!((all.len(), invalid.len()), (99, 0));
+        assert_eq!((all.len(), invalid.len()), (100, 0));
     }
 
     #[test]
@@ -588,15 +601,14 @@ mod tests {
         let mut all = units(150);
         all.insert(MAIN.into(), Unit::from_argv(MAIN, vec![OsString::from("sh")]));
         let mut invalid = BTreeMap::new();
-        // 512 - 256 - 16 = 240 descriptors, 5 a service (both ends of
-        // two pipes, a cgroup): 48 fit.
+        // 512 - 256 - 16 = 240 descriptors, 3 a service: 80 fit.
         fit_fds(&mut all, &mut invalid, 512);
-        assert_eq!((all.len(), invalid.len()), (48, 103));
+        assert_eq!((all.len(), invalid.len()), (80, 71));
         assert!(all.contains_key(MAIN), "the main service goes first");
-        assert!(all.contains_key("s046") && !all.contains_key("s047") && invalid.contains_key("s047"));
+        assert!(all.contains_key("s078") && !all.contains_key("s079") && invalid.contains_key("s079"));
         let reason = &invalid["s149"];
         assert!(
-            reason.contains("755 file descriptors") && reason.contains("RLIMIT_NOFILE 512"),
+            reason.contains("453 file descriptors") && reason.contains("RLIMIT_NOFILE 512"),
             "{reason}"
         );
     }

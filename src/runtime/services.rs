@@ -71,14 +71,15 @@ impl Running {
 
 /// Something registered with the poller.
 enum Source {
-    /// A service's log pipe, kept across its runs: tend holds the write
-    /// end too, so a run's exit neither ends the pipe (no end-of-file
-    /// wake-up while the process dies) nor costs a new pipe at restart.
+    /// A service's log pipe. Kept across its runs where descriptors allow
+    /// (`write`: tend holds the write end too, so a run's exit neither
+    /// ends the pipe, which would wake tend while the process dies, nor
+    /// costs a new pipe at restart); else it ends with the run.
     Log {
         service: Arc<str>,
         stderr: bool,
         fd: OwnedFd,
-        write: OwnedFd,
+        write: Option<OwnedFd>,
         lines: Lines,
     },
     Notify {
@@ -120,13 +121,18 @@ pub struct Services {
     null: Option<OwnedFd>,
     /// The log pipes of services not running now, kept for their next run.
     held: HashMap<Arc<str>, Pipes>,
+    /// Whether new log pipes are kept across runs (the descriptor limit
+    /// decides: `init::fit_fds`).
+    hold: bool,
 }
 
 /// Where one stream of a run goes, settled before the spawn lends it.
 enum Out {
     Inherit,
     Null,
-    File(OwnedFd),
+    /// Opened for this run: closed once the child has its copy.
+    Owned(OwnedFd),
+    /// A log pipe kept across runs.
     Pipe(Token),
 }
 
@@ -153,7 +159,13 @@ impl Services {
             killed: BTreeSet::new(),
             null: None,
             held: HashMap::new(),
+            hold: true,
         }
+    }
+
+    /// Whether log pipes made from now on are kept across runs.
+    pub fn hold_pipes(&mut self, hold: bool) {
+        self.hold = hold;
     }
 
     pub fn ring(&self, name: &str) -> Option<&Ring> {
@@ -292,9 +304,9 @@ impl Services {
         let fd = match out {
             Out::Inherit => return None,
             Out::Null => self.null.as_ref()?.as_fd(),
-            Out::File(file) => file.as_fd(),
+            Out::Owned(fd) => fd.as_fd(),
             Out::Pipe(token) => match self.sources.get(token)? {
-                Source::Log { write, .. } => write.as_fd(),
+                Source::Log { write, .. } => write.as_ref()?.as_fd(),
                 Source::Notify { .. } => return None,
             },
         };
@@ -402,8 +414,9 @@ impl Services {
             _ => drop(self.files.remove(&key)),
         }
         let logged = matches!(to, unit::Stdio::Log | unit::Stdio::Rotated(_));
-        if held != 0 && !logged {
-            // Its output goes elsewhere now: the pipe of its last run goes.
+        if held != 0 && !(logged && self.hold) {
+            // Its output goes elsewhere now, or pipes are no longer kept:
+            // the pipe of its last run goes.
             self.close_pipe(Token(held), registry);
         }
         match to {
@@ -423,7 +436,7 @@ impl Services {
                     .open(path);
                 let file = file.map_err(|e| format!("cannot open {}: {}", path.display(), describe(&e)))?;
                 self.warn_if_full(name, path, &file);
-                Ok(Out::File(file.into()))
+                Ok(Out::Owned(file.into()))
             }
             unit::Stdio::Log | unit::Stdio::Rotated(_) => {
                 // Made at the first line (most services say little) unless
@@ -434,7 +447,7 @@ impl Services {
                     None if lines == unit::DEFAULT_LOG_BUFFER_LINES => {}
                     _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
                 }
-                if matches!(self.sources.get(&Token(held)), Some(Source::Log { .. })) {
+                if self.hold && matches!(self.sources.get(&Token(held)), Some(Source::Log { .. })) {
                     return Ok(Out::Pipe(Token(held)));
                 }
                 let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
@@ -442,14 +455,19 @@ impl Services {
                 // The service's end blocks, as a program expects of stdout.
                 let flags = nix::fcntl::OFlag::empty();
                 nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| format!("pipe: {e}"))?;
+                let (kept, lent) = match self.hold {
+                    true => (Some(write), None),
+                    false => (None, Some(write)),
+                };
                 let source = Source::Log {
                     service: shared.clone(),
                     stderr,
                     fd: read,
-                    write,
+                    write: kept,
                     lines: Lines::default(),
                 };
-                Ok(Out::Pipe(self.register(source, registry)))
+                let token = self.register(source, registry);
+                Ok(lent.map_or(Out::Pipe(token), Out::Owned))
             }
         }
     }

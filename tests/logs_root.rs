@@ -129,8 +129,9 @@ fn log_buffer_lines_bounds_what_ctl_logs_keeps_root() {
 /// A service that fails twice, then stays up, each run saying where its
 /// stdout goes and writing an unended line; the pipes its runs had.
 fn three_runs(tag: &str, nofile: Option<u32>) -> (Tend, Vec<String>) {
-    let script = "n=$(cat @DIR/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > @DIR/n; \
-                  p=$(readlink /proc/$$/fd/1); echo $p >> @DIR/pipes; printf half-$n; \
+    // (The pipe's name before the count, which the test awaits.)
+    let script = "n=$(cat @DIR/n 2>/dev/null || echo 0); n=$((n+1)); \
+                  p=$(readlink /proc/$$/fd/1); echo $p >> @DIR/pipes; echo $n > @DIR/n; printf half-$n; \
                   [ $n -ge 3 ] && exec sleep 1000; exit 1";
     let unit = format!("command = \"{script}\"\nrestart-delay = \"0s\"\n");
     let tend = Tend::start_with(tag, &[("svc", &unit)], nofile);

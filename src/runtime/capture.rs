@@ -11,19 +11,23 @@ pub const MAX_LINE: usize = 4096;
 /// Splits a byte stream into lines (without their newline).
 #[derive(Debug, Default)]
 pub struct Lines {
-    partial: Vec<u8>,
+    /// Boxed, and made at the first byte: one word for each of the
+    /// thousands of pipes that never carry a line (a `Vec` is three).
+    #[allow(clippy::box_collection)]
+    partial: Option<Box<Vec<u8>>>,
 }
 
 impl Lines {
     /// Appends `bytes` and moves every complete line into `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        let partial = self.partial.get_or_insert_with(Default::default);
         for &b in bytes {
             if b == b'\n' {
-                out.push(self.take());
+                out.push(take(partial));
             } else {
-                self.partial.push(b);
-                if self.partial.len() >= MAX_LINE {
-                    out.push(self.take());
+                partial.push(b);
+                if partial.len() >= MAX_LINE {
+                    out.push(take(partial));
                 }
             }
         }
@@ -31,14 +35,15 @@ impl Lines {
 
     /// At end of stream: the last line, if it had no newline.
     pub fn finish(&mut self) -> Option<String> {
-        (!self.partial.is_empty()).then(|| self.take())
+        let partial = self.partial.as_mut()?;
+        (!partial.is_empty()).then(|| take(partial))
     }
+}
 
-    fn take(&mut self) -> String {
-        let line = String::from_utf8_lossy(&self.partial).into_owned();
-        self.partial.clear();
-        line
-    }
+fn take(partial: &mut Vec<u8>) -> String {
+    let line = String::from_utf8_lossy(partial).into_owned();
+    partial.clear();
+    line
 }
 
 /// The last `capacity` lines of a service, with a running count so that

@@ -39,6 +39,10 @@ pub const MAIN: &str = "main";
 #[derive(Debug)]
 struct Running {
     pid: i32,
+    /// Its cgroup's OOM kills when it started (saturated): more at its
+    /// exit means the kernel killed for memory. Beside the pid, in what
+    /// would be padding.
+    oom_base: u32,
     proc: Box<Proc>,
 }
 
@@ -46,17 +50,14 @@ struct Running {
 #[derive(Debug)]
 struct Proc {
     cgroup: Option<Cgroup>,
-    /// Its cgroup's OOM kills when it started: more at its exit means the
-    /// kernel killed for memory.
-    oom_base: u64,
     /// The tokens of its stdout and stderr pipes (see `Pipes`).
     pipes: Pipes,
 }
 
-/// The tokens of a service's log pipes, stdout then stderr; 0 where the
-/// stream goes elsewhere (tokens start at 1). Two words, not two options:
-/// one record a service at 5000 services.
-type Pipes = [usize; 2];
+/// The tokens of a service's kept log pipes, stdout then stderr; 0 where
+/// none is kept (tokens start at 1). Two half words: a `Proc` stays within
+/// its allocator size class (a pipe is kept only under a token that fits).
+type Pipes = [u32; 2];
 
 impl Running {
     /// Sends `signal` to everything the service started: its cgroup, or
@@ -231,13 +232,14 @@ impl Services {
             None => None,
         };
         let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills_before_start);
+        let oom_base = u32::try_from(oom_base).unwrap_or(u32::MAX);
         let old = self.applied.get(name).copied().unwrap_or_default();
         self.limit(name, cgroup.as_ref(), &old, &unit.resources);
         let held = self.held.remove(name).unwrap_or_default();
         let stdout = self.output(unit, &shared, &unit.stdout, held[0], false, registry);
         let stderr = self.output(unit, &shared, &unit.stderr, held[1], true, registry);
         let pipes = [&stdout, &stderr].map(|out| match out {
-            Ok(Out::Pipe(Token(token))) => *token,
+            Ok(Out::Pipe(Token(token))) => u32::try_from(*token).unwrap_or(0),
             _ => 0,
         });
         // A start that fails keeps them for the next.
@@ -290,12 +292,8 @@ impl Services {
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
         }
-        let proc = Box::new(Proc {
-            cgroup,
-            oom_base,
-            pipes,
-        });
-        self.procs.insert(shared, Running { pid, proc });
+        let proc = Box::new(Proc { cgroup, pipes });
+        self.procs.insert(shared, Running { pid, oom_base, proc });
         Ok(pid)
     }
 
@@ -399,7 +397,7 @@ impl Services {
         unit: &Unit,
         shared: &Arc<str>,
         to: &unit::Stdio,
-        held: usize,
+        held: u32,
         stderr: bool,
         registry: &Registry,
     ) -> Result<Out, String> {
@@ -417,7 +415,7 @@ impl Services {
         if held != 0 && !(logged && self.hold) {
             // Its output goes elsewhere now, or pipes are no longer kept:
             // the pipe of its last run goes.
-            self.close_pipe(Token(held), registry);
+            self.close_pipe(Token(held as usize), registry);
         }
         match to {
             unit::Stdio::Inherit => Ok(Out::Inherit),
@@ -447,15 +445,17 @@ impl Services {
                     None if lines == unit::DEFAULT_LOG_BUFFER_LINES => {}
                     _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
                 }
-                if self.hold && matches!(self.sources.get(&Token(held)), Some(Source::Log { .. })) {
-                    return Ok(Out::Pipe(Token(held)));
+                let held = Token(held as usize);
+                if self.hold && matches!(self.sources.get(&held), Some(Source::Log { .. })) {
+                    return Ok(Out::Pipe(held));
                 }
                 let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(|e| format!("cannot create a pipe: {e}"))?;
                 // The service's end blocks, as a program expects of stdout.
                 let flags = nix::fcntl::OFlag::empty();
                 nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| format!("pipe: {e}"))?;
-                let (kept, lent) = match self.hold {
+                let hold = self.hold && u32::try_from(self.next_token).is_ok();
+                let (kept, lent) = match hold {
                     true => (Some(write), None),
                     false => (None, Some(write)),
                 };
@@ -492,7 +492,7 @@ impl Services {
     /// the pipe stays for the next run.
     fn end_of_run(&mut self, pipes: Pipes, registry: &Registry) {
         for token in pipes.into_iter().filter(|&t| t != 0) {
-            self.read_log(Token(token), true, registry);
+            self.read_log(Token(token as usize), true, registry);
         }
     }
 
@@ -508,7 +508,7 @@ impl Services {
     pub fn forget(&mut self, name: &str, registry: &Registry) {
         for token in self.held.remove(name).unwrap_or_default() {
             if token != 0 {
-                self.close_pipe(Token(token), registry);
+                self.close_pipe(Token(token as usize), registry);
             }
         }
     }
@@ -558,7 +558,7 @@ impl Services {
                 self.held.insert(name.clone(), running.proc.pipes);
             }
             let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
-            status = oom_status(&running.proc, memory_max, status);
+            status = oom_status(&running, memory_max, status);
             // Its leftovers killed, where it left any.
             let empty = match (&self.cgroups, &running.proc.cgroup) {
                 (Some(cgroups), Some(cgroup)) => cgroups.is_empty(cgroup) == Some(true),
@@ -739,11 +739,11 @@ fn print_prefixed(service: &str, stderr: bool, lines: &[String]) {
 
 /// A failed exit after the kernel's OOM killer killed in the service's
 /// cgroup is named for it.
-fn oom_status(proc: &Proc, memory_max: Option<u64>, status: ExitStatus) -> ExitStatus {
-    let Some(cgroup) = &proc.cgroup else {
+fn oom_status(running: &Running, memory_max: Option<u64>, status: ExitStatus) -> ExitStatus {
+    let Some(cgroup) = &running.proc.cgroup else {
         return status;
     };
-    if status.success() || cgroup.oom_kills() <= proc.oom_base {
+    if status.success() || cgroup.oom_kills() <= u64::from(running.oom_base) {
         return status;
     }
     ExitStatus::OomKilled {
@@ -819,4 +819,19 @@ fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
     static OWN: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     let &(uid, gid) = OWN.get_or_init(|| (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
     run_as.credentials(uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_service_costs_stays_in_its_size_classes() {
+        // At 5000 services every word counts (issue 14: 2 KiB a service):
+        // a `Proc` of 72 bytes is an 80-byte chunk (73 would take 96), and a
+        // source beside its token fills a 48-byte bucket of the table.
+        assert_eq!(std::mem::size_of::<Running>(), 16);
+        assert_eq!(std::mem::size_of::<Proc>(), 72);
+        assert_eq!(std::mem::size_of::<Source>(), 40);
+    }
 }

@@ -1354,7 +1354,7 @@ mod tests {
 
 #[cfg(test)]
 mod size_tests {
-    /// PID 1 keeps one a running service, boxed with its start's OOM count:
+    /// PID 1 keeps one a running service, boxed with its log pipes' tokens:
     /// 64 bytes hold it in malloc's 80-byte chunks (72 took 96).
     #[test]
     fn a_service_s_cgroup_takes_64_bytes() {

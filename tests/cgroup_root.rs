@@ -172,3 +172,33 @@ fn leftovers_are_killed_when_the_main_process_exits_root() {
     send(tend, libc::SIGTERM);
     exit_code_within(&mut launcher.0, LIMIT);
 }
+
+/// The same at each run of a restarted service, whose cgroup (kept open
+/// across its runs) is read again at each exit.
+#[test]
+fn leftovers_are_killed_at_each_exit_of_a_restarted_service_root() {
+    if cgroup2_mount().is_none() {
+        eprintln!("no cgroup2 hierarchy here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("cg-leftover-runs");
+    let runs = dir.path("runs");
+    // Runs 1 and 2 each leave a sleep behind and fail; run 3 stays.
+    let leaves = format!(
+        "command = \"n=$(($(cat {runs} 2>/dev/null || echo 0)+1)); sleep 1000 & echo $! > {runs}.$n; \
+         echo $n > {runs}; [ $n -ge 3 ] && exec sleep 1000; sleep 0.1; exit 1\"\nrestart-delay = \"0s\"\n",
+        runs = runs.display()
+    );
+    let mut launcher = start(&dir, "units", &[("leaves", &leaves)]);
+    let (tend, cgroups) = tend_cgroup(&launcher.0, "leaves", &dir, "units");
+    await_true("the third run", LIMIT, || {
+        std::fs::read_to_string(&runs).is_ok_and(|t| t.trim() == "3")
+    });
+    // The third run and the sleep it left; the first two's are gone.
+    let procs = cgroups.join("leaves/cgroup.procs");
+    await_true("runs 1 and 2's leftovers killed", LIMIT, || {
+        std::fs::read_to_string(&procs).is_ok_and(|t| t.lines().count() == 2)
+    });
+    send(tend, libc::SIGTERM);
+    exit_code_within(&mut launcher.0, LIMIT);
+}

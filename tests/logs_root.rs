@@ -161,7 +161,7 @@ fn a_restarted_service_writes_to_the_same_pipe_and_its_unended_lines_stay_whole_
 #[test]
 fn under_a_low_descriptor_limit_each_run_gets_a_new_pipe_root() {
     // RLIMIT_NOFILE 40 leaves 40 - 20 - 16 = 4 descriptors for services:
-    // a kept pair of pipes (5) does not fit, a pipe a run (3) does.
+    // the kept pipes and cgroup (6) do not fit, a pipe a run (3) does.
     let (tend, pipes) = three_runs("logs-restart-low", Some(40));
     assert!(
         pipes[0] != pipes[1] && pipes[1] != pipes[2],

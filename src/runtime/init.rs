@@ -449,8 +449,9 @@ fn nofile_soft() -> u64 {
 /// Descriptors PID 1 holds for a service: a pipe for each stream it logs
 /// (both ends when kept across its runs: `hold`), a notify socket, its
 /// cgroup's directory (counted on hosts without cgroups too: one a service
-/// to spare there; its v1 `tasks` files are open during the spawn only).
-/// None for a disabled one: it does not start at boot.
+/// to spare there; its v1 `tasks` files are open during the spawn only),
+/// and with `hold` its `cgroup.events`. None for a disabled one: it does
+/// not start at boot.
 fn fds_of(unit: &Unit, hold: bool) -> u64 {
     if !unit.service.enabled {
         return 0;
@@ -462,13 +463,14 @@ fn fds_of(unit: &Unit, hold: bool) -> u64 {
     (logged.count() as u64)
         .saturating_mul(if hold { 2 } else { 1 })
         .saturating_add(u64::from(notify))
-        .saturating_add(1)
+        .saturating_add(if hold { 2 } else { 1 })
 }
 
 /// Services get what the control server leaves (it takes up to half the
-/// limit for clients) less tend's own. Their log pipes are kept across
-/// their runs (a restart then makes no pipe, and a dying process wakes no
-/// one) when that fits; else made at each start. Enabled units past even
+/// limit for clients) less tend's own. Their log pipes and cgroups are
+/// kept across their runs (a restart then makes no pipe and opens nothing,
+/// and a dying process wakes no one) when that fits; else made at each
+/// start. Enabled units past even
 /// that (the main service first, then by name) are refused as invalid,
 /// with one line giving the numbers, rather than failing their spawns one
 /// by one. Whether the pipes are kept.
@@ -565,11 +567,12 @@ mod tests {
 
     #[test]
     fn a_large_limit_leaves_services_all_but_the_clients_share() {
-        // 20000 - 4096 - 16 = 15888: 3177 services of 5 descriptors (both
-        // ends of two pipes, kept), 5296 of 3 (the pipes made at each start).
+        // 20000 - 4096 - 16 = 15888: 2648 services of 6 descriptors (both
+        // ends of two pipes, the cgroup and its events, kept), 5296 of 3
+        // (the pipes made at each start).
         let mut invalid = BTreeMap::new();
-        assert!(fit_fds(&mut units(3177), &mut invalid, 20000), "kept");
-        assert!(!fit_fds(&mut units(3178), &mut invalid, 20000), "made at each start");
+        assert!(fit_fds(&mut units(2648), &mut invalid, 20000), "kept");
+        assert!(!fit_fds(&mut units(2649), &mut invalid, 20000), "made at each start");
         assert!(!fit_fds(&mut units(5296), &mut invalid, 20000));
         assert_eq!(invalid.len(), 0);
         let mut all = units(5297);

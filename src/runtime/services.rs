@@ -120,11 +120,21 @@ pub struct Services {
     /// instead of an open, which walks the path (4% of PID 1's time over
     /// restarts, by profile).
     null: Option<OwnedFd>,
-    /// The log pipes of services not running now, kept for their next run.
-    held: HashMap<Arc<str>, Pipes>,
-    /// Whether new log pipes are kept across runs (the descriptor limit
-    /// decides: `init::fit_fds`).
+    /// What services not running now keep for their next run.
+    held: HashMap<Arc<str>, Held>,
+    /// Whether new log pipes and cgroups are kept across runs (the
+    /// descriptor limit decides: `init::fit_fds`).
     hold: bool,
+}
+
+/// What a service keeps between its runs, where descriptors allow (see
+/// `Services::hold_pipes`): its log pipes, and its cgroup open (no
+/// directory to open again at its start, no `cgroup.events` to open at
+/// its exit).
+#[derive(Debug, Default)]
+struct Held {
+    pipes: Pipes,
+    cgroup: Option<Cgroup>,
 }
 
 /// Where one stream of a run goes, settled before the spawn lends it.
@@ -164,7 +174,7 @@ impl Services {
         }
     }
 
-    /// Whether log pipes made from now on are kept across runs.
+    /// Whether log pipes and cgroups made from now on are kept across runs.
     pub fn hold_pipes(&mut self, hold: bool) {
         self.hold = hold;
     }
@@ -213,6 +223,7 @@ impl Services {
                 registry,
             );
         }
+        let held = self.held.remove(name).unwrap_or_default();
         let mut clone_into_cgroup = true;
         if let (true, Some(cgroups)) = (self.killed.contains(name), &self.cgroups) {
             if cgroups.remove_v2(name) {
@@ -224,20 +235,25 @@ impl Services {
             }
         }
         let cgroup = match &self.cgroups {
-            Some(cgroups) => Some(
-                cgroups
-                    .create(shared.clone(), &unit.resources.controllers())
-                    .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
-            ),
+            Some(cgroups) => {
+                let needs = unit.resources.controllers();
+                match held.cgroup.and_then(|kept| cgroups.reuse(kept, &needs)) {
+                    Some(kept) => Some(kept),
+                    None => Some(
+                        cgroups
+                            .create(shared.clone(), &needs, self.hold)
+                            .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
+                    ),
+                }
+            }
             None => None,
         };
         let oom_base = cgroup.as_ref().map_or(0, Cgroup::oom_kills_before_start);
         let oom_base = u32::try_from(oom_base).unwrap_or(u32::MAX);
         let old = self.applied.get(name).copied().unwrap_or_default();
         self.limit(name, cgroup.as_ref(), &old, &unit.resources);
-        let held = self.held.remove(name).unwrap_or_default();
-        let stdout = self.output(unit, &shared, &unit.stdout, held[0], false, registry);
-        let stderr = self.output(unit, &shared, &unit.stderr, held[1], true, registry);
+        let stdout = self.output(unit, &shared, &unit.stdout, held.pipes[0], false, registry);
+        let stderr = self.output(unit, &shared, &unit.stderr, held.pipes[1], true, registry);
         let pipes = [&stdout, &stderr].map(|out| match out {
             Ok(Out::Pipe(Token(token))) => u32::try_from(*token).unwrap_or(0),
             _ => 0,
@@ -245,7 +261,7 @@ impl Services {
         // A start that fails keeps them for the next.
         let keep = |services: &mut Services, reason: String| {
             if pipes != [0, 0] {
-                services.held.insert(shared.clone(), pipes);
+                services.held.insert(shared.clone(), Held { pipes, cgroup: None });
             }
             reason
         };
@@ -506,7 +522,7 @@ impl Services {
 
     /// A reload removed the service (it has stopped): its pipes go.
     pub fn forget(&mut self, name: &str, registry: &Registry) {
-        for token in self.held.remove(name).unwrap_or_default() {
+        for token in self.held.remove(name).unwrap_or_default().pipes {
             if token != 0 {
                 self.close_pipe(Token(token as usize), registry);
             }
@@ -552,10 +568,10 @@ impl Services {
             return None;
         };
         let mut status = status;
-        if let Some(running) = self.procs.remove(&name) {
-            if running.proc.pipes != [0, 0] {
-                self.end_of_run(running.proc.pipes, registry);
-                self.held.insert(name.clone(), running.proc.pipes);
+        if let Some(mut running) = self.procs.remove(&name) {
+            let pipes = running.proc.pipes;
+            if pipes != [0, 0] {
+                self.end_of_run(pipes, registry);
             }
             let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
             status = oom_status(&running, memory_max, status);
@@ -569,6 +585,10 @@ impl Services {
             }
             if running.proc.cgroup.as_ref().is_some_and(Cgroup::was_killed) {
                 self.killed.insert(name.to_string());
+            }
+            let cgroup = running.proc.cgroup.take().filter(|_| self.hold);
+            if pipes != [0, 0] || cgroup.is_some() {
+                self.held.insert(name.clone(), Held { pipes, cgroup });
             }
         }
         info!("{name} (pid {pid}) {status}");

@@ -97,6 +97,11 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
+    /// Its v2 `cgroup.events`, open when kept across runs (see
+    /// [`Cgroups::create`]): each exit reads it to know whether the
+    /// service left processes behind, without an open (in what would be
+    /// padding).
+    events: Option<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).
     seen: AtomicU64,
@@ -433,6 +438,12 @@ impl Cgroups {
         }
         let mut empty = false;
         let mut read = |text: &[u8]| empty |= unpopulated(text);
+        if let Some(events) = &cgroup.events {
+            let mut buf = [0u8; 256];
+            let n = nix::sys::uio::pread(events, &mut buf, 0).ok()?;
+            read(buf.get(..n)?);
+            return Some(empty);
+        }
         match cgroup.v2_dir() {
             Some(dir) => read_in(dir, "cgroup.events", &mut read)?,
             None => read_beneath(self.root_fd(i)?, &cgroup.name, "cgroup.events", &mut read)?,
@@ -461,7 +472,9 @@ impl Cgroups {
     /// `tasks` file for its process to join (see [`Cgroup::procs_fds`]). v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds
     /// applies from the next start).
-    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
+    /// With `keep`, its v2 `cgroup.events` is kept open too, for a cgroup
+    /// that outlives the run (see [`Cgroups::reuse`]).
+    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>, keep: bool) -> io::Result<Cgroup> {
         let service: Arc<str> = service.into();
         let mut cgroup = Cgroup {
             roots: self.dirs.clone(),
@@ -471,6 +484,7 @@ impl Cgroups {
             joining: None,
             v2_controllers: self.v2_controllers.clone(),
             killed: AtomicBool::new(false),
+            events: None,
             seen: AtomicU64::new(Seen::NONE),
         };
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
@@ -499,7 +513,12 @@ impl Cgroups {
             let cloexec = OFlag::O_CLOEXEC;
             if root.kind == Kind::V2 {
                 let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | cloexec;
-                cgroup.v2_dir = Some(nix::fcntl::openat(at, &*service, flags, Mode::empty())?);
+                let dir = nix::fcntl::openat(at, &*service, flags, Mode::empty())?;
+                if keep {
+                    let flags = OFlag::O_RDONLY | cloexec;
+                    cgroup.events = Some(nix::fcntl::openat(&dir, "cgroup.events", flags, Mode::empty())?);
+                }
+                cgroup.v2_dir = Some(dir);
             } else {
                 let procs = format!("{service}/tasks");
                 let fd = nix::fcntl::openat(at, procs.as_str(), OFlag::O_WRONLY | cloexec, Mode::empty())?;
@@ -507,6 +526,24 @@ impl Cgroups {
             }
         }
         Ok(cgroup)
+    }
+
+    /// `cgroup` again, for the next run of its service, if it is as
+    /// [`Cgroups::create`] would make it now (for `needs`: the v2
+    /// hierarchy only, its `cgroup.events` kept) and was not killed; else
+    /// `None` (it is dropped: the caller creates one).
+    pub fn reuse(&self, cgroup: Cgroup, needs: &BTreeSet<Controller>) -> Option<Cgroup> {
+        let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
+        let v2_only = self
+            .roots
+            .iter()
+            .all(|root| (root.kind == Kind::V2) || !joins(&root.kind, has_v2, needs));
+        let whole = cgroup.joining.is_none() && cgroup.v2_dir.is_some() && cgroup.events.is_some();
+        if !(v2_only && whole && !cgroup.was_killed() && cgroup.joined.count_ones() == 1) {
+            return None;
+        }
+        cgroup.seen.store(Seen::NONE, Ordering::Relaxed);
+        Some(cgroup)
     }
 
     /// Removes `service`'s v2 cgroup (to be made afresh: see
@@ -730,7 +767,8 @@ impl Cgroup {
     /// The descriptors it holds.
     pub fn raw_fds(&self) -> Vec<RawFd> {
         let procs = self.joining.iter().flat_map(|j| &j.procs);
-        self.v2_dir.iter().chain(procs).map(AsRawFd::as_raw_fd).collect()
+        let dirs = self.v2_dir.iter().chain(&self.events);
+        dirs.chain(procs).map(AsRawFd::as_raw_fd).collect()
     }
 
     /// Its v2 directory, open.
@@ -808,6 +846,7 @@ impl Cgroup {
             joining: None,
             v2_controllers: Arc::new(v2_controllers),
             killed: AtomicBool::new(false),
+            events: None,
             seen: AtomicU64::new(Seen::NONE),
         }
     }

@@ -76,7 +76,7 @@ pub fn bound(resources: &Resources, token: &str) -> Result<Bound, Error> {
         return Ok(none);
     };
     let machine = roots
-        .create("machine", &resources.controllers(), false)
+        .create("machine", &resources.controllers())
         .map_err(Error::Create)?;
     let problems = machine.apply(&Resources::default(), resources);
     if !problems.is_empty() {

@@ -241,7 +241,7 @@ impl Services {
                     Some(kept) => Some(kept),
                     None => Some(
                         cgroups
-                            .create(shared.clone(), &needs, self.hold)
+                            .create(shared.clone(), &needs)
                             .map_err(|e| format!("cannot create its cgroup: {}", describe(&e)))?,
                     ),
                 }
@@ -576,8 +576,8 @@ impl Services {
             let memory_max = self.applied.get(&*name).and_then(|r| r.memory_max);
             status = oom_status(&running, memory_max, status);
             // Its leftovers killed, where it left any.
-            let empty = match (&self.cgroups, &running.proc.cgroup) {
-                (Some(cgroups), Some(cgroup)) => cgroups.is_empty(cgroup) == Some(true),
+            let empty = match (&self.cgroups, &mut running.proc.cgroup) {
+                (Some(cgroups), Some(cgroup)) => cgroups.is_empty(cgroup, self.hold) == Some(true),
                 _ => false,
             };
             if !empty {

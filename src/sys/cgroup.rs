@@ -97,10 +97,9 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
-    /// Its v2 `cgroup.events`, open when kept across runs (see
-    /// [`Cgroups::create`]): each exit reads it to know whether the
-    /// service left processes behind, without an open (in what would be
-    /// padding).
+    /// Its v2 `cgroup.events`, open once an exit read it for a cgroup kept
+    /// across runs (see [`Cgroups::is_empty`]): each later exit reads it
+    /// without an open (in what would be padding).
     events: Option<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).
@@ -430,11 +429,16 @@ impl Cgroups {
     /// Whether `cgroup` (one of these) holds no process now, as its v2
     /// `cgroup.events` says, read beneath tend's open root (at every exit
     /// of a service: a walk of the whole path was most of the read);
-    /// `None` where it cannot tell.
-    pub fn is_empty(&self, cgroup: &Cgroup) -> Option<bool> {
+    /// `None` where it cannot tell. With `keep` (a cgroup kept across
+    /// runs) the file stays open, and later exits read it with one call.
+    pub fn is_empty(&self, cgroup: &mut Cgroup, keep: bool) -> Option<bool> {
         let i = self.roots.iter().position(|r| r.kind == Kind::V2)?;
         if cgroup.joined & (1 << i) == 0 {
             return None;
+        }
+        if let (None, true, Some(dir)) = (&cgroup.events, keep, cgroup.v2_dir()) {
+            let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+            cgroup.events = nix::fcntl::openat(dir, "cgroup.events", flags, Mode::empty()).ok();
         }
         let mut empty = false;
         let mut read = |text: &[u8]| empty |= unpopulated(text);
@@ -472,9 +476,7 @@ impl Cgroups {
     /// `tasks` file for its process to join (see [`Cgroup::procs_fds`]). v1's `blkio` only when
     /// `needs` it: nothing else reads it (an `io-weight` a reload adds
     /// applies from the next start).
-    /// With `keep`, its v2 `cgroup.events` is kept open too, for a cgroup
-    /// that outlives the run (see [`Cgroups::reuse`]).
-    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>, keep: bool) -> io::Result<Cgroup> {
+    pub fn create(&self, service: impl Into<Arc<str>>, needs: &BTreeSet<Controller>) -> io::Result<Cgroup> {
         let service: Arc<str> = service.into();
         let mut cgroup = Cgroup {
             roots: self.dirs.clone(),
@@ -513,12 +515,7 @@ impl Cgroups {
             let cloexec = OFlag::O_CLOEXEC;
             if root.kind == Kind::V2 {
                 let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | cloexec;
-                let dir = nix::fcntl::openat(at, &*service, flags, Mode::empty())?;
-                if keep {
-                    let flags = OFlag::O_RDONLY | cloexec;
-                    cgroup.events = Some(nix::fcntl::openat(&dir, "cgroup.events", flags, Mode::empty())?);
-                }
-                cgroup.v2_dir = Some(dir);
+                cgroup.v2_dir = Some(nix::fcntl::openat(at, &*service, flags, Mode::empty())?);
             } else {
                 let procs = format!("{service}/tasks");
                 let fd = nix::fcntl::openat(at, procs.as_str(), OFlag::O_WRONLY | cloexec, Mode::empty())?;
@@ -530,15 +527,15 @@ impl Cgroups {
 
     /// `cgroup` again, for the next run of its service, if it is as
     /// [`Cgroups::create`] would make it now (for `needs`: the v2
-    /// hierarchy only, its `cgroup.events` kept) and was not killed; else
-    /// `None` (it is dropped: the caller creates one).
+    /// hierarchy only) and was not killed; else `None` (it is dropped: the
+    /// caller creates one).
     pub fn reuse(&self, cgroup: Cgroup, needs: &BTreeSet<Controller>) -> Option<Cgroup> {
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
         let v2_only = self
             .roots
             .iter()
             .all(|root| (root.kind == Kind::V2) || !joins(&root.kind, has_v2, needs));
-        let whole = cgroup.joining.is_none() && cgroup.v2_dir.is_some() && cgroup.events.is_some();
+        let whole = cgroup.joining.is_none() && cgroup.v2_dir.is_some();
         if !(v2_only && whole && !cgroup.was_killed() && cgroup.joined.count_ones() == 1) {
             return None;
         }

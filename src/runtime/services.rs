@@ -738,6 +738,8 @@ impl Services {
     /// remove them (dropping `Cgroups` does the same on any other way out).
     pub fn cleanup(&mut self) {
         self.procs.clear();
+        // The cgroups kept between runs close before their directories go.
+        self.held.clear();
         drop(self.cgroups.take());
     }
 }

@@ -470,10 +470,9 @@ fn fds_of(unit: &Unit, hold: bool) -> u64 {
 /// limit for clients) less tend's own. Their log pipes and cgroups are
 /// kept across their runs (a restart then makes no pipe and opens nothing,
 /// and a dying process wakes no one) when that fits; else made at each
-/// start. Enabled units past even
-/// that (the main service first, then by name) are refused as invalid,
-/// with one line giving the numbers, rather than failing their spawns one
-/// by one. Whether the pipes are kept.
+/// start. Enabled units past even that (the main service first, then by
+/// name) are refused as invalid, with one line giving the numbers, rather
+/// than failing their spawns one by one. Whether the pipes are kept.
 fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, String>, soft: u64) -> bool {
     let conns = (soft / 2).min(control::server::MAX_CONNS as u64);
     let budget = soft.saturating_sub(conns).saturating_sub(OWN_FDS);

@@ -979,14 +979,18 @@ impl Cgroup {
     /// How many of its processes the kernel's OOM killer killed, ever:
     /// v2 `memory.events`, v1 `memory.oom_control`.
     pub fn oom_kills(&self) -> u64 {
+        let on_v2 = self.v2_controllers.contains(&Controller::Memory);
+        if let (true, Some(dir)) = (on_v2, self.v2_dir()) {
+            // Beneath its open directory (each start and each failed exit
+            // asks): one name to look up, not the whole path.
+            let mut text = Vec::new();
+            read_in(dir, "memory.events", &mut |piece| text.extend_from_slice(piece));
+            return field(&String::from_utf8_lossy(&text), "oom_kill").unwrap_or(0);
+        }
         let Some(dir) = self.controller_dir(Controller::Memory) else {
             return 0;
         };
-        let file = if self.v2_controllers.contains(&Controller::Memory) {
-            "memory.events"
-        } else {
-            "memory.oom_control"
-        };
+        let file = if on_v2 { "memory.events" } else { "memory.oom_control" };
         let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
         field(&text, "oom_kill").unwrap_or(0)
     }
@@ -1299,6 +1303,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cgroup.oom_kills(), 1);
+        // Beneath its open directory where it has one: its path is not
+        // walked (moved away, the path finds nothing).
+        let mut opened = Cgroup::at(vec![(Kind::V2, service.clone())], Controller::ALL.into());
+        opened.v2_dir = Some(open_dir(&service).unwrap());
+        let moved = own.join("web-moved");
+        fs::rename(&service, &moved).unwrap();
+        assert_eq!((opened.oom_kills(), cgroup.oom_kills()), (1, 0));
+        fs::rename(&moved, &service).unwrap();
         fs::write(service.join("memory.current"), "4096\n").unwrap();
         fs::write(service.join("pids.current"), "3\n").unwrap();
         fs::write(service.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();

@@ -62,6 +62,9 @@ struct Init {
     ctl: Option<Server>,
     /// The wall clock, as the supervisor's schedules read it.
     clock: WallClock,
+    /// A SIGCHLD's named child was reaped alone: the others are still to
+    /// be reaped, after this turn's actions.
+    reap_owed: bool,
 }
 
 /// The system's wall clock; for tests, one that starts at the Unix time
@@ -132,6 +135,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         drained: 0,
         ctl,
         clock,
+        reap_owed: false,
     };
     init.supervisor.set_wall(now, init.clock.at(now));
     // From here on, tend's output never blocks the loop.
@@ -153,6 +157,12 @@ impl Init {
         let mut started = false;
         loop {
             let exit = self.act()?;
+            if exit.is_none() && std::mem::take(&mut self.reap_owed) {
+                // The children the signal did not name, once the restarts
+                // this turn owes are out; what they say, acted on at once.
+                self.reap_all(Instant::now());
+                continue;
+            }
             // What the manager is owed, once a turn (STOPPING=1 too, before
             // an exit), without waiting.
             if let Some(manager) = &mut self.manager {
@@ -187,8 +197,9 @@ impl Init {
             let wake = self.reactor.wait(deadline).map_err(Error::Wait)?;
             let now = Instant::now();
             self.supervisor.set_wall(now, self.clock.at(now));
+            let child = wake.signals.child();
             for signal in wake.signals {
-                self.signal(signal, now);
+                self.signal(signal, child, now);
             }
             for token in wake.ready {
                 if token == notify::TOKEN {
@@ -215,24 +226,41 @@ impl Init {
         }
     }
 
-    fn signal(&mut self, signal: i32, now: Instant) {
+    /// `child`: the child the first SIGCHLD named, if any.
+    fn signal(&mut self, signal: i32, child: Option<i32>, now: Instant) {
         match signal {
-            libc::SIGCHLD => {
-                for (pid, status) in process::reap().exited {
-                    if self.ctl.as_mut().is_some_and(|c| c.reaped(pid, status)) {
-                        continue;
-                    }
-                    if let Some(event) = self.services.exited(pid, status, now, self.reactor.registry()) {
-                        self.feed(event, now);
-                    }
+            libc::SIGCHLD => match child.and_then(process::reap_pid) {
+                // That child alone first (its restart does not wait for a
+                // walk of every child); the others after this turn's
+                // actions (see `run`).
+                Some((pid, status)) => {
+                    self.reap_owed = true;
+                    self.exited(pid, status, now);
                 }
-            }
+                None => self.reap_all(now),
+            },
             libc::SIGHUP => self.reload(now),
             libc::SIGUSR1 | libc::SIGUSR2 => debug!("ignoring {}", crate::signal::name(signal)),
             _ => {
                 info!("{}: shutting down", crate::signal::name(signal));
                 self.feed(Event::Shutdown, now);
             }
+        }
+    }
+
+    /// Reaps every child that has exited.
+    fn reap_all(&mut self, now: Instant) {
+        for (pid, status) in process::reap().exited {
+            self.exited(pid, status, now);
+        }
+    }
+
+    fn exited(&mut self, pid: i32, status: crate::sys::ExitStatus, now: Instant) {
+        if self.ctl.as_mut().is_some_and(|c| c.reaped(pid, status)) {
+            return;
+        }
+        if let Some(event) = self.services.exited(pid, status, now, self.reactor.registry()) {
+            self.feed(event, now);
         }
     }
 

@@ -43,17 +43,27 @@ fn set_of(signals: &[i32]) -> libc::sigset_t {
 /// first (the order the kernel hands standard signals out): a set of bits,
 /// so a wake-up allocates nothing for them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Received(u64);
+pub struct Received {
+    bits: u64,
+    /// The child a SIGCHLD named (its sender), the first read; 0: none.
+    child: i32,
+}
 
 impl Received {
     pub fn add(&mut self, signal: i32) {
         if (1..=64).contains(&signal) {
-            self.0 |= 1 << (signal - 1);
+            self.bits |= 1 << (signal - 1);
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0 == 0
+        self.bits == 0
+    }
+
+    /// The child the first SIGCHLD read named: one whose state changed
+    /// (others may have too: standard signals do not queue).
+    pub fn child(&self) -> Option<i32> {
+        (self.child > 0).then_some(self.child)
     }
 }
 
@@ -61,11 +71,11 @@ impl Iterator for Received {
     type Item = i32;
 
     fn next(&mut self) -> Option<i32> {
-        if self.0 == 0 {
+        if self.bits == 0 {
             return None;
         }
-        let bit = self.0.trailing_zeros();
-        self.0 &= self.0 - 1;
+        let bit = self.bits.trailing_zeros();
+        self.bits &= self.bits - 1;
         Some(bit as i32 + 1)
     }
 }
@@ -153,7 +163,11 @@ impl SignalFd {
             let count = n as usize / size;
             for info in &infos[..count] {
                 // SAFETY: the read filled the first `count` entries.
-                received.add(unsafe { info.assume_init_ref() }.ssi_signo as i32);
+                let info = unsafe { info.assume_init_ref() };
+                received.add(info.ssi_signo as i32);
+                if info.ssi_signo == libc::SIGCHLD as u32 && received.child == 0 {
+                    received.child = info.ssi_pid as i32;
+                }
             }
             if count < BATCH {
                 return Ok(received);

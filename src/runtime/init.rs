@@ -229,16 +229,20 @@ impl Init {
     /// `child`: the child the first SIGCHLD named, if any.
     fn signal(&mut self, signal: i32, child: Option<i32>, now: Instant) {
         match signal {
-            libc::SIGCHLD => match child.and_then(process::reap_pid) {
-                // That child alone first (its restart does not wait for a
-                // walk of every child); the others after this turn's
-                // actions (see `run`).
-                Some((pid, status)) => {
-                    self.reap_owed = true;
-                    self.exited(pid, status, now);
+            // That child alone first (a wait for one pid reads that child
+            // only, where `waitpid(-1)` reads them all: at 1000 services,
+            // most of a restart's wait); the others after this turn's
+            // actions (see `run`).
+            libc::SIGCHLD => {
+                let named = child.and_then(|pid| process::wait_for(pid, true).ok().flatten().map(|ended| (pid, ended)));
+                match named {
+                    Some((pid, status)) => {
+                        self.reap_owed = true;
+                        self.exited(pid, status, now);
+                    }
+                    None => self.reap_all(now),
                 }
-                None => self.reap_all(now),
-            },
+            }
             libc::SIGHUP => self.reload(now),
             libc::SIGUSR1 | libc::SIGUSR2 => debug!("ignoring {}", crate::signal::name(signal)),
             _ => {

@@ -462,7 +462,8 @@ impl Services {
                     _ => drop(self.rings.insert(name.into(), Ring::new(lines))),
                 }
                 let held = Token(held as usize);
-                if self.hold && matches!(self.sources.get(&held), Some(Source::Log { .. })) {
+                // (Closed above when pipes are no longer kept.)
+                if matches!(self.sources.get(&held), Some(Source::Log { .. })) {
                     return Ok(Out::Pipe(held));
                 }
                 let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)

@@ -164,24 +164,6 @@ pub fn reap() -> Reaped {
     Reaped { exited, no_children }
 }
 
-/// Reaps `pid` alone, if it has exited: a wait for one child reads that
-/// child only, where `waitpid(-1)` reads them all (at 1000 services, most
-/// of a restart's wait).
-pub fn reap_pid(pid: i32) -> Option<(i32, ExitStatus)> {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes one int through a valid pointer to a local.
-        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if got > 0 {
-            return decode(status).map(|ended| (got, ended));
-        }
-        if got < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return None;
-    }
-}
-
 /// The same, handing each to `each` (a storm's drain allocates nothing);
 /// whether no child is left at all (`ECHILD`).
 ///
@@ -423,26 +405,27 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::zombie_processes)] // reaped by `reap_pid`, the subject here
+    #[allow(clippy::zombie_processes)] // reaped by `wait_for`, the subject here
     fn one_child_is_reaped_alone_and_only_once_it_has_exited() {
+        let reap = |pid| wait_for(pid, true).ok().flatten().map(|ended| (pid, ended));
         let child = std::process::Command::new("sh")
             .args(["-c", "read x; exit 3"])
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        assert_eq!(reap_pid(pid), None, "still running");
+        assert_eq!(reap(pid), None, "still running");
         drop(child.stdin);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let reaped = loop {
-            if let Some(reaped) = reap_pid(pid) {
+            if let Some(reaped) = reap(pid) {
                 break reaped;
             }
             assert!(std::time::Instant::now() < deadline, "not reaped");
             std::thread::sleep(std::time::Duration::from_millis(2));
         };
         assert_eq!(reaped, (pid, ExitStatus::Code(3)));
-        assert_eq!(reap_pid(pid), None, "gone");
+        assert_eq!(reap(pid), None, "gone");
     }
 
     #[test]

@@ -249,6 +249,39 @@ fn log_lines_come_in_the_order_things_happened_root() {
 }
 
 #[test]
+fn a_restart_is_told_in_order_root() {
+    // tend spawns the new run before it formats the lines of the old one's
+    // end: the lines still come in the order things happened.
+    let s = Setup::new("restartorder");
+    // Its first run kills itself (pids are the namespace's, as in the log).
+    let (pids, once) = (s.p("pids"), s.p("once"));
+    s.unit(
+        "flaky",
+        &format!(
+            "command = \"echo $$ >> {pids}; [ -e {once} ] || {{ touch {once}; kill -KILL $$; }}; exec sleep 1000\"\n\
+             restart-delay = \"0s\"\n"
+        ),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    let [first, second] = [0, 1].map(|i| s.await_lines("pids", 2)[i].clone());
+    s.await_log(&format!("started flaky (pid {second})"));
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    let lines: Vec<&str> = log.lines().collect();
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not in the log:\n{log}"))
+    };
+    let killed = at(&format!("flaky (pid {first}) killed by SIGKILL"));
+    let started = at(&format!("started flaky (pid {second})"));
+    let starting = lines.iter().skip(killed).position(|l| l.ends_with("flaky: starting"));
+    assert!(at(&format!("started flaky (pid {first})")) < killed, "{log}");
+    assert!(starting.is_some_and(|n| killed + n < started), "{log}");
+}
+
+#[test]
 fn stop_escalates_to_sigkill_after_stop_timeout_root() {
     let s = Setup::new("escalate");
     s.unit(

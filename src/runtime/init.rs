@@ -65,6 +65,18 @@ struct Init {
     /// A SIGCHLD's named child was reaped alone: the others are still to
     /// be reaped, after this turn's actions.
     reap_owed: bool,
+    /// Exits and changes taken but not yet logged (see `tell`).
+    untold: Vec<Untold>,
+}
+
+/// A line of the log, kept as data until it is told.
+enum Untold {
+    Exit {
+        name: String,
+        pid: i32,
+        status: crate::sys::ExitStatus,
+    },
+    Change(Change),
 }
 
 /// The system's wall clock; for tests, one that starts at the Unix time
@@ -136,6 +148,7 @@ pub fn run(mut options: Options) -> Result<i32, Error> {
         ctl,
         clock,
         reap_owed: false,
+        untold: Vec::new(),
     };
     init.supervisor.set_wall(now, init.clock.at(now));
     // From here on, tend's output never blocks the loop.
@@ -264,6 +277,15 @@ impl Init {
             return;
         }
         if let Some(event) = self.services.exited(pid, status, now, self.reactor.registry()) {
+            if let Event::Exited {
+                service: Some(name),
+                status,
+                ..
+            } = &event
+            {
+                let (name, status) = (name.clone(), *status);
+                self.untold.push(Untold::Exit { name, pid, status });
+            }
             self.feed(event, now);
         }
     }
@@ -287,21 +309,40 @@ impl Init {
     /// is time to exit.
     fn act(&mut self) -> Result<Option<i32>, Error> {
         loop {
-            self.drain_changes();
+            self.take_changes();
             let Some(action) = self.supervisor.poll_action() else {
+                self.tell();
                 return Ok(None);
             };
+            if !matches!(action, Action::Spawn { .. }) {
+                self.tell();
+            }
             let now = Instant::now();
             let registry = self.reactor.registry();
             match action {
                 Action::Spawn { name } => {
                     let event = match self.supervisor.definition(&name) {
-                        Some(unit) => self.services.spawn(&unit, registry),
+                        Some(unit) => {
+                            if !unit.resources.is_empty() {
+                                // Its limits may warn: after what came before.
+                                self.tell();
+                            }
+                            self.services.spawn(&unit, self.reactor.registry())
+                        }
                         None => Event::SpawnFailed {
                             name,
                             reason: "no definition".into(),
                         },
                     };
+                    // What came before the spawn is told after it, in the
+                    // same order: formatting a restart's lines was a fifth
+                    // of tend's part of a restart.
+                    self.tell();
+                    match &event {
+                        Event::Spawned { name, pid } => info!("started {name} (pid {pid})"),
+                        Event::SpawnFailed { name, reason } => warn!("{name}: {reason}"),
+                        _ => {}
+                    }
                     self.feed(event, now);
                 }
                 Action::StartReadyCheck { name } => {
@@ -336,17 +377,39 @@ impl Init {
         }
     }
 
-    /// Logs each change as it comes (`web: ready`, `db: failed (start
-    /// limit reached)`) and keeps it for the control server.
     fn drain_changes(&mut self) {
+        self.take_changes();
+        self.tell();
+    }
+
+    /// Takes the supervisor's changes, acting on removals at once; their
+    /// lines wait for `tell`.
+    fn take_changes(&mut self) {
         while let Some(change) = self.supervisor.poll_change() {
             self.drained = self.drained.saturating_add(1);
+            if change.removed {
+                self.services.forget(&change.to.name, self.reactor.registry());
+            }
+            self.untold.push(Untold::Change(change));
+        }
+    }
+
+    /// Logs each exit and change taken, in order (`web (pid 7) exited with
+    /// status 1`, `web: ready`, `db: failed (start limit reached)`), and
+    /// keeps the changes for the control server.
+    fn tell(&mut self) {
+        let mut untold = std::mem::take(&mut self.untold);
+        for item in untold.drain(..) {
+            let change = match item {
+                Untold::Exit { name, pid, status } => {
+                    info!("{name} (pid {pid}) {status}");
+                    continue;
+                }
+                Untold::Change(change) => change,
+            };
             let to = &change.to;
             match (&to.detail, change.removed) {
-                (_, true) => {
-                    self.services.forget(&to.name, self.reactor.registry());
-                    info!("{}: removed", to.name);
-                }
+                (_, true) => info!("{}: removed", to.name),
                 (_, false) if change.from == Some(to.state) => {
                     let health = match to.health {
                         Some(Health::Starting) | None => "health check starting".to_string(),
@@ -361,6 +424,8 @@ impl Init {
                 self.changes.push(change);
             }
         }
+        // Its room, kept for the next turn.
+        self.untold = untold;
     }
 
     fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {

@@ -184,17 +184,12 @@ impl Services {
     }
 
     /// Starts a service's process; the answer for the supervisor.
+    /// Starts a run of `unit`; the caller logs what came of it.
     pub fn spawn(&mut self, unit: &Unit, registry: &Registry) -> Event {
         let name = unit.name.as_str();
         match self.start(unit, registry) {
-            Ok(pid) => {
-                info!("started {name} (pid {pid})");
-                Event::Spawned { name: name.into(), pid }
-            }
-            Err(reason) => {
-                warn!("{name}: {reason}");
-                spawn_failed(name, reason)
-            }
+            Ok(pid) => Event::Spawned { name: name.into(), pid },
+            Err(reason) => spawn_failed(name, reason),
         }
     }
 
@@ -592,7 +587,7 @@ impl Services {
                 self.held.insert(name.clone(), Held { pipes, cgroup });
             }
         }
-        info!("{name} (pid {pid}) {status}");
+        // Logged by the caller (see `Init::tell`).
         Some(Event::Exited {
             pid,
             status,

@@ -197,11 +197,16 @@ impl<U: Definition> Supervisor<U> {
             failed,
             holding,
         } = self.counts();
+        let ready = holding == 0 && !self.told_ready;
+        // Most settles change no count: no summary to write and compare.
+        if !ready && self.told_counts == Some([up, total, failed]) {
+            return;
+        }
+        self.told_counts = Some([up, total, failed]);
         let mut status = format!("{up} of {total} services up");
         if failed > 0 {
             status.push_str(&format!(", {failed} failed"));
         }
-        let ready = holding == 0 && !self.told_ready;
         if ready || status != self.told_status {
             self.told_ready |= ready;
             self.told_status.clone_from(&status);

@@ -42,6 +42,8 @@ pub struct Supervisor<U = ServiceConfig> {
     /// The last things said to the manager above.
     pub(super) told_ready: bool,
     pub(super) told_status: String,
+    /// The counts (up, total, failed) `told_status` was written from.
+    pub(super) told_counts: Option<[usize; 3]>,
     /// What to look at again after an event (see `dirty.rs`).
     pub(super) dirty: Dirty,
     /// Pids and deadlines by service (see `timers.rs`).
@@ -94,6 +96,7 @@ impl<U: Definition> Supervisor<U> {
             wall: None,
             told_ready: false,
             told_status: String::new(),
+            told_counts: None,
             dirty: Dirty::new(),
             timers: super::timers::Timers::new(),
         }

@@ -18,10 +18,14 @@ use super::service::{NextRun, Service};
 
 impl<U: Definition> Supervisor<U> {
     /// The wall clock reads `wall` at `now`. Without it no schedule runs;
-    /// the loop passes it at boot and after each wake-up.
+    /// the loop passes it at boot and after each wake-up. Only the first
+    /// reading arms schedules by itself: after it, every settle that a
+    /// wake-up's events cause arms them with the reading of that wake-up,
+    /// and a wake-up that brings none (a log line) needs no settle.
     pub fn set_wall(&mut self, now: Instant, wall: SystemTime) {
-        self.wall = Some((now, wall));
-        self.settle(now);
+        if self.wall.replace((now, wall)).is_none() {
+            self.settle(now);
+        }
     }
 
     /// Milliseconds since the Unix epoch at `now`, by the last wall reading.

@@ -16,6 +16,7 @@ impl<U: Definition> Supervisor<U> {
         let deadline = now.checked_add(self.shutdown_timeout);
         self.mode = Mode::ShuttingDown { deadline };
         self.told_status = "stopping".to_string();
+        self.told_counts = None;
         self.actions.push_back(Action::NotifyManager {
             ready: false,
             status: self.told_status.clone(),

@@ -165,6 +165,9 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 /// Changes in one turn of the loop after which the heap is trimmed.
 const BURST: usize = 1024;
 
+/// Untold lines whose room is kept from one turn to the next.
+const UNTOLD_ROOM: usize = 64;
+
 impl Init {
     fn run(&mut self) -> Result<i32, Error> {
         let mut started = false;
@@ -424,8 +427,11 @@ impl Init {
                 self.changes.push(change);
             }
         }
-        // Its room, kept for the next turn.
-        self.untold = untold;
+        // Its room, kept for the next turn unless a burst (a boot of
+        // thousands) made it large.
+        if untold.capacity() <= UNTOLD_ROOM {
+            self.untold = untold;
+        }
     }
 
     fn notify_manager(&mut self, ready: bool, status: &str, stopping: bool) {

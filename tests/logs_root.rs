@@ -173,3 +173,20 @@ fn under_a_low_descriptor_limit_each_run_gets_a_new_pipe_root() {
         tend.read("tend.log")
     );
 }
+
+#[test]
+fn a_service_that_writes_without_pause_does_not_hold_the_loop_root() {
+    // `yes` fills its pipe faster than tend tells its lines: read to the
+    // end in one turn, it kept every other service waiting (a second per
+    // turn here). Each restart of `counter` takes a turn of the loop.
+    let chatty = "command = \"yes\"\nstdout = { file = \"@DIR/chatty.log\", max-size = \"1M\", max-files = 2 }\n";
+    let counter = "command = \"echo run >> @DIR/runs\"\nrestart = \"always\"\nrestart-delay = \"0s\"\n\
+                   start-limit-burst = 1000000\n";
+    let tend = Tend::start("logs-chatty", &[("chatty", chatty), ("counter", counter)]);
+    tend.await_text("chatty.log", "y\ny\n");
+    let runs = tend.read("runs").lines().count();
+    await_true("100 more runs of counter", LIMIT, || {
+        tend.read("runs").lines().count() >= runs + 100
+    });
+    assert!(tend.read("chatty.log").starts_with("y\n"));
+}

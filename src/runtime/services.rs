@@ -33,6 +33,11 @@ use crate::unit::{self, Resources, Unit};
 /// The name under which `tend init -- CMD` runs CMD.
 pub const MAIN: &str = "main";
 
+/// Reads of 8 KiB a log pipe gets in one turn of the loop. With `yes`
+/// writing, a turn is about 5 ms (32 KiB of two-byte lines); a writer of
+/// long lines pays one more loop turn each 32 KiB.
+const READS_PER_TURN: usize = 4;
+
 /// A running process of a service: its pid beside the boxed rest, so the
 /// walk that finds the service of a reaped pid reads the table's nodes
 /// only, not a record for each service (at 5000, a cache miss each).
@@ -101,6 +106,9 @@ pub struct Services {
     /// Log files tend writes, by service and stream (stderr: `true`).
     files: BTreeMap<(String, bool), LogFile>,
     sources: HashMap<Token, Source>,
+    /// Log pipes a turn left holding data (see `read_log`): read on at
+    /// the next turn, which does not wait.
+    unread: Vec<Token>,
     next_token: usize,
     checks: Checks,
     probes: Probes,
@@ -161,6 +169,7 @@ impl Services {
             rings: BTreeMap::new(),
             files: BTreeMap::new(),
             sources: HashMap::new(),
+            unread: Vec::new(),
             next_token: 1,
             checks: Checks::default(),
             probes: Probes::default(),
@@ -617,10 +626,12 @@ impl Services {
 
     /// Reads what a log pipe holds, telling it a read at a time (a fast
     /// writer is not gathered whole in memory); `flush`: the last line
-    /// too, unended (its run is over).
+    /// too, unended (its run is over). At most `READS_PER_TURN` reads: a
+    /// writer faster than tend (`yes`) would keep the loop here, and every
+    /// other service and client waiting; the rest is read at the next turn.
     fn read_log(&mut self, token: Token, flush: bool, registry: &Registry) {
         let mut buf = [0u8; 8192];
-        loop {
+        for _ in 0..READS_PER_TURN {
             let Some(Source::Log {
                 service,
                 stderr,
@@ -655,6 +666,19 @@ impl Services {
             if !more {
                 return;
             }
+        }
+        if flush {
+            // Its run is over: its last line is told now, unended.
+            if let Some(Source::Log {
+                service, stderr, lines, ..
+            }) = self.sources.get_mut(&token)
+            {
+                let (service, stderr, out) = (service.clone(), *stderr, lines.finish().into_iter().collect());
+                self.print(&service, stderr, out);
+            }
+        }
+        if !self.unread.contains(&token) {
+            self.unread.push(token);
         }
     }
 
@@ -720,11 +744,18 @@ impl Services {
 
     /// When a check is due to be tried again.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.checks.next_deadline()
+        match self.unread.is_empty() {
+            true => self.checks.next_deadline(),
+            // What a pipe still holds is read on without waiting.
+            false => Some(Instant::now()),
+        }
     }
 
-    /// Retries the checks that are due.
+    /// Reads on the pipes left unread, and retries the checks that are due.
     pub fn on_timer(&mut self, now: Instant, registry: &Registry) {
+        for token in std::mem::take(&mut self.unread) {
+            self.read_log(token, false, registry);
+        }
         for (name, check) in self.checks.due(now) {
             self.try_check(&name, &check, now, registry);
         }

@@ -1,6 +1,7 @@
 //! Log files tend writes for its services: rotated at their size with
 //! exactly `max-files` kept, teed to tend's own output, and the size of
-//! the buffer `tend ctl logs` reads. Needs root.
+//! the buffer `tend ctl logs` reads; a service that writes its log (or its
+//! notify socket) without pause does not hold the loop. Needs root.
 
 mod common;
 
@@ -189,4 +190,25 @@ fn a_service_that_writes_without_pause_does_not_hold_the_loop_root() {
         tend.read("runs").lines().count() >= runs + 100
     });
     assert!(tend.read("chatty.log").starts_with("y\n"));
+}
+
+#[test]
+fn a_service_that_notifies_without_pause_does_not_hold_the_loop_root() {
+    let flood = "import os, socket\n\
+                 path = os.environ['NOTIFY_SOCKET']\n\
+                 path = chr(0) + path[1:] if path.startswith('@') else path\n\
+                 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                 s.connect(path)\n\
+                 s.send(b'READY=1')\n\
+                 many = b'STATUS=busy\\n' * 300\n\
+                 while True:\n    s.send(many)\n";
+    let flooding = format!("type = \"notify\"\ncommand = [\"python3\", \"-c\", {flood:?}]\n");
+    let counter = "command = \"echo run >> @DIR/runs\"\nrestart = \"always\"\nrestart-delay = \"0s\"\n\
+                   start-limit-burst = 1000000\n";
+    let tend = Tend::start("notify-flood", &[("flood", &flooding), ("counter", counter)]);
+    tend.await_text("tend.log", "flood: ready");
+    let runs = tend.read("runs").lines().count();
+    await_true("100 more runs of counter", LIMIT, || {
+        tend.read("runs").lines().count() >= runs + 100
+    });
 }

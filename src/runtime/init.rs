@@ -236,7 +236,9 @@ impl Init {
                 }
             }
             if deadline.is_some_and(|d| now >= d) {
-                self.services.on_timer(now, self.reactor.registry());
+                for event in self.services.on_timer(now, self.reactor.registry()) {
+                    self.feed(event, now);
+                }
                 self.feed(Event::Timer, now);
             }
         }

@@ -38,6 +38,10 @@ pub const MAIN: &str = "main";
 /// long lines pays one more loop turn each 32 KiB.
 const READS_PER_TURN: usize = 4;
 
+/// Notices read from a notify socket in one turn of the loop (the last
+/// message read may bring a few hundred more).
+const NOTICES_PER_TURN: usize = 64;
+
 /// A running process of a service: its pid beside the boxed rest, so the
 /// walk that finds the service of a reaped pid reads the table's nodes
 /// only, not a record for each service (at 5000, a cache miss each).
@@ -620,7 +624,13 @@ impl Services {
                 self.read_log(token, false, registry);
                 Vec::new()
             }
-            Source::Notify { service, socket } => read_notify(service, socket),
+            Source::Notify { service, socket } => {
+                let (events, more) = read_notify(service, socket);
+                if more && !self.unread.contains(&token) {
+                    self.unread.push(token);
+                }
+                events
+            }
         }
     }
 
@@ -751,14 +761,17 @@ impl Services {
         }
     }
 
-    /// Reads on the pipes left unread, and retries the checks that are due.
-    pub fn on_timer(&mut self, now: Instant, registry: &Registry) {
+    /// Reads on the sources a turn left unread (what they say, for the
+    /// supervisor), and retries the checks that are due.
+    pub fn on_timer(&mut self, now: Instant, registry: &Registry) -> Vec<Event> {
+        let mut events = Vec::new();
         for token in std::mem::take(&mut self.unread) {
-            self.read_log(token, false, registry);
+            events.extend(self.ready(token, now, registry));
         }
         for (name, check) in self.checks.due(now) {
             self.try_check(&name, &check, now, registry);
         }
+        events
     }
 
     /// When tend exits: kill what is left in the services' cgroups and
@@ -838,14 +851,17 @@ fn deregister(source: &Source, registry: &Registry) {
     let _ = registry.deregister(&mut SourceFd(&fd));
 }
 
-fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
+/// What a service's notify socket holds, until `NOTICES_PER_TURN` are
+/// read (a service sending without pause would hold the loop), and
+/// whether more may wait.
+fn read_notify(service: &str, socket: &UnixDatagram) -> (Vec<Event>, bool) {
     let mut events = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
+    while events.len() < NOTICES_PER_TURN {
         let n = match socket.recv(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return events,
+            Err(_) => return (events, false),
         };
         for notice in notify::parse(&buf[..n]) {
             let name = service.to_string();
@@ -860,6 +876,7 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> Vec<Event> {
             });
         }
     }
+    (events, true)
 }
 
 /// The ids a service runs as; tend's own where the unit sets none (asked

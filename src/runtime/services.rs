@@ -315,6 +315,9 @@ impl Services {
         let mut cgroup = cgroup;
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
+            if self.hold {
+                Cgroups::keep_events(cgroup);
+            }
         }
         let proc = Box::new(Proc { cgroup, pipes });
         self.procs.insert(shared, Running { pid, oom_base, proc });

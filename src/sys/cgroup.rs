@@ -436,9 +436,8 @@ impl Cgroups {
         if cgroup.joined & (1 << i) == 0 {
             return None;
         }
-        if let (None, true, Some(dir)) = (&cgroup.events, keep, cgroup.v2_dir()) {
-            let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-            cgroup.events = nix::fcntl::openat(dir, "cgroup.events", flags, Mode::empty()).ok();
+        if keep {
+            Cgroups::keep_events(cgroup);
         }
         let mut empty = false;
         let mut read = |text: &[u8]| empty |= unpopulated(text);
@@ -453,6 +452,16 @@ impl Cgroups {
             None => read_beneath(self.root_fd(i)?, &cgroup.name, "cgroup.events", &mut read)?,
         }
         Some(empty)
+    }
+
+    /// Opens `cgroup`'s v2 `cgroup.events` to keep, if not yet open (a
+    /// kernfs open is 15 µs here: a kept cgroup's first exit need not
+    /// pay it, as the open is made once its first run is out).
+    pub fn keep_events(cgroup: &mut Cgroup) {
+        if let (None, Some(dir)) = (&cgroup.events, cgroup.v2_dir()) {
+            let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+            cgroup.events = nix::fcntl::openat(dir, "cgroup.events", flags, Mode::empty()).ok();
+        }
     }
 
     /// Root `i`'s directory, open: its lock (the first root of a mount,

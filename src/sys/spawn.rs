@@ -769,14 +769,16 @@ unsafe fn place(pass: &mut [(RawFd, i32)]) -> io::Result<()> {
 /// command gets), its arguments, its environment, with room for one more
 /// variable that the child may set to its own pid.
 struct Exec {
-    /// Where to look for the program, in order.
-    candidates: Vec<CString>,
+    /// Where to look for the program, in order, each NUL-terminated.
+    candidates: Vec<u8>,
     /// Owns what `argv_ptrs` and `env_ptrs` point into.
     _strings: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     /// `/bin/sh`, a candidate, then the arguments: for a file without a
     /// `#!` line (ENOEXEC), which execvp gives to the shell.
     sh_ptrs: Vec<*const libc::c_char>,
+    /// The environment's entries, NULL-terminated; empty when the command
+    /// changes none of tend's own, which the exec then gets as it is.
     env_ptrs: Vec<*const libc::c_char>,
     /// `NAME=` then room for the digits and the NUL, when asked.
     pid_entry: Option<(Vec<u8>, usize)>,
@@ -796,21 +798,31 @@ impl Exec {
             .filter(|(i, (key, _))| !env.iter().skip(i.saturating_add(1)).any(|(k, _)| k == key))
             .map(|(_, var)| var)
             .collect();
-        let replaced =
-            |key: &[u8]| set.iter().any(|(k, _)| k.as_bytes() == key) || pid_name.is_some_and(|n| n.as_bytes() == key);
-        let inherited: Vec<&CStr> = inherited_environment()
-            .into_iter()
-            .filter(|entry| !replaced(name_of(entry.to_bytes())))
-            .collect();
         let argv: Vec<CString> = argv.iter().map(|a| c_string(a.as_bytes())).collect::<Result<_, _>>()?;
         let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
         let path = match set.iter().find(|(k, _)| k == "PATH") {
             Some((_, value)) => Some(value.as_bytes()),
-            None => inherited
-                .iter()
-                .find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
+            None => inherited_environment().find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
         };
         let candidates = candidates(program, path)?;
+        let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut sh_ptrs = vec![SH.as_ptr(), std::ptr::null()];
+        sh_ptrs.extend(argv_ptrs.iter().skip(1));
+        if set.is_empty() && pid_name.is_none() {
+            // tend's own environment, unchanged: nothing to copy or point at.
+            return Ok(Exec {
+                candidates,
+                _strings: argv,
+                argv_ptrs,
+                sh_ptrs,
+                env_ptrs: Vec::new(),
+                pid_entry: None,
+            });
+        }
+        let replaced =
+            |key: &[u8]| set.iter().any(|(k, _)| k.as_bytes() == key) || pid_name.is_some_and(|n| n.as_bytes() == key);
+        let inherited = inherited_environment().filter(|entry| !replaced(name_of(entry.to_bytes())));
         let mut env: Vec<CString> = Vec::with_capacity(set.len());
         for (key, value) in &set {
             if pid_name.is_some_and(|n| n.as_bytes() == key.as_bytes()) {
@@ -824,11 +836,7 @@ impl Exec {
             entry.resize(name_len.saturating_add(24), 0);
             (entry, name_len)
         });
-        let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
-        argv_ptrs.push(std::ptr::null());
-        let mut sh_ptrs = vec![SH.as_ptr(), std::ptr::null()];
-        sh_ptrs.extend(argv_ptrs.iter().skip(1));
-        let every = inherited.iter().copied().chain(env.iter().map(CString::as_c_str));
+        let every = inherited.chain(env.iter().map(CString::as_c_str));
         let mut env_ptrs: Vec<_> = every.map(CStr::as_ptr).collect();
         if let Some((entry, _)) = &pid_entry {
             env_ptrs.push(entry.as_ptr().cast());
@@ -854,20 +862,27 @@ impl Exec {
             // SAFETY: getpid has no preconditions.
             write_pid(entry, *name_len, unsafe { libc::getpid() }.unsigned_abs());
         }
+        let env = match self.env_ptrs.is_empty() {
+            // SAFETY: reading the C library's `environ` pointer (see
+            // `inherited_environment`).
+            true => unsafe { libc::environ }.cast_const().cast(),
+            false => self.env_ptrs.as_ptr(),
+        };
         let mut denied = false;
         let mut last = libc::ENOENT;
-        for path in &self.candidates {
-            // SAFETY: NUL-terminated pointer arrays into live buffers.
-            unsafe { libc::execve(path.as_ptr(), self.argv_ptrs.as_ptr(), self.env_ptrs.as_ptr()) };
+        for path in self.candidates.split_inclusive(|b| *b == 0) {
+            // SAFETY: NUL-terminated strings and pointer arrays in live
+            // buffers (`environ` included).
+            unsafe { libc::execve(path.as_ptr().cast(), self.argv_ptrs.as_ptr(), env) };
             last = errno();
             match last {
                 libc::EACCES => denied = true,
                 libc::ENOEXEC => {
                     if let Some(slot) = self.sh_ptrs.get_mut(1) {
-                        *slot = path.as_ptr();
+                        *slot = path.as_ptr().cast();
                     }
                     // SAFETY: as above.
-                    unsafe { libc::execve(SH.as_ptr(), self.sh_ptrs.as_ptr(), self.env_ptrs.as_ptr()) };
+                    unsafe { libc::execve(SH.as_ptr(), self.sh_ptrs.as_ptr(), env) };
                     return errno();
                 }
                 libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
@@ -885,17 +900,31 @@ impl Exec {
 /// The paths execvp would try for `program`: itself when it holds a `/`,
 /// else each directory of `path` (the default search path when unset; an
 /// empty entry is the working directory).
-fn candidates(program: &[u8], path: Option<&[u8]>) -> io::Result<Vec<CString>> {
-    if program.contains(&b'/') {
-        return Ok(vec![c_string(program)?]);
+/// One buffer, each path NUL-terminated: the child walks it without
+/// allocating.
+fn candidates(program: &[u8], path: Option<&[u8]>) -> io::Result<Vec<u8>> {
+    let dirs = match program.contains(&b'/') {
+        true => None,
+        false => Some(path.unwrap_or(b"/bin:/usr/bin")),
+    };
+    if program.contains(&0) || dirs.is_some_and(|d| d.contains(&0)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let path = path.unwrap_or(b"/bin:/usr/bin");
-    path.split(|&b| b == b':')
-        .map(|dir| match dir {
-            [] => c_string(program),
-            dir => c_string(&[dir, b"/", program].concat()),
-        })
-        .collect()
+    let mut paths = Vec::new();
+    let Some(dirs) = dirs else {
+        paths.extend_from_slice(program);
+        paths.push(0);
+        return Ok(paths);
+    };
+    for dir in dirs.split(|&b| b == b':') {
+        if !dir.is_empty() {
+            paths.extend_from_slice(dir);
+            paths.push(b'/');
+        }
+        paths.extend_from_slice(program);
+        paths.push(0);
+    }
+    Ok(paths)
 }
 
 /// The name of an environment entry: what comes before its first `=`.
@@ -906,18 +935,22 @@ fn name_of(entry: &[u8]) -> &[u8] {
 /// tend's own environment, as the C library keeps it (`NAME=value`).
 /// Valid until the environment is changed: PID 1 has one thread, and does
 /// not change it between this call and the exec that uses the entries.
-fn inherited_environment<'a>() -> Vec<&'a CStr> {
-    let mut entries = Vec::new();
-    // SAFETY: `environ` is the C library's NULL-terminated array of
-    // NUL-terminated strings; nothing changes it while we read (see above).
-    unsafe {
-        let mut next = libc::environ.cast_const();
-        while !next.is_null() && !(*next).is_null() {
-            entries.push(CStr::from_ptr(*next));
+fn inherited_environment<'a>() -> impl Iterator<Item = &'a CStr> {
+    // SAFETY: reading the C library's `environ` pointer.
+    let mut next = unsafe { libc::environ }.cast_const();
+    std::iter::from_fn(move || {
+        // SAFETY: `environ` is the C library's NULL-terminated array of
+        // NUL-terminated strings; nothing changes it while we read (see
+        // above).
+        unsafe {
+            if next.is_null() || (*next).is_null() {
+                return None;
+            }
+            let entry = CStr::from_ptr(*next);
             next = next.add(1);
+            Some(entry)
         }
-    }
-    entries
+    })
 }
 
 /// Writes `pid` in decimal after `NAME=` in `entry`, NUL-terminated.
@@ -1006,6 +1039,30 @@ mod tests {
         // SAFETY: each pointer is a NUL-terminated entry `exec` keeps alive.
         let text = entries.map(|p| unsafe { CStr::from_ptr(*p) }.to_string_lossy().into_owned());
         text.collect()
+    }
+
+    #[test]
+    fn the_candidates_are_one_buffer_in_path_order() {
+        let paths = candidates(b"sleep", Some(b"/a::/b")).unwrap();
+        assert_eq!(paths, b"/a/sleep\0sleep\0/b/sleep\0");
+        assert_eq!(candidates(b"./x", Some(b"/a")).unwrap(), b"./x\0");
+        assert_eq!(candidates(b"x", None).unwrap(), b"/bin/x\0/usr/bin/x\0");
+        let bad = candidates(b"x", Some(b"/a\0b")).unwrap_err();
+        assert_eq!(bad.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn a_command_that_changes_no_variable_gets_tends_own_environment_as_it_is() {
+        let exec = Exec::new(&["true".into()], &[], None).unwrap();
+        assert!(exec.env_ptrs.is_empty());
+        assert!(exec.pid_entry.is_none());
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let first = path.as_bytes().split(|b| *b == b':').next().unwrap_or_default();
+        assert!(
+            exec.candidates.starts_with(first),
+            "{:?}",
+            String::from_utf8_lossy(&exec.candidates)
+        );
     }
 
     #[test]

@@ -100,8 +100,51 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        stop_processes_naming(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A test that failed half-way leaves the tend it started running (and
+/// the cgroups it holds): each process whose command line names `dir` is
+/// asked to stop (SIGTERM, so tend removes what it made), then killed if
+/// it has not within 5 s. A test that passed has stopped its own.
+fn stop_processes_naming(dir: &std::path::Path) {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let naming = || -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let pids = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
+        let named = |pid: &i32| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.windows(needle.len()).any(|w| w == needle)
+        };
+        pids.filter(|pid| *pid != std::process::id() as i32)
+            .filter(named)
+            .collect()
+    };
+    let signal_all = |pids: &[i32], signal: i32| {
+        for pid in pids {
+            // SAFETY: kill takes plain integers.
+            unsafe { libc::kill(*pid, signal) };
+        }
+    };
+    let left = naming();
+    if left.is_empty() {
+        return;
+    }
+    signal_all(&left, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if naming().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_all(&naming(), libc::SIGKILL);
 }
 
 /// Runs a command with no stdin and captured output.

@@ -340,8 +340,8 @@ impl Init {
                         },
                     };
                     // What came before the spawn is told after it, in the
-                    // same order: formatting a restart's lines was a fifth
-                    // of tend's part of a restart.
+                    // same order: formatting a restart's lines was about a
+                    // tenth of tend's part of a restart.
                     self.tell();
                     match &event {
                         Event::Spawned { name, pid } => info!("started {name} (pid {pid})"),

@@ -110,8 +110,8 @@ pub struct Services {
     /// Log files tend writes, by service and stream (stderr: `true`).
     files: BTreeMap<(String, bool), LogFile>,
     sources: HashMap<Token, Source>,
-    /// Log pipes a turn left holding data (see `read_log`): read on at
-    /// the next turn, which does not wait.
+    /// Log pipes and notify sockets a turn left holding data (see
+    /// `read_log`): read on at the next turn, which does not wait.
     unread: Vec<Token>,
     next_token: usize,
     checks: Checks,
@@ -196,8 +196,8 @@ impl Services {
         self.rings.get(name)
     }
 
-    /// Starts a service's process; the answer for the supervisor.
-    /// Starts a run of `unit`; the caller logs what came of it.
+    /// Starts a service's process; the answer for the supervisor, which
+    /// the caller also logs.
     pub fn spawn(&mut self, unit: &Unit, registry: &Registry) -> Event {
         let name = unit.name.as_str();
         match self.start(unit, registry) {
@@ -629,8 +629,8 @@ impl Services {
             }
             Source::Notify { service, socket } => {
                 let (events, more) = read_notify(service, socket);
-                if more && !self.unread.contains(&token) {
-                    self.unread.push(token);
+                if more {
+                    self.read_on(token);
                 }
                 events
             }
@@ -690,6 +690,11 @@ impl Services {
                 self.print(&service, stderr, out);
             }
         }
+        self.read_on(token);
+    }
+
+    /// `token`'s source is read on at the next turn.
+    fn read_on(&mut self, token: Token) {
         if !self.unread.contains(&token) {
             self.unread.push(token);
         }
@@ -755,7 +760,8 @@ impl Services {
         self.checks.cancel(name, registry);
     }
 
-    /// When a check is due to be tried again.
+    /// When a check is due to be tried again; now, while a source is left
+    /// to read on.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.unread.is_empty() {
             true => self.checks.next_deadline(),

@@ -278,10 +278,8 @@ impl Services {
             (Err(reason), _) | (_, Err(reason)) => return Err(keep(self, reason)),
         };
         let is_main = name == MAIN;
-        if !is_main && self.null.is_none() {
-            // Opened at the first ask that finds it (a booted machine has
-            // it once its mounts are made).
-            self.null = spawn::dev_null();
+        if !is_main {
+            self.open_null();
         }
         let spec = Spawn {
             argv: &unit.argv,
@@ -322,6 +320,14 @@ impl Services {
         let proc = Box::new(Proc { cgroup, pipes });
         self.procs.insert(shared, Running { pid, oom_base, proc });
         Ok(pid)
+    }
+
+    /// `/dev/null`, opened at the first ask that finds it (a booted
+    /// machine has it once its mounts are made).
+    fn open_null(&mut self) {
+        if self.null.is_none() {
+            self.null = spawn::dev_null();
+        }
     }
 
     /// The descriptor a stream goes to, lent for the spawn.
@@ -447,9 +453,7 @@ impl Services {
         match to {
             unit::Stdio::Inherit => Ok(Out::Inherit),
             unit::Stdio::Null => {
-                if self.null.is_none() {
-                    self.null = spawn::dev_null();
-                }
+                self.open_null();
                 Ok(Out::Null)
             }
             unit::Stdio::File(path) => {
@@ -644,7 +648,7 @@ impl Services {
     /// other service and client waiting; the rest is read at the next turn.
     fn read_log(&mut self, token: Token, flush: bool, registry: &Registry) {
         let mut buf = [0u8; 8192];
-        for _ in 0..READS_PER_TURN {
+        for read in 1..=READS_PER_TURN {
             let Some(Source::Log {
                 service,
                 stderr,
@@ -666,7 +670,9 @@ impl Services {
                 Err(nix::errno::Errno::EINTR) => (true, false),
                 Err(_) => (false, true),
             };
-            if ended || (flush && !more) {
+            // A run that is over has its last line told, unended, even
+            // where the budget leaves bytes for the next turn.
+            if ended || (flush && (!more || read == READS_PER_TURN)) {
                 out.extend(lines.finish());
             }
             let (service, stderr) = (service.clone(), *stderr);
@@ -678,16 +684,6 @@ impl Services {
             }
             if !more {
                 return;
-            }
-        }
-        if flush {
-            // Its run is over: its last line is told now, unended.
-            if let Some(Source::Log {
-                service, stderr, lines, ..
-            }) = self.sources.get_mut(&token)
-            {
-                let (service, stderr, out) = (service.clone(), *stderr, lines.finish().into_iter().collect());
-                self.print(&service, stderr, out);
             }
         }
         self.read_on(token);

@@ -97,9 +97,9 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
-    /// Its v2 `cgroup.events`, open once an exit read it for a cgroup kept
-    /// across runs (see [`Cgroups::is_empty`]): each later exit reads it
-    /// without an open (in what would be padding).
+    /// Its v2 `cgroup.events`, kept open for a cgroup kept across runs
+    /// (see [`Cgroups::keep_events`]): each exit reads it without an open
+    /// (in what would be padding).
     events: Option<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).

@@ -903,19 +903,15 @@ impl Exec {
 /// One buffer, each path NUL-terminated: the child walks it without
 /// allocating.
 fn candidates(program: &[u8], path: Option<&[u8]>) -> io::Result<Vec<u8>> {
-    let dirs = match program.contains(&b'/') {
-        true => None,
-        false => Some(path.unwrap_or(b"/bin:/usr/bin")),
+    // A program with a `/` is tried as it is, as an empty directory is.
+    let dirs: &[u8] = match program.contains(&b'/') {
+        true => b"",
+        false => path.unwrap_or(b"/bin:/usr/bin"),
     };
-    if program.contains(&0) || dirs.is_some_and(|d| d.contains(&0)) {
+    if program.contains(&0) || dirs.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let mut paths = Vec::new();
-    let Some(dirs) = dirs else {
-        paths.extend_from_slice(program);
-        paths.push(0);
-        return Ok(paths);
-    };
     for dir in dirs.split(|&b| b == b':') {
         if !dir.is_empty() {
             paths.extend_from_slice(dir);

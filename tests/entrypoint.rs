@@ -35,10 +35,12 @@ fn usage_errors_exit_2_and_start_nothing() {
 
 /// On a terminal, the command gets the foreground (as under tini): its
 /// process group is the terminal's, so Ctrl-C reaches it. `script` (Debian's
-/// bsdutils) gives tend a terminal of its own.
+/// bsdutils) gives tend a terminal of its own. The SIGTTOU the child ignores
+/// to take it is not left ignored.
 #[test]
 fn the_command_takes_the_terminal_s_foreground() {
-    let inner = format!("{} -- sh -c 'cut -d\" \" -f5,8 /proc/$$/stat'", tend().display());
+    let report = "cut -d\" \" -f5,8 /proc/$$/stat; grep ^SigIgn: /proc/$$/status";
+    let inner = format!("{} -- sh -c '{report}'", tend().display());
     let out = output(
         Command::new("script")
             .args(["-qec", &inner, "/dev/null"])
@@ -46,7 +48,8 @@ fn the_command_takes_the_terminal_s_foreground() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let ids: Vec<&str> = stdout.split_whitespace().collect();
+    assert!(stdout.contains("SigIgn:\t0000000000000000"), "{stdout:?}");
+    let ids: Vec<&str> = stdout.lines().next().unwrap_or("").split_whitespace().collect();
     assert_eq!(ids.len(), 2, "{stdout:?}");
     assert_eq!(
         ids[0], ids[1],

@@ -71,6 +71,9 @@ impl Reactor {
     }
 
     fn with_fd(fd: SignalFd) -> io::Result<Self> {
+        // PID 1's dispositions are final now (its signals are blocked and
+        // at their default): children reset only those that are not.
+        crate::sys::dispositions::settle();
         let poll = Poll::new()?;
         let raw = fd.as_raw_fd();
         poll.registry()
@@ -82,6 +85,7 @@ impl Reactor {
     /// have started tend with them blocked): for the boot launcher.
     pub fn with_handlers(signals: &[i32]) -> io::Result<Self> {
         let poll = Poll::new()?;
+        crate::sys::dispositions::unsettle();
         let mut handled = Signals::new(signals.iter().copied())?;
         crate::sys::sigmask::unblock(signals)?;
         poll.registry().register(&mut handled, SIGNALS, Interest::READABLE)?;

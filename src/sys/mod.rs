@@ -11,6 +11,7 @@ pub mod chown;
 pub mod cmdline;
 pub mod devcgroup;
 pub mod devprog;
+pub mod dispositions;
 pub mod fault;
 pub mod fdpass;
 pub mod idmap;

@@ -706,11 +706,8 @@ impl ChildSetup {
             place(&mut self.pass)?;
             // Dispositions before the mask: a signal unblocked while tend's
             // handler is still installed would run it here, in the child.
-            for sig in 1..=libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    set_default_disposition(sig);
-                }
-            }
+            let ignored_here: &[i32] = if had_terminal { &[libc::SIGTTOU] } else { &[] };
+            super::dispositions::reset_in_child(ignored_here);
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
@@ -992,26 +989,6 @@ unsafe fn set_disposition(sig: i32, handler: libc::sighandler_t) {
     let mut action: libc::sigaction = std::mem::zeroed();
     action.sa_sigaction = handler;
     libc::sigaction(sig, &action, std::ptr::null_mut());
-}
-
-/// Resets `sig` to its default action through the raw syscall: libc's
-/// `sigaction` refuses the signals it keeps for itself (32 and 33 with
-/// glibc), which a launcher may still have left ignored.
-///
-/// # Safety
-/// Async-signal-safe.
-unsafe fn set_default_disposition(sig: i32) {
-    // All zeros is SIG_DFL, no flags and an empty mask in the kernel's
-    // `struct sigaction` of every architecture (larger than any of them).
-    let action = [0u64; 8];
-    let sigset_size = (libc::SIGRTMAX() as usize + 1) / 8;
-    libc::syscall(
-        libc::SYS_rt_sigaction,
-        sig,
-        action.as_ptr(),
-        std::ptr::null_mut::<u64>(),
-        sigset_size,
-    );
 }
 
 /// `/dev/null` opened for a child's standard stream; `None` where the

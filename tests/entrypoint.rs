@@ -36,25 +36,38 @@ fn usage_errors_exit_2_and_start_nothing() {
 /// On a terminal, the command gets the foreground (as under tini): its
 /// process group is the terminal's, so Ctrl-C reaches it. `script` (Debian's
 /// bsdutils) gives tend a terminal of its own. The SIGTTOU the child ignores
-/// to take it is not left ignored.
+/// to take it is not left ignored: under `tend --` (every disposition
+/// reset) and under `tend init -- CMD` (only those tend found changed).
 #[test]
 fn the_command_takes_the_terminal_s_foreground() {
+    let units = TempDir::new("terminal-units");
+    std::fs::create_dir(units.path("units")).unwrap();
     let report = "cut -d\" \" -f5,8 /proc/$$/stat; grep ^SigIgn: /proc/$$/status";
-    let inner = format!("{} -- sh -c '{report}'", tend().display());
-    let out = output(
-        Command::new("script")
-            .args(["-qec", &inner, "/dev/null"])
-            .env_remove("TEND_LOG"),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("SigIgn:\t0000000000000000"), "{stdout:?}");
-    let ids: Vec<&str> = stdout.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(ids.len(), 2, "{stdout:?}");
-    assert_eq!(
-        ids[0], ids[1],
-        "process group against the terminal's foreground: {stdout:?}"
-    );
+    let tend = tend().display().to_string();
+    let init = format!("{tend} init --units {} --no-socket", units.path("units").display());
+    for how in [tend.clone(), init] {
+        let inner = format!("{how} -- sh -c '{report}'");
+        let out = output(
+            Command::new("script")
+                .args(["-qec", &inner, "/dev/null"])
+                .env_remove("TEND_LOG"),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{how}: {stdout}");
+        assert!(stdout.contains("SigIgn:\t0000000000000000"), "{how}: {stdout:?}");
+        // The report's first line: two numbers (tend's own log lines may
+        // come before it on the terminal).
+        let ids: Vec<&str> = stdout
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|fields| fields.len() == 2 && fields.iter().all(|f| f.bytes().all(|b| b.is_ascii_digit())))
+            .unwrap_or_default();
+        assert_eq!(ids.len(), 2, "{how}: {stdout:?}");
+        assert_eq!(
+            ids[0], ids[1],
+            "{how}: process group against the terminal's foreground: {stdout:?}"
+        );
+    }
 }
 
 /// `tend boot` reads its own arguments without tend's whole command line;

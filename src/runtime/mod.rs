@@ -59,7 +59,12 @@ impl Reactor {
     /// Call before starting children, so no SIGCHLD or forwarded signal can
     /// be missed; children start with an empty mask (`sys::spawn`).
     pub fn new(signals: &[i32]) -> io::Result<Self> {
-        Self::with_fd(SignalFd::new(signals)?)
+        let reactor = Self::with_fd(SignalFd::new(signals)?)?;
+        // PID 1's dispositions are final now (its signals are blocked and
+        // at their default): children reset only those that are not. Not
+        // for `tend --`, whose one child would save what the asking costs.
+        crate::sys::dispositions::settle();
+        Ok(reactor)
     }
 
     /// The same for a loop whose only sources are signals and deadlines
@@ -71,9 +76,6 @@ impl Reactor {
     }
 
     fn with_fd(fd: SignalFd) -> io::Result<Self> {
-        // PID 1's dispositions are final now (its signals are blocked and
-        // at their default): children reset only those that are not.
-        crate::sys::dispositions::settle();
         let poll = Poll::new()?;
         let raw = fd.as_raw_fd();
         poll.registry()

@@ -4,10 +4,11 @@
 //! would run in a child that still shares tend's memory: the child resets
 //! them. Until tend says its dispositions are settled, that is all 62
 //! signals a child can reset, one system call each (about 15 µs of every
-//! start). PID 1's loop settles them once it has set its own: tend asks
-//! the kernel which are not at their default, and children reset those
-//! alone (SIGPIPE, std's SIGSEGV and SIGBUS handlers, and whatever tend's
-//! launcher left ignored).
+//! start). `tend init`'s loop settles them once it has set its own: tend
+//! asks the kernel which are not at their default, and children reset
+//! those alone (SIGPIPE, glibc's own two, and whatever tend's launcher
+//! left ignored). `tend --` does not: its one child would save what the
+//! asking costs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -41,9 +41,11 @@ const NAMED: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// First realtime signal usable by programs (34 with glibc: it keeps 32 and 33).
+/// First realtime signal usable by programs: 34, as glibc programs (and
+/// podman, systemd) number them. Fixed here, not asked of tend's own C
+/// library: musl's is 35, and `SIGRTMIN+3` (halt) must still be 37.
 pub fn rtmin() -> i32 {
-    libc::SIGRTMIN()
+    34
 }
 
 /// Last realtime signal (64 on Linux).
@@ -140,6 +142,8 @@ mod tests {
         assert_eq!(parse("SIGRTMIN+3"), Some(37));
         assert_eq!(parse("RTMIN+3"), Some(37));
         assert_eq!(parse("37"), Some(37));
+        // What podman and systemd send to halt, whatever tend's libc.
+        assert_eq!(halt(), 37);
         assert_eq!(parse("RTMAX"), Some(64));
         assert_eq!(parse("SIGRTMAX-1"), Some(63));
         assert_eq!(parse("PWR"), Some(libc::SIGPWR));

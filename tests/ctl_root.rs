@@ -224,6 +224,45 @@ fn a_status_of_many_services_comes_in_batches_root() {
     assert_eq!(reply["services"].as_array().map(Vec::len), Some(600));
 }
 
+/// A service's CPU time and task count in `status` come from its cgroup's
+/// `cpu.stat`, which tend keeps open for a service it keeps across runs
+/// (a `status` of ten services then opens no file): each read is the
+/// kernel's count at that moment, not the one at the open.
+#[test]
+fn status_reads_a_kept_cpu_stat_afresh_root() {
+    let burn = "command = \"sleep 1000 & sleep 1000 & while [ ! -e @DIR/still ]; do :; done; wait\"\n";
+    let t = Tend::start("cpustat", &[("burn", burn)]);
+    let usage = || {
+        let json: serde_json::Value = serde_json::from_str(&t.ok(&["--json", "status", "burn"])).unwrap();
+        let service = &json["services"][0];
+        (service["cpu_usec"].as_u64(), service["tasks"].as_u64())
+    };
+    let Some(tend) = t.child.as_ref().map(|c| await_child(c.id())) else {
+        unreachable!("tend was started")
+    };
+    // Kept once the first run is out: the open file is the service's own.
+    let kept = || {
+        let fds = std::fs::read_dir(format!("/proc/{tend}/fd")).unwrap();
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target.ends_with("burn/cpu.stat"))
+    };
+    await_true("cpu.stat kept open", LIMIT, kept);
+    let (first, _) = usage();
+    let first = first.expect("a CPU time");
+    await_true("the CPU time to move while the loop spins", LIMIT, || {
+        usage().0.is_some_and(|cpu| cpu >= first + 20_000)
+    });
+    std::fs::write(t.dir.path("still"), "").unwrap();
+    // The loop ends: the time stops, and the count (sh and two sleeps)
+    // is read with it.
+    let settled = await_some("the CPU time to settle", LIMIT, || {
+        let (a, tasks) = usage();
+        std::thread::sleep(Duration::from_millis(50));
+        (usage().0 == a).then_some(tasks)
+    });
+    assert_eq!(settled, Some(3));
+}
+
 /// The first `n` lines tend answers `request` with, on a connection of
 /// their own.
 fn raw_lines(t: &Tend, request: &str, n: usize) -> Vec<String> {

@@ -555,7 +555,7 @@ fn nofile_soft() -> u64 {
 /// (both ends when kept across its runs: `hold`), a notify socket, its
 /// cgroup's directory (counted on hosts without cgroups too: one a service
 /// to spare there; its v1 `tasks` files are open during the spawn only),
-/// and with `hold` its `cgroup.events`. None for a disabled one: it does
+/// and with `hold` its `cgroup.events` and `cpu.stat`. None for a disabled one: it does
 /// not start at boot.
 fn fds_of(unit: &Unit, hold: bool) -> u64 {
     if !unit.service.enabled {
@@ -568,7 +568,7 @@ fn fds_of(unit: &Unit, hold: bool) -> u64 {
     (logged.count() as u64)
         .saturating_mul(if hold { 2 } else { 1 })
         .saturating_add(u64::from(notify))
-        .saturating_add(if hold { 2 } else { 1 })
+        .saturating_add(if hold { 3 } else { 1 })
 }
 
 /// Services get what the control server leaves (it takes up to half the
@@ -671,12 +671,12 @@ mod tests {
 
     #[test]
     fn a_large_limit_leaves_services_all_but_the_clients_share() {
-        // 20000 - 4096 - 16 = 15888: 2648 services of 6 descriptors (both
-        // ends of two pipes, the cgroup and its events, kept), 5296 of 3
-        // (the pipes made at each start).
+        // 20000 - 4096 - 16 = 15888: 2269 services of 7 descriptors (both
+        // ends of two pipes, the cgroup, its events and cpu.stat, kept),
+        // 5296 of 3 (the pipes made at each start).
         let mut invalid = BTreeMap::new();
-        assert!(fit_fds(&mut units(2648), &mut invalid, 20000), "kept");
-        assert!(!fit_fds(&mut units(2649), &mut invalid, 20000), "made at each start");
+        assert!(fit_fds(&mut units(2269), &mut invalid, 20000), "kept");
+        assert!(!fit_fds(&mut units(2270), &mut invalid, 20000), "made at each start");
         assert!(!fit_fds(&mut units(5296), &mut invalid, 20000));
         assert_eq!(invalid.len(), 0);
         let mut all = units(5297);

@@ -314,7 +314,7 @@ impl Services {
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
             if self.hold {
-                Cgroups::keep_events(cgroup);
+                Cgroups::keep_files(cgroup);
             }
         }
         let proc = Box::new(Proc { cgroup, pipes });

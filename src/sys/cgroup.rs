@@ -83,8 +83,8 @@ pub struct Cgroups {
 pub struct Cgroup {
     /// tend's directory in each hierarchy (shared).
     roots: Arc<Vec<(Kind, PathBuf)>>,
-    /// Bit `i` set: the service has a cgroup under `roots[i]`.
-    joined: u32,
+    /// The roots under which the service has a cgroup.
+    joined: Joined,
     /// The service's name (shared with the loop's other records of it).
     name: Arc<str>,
     /// Its v2 directory, open while it is in use: the clone starts the
@@ -97,13 +97,39 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
-    /// Its v2 `cgroup.events`, kept open for a cgroup kept across runs
-    /// (see [`Cgroups::keep_events`]): each exit reads it without an open
-    /// (in what would be padding).
+    /// Its v2 `cgroup.events` and `cpu.stat`, kept open for a cgroup kept
+    /// across runs (see [`Cgroups::keep_files`]): each exit and each
+    /// `status` reads them with one `pread`, no open (1 µs against 5 to 7
+    /// here, and a `status` of ten services is ten of them).
     events: Option<OwnedFd>,
+    cpu_stat: Option<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).
     seen: AtomicU64,
+}
+
+/// Which of tend's roots a service has a cgroup under: bit `i` for
+/// `roots[i]`. Sixteen are room for v2 and every v1 controller there is.
+#[derive(Debug, Default, Clone, Copy)]
+struct Joined(u16);
+
+impl Joined {
+    /// Roots past this many are not joined.
+    const MAX: usize = 16;
+
+    fn has(self, i: usize) -> bool {
+        i < Joined::MAX && self.0 & (1 << i) != 0
+    }
+
+    fn add(&mut self, i: usize) {
+        if i < Joined::MAX {
+            self.0 |= 1 << i;
+        }
+    }
+
+    fn count(self) -> u32 {
+        self.0.count_ones()
+    }
 }
 
 /// Whether a service joins the hierarchy of `kind`. With v2 (which tracks
@@ -210,6 +236,15 @@ fn read_chunks(mut file: File, each: &mut dyn FnMut(&[u8])) -> Option<()> {
             return Some(());
         }
     }
+}
+
+/// A kept cgroup file's text from its start, in one call: the numbers
+/// `cgroup.events` and `cpu.stat` give fit in 512 bytes.
+fn pread_small(file: &OwnedFd, each: &mut dyn FnMut(&[u8])) -> Option<()> {
+    let mut buf = [0u8; 512];
+    let n = nix::sys::uio::pread(file, &mut buf, 0).ok()?;
+    each(buf.get(..n)?);
+    Some(())
 }
 
 /// `name/file` beneath the open directory `dir`, read by [`read_chunks`];
@@ -413,13 +448,16 @@ impl Cgroups {
     /// services, and a walk of the whole path is most of each read.
     pub fn usage_of(&self, cgroup: &Cgroup) -> Usage {
         cgroup.usage_with(&mut |kind, file, each| {
+            if let (Kind::V2, "cpu.stat", Some(kept)) = (kind, file, &cgroup.cpu_stat) {
+                return pread_small(kept, each);
+            }
             if let (Kind::V2, Some(dir)) = (kind, cgroup.v2_dir()) {
                 return read_in(dir, file, each);
             }
             // Only the hierarchies the service joined (its roots are ours,
             // in our order).
             let i = self.roots.iter().position(|r| r.kind == *kind)?;
-            if cgroup.joined & (1 << i) == 0 {
+            if !cgroup.joined.has(i) {
                 return None;
             }
             read_beneath(self.root_fd(i)?, &cgroup.name, file, each)
@@ -433,18 +471,16 @@ impl Cgroups {
     /// runs) the file stays open, and later exits read it with one call.
     pub fn is_empty(&self, cgroup: &mut Cgroup, keep: bool) -> Option<bool> {
         let i = self.roots.iter().position(|r| r.kind == Kind::V2)?;
-        if cgroup.joined & (1 << i) == 0 {
+        if !cgroup.joined.has(i) {
             return None;
         }
         if keep {
-            Cgroups::keep_events(cgroup);
+            Cgroups::keep_files(cgroup);
         }
         let mut empty = false;
         let mut read = |text: &[u8]| empty |= unpopulated(text);
         if let Some(events) = &cgroup.events {
-            let mut buf = [0u8; 256];
-            let n = nix::sys::uio::pread(events, &mut buf, 0).ok()?;
-            read(buf.get(..n)?);
+            pread_small(events, &mut read)?;
             return Some(empty);
         }
         match cgroup.v2_dir() {
@@ -454,13 +490,24 @@ impl Cgroups {
         Some(empty)
     }
 
-    /// Opens `cgroup`'s v2 `cgroup.events` to keep, if not yet open (a
-    /// kernfs open is 15 µs here: a kept cgroup's first exit need not
-    /// pay it, as the open is made once its first run is out).
-    pub fn keep_events(cgroup: &mut Cgroup) {
-        if let (None, Some(dir)) = (&cgroup.events, cgroup.v2_dir()) {
+    /// Opens `cgroup`'s v2 `cgroup.events` and `cpu.stat` to keep, if
+    /// not yet open (a kernfs open is 15 µs here: a kept cgroup's first
+    /// exit need not pay it, as the open is made once its first run is
+    /// out). Each costs a descriptor and, once read, the kernel's page of
+    /// its text: only where the descriptors allow (`tend init`'s budget).
+    pub fn keep_files(cgroup: &mut Cgroup) {
+        let Some(dir) = cgroup.v2_dir.as_ref().map(AsFd::as_fd) else {
+            return;
+        };
+        let open = |file: &str| {
             let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-            cgroup.events = nix::fcntl::openat(dir, "cgroup.events", flags, Mode::empty()).ok();
+            nix::fcntl::openat(dir, file, flags, Mode::empty()).ok()
+        };
+        if cgroup.events.is_none() {
+            cgroup.events = open("cgroup.events");
+        }
+        if cgroup.cpu_stat.is_none() {
+            cgroup.cpu_stat = open("cpu.stat");
         }
     }
 
@@ -489,23 +536,24 @@ impl Cgroups {
         let service: Arc<str> = service.into();
         let mut cgroup = Cgroup {
             roots: self.dirs.clone(),
-            joined: 0,
+            joined: Joined::default(),
             name: service.clone(),
             v2_dir: None,
             joining: None,
             v2_controllers: self.v2_controllers.clone(),
             killed: AtomicBool::new(false),
             events: None,
+            cpu_stat: None,
             seen: AtomicU64::new(Seen::NONE),
         };
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
-        for (i, root) in self.roots.iter().enumerate().take(32) {
+        for (i, root) in self.roots.iter().enumerate().take(Joined::MAX) {
             if !joins(&root.kind, has_v2, needs) {
                 continue;
             }
-            let joined = |j: usize| cgroup.joined & (1 << j) != 0;
-            let shared = (0..i).any(|j| joined(j) && self.roots.get(j).is_some_and(|r| r.dir == root.dir));
-            cgroup.joined |= 1 << i;
+            let joined = cgroup.joined;
+            let shared = (0..i).any(|j| joined.has(j) && self.roots.get(j).is_some_and(|r| r.dir == root.dir));
+            cgroup.joined.add(i);
             if shared {
                 // A mount of two controllers (`cpu,cpuacct`): joined once.
                 continue;
@@ -545,7 +593,7 @@ impl Cgroups {
             .iter()
             .all(|root| (root.kind == Kind::V2) || !joins(&root.kind, has_v2, needs));
         let whole = cgroup.joining.is_none() && cgroup.v2_dir.is_some();
-        if !(v2_only && whole && !cgroup.was_killed() && cgroup.joined.count_ones() == 1) {
+        if !(v2_only && whole && !cgroup.was_killed() && cgroup.joined.count() == 1) {
             return None;
         }
         cgroup.seen.store(Seen::NONE, Ordering::Relaxed);
@@ -773,7 +821,7 @@ impl Cgroup {
     /// The descriptors it holds.
     pub fn raw_fds(&self) -> Vec<RawFd> {
         let procs = self.joining.iter().flat_map(|j| &j.procs);
-        let dirs = self.v2_dir.iter().chain(&self.events);
+        let dirs = self.v2_dir.iter().chain(&self.events).chain(&self.cpu_stat);
         dirs.chain(procs).map(AsRawFd::as_raw_fd).collect()
     }
 
@@ -794,11 +842,11 @@ impl Cgroup {
         // Its tasks may be counted elsewhere from now on (`pids.current`).
         self.seen.store(Seen::NONE, Ordering::Relaxed);
         let pids = self.pids();
-        for i in 0..self.roots.len().min(32) {
+        for i in 0..self.roots.len().min(Joined::MAX) {
             let Some((kind, root)) = self.roots.get(i) else {
                 continue;
             };
-            if self.joined & (1 << i) != 0 || !joins(kind, has_v2, needs) {
+            if self.joined.has(i) || !joins(kind, has_v2, needs) {
                 continue;
             }
             let dir = root.join(&*self.name);
@@ -806,7 +854,7 @@ impl Cgroup {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
-            self.joined |= 1 << i;
+            self.joined.add(i);
             for pid in &pids {
                 // A process may have exited meanwhile.
                 match fs::write(dir.join("cgroup.procs"), pid.to_string()) {
@@ -825,11 +873,7 @@ impl Cgroup {
 
     /// The service's cgroup in each hierarchy it joined.
     fn dirs(&self) -> impl Iterator<Item = (&Kind, PathBuf)> + '_ {
-        let joined = self
-            .roots
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.joined & (1 << i) != 0);
+        let joined = self.roots.iter().enumerate().filter(|(i, _)| self.joined.has(*i));
         joined.map(|(_, (kind, root))| (kind, root.join(&*self.name)))
     }
 
@@ -845,7 +889,10 @@ impl Cgroup {
             .map(|(kind, dir)| (kind, dir.parent().map_or(dir.clone(), Path::to_path_buf)))
             .collect();
         Cgroup {
-            joined: (0..roots.len().min(32)).fold(0, |m, i| m | 1 << i),
+            joined: (0..roots.len()).fold(Joined::default(), |mut j, i| {
+                j.add(i);
+                j
+            }),
             roots: Arc::new(roots),
             name: name.unwrap_or_default(),
             v2_dir: None,
@@ -853,6 +900,7 @@ impl Cgroup {
             v2_controllers: Arc::new(v2_controllers),
             killed: AtomicBool::new(false),
             events: None,
+            cpu_stat: None,
             seen: AtomicU64::new(Seen::NONE),
         }
     }
@@ -1075,7 +1123,7 @@ impl Cgroup {
     /// service joined it.
     fn joined_index(&self, kind: &Kind) -> Option<usize> {
         let i = self.roots.iter().position(|(k, _)| k == kind)?;
-        (i < 32 && self.joined & (1 << i) != 0).then_some(i)
+        self.joined.has(i).then_some(i)
     }
 
     /// Removes the cgroups; fails while processes remain.

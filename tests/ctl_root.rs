@@ -225,9 +225,9 @@ fn a_status_of_many_services_comes_in_batches_root() {
 }
 
 /// A service's CPU time and task count in `status` come from its cgroup's
-/// `cpu.stat`, which tend keeps open for a service it keeps across runs
-/// (a `status` of ten services then opens no file): each read is the
-/// kernel's count at that moment, not the one at the open.
+/// `cpu.stat`, which the first status opens and tend keeps for a service
+/// it keeps across runs (a `status` of ten services then opens no file):
+/// each read is the kernel's count at that moment, not the one at the open.
 #[test]
 fn status_reads_a_kept_cpu_stat_afresh_root() {
     let burn = "command = \"sleep 1000 & sleep 1000 & while [ ! -e @DIR/still ]; do :; done; wait\"\n";
@@ -240,15 +240,18 @@ fn status_reads_a_kept_cpu_stat_afresh_root() {
     let Some(tend) = t.child.as_ref().map(|c| await_child(c.id())) else {
         unreachable!("tend was started")
     };
-    // Kept once the first run is out: the open file is the service's own.
+    // Opened by the first status that reads it, and kept: the open file
+    // is the service's own.
     let kept = || {
         let fds = std::fs::read_dir(format!("/proc/{tend}/fd")).unwrap();
         fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
             .any(|target| target.ends_with("burn/cpu.stat"))
     };
-    await_true("cpu.stat kept open", LIMIT, kept);
+    t.ok(&["wait", "burn", "--for", "ready"]);
+    assert!(!kept(), "cpu.stat is opened before any status");
     let (first, _) = usage();
     let first = first.expect("a CPU time");
+    assert!(kept(), "cpu.stat is not kept");
     await_true("the CPU time to move while the loop spins", LIMIT, || {
         usage().0.is_some_and(|cpu| cpu >= first + 20_000)
     });

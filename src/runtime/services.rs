@@ -314,7 +314,7 @@ impl Services {
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
             if self.hold {
-                Cgroups::keep_files(cgroup);
+                Cgroups::keep_events(cgroup);
             }
         }
         let proc = Box::new(Proc { cgroup, pipes });

@@ -8,6 +8,7 @@
 //! `blkio` only for `io-weight`); each is locked while tend runs, removed when it exits, and
 //! swept at start when an earlier tend (killed) left it behind.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write as _};
@@ -97,12 +98,16 @@ pub struct Cgroup {
     v2_controllers: Arc<BTreeSet<Controller>>,
     /// Its v2 cgroup was killed through `cgroup.kill`.
     killed: AtomicBool,
-    /// Its v2 `cgroup.events` and `cpu.stat`, kept open for a cgroup kept
-    /// across runs (see [`Cgroups::keep_files`]): each exit and each
-    /// `status` reads them with one `pread`, no open (1 µs against 5 to 7
-    /// here, and a `status` of ten services is ten of them).
+    /// Its v2 `cgroup.events`, kept open for a cgroup kept across runs
+    /// (see [`Cgroups::keep_events`]): each exit reads it with one
+    /// `pread`, no open.
     events: Option<OwnedFd>,
-    cpu_stat: Option<OwnedFd>,
+    /// Its v2 `cpu.stat`, kept open by the first `status` that reads it
+    /// where `events` is kept: later ones `pread` it (1 µs against 5 to 7
+    /// for an open, a read and a close here; a `status` of ten services
+    /// is ten of them). Not opened at the start: a start of thousands
+    /// need not pay for a file no one may read.
+    cpu_stat: OnceCell<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).
     seen: AtomicU64,
@@ -448,8 +453,8 @@ impl Cgroups {
     /// services, and a walk of the whole path is most of each read.
     pub fn usage_of(&self, cgroup: &Cgroup) -> Usage {
         cgroup.usage_with(&mut |kind, file, each| {
-            if let (Kind::V2, "cpu.stat", Some(kept)) = (kind, file, &cgroup.cpu_stat) {
-                return pread_small(kept, each);
+            if let (Kind::V2, "cpu.stat", Some(_)) = (kind, file, &cgroup.events) {
+                return cgroup.read_kept_cpu_stat(each);
             }
             if let (Kind::V2, Some(dir)) = (kind, cgroup.v2_dir()) {
                 return read_in(dir, file, each);
@@ -475,7 +480,7 @@ impl Cgroups {
             return None;
         }
         if keep {
-            Cgroups::keep_files(cgroup);
+            Cgroups::keep_events(cgroup);
         }
         let mut empty = false;
         let mut read = |text: &[u8]| empty |= unpopulated(text);
@@ -490,24 +495,16 @@ impl Cgroups {
         Some(empty)
     }
 
-    /// Opens `cgroup`'s v2 `cgroup.events` and `cpu.stat` to keep, if
-    /// not yet open (a kernfs open is 15 µs here: a kept cgroup's first
-    /// exit need not pay it, as the open is made once its first run is
-    /// out). Each costs a descriptor and, once read, the kernel's page of
-    /// its text: only where the descriptors allow (`tend init`'s budget).
-    pub fn keep_files(cgroup: &mut Cgroup) {
-        let Some(dir) = cgroup.v2_dir.as_ref().map(AsFd::as_fd) else {
-            return;
-        };
-        let open = |file: &str| {
+    /// Opens `cgroup`'s v2 `cgroup.events` to keep, if not yet open (a
+    /// kernfs open is 15 µs here: a kept cgroup's first exit need not
+    /// pay it, as the open is made once its first run is out). A kept
+    /// file costs a descriptor and, once read, the kernel's page of its
+    /// text: only where the descriptors allow (`tend init`'s budget,
+    /// which counts `cpu.stat` too).
+    pub fn keep_events(cgroup: &mut Cgroup) {
+        if let (None, Some(dir)) = (&cgroup.events, cgroup.v2_dir()) {
             let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-            nix::fcntl::openat(dir, file, flags, Mode::empty()).ok()
-        };
-        if cgroup.events.is_none() {
-            cgroup.events = open("cgroup.events");
-        }
-        if cgroup.cpu_stat.is_none() {
-            cgroup.cpu_stat = open("cpu.stat");
+            cgroup.events = nix::fcntl::openat(dir, "cgroup.events", flags, Mode::empty()).ok();
         }
     }
 
@@ -543,7 +540,7 @@ impl Cgroups {
             v2_controllers: self.v2_controllers.clone(),
             killed: AtomicBool::new(false),
             events: None,
-            cpu_stat: None,
+            cpu_stat: OnceCell::new(),
             seen: AtomicU64::new(Seen::NONE),
         };
         let has_v2 = self.roots.iter().any(|r| r.kind == Kind::V2);
@@ -821,7 +818,7 @@ impl Cgroup {
     /// The descriptors it holds.
     pub fn raw_fds(&self) -> Vec<RawFd> {
         let procs = self.joining.iter().flat_map(|j| &j.procs);
-        let dirs = self.v2_dir.iter().chain(&self.events).chain(&self.cpu_stat);
+        let dirs = self.v2_dir.iter().chain(&self.events).chain(self.cpu_stat.get());
         dirs.chain(procs).map(AsRawFd::as_raw_fd).collect()
     }
 
@@ -833,6 +830,17 @@ impl Cgroup {
     /// The same, borrowed.
     pub fn v2_dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.v2_dir.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Its `cpu.stat`, opened beneath its directory at the first read and
+    /// kept (see [`Cgroup::cpu_stat`]).
+    fn read_kept_cpu_stat(&self, each: &mut dyn FnMut(&[u8])) -> Option<()> {
+        if self.cpu_stat.get().is_none() {
+            let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+            let opened = nix::fcntl::openat(self.v2_dir()?, "cpu.stat", flags, Mode::empty()).ok()?;
+            let _ = self.cpu_stat.set(opened);
+        }
+        pread_small(self.cpu_stat.get()?, each)
     }
 
     /// Joins the v1 hierarchies of `needs` it is not in yet (limits a
@@ -900,7 +908,7 @@ impl Cgroup {
             v2_controllers: Arc::new(v2_controllers),
             killed: AtomicBool::new(false),
             events: None,
-            cpu_stat: None,
+            cpu_stat: OnceCell::new(),
             seen: AtomicU64::new(Seen::NONE),
         }
     }

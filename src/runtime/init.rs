@@ -555,8 +555,8 @@ fn nofile_soft() -> u64 {
 /// (both ends when kept across its runs: `hold`), a notify socket, its
 /// cgroup's directory (counted on hosts without cgroups too: one a service
 /// to spare there; its v1 `tasks` files are open during the spawn only),
-/// and with `hold` its `cgroup.events` and `cpu.stat`. None for a disabled one: it does
-/// not start at boot.
+/// and with `hold` its `cgroup.events` and `cpu.stat`. None for a
+/// disabled one: it does not start at boot.
 fn fds_of(unit: &Unit, hold: bool) -> u64 {
     if !unit.service.enabled {
         return 0;

@@ -636,3 +636,56 @@ fn the_command_after_dashes_keeps_its_bytes_root() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(std::fs::read(s.path("bytes")).unwrap(), b"caf\xe9", "{log}");
 }
+
+/// A unit's program is looked up in tend's own `PATH` (an image's `ENV
+/// PATH` reaches the services, so validation looks where the exec will),
+/// once when the unit is loaded and again at each reload, as systemd does,
+/// not at every start: a program that appears earlier in `PATH` later is
+/// taken at the next reload.
+#[test]
+fn a_unit_s_program_is_found_in_tends_path_at_load_and_reload_root() {
+    let s = Setup::new("path");
+    for dir in ["early", "late"] {
+        std::fs::create_dir(s.path(dir)).unwrap();
+    }
+    let program = |dir: &str| {
+        let file = s.path(dir).join("tend-path-probe");
+        let script = format!("#!/bin/sh\necho {dir} >> {}\nexec sleep 1000\n", s.p("runs"));
+        std::fs::write(&file, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // Only in the second directory of tend's PATH, which the default
+    // PATH does not hold.
+    program("late");
+    s.unit("probe", "command = [\"tend-path-probe\"]\nrestart-delay = \"0s\"\n");
+    let path = format!(
+        "{}:{}:{}",
+        s.p("early"),
+        s.p("late"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = s.init(&[]);
+    cmd.env("PATH", path);
+    let tend = cmd.spawn().unwrap();
+    s.await_lines("runs", 1);
+    let kill_probe = |tend: &Child| {
+        let pid1 = await_child(tend.id());
+        let probe = await_some("the probe's process", LIMIT, || children(pid1).first().copied());
+        send(probe, libc::SIGKILL);
+    };
+    // Now found earlier in PATH too: a restart still runs the one the load
+    // found, a reload takes the new one (the unit is unchanged: no
+    // restart by the reload itself).
+    program("early");
+    kill_probe(&tend);
+    s.await_lines("runs", 2);
+    // Answered once the units are read again.
+    let reload = output(Command::new(common::tend()).args(["ctl", "--socket", &s.p("ctl.sock"), "reload"]));
+    assert!(reload.status.success(), "{reload:?}");
+    kill_probe(&tend);
+    let runs = s.await_lines("runs", 3);
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert_eq!(runs, ["late", "late", "early"], "{log}");
+}

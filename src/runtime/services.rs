@@ -283,6 +283,9 @@ impl Services {
         }
         let spec = Spawn {
             argv: &unit.argv,
+            // Found in PATH when the unit was loaded (or reloaded), as
+            // systemd does: not looked up again at each start.
+            program: Some(unit.program.as_path()).filter(|p| p.is_absolute()),
             cwd: unit.working_dir.as_deref(),
             new_group: true,
             take_terminal: is_main,

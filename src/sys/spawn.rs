@@ -28,8 +28,13 @@ use super::ExitStatus;
 /// How to start one command.
 #[derive(Debug, Default)]
 pub struct Spawn<'a> {
-    /// The program and its arguments; the program is looked up in `PATH`.
+    /// The program and its arguments; the program is looked up in `PATH`
+    /// (as `execvp` does) unless `program` names it.
     pub argv: &'a [OsString],
+    /// The file to exec, found already (a unit's, when it was loaded): no
+    /// walk of `PATH` at each start, where each directory before the
+    /// program's is a failed `execve`. `argv[0]` stays as given.
+    pub program: Option<&'a Path>,
     pub cwd: Option<&'a Path>,
     /// Make the child the leader of a new process group, so signals can
     /// reach everything it starts in that group.
@@ -147,7 +152,7 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     if program.is_empty() {
         return Err(error(io::Error::from_raw_os_error(libc::ENOENT)));
     }
-    let exec = Exec::new(spec.argv, &spec.env, spec.pid_variable).map_err(error)?;
+    let exec = Exec::new(spec.argv, spec.program, &spec.env, spec.pid_variable).map_err(error)?;
     let cwd = match spec.cwd {
         Some(dir) => Some(c_string(dir.as_os_str().as_bytes()).map_err(error)?),
         None => None,
@@ -784,7 +789,12 @@ struct Exec {
 const SH: &std::ffi::CStr = c"/bin/sh";
 
 impl Exec {
-    fn new(argv: &[OsString], env: &[(OsString, OsString)], pid_name: Option<&str>) -> io::Result<Exec> {
+    fn new(
+        argv: &[OsString],
+        program: Option<&Path>,
+        env: &[(OsString, OsString)],
+        pid_name: Option<&str>,
+    ) -> io::Result<Exec> {
         // tend's own environment, then the command's variables over it (the
         // last of a name wins), as std would; the pid variable last, over
         // both. tend's own entries are not copied: the exec gets pointers
@@ -796,12 +806,18 @@ impl Exec {
             .map(|(_, var)| var)
             .collect();
         let argv: Vec<CString> = argv.iter().map(|a| c_string(a.as_bytes())).collect::<Result<_, _>>()?;
-        let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
-        let path = match set.iter().find(|(k, _)| k == "PATH") {
-            Some((_, value)) => Some(value.as_bytes()),
-            None => inherited_environment().find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
+        let candidates = match program {
+            // A path with a `/` is the one candidate.
+            Some(found) => candidates(found.as_os_str().as_bytes(), None)?,
+            None => {
+                let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
+                let path = match set.iter().find(|(k, _)| k == "PATH") {
+                    Some((_, value)) => Some(value.as_bytes()),
+                    None => inherited_environment().find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
+                };
+                candidates(program, path)?
+            }
         };
-        let candidates = candidates(program, path)?;
         let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let mut sh_ptrs = vec![SH.as_ptr(), std::ptr::null()];
@@ -1025,8 +1041,21 @@ mod tests {
     }
 
     #[test]
+    fn a_program_found_already_is_the_one_candidate_and_argv0_stays() {
+        let set = [(OsString::from("PATH"), OsString::from("/a:/b"))];
+        let found = Path::new("/b/sleep");
+        let exec = Exec::new(&["sleep".into(), "1".into()], Some(found), &set, None).unwrap();
+        assert_eq!(exec.candidates, b"/b/sleep\0");
+        // SAFETY: argv_ptrs points into `_strings`, alive with `exec`.
+        let argv0 = unsafe { CStr::from_ptr(exec.argv_ptrs[0]) };
+        assert_eq!(argv0.to_bytes(), b"sleep");
+        let looked_up = Exec::new(&["sleep".into()], None, &set, None).unwrap();
+        assert_eq!(looked_up.candidates, b"/a/sleep\0/b/sleep\0");
+    }
+
+    #[test]
     fn a_command_that_changes_no_variable_gets_tends_own_environment_as_it_is() {
-        let exec = Exec::new(&["true".into()], &[], None).unwrap();
+        let exec = Exec::new(&["true".into()], None, &[], None).unwrap();
         assert!(exec.env_ptrs.is_empty());
         assert!(exec.pid_entry.is_none());
         let path = std::env::var_os("PATH").unwrap_or_default();
@@ -1046,12 +1075,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let exec = Exec::new(&["true".into()], &set, Some("HOME")).unwrap();
+        let exec = Exec::new(&["true".into()], None, &set, Some("HOME")).unwrap();
         let env = environment(&exec);
         // The pid variable goes last, over both (filled in by the child).
         assert_eq!(env.last().map(String::as_str), Some("HOME="));
         assert!(!env.iter().any(|e| e.starts_with("HOME=/")), "{home}: {env:?}");
-        let exec = Exec::new(&["true".into()], &set, None).unwrap();
+        let exec = Exec::new(&["true".into()], None, &set, None).unwrap();
         let env = environment(&exec);
         let homes: Vec<&String> = env.iter().filter(|e| e.starts_with("HOME=")).collect();
         assert_eq!(homes, ["HOME=/last"]);

@@ -16,7 +16,8 @@ use super::limits::{Ceilings, Resource, INFINITY};
 use super::resources::Support;
 use super::users::UserDb;
 
-/// `PATH` when a unit sets none (the one of systemd and Docker).
+/// `PATH` where neither the unit nor tend's own environment sets one (the
+/// one of systemd and Docker).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `CAP_SYS_RESOURCE`: the capability to raise hard limits.
@@ -52,6 +53,11 @@ pub trait Host {
     fn ceilings(&self) -> &Ceilings;
     /// Which cgroup controllers units may bound.
     fn cgroups(&self) -> &Support;
+    /// The `PATH` a service gets when its unit sets none: tend's own, which
+    /// its services inherit, as an image's `ENV PATH` reaches them.
+    fn path(&self) -> &str {
+        DEFAULT_PATH
+    }
 }
 
 /// The real environment below a root directory: `tend init` and `tend
@@ -64,18 +70,21 @@ pub struct CheckEnv {
     pub users: UserDb,
     pub ceilings: Ceilings,
     pub cgroups: Support,
+    /// See [`Host::path`]; empty for [`DEFAULT_PATH`].
+    pub path: String,
 }
 
 impl CheckEnv {
     /// The environment below `root` as this process sees it: users and
     /// groups from `ROOT/etc/passwd` and `ROOT/etc/group` (none if missing),
-    /// and the hard limits this process could set.
+    /// the hard limits this process could set, and its `PATH`.
     pub fn for_root(root: &Path) -> CheckEnv {
         CheckEnv {
             root: root.to_path_buf(),
             users: read_users(root),
             ceilings: current_ceilings(),
             cgroups: crate::sys::cgroup::support(),
+            path: std::env::var("PATH").unwrap_or_default(),
         }
     }
 }
@@ -83,6 +92,13 @@ impl CheckEnv {
 impl Host for CheckEnv {
     fn root(&self) -> &Path {
         &self.root
+    }
+
+    fn path(&self) -> &str {
+        match self.path.is_empty() {
+            true => DEFAULT_PATH,
+            false => &self.path,
+        }
     }
 
     fn entry(&self, path: &Path) -> Option<Entry> {
@@ -351,6 +367,17 @@ pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unit_without_path_gets_tends_own_else_the_default() {
+        let own = CheckEnv {
+            path: "/opt/app/bin:/usr/bin".into(),
+            ..CheckEnv::default()
+        };
+        assert_eq!(own.path(), "/opt/app/bin:/usr/bin");
+        assert_eq!(CheckEnv::default().path(), DEFAULT_PATH);
+        assert_eq!(Fixture::default().path(), DEFAULT_PATH);
+    }
 
     #[test]
     fn cap_eff() {

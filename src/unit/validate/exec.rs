@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::Ctx;
 use crate::supervisor::ServiceType;
 use crate::unit::error::Problem;
-use crate::unit::host::{find_in, DEFAULT_PATH};
+use crate::unit::host::find_in;
 use crate::unit::schema::{RawCommand, RawReady};
 use crate::unit::{CommandForm, Ready};
 
@@ -59,7 +59,7 @@ pub(super) fn resolve(
         cx.err(span, Problem::Empty { key: key.into() });
         return None;
     }
-    let path = env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v);
+    let path = env.iter().find(|(k, _)| k == "PATH").map_or(cx.env.path(), |(_, v)| v);
     let what = match form {
         CommandForm::Exec => key,
         CommandForm::Shell => "shell",

@@ -603,7 +603,8 @@ struct ChildSetup {
     pass: Vec<(RawFd, i32)>,
 }
 
-/// The `RLIMIT_NOFILE` tend was started with, before `raise_nofile_limit`.
+/// The `RLIMIT_NOFILE` tend was started with, where `raise_nofile_limit`
+/// raised it.
 static ORIGINAL_NOFILE: OnceLock<(u64, u64)> = OnceLock::new();
 
 /// Raises tend's own `RLIMIT_NOFILE` soft limit to the hard one, so a busy
@@ -617,20 +618,24 @@ pub fn raise_nofile_limit() -> io::Result<()> {
     };
     // SAFETY: getrlimit writes into the struct we own.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
-    let _ = ORIGINAL_NOFILE.set((limit.rlim_cur, limit.rlim_max));
     if limit.rlim_cur == limit.rlim_max {
+        // Nothing raised: a child inherits the limit as it is, with no
+        // `setrlimit` of its own before exec.
         return Ok(());
     }
+    let original = (limit.rlim_cur, limit.rlim_max);
     limit.rlim_cur = limit.rlim_max;
     // SAFETY: setrlimit reads the struct we own.
-    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })?;
+    let _ = ORIGINAL_NOFILE.set(original);
+    Ok(())
 }
 
 /// The limits a child gets: the original `RLIMIT_NOFILE` soft limit first
 /// (its hard limit is unchanged), then the unit's own, which win.
 fn child_limits(unit: &[(i32, u64, u64)]) -> Vec<(i32, u64, u64)> {
     let nofile = libc::RLIMIT_NOFILE as i32;
-    let mut limits = Vec::with_capacity(unit.len() + 1);
+    let mut limits = Vec::new();
     if let Some(&(soft, hard)) = ORIGINAL_NOFILE.get() {
         if !unit.iter().any(|&(r, _, _)| r == nofile) {
             limits.push((nofile, soft, hard));

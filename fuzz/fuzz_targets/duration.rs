@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use tend::unit::duration_arg as parse_duration;
 use tend::entrypoint::{Entrypoint, Event as EpEvent, Settings};
 use tend::supervisor::{Action, Event, ExitStatus, RestartPolicy, ServiceConfig, Supervisor};
+use tend::unit::duration_arg as parse_duration;
 
 fn entrypoint(grace: Duration, now: Instant) {
     let settings = Settings {

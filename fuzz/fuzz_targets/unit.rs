@@ -52,6 +52,9 @@ fn host() -> &'static (CheckEnv, PathBuf) {
             users: UserDb::parse(PASSWD, GROUP),
             ceilings: Ceilings([(Resource::Nofile, 1_048_576)].into()),
             cgroups: Default::default(),
+            // The default PATH, not the fuzzer's: the fixture's programs
+            // are under it.
+            path: String::new(),
         };
         (env, root.join("etc/tend/units"))
     })

@@ -15,7 +15,7 @@ use std::io::{self, Read, Seek, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,10 +103,11 @@ pub struct Cgroup {
     /// `pread`, no open.
     events: Option<OwnedFd>,
     /// Its v2 `cpu.stat`, kept open by the first `status` that reads it
-    /// where `events` is kept: later ones `pread` it (1 µs against 5 to 7
-    /// for an open, a read and a close here; a `status` of ten services
-    /// is ten of them). Not opened at the start: a start of thousands
-    /// need not pay for a file no one may read.
+    /// where `events` is kept, for the first [`KEPT_CPU_STATS`] services:
+    /// later ones `pread` it (1 µs against 5 to 7 for an open, a read and
+    /// a close here; a `status` of ten services is ten of them). Not
+    /// opened at the start: a start of thousands need not pay for a file
+    /// no one may read.
     cpu_stat: OnceCell<OwnedFd>,
     /// The CPU time and task count the last usage read found (see
     /// [`Seen`]).
@@ -632,6 +633,23 @@ impl Cgroups {
     }
 }
 
+/// Kept `cpu.stat` files at most (see [`Cgroup::cpu_stat`]). Each holds a
+/// page of kernel memory once read: the first services a status reads
+/// keep theirs (a status of a few opens no file), the others' are opened,
+/// read and closed each time, as every one was before.
+const KEPT_CPU_STATS: usize = 64;
+
+/// How many are kept now.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if self.cpu_stat.get().is_some() {
+            KEPT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for Cgroups {
     fn drop(&mut self) {
         self.remove();
@@ -833,12 +851,20 @@ impl Cgroup {
     }
 
     /// Its `cpu.stat`, opened beneath its directory at the first read and
-    /// kept (see [`Cgroup::cpu_stat`]).
+    /// kept (see [`Cgroup::cpu_stat`]) while fewer than [`KEPT_CPU_STATS`]
+    /// are; else opened, read and closed.
     fn read_kept_cpu_stat(&self, each: &mut dyn FnMut(&[u8])) -> Option<()> {
-        if self.cpu_stat.get().is_none() {
-            let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-            let opened = nix::fcntl::openat(self.v2_dir()?, "cpu.stat", flags, Mode::empty()).ok()?;
-            let _ = self.cpu_stat.set(opened);
+        if let Some(kept) = self.cpu_stat.get() {
+            return pread_small(kept, each);
+        }
+        let dir = self.v2_dir()?;
+        if KEPT.load(Ordering::Relaxed) >= KEPT_CPU_STATS {
+            return read_in(dir, "cpu.stat", each);
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let opened = nix::fcntl::openat(dir, "cpu.stat", flags, Mode::empty()).ok()?;
+        if self.cpu_stat.set(opened).is_ok() {
+            KEPT.fetch_add(1, Ordering::Relaxed);
         }
         pread_small(self.cpu_stat.get()?, each)
     }
@@ -1432,6 +1458,42 @@ mod tests {
             }
         );
         fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    /// The first services read keep their `cpu.stat` open, up to the cap;
+    /// the others read theirs by path; a kept one is read afresh; and the
+    /// count goes back down as they go.
+    #[test]
+    fn cpu_stat_files_are_kept_up_to_a_cap_and_read_afresh() {
+        let tree = v2_tree("kept");
+        let n = KEPT_CPU_STATS + 3;
+        let before = KEPT.load(Ordering::Relaxed);
+        let cgroups: Vec<Cgroup> = (0..n)
+            .map(|i| {
+                let dir = tree.join(format!("s{i}"));
+                fs::create_dir(&dir).unwrap();
+                fs::write(dir.join("cpu.stat"), format!("usage_usec {i}\n")).unwrap();
+                let mut cgroup = Cgroup::at(vec![(Kind::V2, dir.clone())], BTreeSet::new());
+                cgroup.v2_dir = Some(open_dir(&dir).unwrap());
+                cgroup
+            })
+            .collect();
+        let read = |cgroup: &Cgroup| {
+            let mut text = Vec::new();
+            cgroup.read_kept_cpu_stat(&mut |piece| text.extend_from_slice(piece));
+            String::from_utf8(text).unwrap()
+        };
+        for (i, cgroup) in cgroups.iter().enumerate() {
+            assert_eq!(read(cgroup), format!("usage_usec {i}\n"));
+        }
+        let kept = cgroups.iter().filter(|c| c.cpu_stat.get().is_some()).count();
+        assert_eq!(kept, KEPT_CPU_STATS - before);
+        assert!(cgroups.last().is_some_and(|c| c.cpu_stat.get().is_none()));
+        fs::write(tree.join("s0/cpu.stat"), "usage_usec 99\n").unwrap();
+        assert_eq!(read(&cgroups[0]), "usage_usec 99\n");
+        drop(cgroups);
+        assert_eq!(KEPT.load(Ordering::Relaxed), before);
+        fs::remove_dir_all(&tree).unwrap();
     }
 
     #[test]

@@ -555,8 +555,8 @@ fn nofile_soft() -> u64 {
 /// (both ends when kept across its runs: `hold`), a notify socket, its
 /// cgroup's directory (counted on hosts without cgroups too: one a service
 /// to spare there; its v1 `tasks` files are open during the spawn only),
-/// and with `hold` its `cgroup.events` and `cpu.stat`. None for a
-/// disabled one: it does not start at boot.
+/// and with `hold` its `cgroup.events` (and the first few their `cpu.stat`:
+/// see `fit_fds`). None for a disabled one: it does not start at boot.
 fn fds_of(unit: &Unit, hold: bool) -> u64 {
     if !unit.service.enabled {
         return 0;
@@ -568,7 +568,7 @@ fn fds_of(unit: &Unit, hold: bool) -> u64 {
     (logged.count() as u64)
         .saturating_mul(if hold { 2 } else { 1 })
         .saturating_add(u64::from(notify))
-        .saturating_add(if hold { 3 } else { 1 })
+        .saturating_add(if hold { 2 } else { 1 })
 }
 
 /// Services get what the control server leaves (it takes up to half the
@@ -582,7 +582,10 @@ fn fit_fds(units: &mut BTreeMap<String, Unit>, invalid: &mut BTreeMap<String, St
     let conns = (soft / 2).min(control::server::MAX_CONNS as u64);
     let budget = soft.saturating_sub(conns).saturating_sub(OWN_FDS);
     let need = |hold: bool| units.values().map(|u| fds_of(u, hold)).fold(0, u64::saturating_add);
-    if need(true) <= budget {
+    // Kept cgroups keep the `cpu.stat` of the first services a status reads.
+    let started = units.values().filter(|u| u.service.enabled).count();
+    let stats = started.min(crate::sys::cgroup::KEPT_CPU_STATS) as u64;
+    if need(true).saturating_add(stats) <= budget {
         return true;
     }
     let need = need(false);
@@ -671,12 +674,12 @@ mod tests {
 
     #[test]
     fn a_large_limit_leaves_services_all_but_the_clients_share() {
-        // 20000 - 4096 - 16 = 15888: 2269 services of 7 descriptors (both
-        // ends of two pipes, the cgroup, its events and cpu.stat, kept),
-        // 5296 of 3 (the pipes made at each start).
+        // 20000 - 4096 - 16 = 15888, less 64 kept cpu.stat files: 2637
+        // services of 6 descriptors (both ends of two pipes, the cgroup and
+        // its events, kept), 5296 of 3 (the pipes made at each start).
         let mut invalid = BTreeMap::new();
-        assert!(fit_fds(&mut units(2269), &mut invalid, 20000), "kept");
-        assert!(!fit_fds(&mut units(2270), &mut invalid, 20000), "made at each start");
+        assert!(fit_fds(&mut units(2637), &mut invalid, 20000), "kept");
+        assert!(!fit_fds(&mut units(2638), &mut invalid, 20000), "made at each start");
         assert!(!fit_fds(&mut units(5296), &mut invalid, 20000));
         assert_eq!(invalid.len(), 0);
         let mut all = units(5297);

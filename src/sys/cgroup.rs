@@ -637,7 +637,7 @@ impl Cgroups {
 /// page of kernel memory once read: the first services a status reads
 /// keep theirs (a status of a few opens no file), the others' are opened,
 /// read and closed each time, as every one was before.
-const KEPT_CPU_STATS: usize = 64;
+pub const KEPT_CPU_STATS: usize = 64;
 
 /// How many are kept now.
 static KEPT: AtomicUsize = AtomicUsize::new(0);

@@ -53,21 +53,9 @@ fn is_default(sig: i32) -> bool {
 /// are at their default, as they are in tend.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn kernel_says_default(sig: i32) -> bool {
-    // Larger than the kernel's struct of any architecture.
     let mut old = [0u64; 8];
-    let sigset_size = (libc::SIGRTMAX() as usize + 1) / 8;
-    // SAFETY: no new action; the kernel writes the old one into `old`,
-    // which is larger than its struct.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            std::ptr::null::<u64>(),
-            old.as_mut_ptr(),
-            sigset_size,
-        )
-    };
-    rc == 0 && old[0] == 0
+    // SAFETY: no new action: only `old` is written.
+    unsafe { rt_sigaction(sig, None, Some(&mut old)) == 0 && old[0] == 0 }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -107,16 +95,22 @@ pub(super) unsafe fn reset_in_child(also: &[i32]) {
 /// Async-signal-safe; changes this process's disposition of `sig`.
 unsafe fn set_default(sig: i32) {
     // All zeros is SIG_DFL, no flags and an empty mask in the kernel's
-    // `struct sigaction` of every architecture (larger than any of them).
-    let action = [0u64; 8];
+    // `struct sigaction` of every architecture.
+    rt_sigaction(sig, Some(&[0; 8]), None);
+}
+
+/// The raw `rt_sigaction` system call, past libc (which refuses its own
+/// signals): `new`, if any, becomes `sig`'s action and the old one goes
+/// into `old`. Both are buffers larger than the kernel's `struct
+/// sigaction` of any architecture. Async-signal-safe.
+///
+/// # Safety
+/// With `new`, changes this process's disposition of `sig`.
+unsafe fn rt_sigaction(sig: i32, new: Option<&[u64; 8]>, old: Option<&mut [u64; 8]>) -> libc::c_long {
     let sigset_size = (libc::SIGRTMAX() as usize + 1) / 8;
-    libc::syscall(
-        libc::SYS_rt_sigaction,
-        sig,
-        action.as_ptr(),
-        std::ptr::null_mut::<u64>(),
-        sigset_size,
-    );
+    let new = new.map_or(std::ptr::null(), |n| n.as_ptr());
+    let old = old.map_or(std::ptr::null_mut(), |o| o.as_mut_ptr());
+    libc::syscall(libc::SYS_rt_sigaction, sig, new, old, sigset_size)
 }
 
 #[cfg(test)]
@@ -143,17 +137,8 @@ mod tests {
         let spare = libc::SIGRTMAX() - 1;
         assert!(kernel_says_default(spare));
         let ignore = [1u64, 0, 0, 0, 0, 0, 0, 0]; // SIG_IGN, no flags
-        let sigset_size = (libc::SIGRTMAX() as usize + 1) / 8;
-        // SAFETY: sets and restores a real-time signal no test uses.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                spare,
-                ignore.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                sigset_size,
-            );
-        }
+                                                  // SAFETY: sets and restores a real-time signal no test uses.
+        unsafe { rt_sigaction(spare, Some(&ignore), None) };
         let ignored = !kernel_says_default(spare) && !is_default(spare);
         // SAFETY: as above: back to SIG_DFL.
         unsafe { set_default(spare) };

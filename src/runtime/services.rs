@@ -284,9 +284,8 @@ impl Services {
         let spec = Spawn {
             argv: &unit.argv,
             // Found in PATH when the unit was loaded (or reloaded), as
-            // systemd does: not looked up again at each start. A command
-            // with a `/` is exec'd as written (relative to its directory).
-            program: Some(unit.program.as_path()).filter(|p| p.is_absolute() && !has_slash(&unit.argv)),
+            // systemd does: not looked up again at each start.
+            program: Some(unit.program.as_path()).filter(|p| p.is_absolute()),
             cwd: unit.working_dir.as_deref(),
             new_group: true,
             take_terminal: is_main,
@@ -791,12 +790,6 @@ impl Services {
         self.held.clear();
         drop(self.cgroups.take());
     }
-}
-
-/// Whether the command's `argv[0]` names a path (not looked up in `PATH`).
-fn has_slash(argv: &[std::ffi::OsString]) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    argv.first().is_some_and(|a| a.as_bytes().contains(&b'/'))
 }
 
 /// Prints lines as `NAME: line` on tend's own output: written whole, so

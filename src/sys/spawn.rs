@@ -31,9 +31,10 @@ pub struct Spawn<'a> {
     /// The program and its arguments; the program is looked up in `PATH`
     /// (as `execvp` does) unless `program` names it.
     pub argv: &'a [OsString],
-    /// The file to exec, found already (a unit's, when it was loaded): no
-    /// walk of `PATH` at each start, where each directory before the
-    /// program's is a failed `execve`. `argv[0]` stays as given.
+    /// The file to exec, found already in `PATH` (a unit's, when it was
+    /// loaded): no walk of `PATH` at each start, where each directory
+    /// before the program's is a failed `execve`. `argv[0]` stays as
+    /// given; one with a `/` is exec'd as written, as `execvp` would.
     pub program: Option<&'a Path>,
     pub cwd: Option<&'a Path>,
     /// Make the child the leader of a new process group, so signals can
@@ -811,16 +812,16 @@ impl Exec {
             .map(|(_, var)| var)
             .collect();
         let argv: Vec<CString> = argv.iter().map(|a| c_string(a.as_bytes())).collect::<Result<_, _>>()?;
-        let candidates = match program {
+        let argv0 = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
+        let candidates = match program.filter(|_| !argv0.contains(&b'/')) {
             // A path with a `/` is the one candidate.
             Some(found) => candidates(found.as_os_str().as_bytes(), None)?,
             None => {
-                let program = argv.first().map(|p| p.as_bytes()).unwrap_or_default();
                 let path = match set.iter().find(|(k, _)| k == "PATH") {
                     Some((_, value)) => Some(value.as_bytes()),
                     None => inherited_environment().find_map(|entry| entry.to_bytes().strip_prefix(b"PATH=")),
                 };
-                candidates(program, path)?
+                candidates(argv0, path)?
             }
         };
         let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -1056,6 +1057,9 @@ mod tests {
         assert_eq!(argv0.to_bytes(), b"sleep");
         let looked_up = Exec::new(&["sleep".into()], None, &set, None).unwrap();
         assert_eq!(looked_up.candidates, b"/a/sleep\0/b/sleep\0");
+        // A command naming a path is exec'd as written.
+        let as_written = Exec::new(&["./sleep".into()], Some(found), &set, None).unwrap();
+        assert_eq!(as_written.candidates, b"./sleep\0");
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn init_args_ignored(argv0: &std::ffi::OsStr, cli: &Cli) -> bool {
     if cli.sub.is_some() || !booted_as_init(argv0) {
         return false;
     }
-    let path = std::env::var("PATH").unwrap_or_else(|_| tend::unit::DEFAULT_PATH.into());
+    let path = tend::unit::inherited_path();
     let root = std::path::Path::new("/");
     let program = program.to_string_lossy();
     tend::unit::find_program(root, &program, &path, None, "command").is_err()

@@ -20,6 +20,16 @@ use super::users::UserDb;
 /// one of systemd and Docker).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The `PATH` a service inherits where its unit sets none: tend's own,
+/// else (unset or empty) [`DEFAULT_PATH`]. Units are checked, and a booted
+/// init's arguments told from a command, by this one rule.
+pub fn inherited_path() -> String {
+    std::env::var("PATH")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| DEFAULT_PATH.into())
+}
+
 /// `CAP_SYS_RESOURCE`: the capability to raise hard limits.
 const CAP_SYS_RESOURCE: u32 = 24;
 
@@ -84,7 +94,7 @@ impl CheckEnv {
             users: read_users(root),
             ceilings: current_ceilings(),
             cgroups: crate::sys::cgroup::support(),
-            path: std::env::var("PATH").unwrap_or_default(),
+            path: inherited_path(),
         }
     }
 }

@@ -34,7 +34,9 @@ use crate::supervisor::{Definition, ServiceConfig};
 
 pub use envfile::parse_env_file;
 pub use error::{Position, Problem, UnitError};
-pub use host::{find_in, find_program, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH};
+pub use host::{
+    find_in, find_program, inherited_path, parse_cap_eff, read_users, CheckEnv, Entry, Fixture, Host, DEFAULT_PATH,
+};
 pub use limits::{Ceilings, Limit, Resource, INFINITY};
 pub use load::{check, load_dir, Loaded, READ_ONLY};
 #[doc(hidden)]

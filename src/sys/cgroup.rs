@@ -902,7 +902,10 @@ impl Cgroup {
 
     /// The cgroup in `kind`'s hierarchy.
     fn dir(&self, kind: &Kind) -> Option<PathBuf> {
-        self.dirs().find(|(k, _)| *k == kind).map(|(_, d)| d)
+        // The path made for that hierarchy alone: each exit that is not a
+        // success asks for the memory one, which most services never join.
+        let i = self.joined_index(kind)?;
+        Some(self.roots.get(i)?.1.join(&*self.name))
     }
 
     /// The service's cgroup in each hierarchy it joined.

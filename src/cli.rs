@@ -99,8 +99,8 @@ pub struct BootArgs {
     #[arg(long)]
     pub hostname: Option<String>,
 
-    /// Bind a host path: SRC:DST[:ro] (repeatable).
-    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = crate::container::options::parse_bind)]
+    /// Bind a host path: SRC:DST[:ro|rw][,idmap|noidmap|rootidmap] (repeatable).
+    #[arg(long, value_name = "SRC:DST[:OPTIONS]", value_parser = crate::container::options::parse_bind)]
     pub bind: Vec<crate::container::Bind>,
 
     /// Mount a tmpfs at DST inside (repeatable).

@@ -343,6 +343,38 @@ fn user_env_working_dir_and_limits_take_effect_root() {
 }
 
 #[test]
+fn ready_and_health_checks_run_as_their_service_does_root() {
+    // Found at load in the working directory, with the unit's environment
+    // and user: each try runs the same way (before, the ready check ran as
+    // tend, in tend's directory, and so never passed).
+    let s = Setup::new("checks-as");
+    let app = s.path("app");
+    std::fs::create_dir(&app).unwrap();
+    let script = format!(
+        "#!/bin/sh\ntest \"$MARK\" = yes && test \"$(id -u)\" = 65534 && test \"$(pwd)\" = {}\n",
+        app.display()
+    );
+    std::fs::write(app.join("check.sh"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [(&s.dir.0, 0o755), (&app, 0o755), (&app.join("check.sh"), 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    s.unit(
+        "web",
+        &format!(
+            "command = [\"sleep\", \"1000\"]\nuser = \"nobody\"\nworking-dir = \"{}\"\nenv = {{ MARK = \"yes\" }}\nready = {{ exec = [\"./check.sh\"] }}\nready-timeout = \"60s\"\nhealth = {{ exec = [\"./check.sh\"] }}\nhealth-interval = \"100ms\"\n",
+            app.display()
+        ),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log("web: ready");
+    s.await_log("web: healthy");
+    stop(&tend);
+    let (_, _, log) = s.finish(tend);
+    assert!(!log.contains("not ready within") && !log.contains("unhealthy"), "{log}");
+}
+
+#[test]
 fn output_is_captured_with_the_service_prefix_root() {
     let s = Setup::new("logs");
     s.unit(

@@ -140,12 +140,14 @@ fn result(name: &str, answer: Result<(), String>) -> Event {
 /// The spawn of an exec probe: its own session and process group (so a
 /// timeout kills all of it), no terminal, none of tend's output.
 pub fn exec_spec<'a>(unit: &'a Unit, env: Vec<(std::ffi::OsString, std::ffi::OsString)>) -> Spawn<'a> {
-    let argv: &[std::ffi::OsString] = match unit.health.as_deref() {
-        Some(HealthCheck::Exec { argv, .. }) => argv,
-        _ => &[],
+    let (argv, program): (&[std::ffi::OsString], _) = match unit.health.as_deref() {
+        Some(HealthCheck::Exec { argv, program }) => (argv, Some(program.as_path())),
+        _ => (&[], None),
     };
     Spawn {
         argv,
+        // Found when the unit was loaded, as the service's own program.
+        program: program.filter(|p| p.is_absolute()),
         cwd: unit.working_dir.as_deref(),
         new_group: true,
         new_session: true,

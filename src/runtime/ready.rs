@@ -2,10 +2,13 @@
 //! `{ exec = [...] }`): tried at start, then again until one passes, soon
 //! at first (a service is often ready a few milliseconds after the first
 //! try), then every `RETRY`. The supervisor owns the timeout; this only
-//! tries.
+//! tries. An exec check runs as its service does (its user, environment
+//! and working directory), as systemd runs `ExecStartPost=` and as tend
+//! runs a health probe: the command was found at load with those.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
@@ -13,7 +16,7 @@ use tracing::debug;
 
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::process;
-use crate::sys::spawn::{self, Spawn};
+use crate::sys::spawn::{self, Credentials, Spawn};
 use crate::unit::Ready;
 
 /// The longest pause between two tries. Only while a service is starting:
@@ -46,11 +49,20 @@ enum Attempt {
     Waiting(Instant),
 }
 
+/// How an exec check runs: as its service does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsService {
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+}
+
 /// The check of one starting service.
 #[derive(Debug)]
 struct Check {
     /// What it tries, for its next try.
     spec: Ready,
+    runs: AsService,
     /// How many of its tries failed.
     failed: u32,
     attempt: Attempt,
@@ -73,41 +85,45 @@ pub struct Checks {
 }
 
 impl Checks {
-    /// Starts (or retries) `name`'s check; `token` is free for a connect.
-    pub fn start(&mut self, name: &str, check: &Ready, token: Token, now: Instant, registry: &Registry) {
-        let mut failed = self.checks.get(name).map_or(0, |c| c.failed);
-        let mut wait = || {
-            failed = failed.saturating_add(1);
-            Attempt::Waiting(retry_at(now, failed))
-        };
-        let attempt = match check {
-            Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
-                Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
-                    Ok(()) => Attempt::Connecting(stream, token),
-                    Err(_) => wait(),
-                },
-                Err(_) => wait(),
-            },
-            Ready::Exec { argv, .. } => match run(argv) {
-                Ok(pid) => Attempt::Running(pid),
-                Err(e) => {
-                    debug!("{name}: ready check: {e}");
-                    wait()
-                }
-            },
-        };
+    /// Starts `name`'s check (a failure count it has is kept); `token` is
+    /// free for a connect.
+    pub fn start(
+        &mut self,
+        name: &str,
+        check: &Ready,
+        runs: AsService,
+        token: Token,
+        now: Instant,
+        registry: &Registry,
+    ) {
+        let failed = self.checks.get(name).map_or(0, |c| c.failed);
+        let (attempt, failed) = try_once(name, check, &runs, failed, token, now, registry);
         match self.checks.get_mut(name) {
             Some(c) => {
                 if c.spec != *check {
                     c.spec = check.clone();
                 }
+                c.runs = runs;
                 c.failed = failed;
                 c.attempt = attempt;
             }
             None => {
                 let spec = check.clone();
-                self.checks.insert(name.into(), Check { spec, failed, attempt });
+                let check = Check {
+                    spec,
+                    runs,
+                    failed,
+                    attempt,
+                };
+                self.checks.insert(name.into(), check);
             }
+        }
+    }
+
+    /// Tries `name`'s check again, as it was started.
+    pub fn retry(&mut self, name: &str, token: Token, now: Instant, registry: &Registry) {
+        if let Some(c) = self.checks.get_mut(name) {
+            (c.attempt, c.failed) = try_once(name, &c.spec, &c.runs, c.failed, token, now, registry);
         }
     }
 
@@ -167,12 +183,12 @@ impl Checks {
             .min()
     }
 
-    /// The checks due to be tried again, each with what it tries.
-    pub fn due(&self, now: Instant) -> Vec<(String, Ready)> {
+    /// The services whose checks are due to be tried again.
+    pub fn due(&self, now: Instant) -> Vec<String> {
         self.checks
             .iter()
             .filter(|(_, c)| matches!(c.attempt, Attempt::Waiting(at) if at <= now))
-            .map(|(n, c)| (n.clone(), c.spec.clone()))
+            .map(|(n, _)| n.clone())
             .collect()
     }
 
@@ -184,11 +200,49 @@ impl Checks {
     }
 }
 
-/// Starts the check command, in a session of its own, without a terminal
-/// or any of tend's output.
-fn run(argv: &[OsString]) -> Result<i32, spawn::SpawnError> {
+/// One try of `check`, after `failed` failed ones: what it is doing now,
+/// and the count of failures.
+fn try_once(
+    name: &str,
+    check: &Ready,
+    runs: &AsService,
+    failed: u32,
+    token: Token,
+    now: Instant,
+    registry: &Registry,
+) -> (Attempt, u32) {
+    let again = |failed: u32| {
+        let failed = failed.saturating_add(1);
+        (Attempt::Waiting(retry_at(now, failed)), failed)
+    };
+    match check {
+        Ready::Tcp(addr) => match mio::net::TcpStream::connect(*addr) {
+            Ok(mut stream) => match registry.register(&mut stream, token, Interest::WRITABLE) {
+                Ok(()) => (Attempt::Connecting(stream, token), failed),
+                Err(_) => again(failed),
+            },
+            Err(_) => again(failed),
+        },
+        Ready::Exec { argv, program } => match run(argv, program, runs) {
+            Ok(pid) => (Attempt::Running(pid), failed),
+            Err(e) => {
+                debug!("{name}: ready check: {e}");
+                again(failed)
+            }
+        },
+    }
+}
+
+/// Starts the check command as its service runs, in a session of its own,
+/// without a terminal or any of tend's output. `program` is the file found
+/// at load (see `Spawn::program`).
+fn run(argv: &[OsString], program: &Path, runs: &AsService) -> Result<i32, spawn::SpawnError> {
     let spec = Spawn {
         argv,
+        program: Some(program).filter(|p| p.is_absolute()),
+        cwd: runs.cwd.as_deref(),
+        env: runs.env.clone(),
+        credentials: runs.credentials.clone(),
         new_group: true,
         new_session: true,
         stdin: spawn::dev_null().map(Into::into),
@@ -229,15 +283,14 @@ mod tests {
             program: program.into(),
         };
         let mut checks = Checks::default();
-        checks.start("a", &spec("false"), token, now, poll.registry());
+        checks.start("a", &spec("false"), AsService::default(), token, now, poll.registry());
         let (pid, status) = reap(&checks, "a");
         assert_eq!(checks.exited(pid, status, now), Some(None));
         assert_eq!(checks.exited(pid.saturating_add(1_000_000), status, now), None);
         assert_eq!(checks.next_deadline(), Some(now + FIRST_RETRY));
-        assert_eq!(checks.due(now), []);
-        let due = checks.due(now + FIRST_RETRY);
-        assert_eq!(due, [("a".to_string(), spec("false"))]);
-        checks.start("a", &due[0].1, token, now, poll.registry());
+        assert!(checks.due(now).is_empty());
+        assert_eq!(checks.due(now + FIRST_RETRY), ["a"]);
+        checks.retry("a", token, now, poll.registry());
         let (pid, status) = reap(&checks, "a");
         assert_eq!(checks.exited(pid, status, now), Some(None));
         assert_eq!(
@@ -246,20 +299,75 @@ mod tests {
             "the second failure waits longer"
         );
         // A new spec for the same service keeps its count of failures.
-        checks.start("a", &spec("/nonexistent/check"), token, now, poll.registry());
+        checks.start(
+            "a",
+            &spec("/nonexistent/check"),
+            AsService::default(),
+            token,
+            now,
+            poll.registry(),
+        );
         assert_eq!(
             checks.next_deadline(),
             Some(now + FIRST_RETRY * 4),
             "a check that cannot start waits"
         );
-        checks.start("a", &spec("true"), token, now, poll.registry());
+        checks.start("a", &spec("true"), AsService::default(), token, now, poll.registry());
         let (pid, status) = reap(&checks, "a");
         let ready = Event::Ready { name: "a".into() };
         assert_eq!(checks.exited(pid, status, now), Some(Some(ready)));
         assert_eq!((checks.next_deadline(), checks.checks.len()), (None, 0));
-        checks.start("b", &spec("/nonexistent/check"), token, now, poll.registry());
+        checks.start(
+            "b",
+            &spec("/nonexistent/check"),
+            AsService::default(),
+            token,
+            now,
+            poll.registry(),
+        );
         assert_eq!(checks.next_deadline(), Some(now + FIRST_RETRY));
         checks.cancel("b", poll.registry());
         assert_eq!((checks.next_deadline(), checks.checks.len()), (None, 0));
+    }
+
+    #[test]
+    fn an_exec_check_runs_with_its_services_environment_and_directory_each_try() {
+        let poll = mio::Poll::new().unwrap();
+        let (token, now) = (Token(7), Instant::now());
+        let dir = std::env::temp_dir().join(format!("tend-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "test \"$MARK\" = yes && test \"$(pwd)\" = {} && test -e go",
+            dir.display()
+        );
+        let check = Ready::Exec {
+            argv: ["/bin/sh", "-c", &script].map(OsString::from).to_vec(),
+            program: "/bin/sh".into(),
+        };
+        let runs = AsService {
+            env: vec![("MARK".into(), "yes".into())],
+            cwd: Some(dir.clone()),
+            credentials: None,
+        };
+        std::fs::write(dir.join("go"), "").unwrap();
+        let mut checks = Checks::default();
+        // As tend runs, it fails.
+        checks.start("a", &check, AsService::default(), token, now, poll.registry());
+        let (pid, status) = reap(&checks, "a");
+        assert!(!status.success());
+        assert_eq!(checks.exited(pid, status, now), Some(None));
+        // As the service runs, it fails while `go` is missing, and the
+        // retry, run the same way, passes once it is there.
+        std::fs::remove_file(dir.join("go")).unwrap();
+        checks.start("b", &check, runs, token, now, poll.registry());
+        let (pid, status) = reap(&checks, "b");
+        assert_eq!(checks.exited(pid, status, now), Some(None));
+        std::fs::write(dir.join("go"), "").unwrap();
+        checks.retry("b", token, now, poll.registry());
+        let (pid, status) = reap(&checks, "b");
+        let ready = Event::Ready { name: "b".into() };
+        assert_eq!(checks.exited(pid, status, now), Some(Some(ready)));
+        checks.cancel("a", poll.registry());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 //! Decisions stay in the supervisor; this only carries them out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -22,7 +23,7 @@ use super::logfile::LogFile;
 use super::notify::{self, Notice};
 use super::output::{self, Stream};
 use super::probe::{self, Probes};
-use super::ready::Checks;
+use super::ready::{AsService, Checks};
 use crate::resources::Layout;
 use crate::supervisor::{Event, ExitStatus};
 use crate::sys::cgroup::{Cgroup, Cgroups, Usage};
@@ -210,10 +211,7 @@ impl Services {
         let name = unit.name.as_str();
         // One copy of the name for all the sources it registers.
         let shared: Arc<str> = name.into();
-        // The user's login variables first, so the unit's `env` wins, as
-        // with systemd's `User=` and `Environment=`.
-        let mut env = unit.run_as.login_env();
-        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let mut env = env_of(unit);
         if unit.service.service_type == crate::supervisor::ServiceType::Notify {
             // The last run's socket holds the name: close it first.
             self.drop_sources(name, |s| matches!(s, Source::Notify { .. }), registry);
@@ -725,28 +723,35 @@ impl Services {
     }
 
     /// Starts a service's ready check, if its unit has one.
+    /// Starts `unit`'s ready check; an exec check runs as the service does.
     pub fn start_check(&mut self, unit: &Unit, now: Instant, registry: &Registry) {
-        if let Some(check) = &unit.ready {
-            self.try_check(&unit.name, check, now, registry);
-        }
+        let Some(check) = unit.ready.as_deref() else {
+            return;
+        };
+        let runs = match check {
+            unit::Ready::Exec { .. } => AsService {
+                env: env_of(unit),
+                cwd: unit.working_dir.clone(),
+                credentials: credentials(&unit.run_as),
+            },
+            unit::Ready::Tcp(_) => AsService::default(),
+        };
+        let token = self.next_token();
+        self.checks.start(&unit.name, check, runs, token, now, registry);
     }
 
-    /// Starts (or retries) one check.
-    fn try_check(&mut self, name: &str, check: &unit::Ready, now: Instant, registry: &Registry) {
+    fn next_token(&mut self) -> Token {
         let token = Token(self.next_token);
         self.next_token = self.next_token.saturating_add(1);
-        self.checks.start(name, check, token, now, registry);
+        token
     }
 
     /// Runs `unit`'s liveness probe once; `Some` when it failed at once.
     /// An exec probe runs as the service does: its user, environment and
     /// working directory.
     pub fn probe(&mut self, unit: &Unit, registry: &Registry) -> Option<Event> {
-        let token = Token(self.next_token);
-        self.next_token = self.next_token.saturating_add(1);
-        let mut env = unit.run_as.login_env();
-        env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
-        let mut spec = probe::exec_spec(unit, env);
+        let token = self.next_token();
+        let mut spec = probe::exec_spec(unit, env_of(unit));
         spec.credentials = credentials(&unit.run_as);
         self.probes.start(unit, token, registry, spec)
     }
@@ -776,8 +781,9 @@ impl Services {
         for token in std::mem::take(&mut self.unread) {
             events.extend(self.ready(token, now, registry));
         }
-        for (name, check) in self.checks.due(now) {
-            self.try_check(&name, &check, now, registry);
+        for name in self.checks.due(now) {
+            let token = self.next_token();
+            self.checks.retry(&name, token, now, registry);
         }
         events
     }
@@ -889,6 +895,14 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> (Vec<Event>, bool) {
 
 /// The ids a service runs as; tend's own where the unit sets none (asked
 /// once: they do not change, and each start would ask twice).
+/// A service's own variables: its user's login ones, then the unit's `env`
+/// over them (as with systemd's `User=` and `Environment=`).
+fn env_of(unit: &Unit) -> Vec<(OsString, OsString)> {
+    let mut env = unit.run_as.login_env();
+    env.extend(unit.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
+
 fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
     static OWN: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     let &(uid, gid) = OWN.get_or_init(|| (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));

@@ -375,6 +375,40 @@ fn ready_and_health_checks_run_as_their_service_does_root() {
 }
 
 #[test]
+fn a_working_directory_that_cannot_be_entered_is_named_as_the_failure_root() {
+    // Entered as the service's user, after its ids change, as systemd's
+    // WorkingDirectory= is; a failure names the directory, not the program.
+    let s = Setup::new("cwd");
+    let closed = s.path("closed");
+    std::fs::create_dir(&closed).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&s.dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let missing = s.p("missing");
+    s.unit(
+        "gone",
+        &format!("command = [\"/bin/true\"]\nworking-dir = \"{missing}\"\nrestart = \"no\"\n"),
+    );
+    s.unit(
+        "shut",
+        &format!(
+            "command = [\"/bin/true\"]\nuser = \"nobody\"\nworking-dir = \"{}\"\nrestart = \"no\"\n",
+            closed.display()
+        ),
+    );
+    let tend = s.init(&[]).spawn().unwrap();
+    s.await_log(&format!(
+        "gone: cannot start /bin/true: cannot change to the working directory {missing}: No such file or directory"
+    ));
+    s.await_log(&format!(
+        "shut: cannot start /bin/true: cannot change to the working directory {}: Permission denied",
+        closed.display()
+    ));
+    stop(&tend);
+    s.finish(tend);
+}
+
+#[test]
 fn output_is_captured_with_the_service_prefix_root() {
     let s = Setup::new("logs");
     s.unit(

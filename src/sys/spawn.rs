@@ -95,10 +95,50 @@ pub struct Credentials {
 
 /// The command could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot execute {program}: {}", why(.source))]
+#[error("{}", self.describe())]
 pub struct SpawnError {
     pub program: String,
     pub source: io::Error,
+    /// The step before the exec that failed, as the message names it
+    /// ("cannot change to the working directory /srv"); `None`: the exec.
+    pub step: Option<String>,
+}
+
+/// The steps of a child before its exec, for the message of the one that
+/// failed (a missing working directory is not a missing program).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Cgroup,
+    Streams,
+    Session,
+    Limits,
+    Groups,
+    GroupId,
+    UserId,
+    WorkingDir,
+    Descriptors,
+    Mask,
+}
+
+impl Step {
+    fn describe(self, cwd: Option<&Path>) -> String {
+        let text = match self {
+            Step::Cgroup => "cannot join its cgroup",
+            Step::Streams => "cannot set up its standard streams",
+            Step::Session => "cannot start its session",
+            Step::Limits => "cannot set its limits",
+            Step::Groups => "cannot set its supplementary groups",
+            Step::GroupId => "cannot set its group id",
+            Step::UserId => "cannot set its user id",
+            Step::WorkingDir => {
+                let dir = cwd.map_or_else(String::new, |d| format!(" {}", d.display()));
+                return format!("cannot change to the working directory{dir}");
+            }
+            Step::Descriptors => "cannot pass its descriptors",
+            Step::Mask => "cannot clear its signal mask",
+        };
+        text.to_string()
+    }
 }
 
 /// The cause, with what EAGAIN means here: fork(2), or execve(2) after
@@ -113,11 +153,20 @@ fn why(e: &io::Error) -> String {
 
 impl SpawnError {
     /// A shell's exit code for this failure: 127 when there is no such
-    /// program, 126 when it exists but cannot be executed.
+    /// program, 126 when it exists but cannot be executed (or a step
+    /// before its exec failed).
     pub fn exit_code(&self) -> i32 {
-        match self.source.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
+        match (&self.step, self.source.raw_os_error()) {
+            (None, Some(libc::ENOENT) | Some(libc::ENOTDIR)) => 127,
             _ => 126,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let why = why(&self.source);
+        match &self.step {
+            None => format!("cannot execute {}: {why}", self.program),
+            Some(step) => format!("cannot start {}: {step}: {why}", self.program),
         }
     }
 }
@@ -179,6 +228,7 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
             pass: spec.pass,
         },
         error: 0,
+        step: None,
     };
     let pid = if spec.keep_inherited_fds || !child.setup.pass.is_empty() {
         clone_vfork(&mut child, false)
@@ -189,7 +239,9 @@ pub fn spawn(spec: Spawn) -> Result<i32, SpawnError> {
     if child.error != 0 {
         // It has exited already: collect it here, as no one else knows it.
         let _ = super::process::wait_for(pid, false);
-        return Err(error(io::Error::from_raw_os_error(child.error)));
+        let mut failure = error(io::Error::from_raw_os_error(child.error));
+        failure.step = child.step.map(|step| step.describe(spec.cwd));
+        return Err(failure);
     }
     Ok(pid)
 }
@@ -230,6 +282,7 @@ fn failed(program: &std::ffi::OsStr, source: io::Error) -> SpawnError {
     SpawnError {
         program: program.to_string_lossy().into_owned(),
         source,
+        step: None,
     }
 }
 
@@ -247,6 +300,8 @@ struct Child {
     setup: ChildSetup,
     /// The child's errno when it could not exec.
     error: i32,
+    /// The step before the exec that failed, if one did.
+    step: Option<Step>,
 }
 
 /// Three descriptors held at low numbers, onto which a spawn puts the
@@ -519,31 +574,37 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     let child: *mut Child = arg.cast();
     // SAFETY: `arg` is the `Child` that `clone_vfork` passed, alive and
     // not touched by the parent until we exec or exit.
-    let errno = unsafe { (*child).run() };
-    // SAFETY: as above; the parent reads it once we are gone.
+    let (step, errno) = unsafe { (*child).run() };
+    // SAFETY: as above; the parent reads them once we are gone.
     unsafe {
+        std::ptr::write_volatile(std::ptr::addr_of_mut!((*child).step), step);
         std::ptr::write_volatile(std::ptr::addr_of_mut!((*child).error), errno);
         libc::_exit(127)
     }
 }
 
 impl Child {
-    /// In the child: set up and exec; returns only the errno of a failure.
+    /// In the child: set up and exec; returns only the errno of a failure
+    /// and the step before the exec that failed, if one did.
     /// Async-signal-safe, no allocation, no glibc call that would act on
     /// the parent's threads (ids are set through raw syscalls).
-    fn run(&mut self) -> i32 {
+    fn run(&mut self) -> (Option<Step>, i32) {
         match self.prepare() {
-            Ok(()) => self.exec.exec(),
-            Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
+            Ok(()) => (None, self.exec.exec()),
+            Err((step, e)) => (Some(step), e.raw_os_error().unwrap_or(libc::EINVAL)),
         }
     }
 
-    fn prepare(&mut self) -> io::Result<()> {
+    fn prepare(&mut self) -> Result<(), (Step, io::Error)> {
         // Its cgroups first, while the table is still shared: the
         // `tasks` descriptors are not kept below the slots.
-        self.setup.join_cgroups()?;
-        // SAFETY: (for the block) plain syscalls on integers and on
-        // strings prepared before the clone.
+        self.setup.join_cgroups().map_err(at(Step::Cgroup))?;
+        self.streams().map_err(at(Step::Streams))?;
+        self.setup.apply(self.cwd.as_deref())
+    }
+
+    fn streams(&mut self) -> io::Result<()> {
+        // SAFETY: (for the block) plain syscalls on integers.
         unsafe {
             if let Some(below) = self.unshare_below {
                 unshare_files_below(below)?;
@@ -563,12 +624,14 @@ impl Child {
                 };
                 check(libc::dup2(from, target))?;
             }
-            if let Some(dir) = &self.cwd {
-                check(libc::chdir(dir.as_ptr()))?;
-            }
         }
-        self.setup.apply()
+        Ok(())
     }
+}
+
+/// Tags a failure of the child with its step.
+fn at(step: Step) -> impl Fn(io::Error) -> (Step, io::Error) {
+    move |e| (step, e)
 }
 
 /// Gives the child a descriptor table of its own holding only tend's
@@ -668,16 +731,18 @@ impl ChildSetup {
     }
 
     /// Runs in the child between clone and exec. Async-signal-safe only.
-    fn apply(&mut self) -> io::Result<()> {
+    /// The working directory is entered as the user the child becomes, as
+    /// systemd's `WorkingDirectory=` is.
+    fn apply(&mut self, cwd: Option<&std::ffi::CStr>) -> Result<(), (Step, io::Error)> {
         // SAFETY: (for the block) plain syscalls on integers, on memory
         // owned by `self` (alive until exec), and on stack data.
         unsafe {
             if self.new_session {
-                check(libc::setsid())?;
+                check(libc::setsid()).map_err(at(Step::Session))?;
                 if self.controlling_tty {
                     // A session leader without a terminal takes its stdin's
                     // (0: never steal it from another session).
-                    check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+                    check(libc::ioctl(0, libc::TIOCSCTTY, 0)).map_err(at(Step::Session))?;
                 }
             }
             // Asked before the group changes, and only where it matters
@@ -700,28 +765,31 @@ impl ChildSetup {
                     rlim_cur: soft,
                     rlim_max: hard,
                 };
-                check(libc::setrlimit(resource as _, &limit))?;
+                check(libc::setrlimit(resource as _, &limit)).map_err(at(Step::Limits))?;
             }
             if let Some(c) = &self.credentials {
                 // Raw syscalls: glibc's wrappers would signal the threads
                 // of tend, whose memory the child shares. Groups first:
                 // once the uid changes, they can't be set.
                 let groups = c.groups.as_ptr();
-                check(libc::syscall(libc::SYS_setgroups, c.groups.len(), groups) as i32)?;
-                check(libc::syscall(libc::SYS_setgid, c.gid) as i32)?;
-                check(libc::syscall(libc::SYS_setuid, c.uid) as i32)?;
+                check(libc::syscall(libc::SYS_setgroups, c.groups.len(), groups) as i32).map_err(at(Step::Groups))?;
+                check(libc::syscall(libc::SYS_setgid, c.gid) as i32).map_err(at(Step::GroupId))?;
+                check(libc::syscall(libc::SYS_setuid, c.uid) as i32).map_err(at(Step::UserId))?;
+            }
+            if let Some(dir) = cwd {
+                check(libc::chdir(dir.as_ptr())).map_err(at(Step::WorkingDir))?;
             }
             if self.close_fds {
                 close_inherited_fds();
             }
-            place(&mut self.pass)?;
+            place(&mut self.pass).map_err(at(Step::Descriptors))?;
             // Dispositions before the mask: a signal unblocked while tend's
             // handler is still installed would run it here, in the child.
             let ignored_here: &[i32] = if had_terminal { &[libc::SIGTTOU] } else { &[] };
             super::dispositions::reset_in_child(ignored_here);
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
-            check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
+            check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut())).map_err(at(Step::Mask))?;
         }
         Ok(())
     }

@@ -102,6 +102,48 @@ fn a_log_file_rotates_at_its_size_keeping_max_files_root() {
 }
 
 #[test]
+fn stdout_and_stderr_in_one_rotated_file_share_its_rotation_root() {
+    // As `2>&1`: one file, one size, one rotation. Before, each stream
+    // rotated the file from under the other, and one stream's lines were lost.
+    const BOTH: &str = "i=0; while [ $i -lt 200 ]; do if [ $((i%2)) = 0 ]; then echo out-$(printf %03d $i)-xxxxxxxxxxxxxxxx; else echo err-$(printf %03d $i)-xxxxxxxxxxxxxxxx >&2; fi; i=$((i+1)); done; exec sleep 1000";
+    let file = "{ file = \"@DIR/both.log\", max-size = \"1K\", max-files = 3 }";
+    let unit = format!("command = \"{BOTH}\"\nstdout = {file}\nstderr = {file}\n");
+    let tend = Tend::start("logs-both", &[("both", &unit)]);
+    let all = || -> Vec<String> {
+        let names = ["both.log.3", "both.log.2", "both.log.1", "both.log"];
+        names
+            .iter()
+            .flat_map(|n| tend.read(n).lines().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    let has = |lines: &[String], text: &str| lines.iter().any(|l| l.starts_with(text));
+    await_true("the last line of each stream", LIMIT, || {
+        let lines = all();
+        has(&lines, "out-198-") && has(&lines, "err-199-")
+    });
+    let lines = all();
+    // At most 4 files of 1 KiB (39 lines of 26 bytes): the oldest 44 or so
+    // of 200 are gone, whichever stream's lines tend wrote first; the last
+    // 40 of each are kept, and no line twice.
+    for i in 160..200 {
+        let stream = if i % 2 == 0 { "out" } else { "err" };
+        assert!(
+            has(&lines, &format!("{stream}-{i:03}-")),
+            "{stream}-{i:03} lost: {lines:?}"
+        );
+    }
+    let mut unique = lines.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), lines.len(), "{lines:?}");
+    assert!(lines.len() >= 150, "{} lines kept: {lines:?}", lines.len());
+    assert!(
+        !Path::new(&tend.dir.path("both.log.4")).exists(),
+        "exactly max-files kept"
+    );
+}
+
+#[test]
 fn tee_writes_the_file_and_tends_output_root() {
     let unit = "command = \"echo hello-tee; echo oops >&2; exec sleep 1000\"\n\
                 stdout = { file = \"@DIR/tee.log\", tee = true }\n\

@@ -108,8 +108,13 @@ pub struct Services {
     /// each empty slot cost less than a record (0.05 KiB a service at 5000).
     procs: BTreeMap<Arc<str>, Running>,
     rings: BTreeMap<String, Ring>,
-    /// Log files tend writes, by service and stream (stderr: `true`).
-    files: BTreeMap<(String, bool), LogFile>,
+    /// Log files tend writes, by path: streams that name one file (a
+    /// service's stdout and stderr, as `2>&1`) share it, so its size and
+    /// rotation are one.
+    files: BTreeMap<PathBuf, LogFile>,
+    /// The file of each stream written to one, by service and stream
+    /// (stderr: `true`).
+    file_of: BTreeMap<(String, bool), PathBuf>,
     sources: HashMap<Token, Source>,
     /// Log pipes and notify sockets a turn left holding data (see
     /// `read_log`): read on at the next turn, which does not wait.
@@ -173,6 +178,7 @@ impl Services {
             procs: BTreeMap::new(),
             rings: BTreeMap::new(),
             files: BTreeMap::new(),
+            file_of: BTreeMap::new(),
             sources: HashMap::new(),
             unread: Vec::new(),
             next_token: 1,
@@ -437,13 +443,21 @@ impl Services {
     ) -> Result<Out, String> {
         let name = unit.name.as_str();
         let key = (name.to_string(), stderr);
-        match to {
+        let before = match to {
             unit::Stdio::Rotated(spec) => {
-                if self.files.get(&key).map(LogFile::spec) != Some(spec) {
-                    self.files.insert(key, LogFile::open(spec)?);
+                if self.files.get(&spec.path).map(LogFile::spec) != Some(spec) {
+                    self.files.insert(spec.path.clone(), LogFile::open(spec)?);
+                }
+                // A restart names the same file again: nothing to close.
+                match self.file_of.get(&key) {
+                    Some(path) if *path == spec.path => None,
+                    _ => self.file_of.insert(key, spec.path.clone()),
                 }
             }
-            _ => drop(self.files.remove(&key)),
+            _ => self.file_of.remove(&key),
+        };
+        if let Some(path) = before {
+            self.close_file_if_unused(&path);
         }
         let logged = matches!(to, unit::Stdio::Log | unit::Stdio::Rotated(_));
         if held != 0 && !(logged && self.hold) {
@@ -543,6 +557,18 @@ impl Services {
             if token != 0 {
                 self.close_pipe(Token(token as usize), registry);
             }
+        }
+        for stderr in [false, true] {
+            if let Some(path) = self.file_of.remove(&(name.to_string(), stderr)) {
+                self.close_file_if_unused(&path);
+            }
+        }
+    }
+
+    /// Closes the log file at `path` once no stream writes to it.
+    fn close_file_if_unused(&mut self, path: &Path) {
+        if !self.file_of.values().any(|p| p == path) {
+            self.files.remove(path);
         }
     }
 
@@ -703,7 +729,8 @@ impl Services {
         if lines.is_empty() {
             return;
         }
-        let tee = match self.files.get_mut(&(service.to_string(), stderr)) {
+        let file = self.file_of.get(&(service.to_string(), stderr));
+        let tee = match file.and_then(|path| self.files.get_mut(path)) {
             Some(file) => {
                 file.write(lines.iter().map(String::as_str));
                 file.spec().tee
@@ -722,8 +749,8 @@ impl Services {
         }
     }
 
-    /// Starts a service's ready check, if its unit has one.
-    /// Starts `unit`'s ready check; an exec check runs as the service does.
+    /// Starts `unit`'s ready check, if it has one; an exec check runs as the
+    /// service does.
     pub fn start_check(&mut self, unit: &Unit, now: Instant, registry: &Registry) {
         let Some(check) = unit.ready.as_deref() else {
             return;

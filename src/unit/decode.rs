@@ -369,7 +369,7 @@ fn name_or_number(v: &Value) -> Result<Spanned<NameOrNumber>> {
 }
 
 fn env_value(v: &Value) -> Result<Spanned<EnvValue>> {
-    forms(v, "expected a string, a number or a boolean", |v| {
+    forms(v, "expected a string, an integer or a boolean", |v| {
         text(v)
             .map(EnvValue::String)
             .or_else(|| int(v).map(EnvValue::Integer))

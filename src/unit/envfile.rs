@@ -54,7 +54,11 @@ fn parse_line(line: &str) -> Result<Option<(String, String)>, Problem> {
     if !valid_name(key) {
         return Err(Problem::EnvName { name: key.into() });
     }
-    Ok(Some((key.to_string(), unquote(value.trim())?.to_string())))
+    let value = unquote(value.trim())?;
+    if value.contains('\0') {
+        return Err(Problem::Nul { key: key.into() });
+    }
+    Ok(Some((key.to_string(), value.to_string())))
 }
 
 fn unquote(value: &str) -> Result<&str, Problem> {
@@ -105,7 +109,7 @@ mod tests {
 
     #[test]
     fn problems_name_their_line() {
-        let (vars, problems) = parse_env_file("OK=1\nnot a pair\n1X=2\nQ=\"open\nR='mixed\"\n");
+        let (vars, problems) = parse_env_file("OK=1\nnot a pair\n1X=2\nQ=\"open\nR='mixed\"\nZ=a\0b\n");
         assert_eq!(vars, [pair("OK", "1")]);
         assert_eq!(
             problems,
@@ -114,6 +118,7 @@ mod tests {
                 (3, Problem::EnvName { name: "1X".into() }),
                 (4, Problem::EnvQuote),
                 (5, Problem::EnvQuote),
+                (6, Problem::Nul { key: "Z".into() }),
             ]
         );
         assert_eq!(problems[1].1.to_string(), "invalid environment variable name \"1X\"");

@@ -69,6 +69,8 @@ pub enum Problem {
     MissingCommand,
     #[error("{key} is empty")]
     Empty { key: String },
+    #[error("{key} holds a NUL byte, which no program can be given")]
+    Nul { key: String },
     #[error("unknown {key} {value:?}{}", Choices(expected, hint))]
     UnknownChoice {
         key: String,

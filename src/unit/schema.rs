@@ -148,7 +148,8 @@ pub enum NameOrNumber {
     Name(String),
 }
 
-/// Environment values: numbers and booleans are taken as their text.
+/// Environment values: integers and booleans are taken as their text (a
+/// float is refused: its text would not be the one written).
 #[derive(Debug)]
 pub enum EnvValue {
     String(String),

@@ -408,6 +408,22 @@ fn limits() {
 }
 
 #[test]
+fn a_nul_byte_no_program_can_be_given_is_refused_where_it_is_written() {
+    // TOML lets a string hold one (`\u0000`); execve and open cannot.
+    assert_eq!(
+        errors(
+            "command = [\"sh\", \"a\\u0000b\"]\nenv = { X = \"1\\u00002\" }\nworking-dir = \"/srv\\u0000\"\nready = { exec = \"true\\u0000\" }\n"
+        ),
+        [
+            "units/web.toml:1:11: command holds a NUL byte, which no program can be given",
+            "units/web.toml:2:13: env X holds a NUL byte, which no program can be given",
+            "units/web.toml:3:15: working-dir holds a NUL byte, which no program can be given",
+            "units/web.toml:4:18: ready command holds a NUL byte, which no program can be given",
+        ]
+    );
+}
+
+#[test]
 fn paths_must_be_absolute() {
     assert_eq!(
         errors("command = [\"sh\"]\nworking-dir = \"srv\"\nstderr = { file = \"err.log\" }\n"),
@@ -426,7 +442,7 @@ fn env_names_and_values() {
     );
     assert_eq!(
         errors("command = [\"sh\"]\nenv = { C = 1.5 }\n"),
-        ["units/web.toml:2:13: env: expected a string, a number or a boolean"]
+        ["units/web.toml:2:13: env: expected a string, an integer or a boolean"]
     );
 }
 

@@ -280,6 +280,8 @@ pub fn absolute(cx: &mut Ctx, key: &str, value: Option<Spanned<String>>) -> Opti
     if !v.get_ref().starts_with('/') {
         let path = v.get_ref().clone();
         cx.err(v.span(), Problem::NotAbsolute { key: key.into(), path });
+    } else if v.get_ref().contains('\0') {
+        cx.err(v.span(), Problem::Nul { key: key.into() });
     }
     Some(PathBuf::from(v.into_inner()))
 }

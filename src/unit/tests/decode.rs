@@ -65,7 +65,7 @@ fn type_errors_read_as_serde_wrote_them() {
         ),
         (
             "env = { A = 1.5 }",
-            "1:13: env: expected a string, a number or a boolean",
+            "1:13: env: expected a string, an integer or a boolean",
         ),
         (
             "limits = { nofile = -1 }",

@@ -28,7 +28,12 @@ pub fn environment(
             let name = key.get_ref().clone();
             cx.err(key.span(), Problem::EnvName { name });
         }
-        set(&mut vars, key.into_inner(), value.get_ref().text());
+        let text = value.get_ref().text();
+        if text.contains('\0') {
+            let key = format!("env {}", key.get_ref());
+            cx.err(value.span(), Problem::Nul { key });
+        }
+        set(&mut vars, key.into_inner(), text);
     }
     vars
 }

@@ -59,6 +59,10 @@ pub(super) fn resolve(
         cx.err(span, Problem::Empty { key: key.into() });
         return None;
     }
+    if argv.iter().any(|arg| arg.contains('\0')) {
+        cx.err(span, Problem::Nul { key: key.into() });
+        return None;
+    }
     let path = env.iter().find(|(k, _)| k == "PATH").map_or(cx.env.path(), |(_, v)| v);
     let what = match form {
         CommandForm::Exec => key,

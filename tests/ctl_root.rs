@@ -325,6 +325,25 @@ fn start_stop_restart_wait_for_the_result_root() {
     t.ok(&["wait", "web", "--for", "stopped", "--timeout", "10s"]);
 }
 
+#[test]
+fn a_blocking_stop_is_answered_when_a_start_takes_over_root() {
+    // It ignores SIGTERM, so it stays stopping until stop-timeout.
+    let slow = "command = \"trap '' TERM; exec sleep 1000\"\nstop-timeout = \"2s\"\n";
+    let t = Tend::start("stop-start", &[("slow", slow)]);
+    t.ok(&["wait", "slow", "--for", "running"]);
+    let mut stop = t.cmd(&["stop", "slow"]);
+    let mut stop = stop.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    t.ok(&["wait", "slow", "--for", "stopping", "--timeout", "10s"]);
+    t.ok(&["start", "slow", "--no-block"]);
+    // Answered once the start takes over (after the kill at stop-timeout),
+    // not left waiting for a down that no longer comes.
+    let status = await_some("the stop's answer", LIMIT, || stop.try_wait().unwrap());
+    let mut err = String::new();
+    std::io::Read::read_to_string(stop.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err, "tend ctl: slow was started again by another request\n");
+}
+
 /// One vocabulary: every state word `status` shows is a word `wait --for`
 /// accepts; events are aligned lines with a timestamp and end cleanly when
 /// tend shuts down.

@@ -9,7 +9,7 @@ use super::conn::Conn;
 use super::exec;
 use super::task::{self, Host, Outcome, Task};
 use crate::ctl::protocol::{code, Body, Op, Reply};
-use crate::supervisor::{Change, Event, ServiceStatus};
+use crate::supervisor::{Change, Event, ServiceState, ServiceStatus};
 use crate::sys::cgroup::Usage;
 
 /// Answers `op`, or sets the connection's task to answer later. Returns the
@@ -291,6 +291,12 @@ fn apply(conn: &mut Conn, change: &Change, now: Instant) -> Option<Outcome> {
         }
         Task::Start { name: n, .. } if n == name && change.removed => Some(Err(task::no_such_unit(name))),
         Task::Stop { name: n, .. } if n == name && change.removed => Some(Ok(None)),
+        // A `start` or `restart` came while it was stopping: it goes up
+        // again (once down), and this stop will not see it stay down.
+        Task::Stop { name: n, .. } if n == name && started_again(change) => Some(Err((
+            code::FAILED,
+            format!("{name} was started again by another request"),
+        ))),
         Task::Start { name: n, .. } | Task::Stop { name: n, .. } if n == name => result(&conn.task, &change.to),
         Task::Wait { states, .. } if states.contains_key(name) && change.removed => Some(Err(task::no_such_unit(name))),
         Task::Wait { states, .. } => {
@@ -301,6 +307,15 @@ fn apply(conn: &mut Conn, change: &Change, now: Instant) -> Option<Outcome> {
         }
         _ => None,
     }
+}
+
+/// A stopping service on its way up again.
+fn started_again(change: &Change) -> bool {
+    let up = matches!(
+        change.state(),
+        ServiceState::Starting | ServiceState::Running | ServiceState::Ready
+    );
+    change.from == Some(ServiceState::Stopping) && up
 }
 
 /// The `event` line of a change.

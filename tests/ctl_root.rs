@@ -344,6 +344,32 @@ fn a_blocking_stop_is_answered_when_a_start_takes_over_root() {
     assert_eq!(err, "tend ctl: slow was started again by another request\n");
 }
 
+#[test]
+fn a_reload_that_cannot_read_the_unit_directory_keeps_the_units_root() {
+    let t = Tend::start("reload-gone", &[("web", SLEEPER)]);
+    t.ok(&["wait", "web", "--for", "running"]);
+    let pid = |t: &Tend| {
+        let reply: serde_json::Value = serde_json::from_str(&t.ok(&["--json", "status", "web"])).unwrap();
+        let web = &reply["services"][0];
+        (web["state"].clone(), web["pid"].clone())
+    };
+    let before = pid(&t);
+    let (units, moved) = (t.dir.path("units"), t.dir.path("units.away"));
+    std::fs::rename(&units, &moved).unwrap();
+    let out = t.ctl(&["reload"]);
+    assert_eq!(code(&out), 1, "{}", t.log());
+    let expected = format!(
+        "tend ctl: cannot reload: cannot read {}: No such file or directory; the units stay as they were\n",
+        units.display()
+    );
+    assert_eq!(text(&out.stderr), expected);
+    // Not read as an empty directory: web was neither stopped nor removed.
+    assert_eq!(pid(&t), before);
+    std::fs::rename(&moved, &units).unwrap();
+    t.ok(&["reload"]);
+    assert_eq!(pid(&t), before);
+}
+
 /// One vocabulary: every state word `status` shows is a word `wait --for`
 /// accepts; events are aligned lines with a timestamp and end cleanly when
 /// tend shuts down.

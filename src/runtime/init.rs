@@ -261,7 +261,10 @@ impl Init {
                     None => self.reap_all(now),
                 }
             }
-            libc::SIGHUP => self.reload(now),
+            libc::SIGHUP => {
+                // A failure is in the log; the units stay as they were.
+                let _ = self.reload(now);
+            }
             libc::SIGUSR1 | libc::SIGUSR2 => debug!("ignoring {}", crate::signal::name(signal)),
             _ => {
                 info!("{}: shutting down", crate::signal::name(signal));
@@ -447,9 +450,24 @@ impl Init {
         }
     }
 
-    /// SIGHUP: read the units again; the supervisor diffs and acts.
-    fn reload(&mut self, now: Instant) {
-        info!("reloading units from {}", self.options.units.display());
+    /// SIGHUP: read the units again; the supervisor diffs and acts. A
+    /// directory that cannot be read (renamed, unmounted, no permission)
+    /// changes nothing: read as empty, it would stop every service.
+    fn reload(&mut self, now: Instant) -> Result<(), String> {
+        let dir = &self.options.units;
+        info!("reloading units from {}", dir.display());
+        if let Err(e) = std::fs::read_dir(dir) {
+            // `init -- CMD` runs without a unit directory, as at its start.
+            if self.options.command.is_empty() || e.kind() != std::io::ErrorKind::NotFound {
+                let why = crate::sys::describe(&e);
+                let e = format!(
+                    "cannot reload: cannot read {}: {why}; the units stay as they were",
+                    dir.display()
+                );
+                warn!("{e}");
+                return Err(e);
+            }
+        }
         let (services, invalid, hold) = load(&self.options);
         self.services.hold_pipes(hold);
         self.supervisor.reload(services, invalid, now);
@@ -460,6 +478,7 @@ impl Init {
                 self.services.update_limits(&unit);
             }
         }
+        Ok(())
     }
 }
 
@@ -485,8 +504,8 @@ impl Host for Init {
         self.services.signal(name, signal);
     }
 
-    fn reload(&mut self) {
-        Init::reload(self, Instant::now());
+    fn reload(&mut self) -> Result<(), String> {
+        Init::reload(self, Instant::now())
     }
 
     fn ring(&self, name: &str) -> Option<&Ring> {

@@ -28,8 +28,8 @@ pub fn handle(conn: &mut Conn, op: Op, host: &mut dyn Host, now: Instant) -> Opt
         Op::Signal { name, signal } => send_signal(conn, host, &name, &signal),
         Op::Logs { name, lines, follow } => logs(conn, host, name, lines, follow),
         Op::Reload {} => {
-            host.reload();
-            answer(conn, Ok(None));
+            let reloaded = host.reload().map(|()| None);
+            answer(conn, reloaded.map_err(|e| (code::FAILED, e)));
         }
         Op::Shutdown {} => match host.request(Event::Shutdown) {
             Ok(()) => {

@@ -23,8 +23,9 @@ pub trait Host {
     fn request(&mut self, event: Event) -> Result<(), SupervisorError>;
     /// Sends a signal to everything a service started.
     fn signal(&mut self, name: &str, signal: i32);
-    /// Reads the units again (as SIGHUP does).
-    fn reload(&mut self);
+    /// Reads the units again (as SIGHUP does); why not, when their
+    /// directory cannot be read (the units then stay as they were).
+    fn reload(&mut self) -> Result<(), String>;
     /// The captured lines of a service, if it has any.
     fn ring(&self, name: &str) -> Option<&Ring>;
     /// The last `lines` lines of tend's own log, where it keeps one.

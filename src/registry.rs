@@ -66,6 +66,30 @@ pub fn dir() -> PathBuf {
     runtime.join("tend/machines")
 }
 
+/// Makes `dir` (its parents as they come) 0700 and ours: it holds each
+/// machine's control socket and the socket its PID 1 reports readiness on,
+/// which no other host user may reach. One an older tend made 0755 is
+/// closed; a symlink, or one another user owns, is refused.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        other => other?,
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        let why = "not a directory of this user's (a symlink, or another user's)";
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Where the machine's host-side control socket goes (served by PID 1).
 pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
@@ -104,7 +128,7 @@ pub fn check_free(dir: &Path, name: &str) -> Result<(), Error> {
 /// exclusive create (two launchers racing for a name: one wins); fails when
 /// a live launcher holds it. A stale entry (its launcher died) is replaced.
 pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32, userns: Option<IdRange>) -> Result<Reservation, Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+    private_dir(dir).map_err(|source| Error::Dir {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -256,6 +280,28 @@ mod tests {
         assert!(t.contains(" - "), "{t}");
         let bounded = table(&[e], 1065, &[Some((Some(3 << 20), Some(4)))]);
         assert!(bounded.contains("3.0M") && bounded.contains(" 4 "), "{bounded}");
+    }
+
+    #[test]
+    fn the_machines_directory_is_made_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("tend-registry-mode-{}", std::process::id()));
+        let dir = base.join("machines");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        drop(reserve(&dir, "a", Path::new("/r"), 42, None).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        // One an older tend left open is closed again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(reserve(&dir, "a", Path::new("/r"), 42, None).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        // A symlink in its place is refused.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&base, &dir).unwrap();
+        assert!(matches!(
+            reserve(&dir, "a", Path::new("/r"), 42, None),
+            Err(Error::Dir { .. })
+        ));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -225,6 +225,36 @@ check run-still-writable sh -c 'echo x > /run/x'
 }
 
 #[test]
+fn a_destination_through_a_rootfs_symlink_stays_inside_the_rootfs_root() {
+    // The rootfs's /mnt points at a host path, absolute: inside the
+    // container that path is the rootfs's own, and so is the mount point
+    // tend makes for a bind below it; the host's directory gets nothing.
+    let demo = Demo::new("bind-link");
+    let data = demo.dir.path("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("in"), "from host").unwrap();
+    let victim = demo.dir.path("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let _ = std::fs::remove_dir(demo.rootfs().join("mnt"));
+    std::os::unix::fs::symlink(&victim, demo.rootfs().join("mnt")).unwrap();
+    let bind = format!("{}:/mnt/newdir", data.display());
+    let script = checks(
+        r#"
+check bind-through-link test "$(cat /mnt/newdir/in)" = "from host"
+"#,
+    );
+    let (code, out, err) = run(&mut demo.boot("bind-link", &["--bind", &bind, "--", "/bin/sh", "-c", &script]));
+    assert_eq!(code, 7, "{out}\n{err}");
+    assert_all_ok(&out, &err, &["bind-through-link"]);
+    // (Inside, it was made in the container's /tmp, a tmpfs of its own.)
+    assert!(!victim.join("newdir").exists(), "made on the host, through the link");
+    // A destination that is the container's / is refused, in one line.
+    let (code, _, err) = run(&mut demo.boot("bind-link", &["--tmpfs", "/", "--", "/bin/true"]));
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("tmpfs / would cover the container's /"), "{err}");
+}
+
+#[test]
 fn units_run_beside_the_command_root() {
     let demo = Demo::new("units");
     let units = demo.rootfs().join("etc/tend/units");

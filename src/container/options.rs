@@ -215,6 +215,12 @@ pub enum Error {
     NoBindSource(PathBuf),
     #[error("{what} {} must be an absolute path without ..", .path.display())]
     Inside { what: &'static str, path: PathBuf },
+    #[error("{what} {} would cover the container's {}, which tend mounts itself", .path.display(), .at.display())]
+    Reserved {
+        what: &'static str,
+        path: PathBuf,
+        at: PathBuf,
+    },
     #[error("units directory {} is not a directory", .0.display())]
     Units(PathBuf),
     #[error("{0}")]
@@ -283,6 +289,63 @@ fn inside_path(what: &'static str, path: &Path) -> Result<PathBuf, Error> {
     }
 }
 
+/// A mount's destination as the container will see it: checked, then
+/// resolved inside the rootfs (see [`within`]); not one tend mounts.
+fn destination(rootfs: &Path, what: &'static str, path: &Path) -> Result<PathBuf, Error> {
+    let path = inside_path(what, path)?;
+    let at = within(rootfs, &path);
+    if ["/", "/proc", "/sys", "/dev"].iter().any(|r| at == Path::new(r)) {
+        return Err(Error::Reserved { what, path, at });
+    }
+    Ok(at)
+}
+
+/// `path` inside the container as it resolves there: each symlink of the
+/// rootfs on its way is followed as the container would follow it (an
+/// absolute one from the rootfs, `..` never above it), as nspawn does. A
+/// rootfs's `etc -> /etc` must not make the host's `/etc` the place tend
+/// writes to or mounts on. What does not exist yet is taken as written.
+pub fn within(rootfs: &Path, path: &Path) -> PathBuf {
+    let mut done = PathBuf::from("/");
+    let mut rest: std::collections::VecDeque<OsString> = parts(path).collect();
+    // The kernel's own limit of links in one lookup.
+    let mut links = 0;
+    while let Some(part) = rest.pop_front() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&part);
+        let host = super::plan::under(rootfs, &next);
+        let link = std::fs::symlink_metadata(&host)
+            .is_ok_and(|m| m.file_type().is_symlink())
+            .then(|| std::fs::read_link(&host).ok())
+            .flatten();
+        match link {
+            Some(target) if links < 40 => {
+                links += 1;
+                if target.is_absolute() {
+                    done = PathBuf::from("/");
+                }
+                for part in parts(&target).collect::<Vec<_>>().into_iter().rev() {
+                    rest.push_front(part);
+                }
+            }
+            _ => done = next,
+        }
+    }
+    done
+}
+
+/// The names and `..`s of a path (`.` and `/` dropped).
+fn parts(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(name) => Some(name.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    })
+}
+
 /// A machine's name when `--name` gives none: its rootfs directory's.
 pub fn default_name(rootfs: &Path) -> String {
     rootfs
@@ -310,13 +373,13 @@ pub fn resolve(request: Request, is_root: bool, tty: Option<PathBuf>) -> Result<
     let mut binds = Vec::new();
     for bind in request.binds {
         let src = std::fs::canonicalize(&bind.src).map_err(|_| Error::NoBindSource(bind.src.clone()))?;
-        let dst = inside_path("bind destination", &bind.dst)?;
+        let dst = destination(&rootfs, "bind destination", &bind.dst)?;
         binds.push(Bind { src, dst, ..bind });
     }
     let tmpfs = request
         .tmpfs
         .iter()
-        .map(|p| inside_path("tmpfs", p))
+        .map(|p| destination(&rootfs, "tmpfs", p))
         .collect::<Result<_, _>>()?;
     if let Some(units) = &request.units {
         if !units.is_dir() {
@@ -486,6 +549,32 @@ mod tests {
         assert!(!valid_name(&"x".repeat(65)));
         assert!(valid_hostname("web.example"));
         assert!(!valid_hostname("a b"));
+    }
+
+    #[test]
+    fn destinations_resolve_inside_the_rootfs() {
+        let root = std::env::temp_dir().join(format!("tend-within-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("srv/data")).unwrap();
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, root.join(at)).unwrap();
+        link("/etc", "etc"); // absolute: the rootfs's /etc, not the host's
+        link("srv/data", "data");
+        link("../../../..", "srv/up");
+        link("loop", "loop");
+        link("/", "top");
+        let at = |p: &str| within(&root, Path::new(p));
+        assert_eq!(at("/etc/hosts"), Path::new("/etc/hosts"));
+        assert_eq!(at("/data/x/y"), Path::new("/srv/data/x/y"));
+        assert_eq!(at("/srv/up/etc"), Path::new("/etc"));
+        assert_eq!(at("/loop/x"), Path::new("/loop/x"), "a loop ends, taken as written");
+        assert_eq!(at("/mnt/new"), Path::new("/mnt/new"));
+        let refused = destination(&root, "tmpfs", Path::new("/top"));
+        assert!(matches!(refused, Err(Error::Reserved { .. })), "{refused:?}");
+        for reserved in ["/", "/proc", "/dev"] {
+            assert!(destination(&root, "tmpfs", Path::new(reserved)).is_err(), "{reserved}");
+        }
+        assert!(destination(&root, "tmpfs", Path::new("/dev/fuse")).is_ok());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::super::options::{BootOptions, Net};
+use super::super::options::{within, BootOptions, Net};
+use super::super::plan::under;
 
 /// The resolv.conf for the container, from the host's text: as is with
 /// the host's own network, else without nameservers on loopback (and with
@@ -67,9 +68,12 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
     if o.read_only || o.net == Net::None {
         return;
     }
-    let etc = o.rootfs.join("etc");
+    // As the container sees them: a rootfs's symlinks (`etc -> /etc`) are
+    // followed inside it, never out to the host's files.
+    let etc = under(&o.rootfs, &within(&o.rootfs, Path::new("/etc")));
     let resolv = etc.join("resolv.conf");
-    // A dangling symlink (to a resolver's runtime file) is the rootfs's own too.
+    // A symlink there, even dangling (to a resolver's runtime file), is the
+    // rootfs's own: only a missing file is written.
     if std::fs::symlink_metadata(&resolv).is_err() {
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         if let Some(text) = resolv_conf(&host, &o.net) {
@@ -80,7 +84,7 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
     // (slirp4netns's is always the same, inside).
     let slirp = (o.net == Net::Slirp4netns).then_some(super::slirp::ADDRESS);
     let Some(addr) = address.or(slirp) else { return };
-    let path = etc.join("hosts");
+    let path = under(&o.rootfs, &within(&o.rootfs, Path::new("/etc/hosts")));
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some(text) = hosts(&text, &o.hostname, addr) {
         save(&path, &text);

@@ -132,6 +132,7 @@ pub fn reserve(dir: &Path, name: &str, rootfs: &Path, pid: i32, userns: Option<I
         path: dir.to_path_buf(),
         source,
     })?;
+    sweep(dir);
     let path = dir.join(format!("{name}.json"));
     let entry = Entry {
         name: name.to_string(),
@@ -172,10 +173,31 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         // A cloned child holds a copy: only the launcher removes the entry.
         if std::process::id() as i32 == self.entry.launcher {
-            let _ = std::fs::remove_file(&self.path);
-            for ext in ["sock", "log", "notify"] {
-                let _ = std::fs::remove_file(self.path.with_extension(ext));
-            }
+            remove_entry(&self.path);
+        }
+    }
+}
+
+/// An entry and the files beside it: its control socket, a detached
+/// machine's log and its notify socket.
+fn remove_entry(json: &Path) {
+    let _ = std::fs::remove_file(json);
+    for ext in ["sock", "log", "notify"] {
+        let _ = std::fs::remove_file(json.with_extension(ext));
+    }
+}
+
+/// Removes what launchers that were killed left (their entries and files),
+/// as the next boot of any name starts: `tend list` hides them, and nothing
+/// else would. An entry that cannot be read yet (one being written) stays.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let json = path.extension().is_some_and(|x| x == "json");
+        if json && read(&path).is_some_and(|entry| !alive(&entry)) {
+            remove_entry(&path);
         }
     }
 }
@@ -302,6 +324,37 @@ mod tests {
             Err(Error::Dir { .. })
         ));
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn what_a_killed_launcher_left_is_swept_by_the_next_boot() {
+        let dir = std::env::temp_dir().join(format!("tend-registry-sweep-{}", std::process::id()));
+        private_dir(&dir).unwrap();
+        let stale = Entry {
+            name: "gone".into(),
+            pid: 1,
+            launcher: i32::MAX,
+            rootfs: "/r".into(),
+            started: 0,
+            address: None,
+            userns: None,
+        };
+        std::fs::write(dir.join("gone.json"), serde_json::to_string(&stale).unwrap()).unwrap();
+        for ext in ["sock", "log", "notify"] {
+            std::fs::write(dir.join(format!("gone.{ext}")), "").unwrap();
+        }
+        // One being written (not JSON yet) is left alone.
+        std::fs::write(dir.join("new.json"), "").unwrap();
+        let r = reserve(&dir, "other", Path::new("/r"), 42, None).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["new.json", "other.json"]);
+        drop(r);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

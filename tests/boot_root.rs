@@ -255,6 +255,19 @@ check bind-through-link test "$(cat /mnt/newdir/in)" = "from host"
 }
 
 #[test]
+fn a_pid_1_the_oom_killer_ends_is_said_in_one_line_root() {
+    // A bound too small for PID 1 itself: the machine ends with 137, and
+    // the launcher says why rather than nothing.
+    let demo = Demo::new("oom");
+    let (code, out, err) = run(&mut demo.boot("oom", &["--memory", "1", "--", "/bin/true"]));
+    assert_eq!(code, 137, "{out}\n{err}");
+    assert!(
+        err.contains("PID 1 was killed, after the kernel's OOM killer killed") && err.contains("(--memory 1)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn units_run_beside_the_command_root() {
     let demo = Demo::new("units");
     let units = demo.rootfs().join("etc/tend/units");

@@ -34,6 +34,11 @@ impl Bound {
         self.roots.as_ref()?.v2_dir()
     }
 
+    /// How many of the machine's processes the kernel's OOM killer killed.
+    pub fn oom_kills(&self) -> u64 {
+        self.machine.as_ref().map_or(0, Cgroup::oom_kills)
+    }
+
     /// Whether the machine has a cgroup of its bounds.
     pub fn exists(&self) -> bool {
         self.machine.is_some()

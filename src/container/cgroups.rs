@@ -70,6 +70,11 @@ impl MachineCgroups {
     /// The v2 cgroup PID 1 starts in: the bounds' (a device program is on
     /// their root), else the devices' own; `None`: it stays in the
     /// launcher's.
+    /// How many of the machine's processes the kernel's OOM killer killed.
+    pub fn oom_kills(&self) -> u64 {
+        self.bound.oom_kills()
+    }
+
     pub fn v2_dir(&self) -> Option<BorrowedFd<'_>> {
         self.bound
             .v2_machine()

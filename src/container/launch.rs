@@ -297,7 +297,7 @@ fn run_container(
         Ok((reactor, (reservation, cgroups), watch))
     });
     match started {
-        Ok((reactor, _reservation_and_cgroups, mut watch)) => {
+        Ok((reactor, reservation_and_cgroups, mut watch)) => {
             match &mut watch {
                 Some(watch) => watch.up = up.take(),
                 None => {
@@ -306,9 +306,17 @@ fn run_container(
                     }
                 }
             }
-            // The entry and the socket go when `_reservation_and_cgroups`
+            // The entry and the socket go when `reservation_and_cgroups`
             // drops, after; the machine's cgroups too.
-            wait(child, reactor, watch)
+            let code = wait(child, reactor, watch)?;
+            let oom_kills = reservation_and_cgroups.1.oom_kills();
+            if code == 128 + libc::SIGKILL && oom_kills > 0 {
+                // Else the machine would end with 137 and not a word.
+                let bound = o.resources.memory_max.map(crate::resources::show_size);
+                let bound = bound.map_or_else(String::new, |b| format!(" (--memory {b})"));
+                tracing::warn!("PID 1 was killed, after the kernel's OOM killer killed {oom_kills} of the machine's processes{bound}");
+            }
+            Ok(code)
         }
         Err(e) => {
             let _ = process::kill(child, libc::SIGKILL);

@@ -370,6 +370,24 @@ fn a_reload_that_cannot_read_the_unit_directory_keeps_the_units_root() {
     assert_eq!(pid(&t), before);
 }
 
+#[test]
+fn json_prints_an_error_reply_as_json_too_root() {
+    let t = Tend::start("json-error", &[("web", SLEEPER)]);
+    let out = t.ctl(&["--json", "start", "nosuch"]);
+    assert_eq!(code(&out), 4);
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (reply["ok"].as_bool(), reply["code"].as_i64()),
+        (Some(false), Some(4)),
+        "{reply}"
+    );
+    assert!(reply["error"].as_str().is_some_and(|e| e.contains("nosuch")), "{reply}");
+    assert!(
+        text(&out.stderr).starts_with("tend ctl: "),
+        "the line for a person stays"
+    );
+}
+
 /// One vocabulary: every state word `status` shows is a word `wait --for`
 /// accepts; events are aligned lines with a timestamp and end cleanly when
 /// tend shuts down.

@@ -29,6 +29,11 @@ pub fn run(args: &CtlArgs) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if let (true, ClientError::Refused { code, message }) = (args.to.json, &e) {
+                // tend's error reply is a reply too: JSON on stdout as the
+                // others are, and the line on stderr for a person.
+                print_json(&Reply::error(*code, message.clone()));
+            }
             let _ = std::io::stdout().flush();
             eprintln!("tend ctl: {e}");
             e.code()

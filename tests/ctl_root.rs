@@ -388,6 +388,28 @@ fn json_prints_an_error_reply_as_json_too_root() {
     );
 }
 
+#[test]
+fn exec_refuses_an_empty_variable_name_and_a_relative_directory_root() {
+    let t = Tend::start("exec-bad", &[("web", SLEEPER)]);
+    let refused = |args: &[&str], says: &str| {
+        let out = t.ctl(args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(text(&out.stderr).contains(says), "{args:?}: {}", text(&out.stderr));
+    };
+    refused(&["exec", "--env", "=x", "--", "true"], "bad environment entry \"=x\"");
+    refused(
+        &["exec", "--cwd", "tmp", "--", "true"],
+        "must be an absolute path, got \"tmp\"",
+    );
+    let out = output(Command::new(tend()).args(["ctl", "-M", "bad/x", "status"]));
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("invalid machine name \"bad/x\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// One vocabulary: every state word `status` shows is a word `wait --for`
 /// accepts; events are aligned lines with a timestamp and end cleanly when
 /// tend shuts down.

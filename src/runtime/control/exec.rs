@@ -44,8 +44,14 @@ fn spawn_command(conn: &mut Conn, request: &Exec) -> Result<Started, (i32, Strin
     for pair in &request.env {
         let (key, value) = pair
             .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
             .ok_or_else(|| bad(format!("bad environment entry {pair:?}: KEY=VALUE expected")))?;
         env.push((key.into(), value.into()));
+    }
+    if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.starts_with('/')) {
+        return Err(bad(format!(
+            "the working directory must be an absolute path, got {cwd:?}"
+        )));
     }
     let (stdio, master) = if request.tty {
         let pty = pty::open(request.size).map_err(|e| (code::FAILED, format!("cannot open a pseudo-terminal: {e}")))?;

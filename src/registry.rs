@@ -55,6 +55,14 @@ pub enum Error {
     },
 }
 
+/// A machine name: also a file name in the registry.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
 /// The machines directory for this user.
 pub fn dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {

@@ -381,6 +381,10 @@ fn bad_input_and_failed_setup_root() {
     cmd.arg("boot").arg(&file);
     assert_fails(&mut cmd, "hostname", "is not a directory");
 
+    let mut cmd = Command::new(tend());
+    cmd.args(["boot", "/", "--name", "host"]);
+    assert_fails(&mut cmd, "host", "rootfs / is the host's own root");
+
     let nope = demo.dir.path("nope");
     let bind = format!("{}:/x", nope.display());
     assert_fails(

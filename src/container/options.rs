@@ -201,6 +201,8 @@ pub enum Error {
     NoRootfs(PathBuf),
     #[error("rootfs {} is not a directory", .0.display())]
     RootfsNotDir(PathBuf),
+    #[error("rootfs {} is the host's own root: boot a directory holding an OS tree", .0.display())]
+    RootfsIsHost(PathBuf),
     #[error("cannot resolve {}", .path.display())]
     Resolve {
         path: PathBuf,
@@ -263,13 +265,7 @@ pub fn parse_bind(text: &str) -> Result<Bind, String> {
     Ok(bind)
 }
 
-/// A machine name: also a file name in the registry.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(['.', '-'])
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
+pub use crate::registry::valid_name;
 
 /// A hostname as sethostname(2) and resolvers accept it.
 pub fn valid_hostname(name: &str) -> bool {
@@ -474,10 +470,15 @@ fn check_rootfs(rootfs: &Path) -> Result<PathBuf, Error> {
         Ok(m) if !m.is_dir() => return Err(Error::RootfsNotDir(rootfs.to_path_buf())),
         Ok(_) => {}
     }
-    std::fs::canonicalize(rootfs).map_err(|source| Error::Resolve {
+    let resolved = std::fs::canonicalize(rootfs).map_err(|source| Error::Resolve {
         path: rootfs.to_path_buf(),
         source,
-    })
+    })?;
+    // As nspawn refuses it: the host's own tree, its mounts and all.
+    if resolved == Path::new("/") {
+        return Err(Error::RootfsIsHost(rootfs.to_path_buf()));
+    }
+    Ok(resolved)
 }
 
 /// The first line of ROOTFS/etc/hostname, when there is one.

@@ -53,7 +53,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "cannot mount the rootfs {} idmapped (its file system may not support it): boot with --userns-chown (chown the tree once into the id range) or --privileged",
+        "cannot mount the rootfs {} idmapped (its file system, or one mounted inside it, may not support it): boot with --userns-chown (chown the tree once into the id range) or --privileged",
         .path.display()
     )]
     Idmap {

@@ -15,7 +15,7 @@ pub fn run(args: &CtlArgs) -> i32 {
     let path = match (&args.to.socket, args.to.pid, &args.to.machine) {
         (Some(path), _, _) => path.clone(),
         (None, Some(pid), _) => client::socket_of_pid(pid),
-        (None, None, Some(name)) if !crate::container::options::valid_name(name) => {
+        (None, None, Some(name)) if !crate::registry::valid_name(name) => {
             eprintln!("tend ctl: invalid machine name {name:?} (tend list shows the machines)");
             return code::BAD_REQUEST;
         }

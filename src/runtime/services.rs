@@ -108,13 +108,11 @@ pub struct Services {
     /// each empty slot cost less than a record (0.05 KiB a service at 5000).
     procs: BTreeMap<Arc<str>, Running>,
     rings: BTreeMap<String, Ring>,
-    /// Log files tend writes, by path: streams that name one file (a
-    /// service's stdout and stderr, as `2>&1`) share it, so its size and
-    /// rotation are one.
-    files: BTreeMap<PathBuf, LogFile>,
-    /// The file of each stream written to one, by service and stream
-    /// (stderr: `true`).
-    file_of: BTreeMap<(String, bool), PathBuf>,
+    /// Log files tend writes, by service and stream (stderr: `true`).
+    files: BTreeMap<(String, bool), LogFile>,
+    /// Services whose stderr names their stdout's log file (as `2>&1`):
+    /// written into that one, so its size and rotation are one.
+    merged: BTreeSet<String>,
     sources: HashMap<Token, Source>,
     /// Log pipes and notify sockets a turn left holding data (see
     /// `read_log`): read on at the next turn, which does not wait.
@@ -178,7 +176,7 @@ impl Services {
             procs: BTreeMap::new(),
             rings: BTreeMap::new(),
             files: BTreeMap::new(),
-            file_of: BTreeMap::new(),
+            merged: BTreeSet::new(),
             sources: HashMap::new(),
             unread: Vec::new(),
             next_token: 1,
@@ -443,21 +441,26 @@ impl Services {
     ) -> Result<Out, String> {
         let name = unit.name.as_str();
         let key = (name.to_string(), stderr);
-        let before = match to {
-            unit::Stdio::Rotated(spec) => {
-                if self.files.get(&spec.path).map(LogFile::spec) != Some(spec) {
-                    self.files.insert(spec.path.clone(), LogFile::open(spec)?);
-                }
-                // A restart names the same file again: nothing to close.
-                match self.file_of.get(&key) {
-                    Some(path) if *path == spec.path => None,
-                    _ => self.file_of.insert(key, spec.path.clone()),
+        let merged = match (&unit.stdout, to) {
+            (unit::Stdio::Rotated(out), unit::Stdio::Rotated(err)) => stderr && out.path == err.path,
+            _ => false,
+        };
+        match to {
+            _ if merged => {
+                drop(self.files.remove(&key));
+                if !self.merged.contains(name) {
+                    self.merged.insert(name.into());
                 }
             }
-            _ => self.file_of.remove(&key),
-        };
-        if let Some(path) = before {
-            self.close_file_if_unused(&path);
+            unit::Stdio::Rotated(spec) => {
+                if self.files.get(&key).map(LogFile::spec) != Some(spec) {
+                    self.files.insert(key, LogFile::open(spec)?);
+                }
+            }
+            _ => drop(self.files.remove(&key)),
+        }
+        if stderr && !merged {
+            self.merged.remove(name);
         }
         let logged = matches!(to, unit::Stdio::Log | unit::Stdio::Rotated(_));
         if held != 0 && !(logged && self.hold) {
@@ -559,17 +562,9 @@ impl Services {
             }
         }
         for stderr in [false, true] {
-            if let Some(path) = self.file_of.remove(&(name.to_string(), stderr)) {
-                self.close_file_if_unused(&path);
-            }
+            drop(self.files.remove(&(name.to_string(), stderr)));
         }
-    }
-
-    /// Closes the log file at `path` once no stream writes to it.
-    fn close_file_if_unused(&mut self, path: &Path) {
-        if !self.file_of.values().any(|p| p == path) {
-            self.files.remove(path);
-        }
+        self.merged.remove(name);
     }
 
     fn drop_sources(&mut self, name: &str, which: impl Fn(&Source) -> bool, registry: &Registry) {
@@ -729,8 +724,9 @@ impl Services {
         if lines.is_empty() {
             return;
         }
-        let file = self.file_of.get(&(service.to_string(), stderr));
-        let tee = match file.and_then(|path| self.files.get_mut(path)) {
+        // A merged stderr writes into its stdout's file.
+        let into = stderr && !self.merged.contains(service);
+        let tee = match self.files.get_mut(&(service.to_string(), into)) {
             Some(file) => {
                 file.write(lines.iter().map(String::as_str));
                 file.spec().tee

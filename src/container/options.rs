@@ -217,6 +217,8 @@ pub enum Error {
     NoBindSource(PathBuf),
     #[error("{what} {} must be an absolute path without ..", .path.display())]
     Inside { what: &'static str, path: PathBuf },
+    #[error("{what} {} goes through too many symlinks in the rootfs", .path.display())]
+    Links { what: &'static str, path: PathBuf },
     #[error("{what} {} would cover the container's {}, which tend mounts itself", .path.display(), .at.display())]
     Reserved {
         what: &'static str,
@@ -289,7 +291,9 @@ fn inside_path(what: &'static str, path: &Path) -> Result<PathBuf, Error> {
 /// resolved inside the rootfs (see [`within`]); not one tend mounts.
 fn destination(rootfs: &Path, what: &'static str, path: &Path) -> Result<PathBuf, Error> {
     let path = inside_path(what, path)?;
-    let at = within(rootfs, &path);
+    let Some(at) = within(rootfs, &path) else {
+        return Err(Error::Links { what, path });
+    };
     if ["/", "/proc", "/sys", "/dev"].iter().any(|r| at == Path::new(r)) {
         return Err(Error::Reserved { what, path, at });
     }
@@ -301,7 +305,9 @@ fn destination(rootfs: &Path, what: &'static str, path: &Path) -> Result<PathBuf
 /// absolute one from the rootfs, `..` never above it), as nspawn does. A
 /// rootfs's `etc -> /etc` must not make the host's `/etc` the place tend
 /// writes to or mounts on. What does not exist yet is taken as written.
-pub fn within(rootfs: &Path, path: &Path) -> PathBuf {
+/// `None` past 40 links (a loop): the rest could not be taken as written,
+/// as the kernel would follow the link that is left.
+pub fn within(rootfs: &Path, path: &Path) -> Option<PathBuf> {
     let mut done = PathBuf::from("/");
     let mut rest: std::collections::VecDeque<OsString> = parts(path).collect();
     // The kernel's own limit of links in one lookup.
@@ -318,7 +324,8 @@ pub fn within(rootfs: &Path, path: &Path) -> PathBuf {
             .then(|| std::fs::read_link(&host).ok())
             .flatten();
         match link {
-            Some(target) if links < 40 => {
+            Some(_) if links >= 40 => return None,
+            Some(target) => {
                 links += 1;
                 if target.is_absolute() {
                     done = PathBuf::from("/");
@@ -327,10 +334,10 @@ pub fn within(rootfs: &Path, path: &Path) -> PathBuf {
                     rest.push_front(part);
                 }
             }
-            _ => done = next,
+            None => done = next,
         }
     }
-    done
+    Some(done)
 }
 
 /// The names and `..`s of a path (`.` and `/` dropped).
@@ -564,11 +571,17 @@ mod tests {
         link("loop", "loop");
         link("/", "top");
         let at = |p: &str| within(&root, Path::new(p));
-        assert_eq!(at("/etc/hosts"), Path::new("/etc/hosts"));
-        assert_eq!(at("/data/x/y"), Path::new("/srv/data/x/y"));
-        assert_eq!(at("/srv/up/etc"), Path::new("/etc"));
-        assert_eq!(at("/loop/x"), Path::new("/loop/x"), "a loop ends, taken as written");
-        assert_eq!(at("/mnt/new"), Path::new("/mnt/new"));
+        assert_eq!(at("/data/x/y").as_deref(), Some(Path::new("/srv/data/x/y")));
+        assert_eq!(at("/srv/up/srv").as_deref(), Some(Path::new("/srv")));
+        assert_eq!(at("/mnt/new").as_deref(), Some(Path::new("/mnt/new")));
+        // A loop (etc -> /etc is one inside the rootfs) is refused, not
+        // taken as written: the kernel would follow what is left.
+        assert_eq!(at("/etc/hosts"), None);
+        assert_eq!(at("/loop/x"), None);
+        assert!(matches!(
+            destination(&root, "tmpfs", Path::new("/loop/x")),
+            Err(Error::Links { .. })
+        ));
         let refused = destination(&root, "tmpfs", Path::new("/top"));
         assert!(matches!(refused, Err(Error::Reserved { .. })), "{refused:?}");
         for reserved in ["/", "/proc", "/dev"] {

@@ -70,7 +70,11 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
     }
     // As the container sees them: a rootfs's symlinks (`etc -> /etc`) are
     // followed inside it, never out to the host's files.
-    let etc = under(&o.rootfs, &within(&o.rootfs, Path::new("/etc")));
+    // A loop of links there: nothing to write to.
+    let Some(etc) = within(&o.rootfs, Path::new("/etc")) else {
+        return;
+    };
+    let etc = under(&o.rootfs, &etc);
     let resolv = etc.join("resolv.conf");
     // A symlink there, even dangling (to a resolver's runtime file), is the
     // rootfs's own: only a missing file is written.
@@ -84,7 +88,10 @@ pub fn write(o: &BootOptions, address: Option<Ipv4Addr>) {
     // (slirp4netns's is always the same, inside).
     let slirp = (o.net == Net::Slirp4netns).then_some(super::slirp::ADDRESS);
     let Some(addr) = address.or(slirp) else { return };
-    let path = under(&o.rootfs, &within(&o.rootfs, Path::new("/etc/hosts")));
+    let Some(path) = within(&o.rootfs, Path::new("/etc/hosts")) else {
+        return;
+    };
+    let path = under(&o.rootfs, &path);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some(text) = hosts(&text, &o.hostname, addr) {
         save(&path, &text);

@@ -916,8 +916,6 @@ fn read_notify(service: &str, socket: &UnixDatagram) -> (Vec<Event>, bool) {
     (events, true)
 }
 
-/// The ids a service runs as; tend's own where the unit sets none (asked
-/// once: they do not change, and each start would ask twice).
 /// A service's own variables: its user's login ones, then the unit's `env`
 /// over them (as with systemd's `User=` and `Environment=`).
 fn env_of(unit: &Unit) -> Vec<(OsString, OsString)> {
@@ -926,6 +924,8 @@ fn env_of(unit: &Unit) -> Vec<(OsString, OsString)> {
     env
 }
 
+/// The ids a service runs as; tend's own where the unit sets none (asked
+/// once: they do not change, and each start would ask twice).
 fn credentials(run_as: &unit::RunAs) -> Option<Credentials> {
     static OWN: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     let &(uid, gid) = OWN.get_or_init(|| (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));

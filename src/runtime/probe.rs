@@ -5,7 +5,9 @@
 //! process group. Connections are non-blocking and driven by the loop.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
+use std::path::Path;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -137,18 +139,30 @@ fn result(name: &str, answer: Result<(), String>) -> Event {
     }
 }
 
-/// The spawn of an exec probe: its own session and process group (so a
-/// timeout kills all of it), no terminal, none of tend's output.
-pub fn exec_spec<'a>(unit: &'a Unit, env: Vec<(std::ffi::OsString, std::ffi::OsString)>) -> Spawn<'a> {
-    let (argv, program): (&[std::ffi::OsString], _) = match unit.health.as_deref() {
+/// The spawn of an exec probe (see [`check_spawn`]).
+pub fn exec_spec<'a>(unit: &'a Unit, env: Vec<(OsString, OsString)>) -> Spawn<'a> {
+    let (argv, program): (&[OsString], _) = match unit.health.as_deref() {
         Some(HealthCheck::Exec { argv, program }) => (argv, Some(program.as_path())),
         _ => (&[], None),
     };
+    check_spawn(argv, program, unit.working_dir.as_deref(), env)
+}
+
+/// The spawn of a check command, a liveness probe's or a ready check's:
+/// in its service's directory with its variables (the caller adds its
+/// user), in a session and process group of its own (so a timeout kills
+/// all of it), no terminal, none of tend's output, its program the file
+/// found when the unit was loaded, as the service's own is.
+pub fn check_spawn<'a>(
+    argv: &'a [OsString],
+    program: Option<&'a Path>,
+    cwd: Option<&'a Path>,
+    env: Vec<(OsString, OsString)>,
+) -> Spawn<'a> {
     Spawn {
         argv,
-        // Found when the unit was loaded, as the service's own program.
         program: program.filter(|p| p.is_absolute()),
-        cwd: unit.working_dir.as_deref(),
+        cwd,
         new_group: true,
         new_session: true,
         env,

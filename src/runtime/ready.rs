@@ -233,22 +233,13 @@ fn try_once(
     }
 }
 
-/// Starts the check command as its service runs, in a session of its own,
-/// without a terminal or any of tend's output. `program` is the file found
-/// at load (see `Spawn::program`).
+/// Starts the check command as its service runs (see
+/// [`super::probe::check_spawn`]).
 fn run(argv: &[OsString], program: &Path, runs: &AsService) -> Result<i32, spawn::SpawnError> {
+    let cwd = runs.cwd.as_deref();
     let spec = Spawn {
-        argv,
-        program: Some(program).filter(|p| p.is_absolute()),
-        cwd: runs.cwd.as_deref(),
-        env: runs.env.clone(),
         credentials: runs.credentials.clone(),
-        new_group: true,
-        new_session: true,
-        stdin: spawn::dev_null().map(Into::into),
-        stdout: spawn::dev_null().map(Into::into),
-        stderr: spawn::dev_null().map(Into::into),
-        ..Default::default()
+        ..super::probe::check_spawn(argv, Some(program), cwd, runs.env.clone())
     };
     spawn::spawn(spec)
 }
